@@ -1,0 +1,45 @@
+# jotkit: `make run` starts the service, `make test` runs the whole suite.
+# Both set everything up first (a virtualenv in .venv with the project installed).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.jotkit-installed
+PYTEST_ARGS ?=
+
+.PHONY: setup run test lint typecheck pytest test-deps bench bench-service clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "jotkit needs Python >= 3.11 (set PYTHON=python3.11)"; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev,bench]'
+	@touch $@
+
+setup: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/jotkit serve --demo
+
+test-deps: $(STAMP)
+	@bash scripts/setup-test-deps.sh
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks examples
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+pytest: $(STAMP) test-deps
+	$(BIN)/pytest -n 2 --dist loadgroup --timeout 600 $(PYTEST_ARGS)
+
+test: lint typecheck pytest
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_core.py
+
+bench-service: $(STAMP)
+	$(BIN)/python benchmarks/bench_service.py
+
+clean:
+	rm -rf $(VENV) .jotkit .pytest_cache .mypy_cache .ruff_cache test-artifacts

@@ -1,0 +1,60 @@
+"""Canonical base64url without padding (RFC 7515 §2, RFC 4648 §5).
+
+Decoding is strict: only the URL-safe alphabet, no padding, no whitespace,
+and no stray bits in the final character (RFC 4648 §3.5), so that every byte
+string has exactly one accepted encoding.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+
+__all__ = ["B64_SEGMENT", "b64decode", "b64encode", "is_canonical"]
+
+_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+#: Characters allowed as the last one of a segment whose length is 2 (mod 4):
+#: the low four bits must be zero. For 3 (mod 4) the low two bits must be zero.
+_LAST_OK_2 = frozenset(_ALPHABET[i] for i in range(0, 64, 16))
+_LAST_OK_3 = frozenset(_ALPHABET[i] for i in range(0, 64, 4))
+B64_SEGMENT = re.compile(r"[A-Za-z0-9_-]*")
+_PAD = ("", "", "==", "=")
+
+
+def is_canonical(segment: str) -> bool:
+    """True when ``segment`` is canonical unpadded base64url text."""
+    if B64_SEGMENT.fullmatch(segment) is None:
+        return False
+    return _tail_ok(segment)
+
+
+def _tail_ok(segment: str) -> bool:
+    rem = len(segment) & 3
+    if rem == 0:
+        return True
+    if rem == 2:
+        return segment[-1] in _LAST_OK_2
+    if rem == 3:
+        return segment[-1] in _LAST_OK_3
+    return False  # a length of 1 (mod 4) can never be valid
+
+
+def b64decode(segment: str) -> bytes:
+    """Decode canonical base64url text; raise ``ValueError`` on anything else."""
+    if not is_canonical(segment):
+        raise ValueError("not canonical base64url")
+    return _decode_checked(segment)
+
+
+def _decode_checked(segment: str) -> bytes:
+    """Decode text already known to be canonical (the hot path)."""
+    try:
+        return base64.urlsafe_b64decode(segment + _PAD[len(segment) & 3])
+    except binascii.Error as exc:  # pragma: no cover - excluded by the checks above
+        raise ValueError("not base64url") from exc
+
+
+def b64encode(data: bytes) -> str:
+    """Encode bytes as unpadded base64url text."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")

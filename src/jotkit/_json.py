@@ -1,0 +1,57 @@
+"""Strict JSON for untrusted token parts (RFC 7519 §7.2, RFC 8259, RFC 7515 §5.2).
+
+Input must be UTF-8 (no BOM, no UTF-16/32 sniffing); duplicate member names,
+``NaN``/``Infinity`` and numbers too large to represent are rejected, and
+nesting depth errors become clean rejections.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+__all__ = ["dumps", "loads_object"]
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for name, _ in pairs:
+            if name in seen:
+                raise ValueError(f"duplicate member name {name!r}")
+            seen.add(name)
+    return obj
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+_DECODER = json.JSONDecoder(object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False, ensure_ascii=True)
+_decode = _DECODER.decode
+
+
+def loads_object(data: bytes) -> dict[str, Any]:
+    """Parse strict UTF-8 JSON whose top level must be an object.
+
+    Raises ``ValueError`` with a short reason on anything else.
+    """
+    try:
+        text = data.decode("utf-8")
+        obj = _decode(text)
+    except UnicodeDecodeError as exc:
+        raise ValueError("not UTF-8") from exc
+    except RecursionError as exc:
+        raise ValueError("JSON nested too deeply") from exc
+    except ValueError as exc:  # JSONDecodeError, duplicates, constants, int digit limit
+        raise ValueError(f"invalid JSON: {exc}") from exc
+    if type(obj) is not dict:
+        raise ValueError("JSON value is not an object")
+    return obj
+
+
+def dumps(obj: Any) -> bytes:
+    """Serialize compactly; non-finite numbers are refused (``ValueError``)."""
+    return _ENCODER.encode(obj).encode("ascii")

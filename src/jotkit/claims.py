@@ -1,0 +1,288 @@
+"""JWT claims: NumericDate, time spans and the validation policy (RFC 7519 §4.1, RFC 8725 §3).
+
+The policy is strict by default: ``exp`` is required, leeway is zero, ``iss``
+and ``aud`` must match exactly, and a token that carries an ``aud`` is refused
+by a caller that expects none (RFC 7519 §4.1.3).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from .errors import (
+    ExpiredToken,
+    ImmatureToken,
+    InvalidAudience,
+    InvalidClaim,
+    InvalidIssuer,
+    InvalidSubject,
+    InvalidType,
+    MissingClaim,
+    TokenTooOld,
+)
+
+__all__ = [
+    "REGISTERED_CLAIMS",
+    "ClaimsPolicy",
+    "Clock",
+    "Now",
+    "TimeSpan",
+    "normalize_typ",
+    "numeric_date",
+    "parse_timespan",
+    "to_timestamp",
+]
+
+TimeSpan = str | int | float | timedelta
+Now = int | float | datetime | None
+Clock = Callable[[], float]
+REGISTERED_CLAIMS = ("iss", "sub", "aud", "exp", "nbf", "iat", "jti")
+
+_SPAN_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+_MISSING: Any = object()
+
+
+def parse_timespan(value: TimeSpan) -> float:
+    """Seconds in a span: ``"30s"``, ``"15m"``, ``"1h30m"``, ``"7d"``, a number, a timedelta."""
+    if isinstance(value, bool):
+        raise TypeError("a time span cannot be a bool")
+    if isinstance(value, timedelta):
+        seconds = value.total_seconds()
+    elif isinstance(value, (int, float)):
+        seconds = float(value)
+    elif isinstance(value, str):
+        text = value.strip().lower()
+        try:
+            seconds = float(text)
+        except ValueError:
+            compact = text.replace(" ", "")
+            parts = _SPAN_PART.findall(compact)
+            if not parts or "".join(n + u for n, u in parts) != compact:
+                raise ValueError(
+                    f"cannot read time span {value!r}; use e.g. '30s', '15m', '1h', '7d'"
+                ) from None
+            seconds = sum(float(n) * _UNITS[u] for n, u in parts)
+    else:
+        raise TypeError(f"a time span must be str, number or timedelta, not {type(value).__name__}")
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(f"a time span must be finite and not negative, got {value!r}")
+    return seconds
+
+
+def to_timestamp(now: Now, clock: Clock = time.time) -> float:
+    """Epoch seconds for ``now`` (``None`` reads ``clock``; datetimes must be aware)."""
+    if now is None:
+        return clock()
+    if isinstance(now, datetime):
+        if now.tzinfo is None:
+            raise ValueError("naive datetime; pass an aware one (e.g. tzinfo=timezone.utc)")
+        return now.timestamp()
+    if isinstance(now, bool) or not isinstance(now, (int, float)):
+        raise TypeError("now must be epoch seconds or an aware datetime")
+    return float(now)
+
+
+def numeric_date(value: Any, claim: str) -> float:
+    """Check a NumericDate (RFC 7519 §2): a finite JSON number; bool, string and null fail."""
+    kind = type(value)
+    if kind is int:
+        return float(value)
+    if kind is float and math.isfinite(value):
+        return float(value)
+    raise InvalidClaim(
+        f"the {claim!r} claim must be a NumericDate (a JSON number), got {_json_type(value)}",
+        claim=claim,
+    )
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, float):
+        return "a non-finite number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, (list, dict)):
+        return "an array" if isinstance(value, list) else "an object"
+    return type(value).__name__
+
+
+def normalize_typ(value: str) -> str:
+    """Compare media types as RFC 7515 §4.1.9 says: case-insensitive, ``application/`` optional."""
+    lowered = value.lower()
+    return lowered[12:] if lowered.startswith("application/") else lowered
+
+
+def _names(value: str | Collection[str] | None, what: str) -> frozenset[str] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return frozenset((value,))
+    names = frozenset(value)
+    if not names or not all(isinstance(n, str) for n in names):
+        raise ValueError(f"{what} must be a string or a non-empty collection of strings")
+    return names
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimsPolicy:
+    """What a verifier demands of a token's claims and ``typ`` (RFC 7519 §4.1, RFC 8725 §3.11).
+
+    Build it with :meth:`create`, which normalizes and checks the caller's options.
+    """
+
+    issuer: frozenset[str] | None = None
+    """Accepted ``iss`` values (exact match), or ``None`` to accept any string."""
+    audience: frozenset[str] | None = None
+    """This recipient's identities; the token's ``aud`` must contain one of them."""
+    subject: str | None = None
+    """Required ``sub`` value, or ``None``."""
+    leeway: float = 0.0
+    """Seconds of clock skew tolerated for ``exp``, ``nbf`` and ``iat``."""
+    require: tuple[str, ...] = ("exp",)
+    """Claims that must be present."""
+    max_age: float | None = None
+    """Maximum seconds since ``iat``; implies ``iat`` is required."""
+    typ: str | None = None
+    """Expected ``typ`` header, normalized (e.g. ``at+jwt``)."""
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        issuer: str | Collection[str] | None = None,
+        audience: str | Collection[str] | None = None,
+        subject: str | None = None,
+        leeway: TimeSpan = 0,
+        require: Collection[str] = ("exp",),
+        max_age: TimeSpan | None = None,
+        typ: str | None = None,
+    ) -> ClaimsPolicy:
+        """Validate and normalize the options (``ValueError``/``TypeError`` on misuse)."""
+        if isinstance(require, str):
+            raise TypeError("require must be a collection of claim names, e.g. ('exp',)")
+        if subject is not None and not isinstance(subject, str):
+            raise TypeError("subject must be a str")
+        if typ is not None and not isinstance(typ, str):
+            raise TypeError("typ must be a str")
+        return cls(
+            issuer=_names(issuer, "issuer"),
+            audience=_names(audience, "audience"),
+            subject=subject,
+            leeway=parse_timespan(leeway),
+            require=tuple(dict.fromkeys(require)),
+            max_age=None if max_age is None else parse_timespan(max_age),
+            typ=None if typ is None else normalize_typ(typ),
+        )
+
+    def check_typ(self, header: Mapping[str, Any]) -> None:
+        """Explicit typing (RFC 8725 §3.11): the ``typ`` header must be the expected one."""
+        if self.typ is None:
+            return
+        got = header.get("typ")
+        if not isinstance(got, str):
+            raise InvalidType(f"the token has no 'typ' header; expected {self.typ!r}")
+        if normalize_typ(got) != self.typ:
+            raise InvalidType(f"the token's typ is {got!r}; expected {self.typ!r}")
+
+    def validate(self, claims: Mapping[str, Any], now: float) -> None:
+        """Check the registered claims against this policy at time ``now`` (RFC 7519 §4.1)."""
+        for name in self.require:
+            if name not in claims:
+                raise MissingClaim(f"the {name!r} claim is required", claim=name)
+        leeway = self.leeway
+        exp = claims.get("exp", _MISSING)
+        if exp is not _MISSING:
+            expires = numeric_date(exp, "exp")
+            if now >= expires + leeway:  # RFC 7519 §4.1.4
+                raise ExpiredToken(
+                    f"the token expired {_ago(now - expires)} ago", expired_at=expires
+                )
+        nbf = claims.get("nbf", _MISSING)
+        if nbf is not _MISSING:
+            not_before = numeric_date(nbf, "nbf")
+            if now + leeway < not_before:  # RFC 7519 §4.1.5
+                raise ImmatureToken(
+                    f"the token is not valid for another {_ago(not_before - now)}", claim="nbf"
+                )
+        iat = claims.get("iat", _MISSING)
+        if iat is not _MISSING:
+            issued = numeric_date(iat, "iat")
+            if issued > now + leeway:
+                raise ImmatureToken(
+                    f"the token was issued {_ago(issued - now)} in the future",
+                    claim="iat",
+                    code="iat_in_future",
+                )
+            if self.max_age is not None and now - issued > self.max_age + leeway:
+                raise TokenTooOld(
+                    f"the token was issued {_ago(now - issued)} ago; max age is "
+                    f"{_ago(self.max_age)}",
+                    claim="iat",
+                )
+        elif self.max_age is not None:
+            raise MissingClaim("max_age needs the 'iat' claim", claim="iat")
+        iss = claims.get("iss", _MISSING)
+        if iss is not _MISSING and type(iss) is not str:
+            raise InvalidClaim("the 'iss' claim must be a string", claim="iss")
+        if self.issuer is not None:
+            if iss is _MISSING:
+                raise MissingClaim("the 'iss' claim is required", claim="iss")
+            if iss not in self.issuer:
+                raise InvalidIssuer(f"the issuer {iss!r} is not accepted", claim="iss")
+        self._check_audience(claims.get("aud", _MISSING))
+        sub = claims.get("sub", _MISSING)
+        if sub is not _MISSING:
+            if type(sub) is not str:
+                raise InvalidClaim("the 'sub' claim must be a string", claim="sub")
+            if self.subject is not None and sub != self.subject:
+                raise InvalidSubject("the subject does not match", claim="sub")
+        elif self.subject is not None:
+            raise MissingClaim("the 'sub' claim is required", claim="sub")
+        jti = claims.get("jti", _MISSING)
+        if jti is not _MISSING and type(jti) is not str:
+            raise InvalidClaim("the 'jti' claim must be a string", claim="jti")
+
+    def _check_audience(self, aud: Any) -> None:
+        """RFC 7519 §4.1.3: a string or an array of strings, one of which must be ours."""
+        if aud is _MISSING:
+            if self.audience is not None:
+                raise MissingClaim("the 'aud' claim is required", claim="aud")
+            return
+        if type(aud) is str:
+            values: tuple[str, ...] | list[Any] = (aud,)
+        elif type(aud) is list and aud and all(type(a) is str for a in aud):
+            values = aud
+        else:
+            raise InvalidClaim(
+                "the 'aud' claim must be a string or a non-empty array of strings", claim="aud"
+            )
+        if self.audience is None:
+            raise InvalidAudience(
+                "the token is meant for an audience but no expected audience was given",
+                claim="aud",
+            )
+        for value in values:
+            if value in self.audience:
+                return
+        raise InvalidAudience("the token is not meant for this audience", claim="aud")
+
+
+def _ago(seconds: float) -> str:
+    seconds = abs(seconds)
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172800:
+        return f"{seconds / 3600:.0f} h"
+    return f"{seconds / 86400:.0f} d"

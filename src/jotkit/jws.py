@@ -1,0 +1,276 @@
+"""JWS compact serialization: strict parsing, signing and verification (RFC 7515 §3.1, §5, §7.1).
+
+Checks run in this order, so that nothing is decoded past a cap and no key is
+resolved for an algorithm the caller did not allow (RFC 8725 §3.1):
+size cap -> three canonical base64url segments -> strict JSON header ->
+``alg`` allow-list and ``crit`` -> key resolution -> signature -> payload.
+Header keys that point at keys (``jku``, ``jwk``, ``x5u``, ``x5c``) are never used.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Collection, Mapping
+from typing import Any
+
+from . import _json
+from ._b64 import _decode_checked, _tail_ok, b64encode, is_canonical
+from .algorithms import ALGORITHMS
+from .errors import (
+    InvalidSignature,
+    InvalidToken,
+    KeyMismatch,
+    MalformedToken,
+    UnsupportedAlgorithm,
+)
+from .keys import Key, KeySet
+
+__all__ = [
+    "DEFAULT_MAX_SIZE",
+    "KeyLike",
+    "check_algorithms",
+    "decode_unverified",
+    "sign",
+    "verify",
+]
+
+#: Default cap on token length in characters, applied before any decoding.
+DEFAULT_MAX_SIZE = 16 * 1024
+KeyResolver = Callable[[Mapping[str, Any]], Key | KeySet]
+KeyLike = Key | KeySet | KeyResolver
+
+_COMPACT = re.compile(r"([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)", re.ASCII)
+_SEGMENT_NAMES = ("header", "payload", "signature")
+#: Header parameters registered by RFC 7515 §4.1 and RFC 7519 §5; ``crit`` may not name them.
+_REGISTERED_HEADERS = frozenset(
+    {"alg", "jku", "jwk", "kid", "x5u", "x5c", "x5t", "x5t#S256", "typ", "cty", "crit"}
+)
+_HEADER_CACHE_SIZE = 64
+
+
+def check_algorithms(algorithms: Collection[str]) -> frozenset[str]:
+    """Validate a caller's allow-list: a non-empty collection of known names, never ``none``."""
+    if isinstance(algorithms, str):
+        raise TypeError(f"algorithms must be a list of names, e.g. [{algorithms!r}], not a str")
+    if algorithms is None:
+        raise TypeError("algorithms is required: pass the names you accept, e.g. ['ES256']")
+    allowed = frozenset(algorithms)
+    if not allowed:
+        raise ValueError("algorithms must name at least one algorithm")
+    for name in allowed:
+        if not isinstance(name, str) or name not in ALGORITHMS:
+            if isinstance(name, str) and name.lower() == "none":
+                raise ValueError("'none' cannot be allowed; unsecured JWTs are never accepted")
+            raise ValueError(f"unknown algorithm {name!r}")
+    return allowed
+
+
+def _as_text(token: Any, max_size: int) -> str:
+    if type(token) is not str:
+        if isinstance(token, (bytes, bytearray, memoryview)):
+            if len(token) > max_size:
+                raise MalformedToken(
+                    f"the token is larger than {max_size} bytes", code="token_too_large"
+                )
+            try:
+                token = bytes(token).decode("ascii")
+            except UnicodeDecodeError:
+                raise MalformedToken("the token contains non-ASCII bytes") from None
+        elif isinstance(token, str):
+            token = str(token)
+        else:
+            raise MalformedToken(f"a token must be a string, not {type(token).__name__}")
+    if len(token) > max_size:
+        raise MalformedToken(f"the token is larger than {max_size} bytes", code="token_too_large")
+    return token  # type: ignore[no-any-return]
+
+
+def _explain_shape(token: str) -> InvalidToken:
+    if not token:
+        return MalformedToken("the token is empty")
+    parts = token.split(".")
+    if len(parts) == 3 and parts[0] and not parts[2] and is_canonical(parts[0]):
+        try:
+            alg = _load_segment(parts[0], "header").get("alg")
+        except MalformedToken:
+            alg = None
+        if isinstance(alg, str) and alg.lower() == "none":
+            return UnsupportedAlgorithm(
+                "unsecured tokens (alg 'none') are never accepted (RFC 8725 §3.2)",
+                code="alg_none",
+            )
+    if len(parts) != 3:
+        return MalformedToken(
+            f"a JWS compact token has 3 dot-separated segments, this one has {len(parts)}"
+        )
+    for name, part in zip(_SEGMENT_NAMES, parts, strict=True):
+        if not part:
+            return MalformedToken(f"the {name} segment is empty")
+        if re.fullmatch(r"[A-Za-z0-9_-]+", part, re.ASCII) is None:
+            return MalformedToken(
+                f"the {name} segment is not base64url (only A-Z a-z 0-9 - _ and no padding)"
+            )
+    return MalformedToken("the token is not a JWS compact serialization")  # pragma: no cover
+
+
+def _split(token: str) -> tuple[str, str, str]:
+    match = _COMPACT.fullmatch(token)
+    if match is None:
+        raise _explain_shape(token)
+    header_b64, payload_b64, sig_b64 = match.groups()
+    if not (_tail_ok(header_b64) and _tail_ok(payload_b64) and _tail_ok(sig_b64)):
+        for name, part in zip(_SEGMENT_NAMES, (header_b64, payload_b64, sig_b64), strict=True):
+            if not _tail_ok(part):
+                raise MalformedToken(
+                    f"the {name} segment is not canonical base64url (bad length or stray bits)"
+                )
+    return header_b64, payload_b64, sig_b64
+
+
+def _load_segment(segment: str, name: str) -> dict[str, Any]:
+    try:
+        return _json.loads_object(_decode_checked(segment))
+    except ValueError as exc:
+        raise MalformedToken(f"the {name} is not a JSON object: {exc}") from None
+
+
+def _parse_header(header_b64: str) -> dict[str, Any]:
+    header = _load_segment(header_b64, "header")
+    alg = header.get("alg")
+    if type(alg) is not str:
+        raise MalformedToken("the header has no 'alg' string (RFC 7515 §4.1.1)")
+    for name in ("kid", "typ", "cty"):
+        value = header.get(name)
+        if value is not None and type(value) is not str:
+            raise MalformedToken(f"the {name!r} header must be a string")
+    crit = header.get("crit")
+    if crit is not None:
+        # RFC 7515 §4.1.11: a non-empty array of names that the recipient must understand.
+        if type(crit) is not list or not crit or not all(type(c) is str for c in crit):
+            raise MalformedToken("'crit' must be a non-empty array of strings")
+        if any(c in _REGISTERED_HEADERS for c in crit):
+            raise MalformedToken("'crit' must not list registered header names")
+        raise UnsupportedAlgorithm(
+            f"unsupported critical header extension(s): {', '.join(crit)}", code="unknown_crit"
+        )
+    if "b64" in header and header["b64"] is not True:
+        raise UnsupportedAlgorithm(
+            "unencoded payloads (RFC 7797 b64=false) are not supported", code="unknown_crit"
+        )
+    return header
+
+
+def _check_alg(alg: str, allowed: Collection[str]) -> None:
+    if alg in allowed:
+        return
+    if alg.lower() == "none":
+        raise UnsupportedAlgorithm(
+            "unsecured tokens (alg 'none') are never accepted (RFC 8725 §3.2)", code="alg_none"
+        )
+    if alg not in ALGORITHMS:
+        raise UnsupportedAlgorithm(f"unsupported algorithm {alg!r}")
+    raise UnsupportedAlgorithm(f"the algorithm {alg} is not allowed here")
+
+
+def resolve_key(key: KeyLike, header: Mapping[str, Any]) -> Key:
+    """Choose the key for a verified-header token: a Key, a KeySet or a resolver callable."""
+    alg: str = header["alg"]
+    if type(key) is Key:
+        if key.alg != alg:
+            raise KeyMismatch(f"the key is for {key.alg}, the token uses {alg} (RFC 8725 §3.1)")
+        return key
+    if type(key) is KeySet:
+        return key.select(alg, header.get("kid"))
+    if isinstance(key, (Key, KeySet)):  # subclasses
+        return resolve_key(key, header)  # pragma: no cover
+    if callable(key):
+        resolved = key(header)
+        if not isinstance(resolved, (Key, KeySet)):
+            raise TypeError("a key resolver must return a jotkit.Key or jotkit.KeySet")
+        return resolve_key(resolved, header)
+    raise TypeError("key must be a jotkit.Key, a jotkit.KeySet or a callable returning one")
+
+
+def _verify_parts(
+    token: Any,
+    key: KeyLike,
+    allowed: Collection[str],
+    max_size: int,
+    header_cache: dict[str, dict[str, Any]] | None = None,
+) -> tuple[dict[str, Any], str, Key]:
+    """Verify a compact JWS; return (header, payload segment, key). The shared hot path."""
+    text = _as_text(token, max_size)
+    header_b64, payload_b64, sig_b64 = _split(text)
+    header = None if header_cache is None else header_cache.get(header_b64)
+    if header is None:
+        header = _parse_header(header_b64)
+        _check_alg(header["alg"], allowed)
+        if header_cache is not None:
+            if len(header_cache) >= _HEADER_CACHE_SIZE:
+                header_cache.clear()
+            header_cache[header_b64] = header
+    # Cached headers passed the same allow-list when first seen.
+    chosen = resolve_key(key, header)
+    signing_input = text[: len(header_b64) + 1 + len(payload_b64)].encode("ascii")
+    if not chosen._verify(signing_input, _decode_checked(sig_b64)):
+        raise InvalidSignature("the signature does not verify")
+    return header, payload_b64, chosen
+
+
+def verify(
+    token: str | bytes,
+    key: KeyLike,
+    *,
+    algorithms: Collection[str],
+    max_size: int = DEFAULT_MAX_SIZE,
+) -> tuple[dict[str, Any], bytes]:
+    """Verify a JWS compact token and return ``(header, payload bytes)`` (RFC 7515 §5.2).
+
+    ``algorithms`` is required. Raises :class:`jotkit.InvalidToken` subclasses only.
+    """
+    allowed = check_algorithms(algorithms)
+    header, payload_b64, _ = _verify_parts(token, key, allowed, max_size)
+    return header, _decode_checked(payload_b64)
+
+
+def sign(payload: bytes, key: Key, *, headers: Mapping[str, Any] | None = None) -> str:
+    """Produce a JWS compact token over ``payload`` (RFC 7515 §5.1, §7.1).
+
+    The header gets ``alg`` from the key and ``kid`` when the key has one;
+    ``headers`` adds members but cannot change ``alg``.
+    """
+    if not isinstance(key, Key):
+        raise TypeError("key must be a jotkit.Key")
+    if not isinstance(payload, (bytes, bytearray)):
+        raise TypeError("payload must be bytes")
+    header: dict[str, Any] = {"alg": key.alg}
+    if key.kid is not None:
+        header["kid"] = key.kid
+    if headers:
+        if "alg" in headers and headers["alg"] != key.alg:
+            raise ValueError(f"the key is for {key.alg}; the header cannot say {headers['alg']}")
+        header.update(headers)
+    return _sign_segments(b64encode(_json.dumps(header)), b64encode(bytes(payload)), key)
+
+
+def _sign_segments(header_b64: str, payload_b64: str, key: Key) -> str:
+    signing_input = f"{header_b64}.{payload_b64}"
+    return f"{signing_input}.{b64encode(key.sign(signing_input.encode('ascii')))}"
+
+
+def decode_unverified(
+    token: str | bytes, *, max_size: int = DEFAULT_MAX_SIZE
+) -> tuple[dict[str, Any], bytes]:
+    """Parse a compact JWS strictly WITHOUT verifying it: ``(header, payload bytes)``.
+
+    The result is untrusted. Unsecured tokens (``alg: none``, empty signature)
+    are parsed too, so that tools can show them.
+    """
+    text = _as_text(token, max_size)
+    parts = text.split(".")
+    if len(parts) != 3 or not parts[0] or not parts[1]:
+        raise _explain_shape(text)
+    for name, part in zip(_SEGMENT_NAMES, parts, strict=True):
+        if not is_canonical(part):
+            raise MalformedToken(f"the {name} segment is not canonical base64url")
+    return _load_segment(parts[0], "header"), _decode_checked(parts[1])

@@ -1,0 +1,318 @@
+"""JSON Web Tokens: encode, and verify-and-validate in one call (RFC 7519 §7, RFC 8725).
+
+:func:`decode` never returns claims that were not both signature-verified and
+validated; :func:`decode_unverified` is the one, clearly named, exception.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from . import _json
+from ._b64 import _decode_checked, b64encode
+from .claims import ClaimsPolicy, Clock, Now, TimeSpan, parse_timespan, to_timestamp
+from .errors import MalformedToken
+from .jws import (
+    DEFAULT_MAX_SIZE,
+    KeyLike,
+    _sign_segments,
+    _verify_parts,
+    check_algorithms,
+)
+from .jws import decode_unverified as _jws_unverified
+from .keys import Key
+
+__all__ = [
+    "VerifiedToken",
+    "Verifier",
+    "decode",
+    "decode_complete",
+    "decode_unverified",
+    "encode",
+    "unsafe_encode_none",
+]
+
+_DATE_CLAIMS = ("exp", "nbf", "iat")
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedToken:
+    """A token whose signature verified and whose claims passed the policy."""
+
+    header: dict[str, Any]
+    claims: dict[str, Any]
+    key: Key
+
+
+def _claims_of(payload_b64: str) -> dict[str, Any]:
+    try:
+        return _json.loads_object(_decode_checked(payload_b64))
+    except ValueError as exc:
+        raise MalformedToken(f"the payload is not a JSON object: {exc}") from None
+
+
+class Verifier:
+    """A prepared, reusable token verifier: the fast path for services.
+
+    It validates its options once, keeps the allow-list and claims policy, and
+    caches parsed headers (bounded), so each call does only the per-token work.
+    Thread-safe: the only state is a header cache whose races are benign.
+    """
+
+    __slots__ = ("_allowed", "_clock", "_header_cache", "_key", "_max_size", "_policy")
+
+    def __init__(
+        self,
+        key: KeyLike,
+        *,
+        algorithms: Collection[str],
+        issuer: str | Collection[str] | None = None,
+        audience: str | Collection[str] | None = None,
+        subject: str | None = None,
+        leeway: TimeSpan = 0,
+        require: Collection[str] = ("exp",),
+        typ: str | None = None,
+        max_age: TimeSpan | None = None,
+        max_size: int = DEFAULT_MAX_SIZE,
+        clock: Clock = time.time,
+    ) -> None:
+        self._allowed = check_algorithms(algorithms)
+        self._policy = ClaimsPolicy.create(
+            issuer=issuer,
+            audience=audience,
+            subject=subject,
+            leeway=leeway,
+            require=require,
+            max_age=max_age,
+            typ=typ,
+        )
+        _check_keylike(key)
+        self._key = key
+        self._max_size = max_size
+        self._clock = clock
+        self._header_cache: dict[str, dict[str, Any]] = {}
+
+    @property
+    def policy(self) -> ClaimsPolicy:
+        """The claims policy this verifier applies."""
+        return self._policy
+
+    @property
+    def algorithms(self) -> frozenset[str]:
+        """The allowed algorithms."""
+        return self._allowed
+
+    def decode_complete(self, token: str | bytes, *, now: Now = None) -> VerifiedToken:
+        """Verify the signature and validate the claims; return header, claims and key."""
+        header, payload_b64, key = _verify_parts(
+            token, self._key, self._allowed, self._max_size, self._header_cache
+        )
+        policy = self._policy
+        if policy.typ is not None:
+            policy.check_typ(header)
+        claims = _claims_of(payload_b64)
+        policy.validate(claims, self._clock() if now is None else to_timestamp(now))
+        return VerifiedToken(dict(header), claims, key)
+
+    def decode(self, token: str | bytes, *, now: Now = None) -> dict[str, Any]:
+        """Verify the signature and validate the claims; return the claims (RFC 7519 §7.2)."""
+        header, payload_b64, _ = _verify_parts(
+            token, self._key, self._allowed, self._max_size, self._header_cache
+        )
+        policy = self._policy
+        if policy.typ is not None:
+            policy.check_typ(header)
+        claims = _claims_of(payload_b64)
+        policy.validate(claims, self._clock() if now is None else to_timestamp(now))
+        return claims
+
+
+def _check_keylike(key: object) -> None:
+    from .keys import KeySet
+
+    if not isinstance(key, (Key, KeySet)) and not callable(key):
+        raise TypeError("key must be a jotkit.Key, a jotkit.KeySet or a callable returning one")
+
+
+def decode_complete(
+    token: str | bytes,
+    key: KeyLike,
+    *,
+    algorithms: Collection[str],
+    issuer: str | Collection[str] | None = None,
+    audience: str | Collection[str] | None = None,
+    subject: str | None = None,
+    leeway: TimeSpan = 0,
+    require: Collection[str] = ("exp",),
+    typ: str | None = None,
+    max_age: TimeSpan | None = None,
+    now: Now = None,
+    max_size: int = DEFAULT_MAX_SIZE,
+) -> VerifiedToken:
+    """Like :func:`decode`, but also return the protected header and the key that verified."""
+    allowed = check_algorithms(algorithms)
+    policy = ClaimsPolicy.create(
+        issuer=issuer,
+        audience=audience,
+        subject=subject,
+        leeway=leeway,
+        require=require,
+        max_age=max_age,
+        typ=typ,
+    )
+    _check_keylike(key)
+    header, payload_b64, chosen = _verify_parts(token, key, allowed, max_size)
+    policy.check_typ(header)
+    claims = _claims_of(payload_b64)
+    policy.validate(claims, to_timestamp(now))
+    return VerifiedToken(header, claims, chosen)
+
+
+def decode(
+    token: str | bytes,
+    key: KeyLike,
+    *,
+    algorithms: Collection[str],
+    issuer: str | Collection[str] | None = None,
+    audience: str | Collection[str] | None = None,
+    subject: str | None = None,
+    leeway: TimeSpan = 0,
+    require: Collection[str] = ("exp",),
+    typ: str | None = None,
+    max_age: TimeSpan | None = None,
+    now: Now = None,
+    max_size: int = DEFAULT_MAX_SIZE,
+) -> dict[str, Any]:
+    """Verify a JWT's signature and validate its claims; return the claims (RFC 7519 §7.2).
+
+    ``key`` is a :class:`Key`, a :class:`KeySet` (selected by ``kid``) or a
+    callable ``header -> Key | KeySet``. ``algorithms`` has no default. ``exp`` is
+    required unless ``require`` says otherwise; ``iss``/``aud`` match exactly;
+    ``typ`` checks the header (e.g. ``"at+jwt"``, RFC 9068). Every failure is a
+    :class:`jotkit.InvalidToken` subclass with a stable ``code``.
+    """
+    return decode_complete(
+        token,
+        key,
+        algorithms=algorithms,
+        issuer=issuer,
+        audience=audience,
+        subject=subject,
+        leeway=leeway,
+        require=require,
+        typ=typ,
+        max_age=max_age,
+        now=now,
+        max_size=max_size,
+    ).claims
+
+
+def decode_unverified(
+    token: str | bytes, *, max_size: int = DEFAULT_MAX_SIZE
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """UNVERIFIED: parse a JWT's header and claims strictly, checking no signature or claim.
+
+    For debugging and for picking a key issuer; never for authorization.
+    """
+    header, payload = _jws_unverified(token, max_size=max_size)
+    try:
+        claims = _json.loads_object(payload)
+    except ValueError as exc:
+        raise MalformedToken(f"the payload is not a JSON object: {exc}") from None
+    return header, claims
+
+
+def _date_value(value: Any, name: str) -> Any:
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError(f"{name} is a naive datetime; pass an aware one")
+        return int(value.timestamp())
+    return value
+
+
+def _set_once(payload: dict[str, Any], name: str, value: Any) -> None:
+    if name in payload and payload[name] != value:
+        raise ValueError(f"{name!r} is given both in the claims and as an argument")
+    payload[name] = value
+
+
+def encode(
+    claims: Mapping[str, Any],
+    key: Key,
+    *,
+    expires_in: TimeSpan | None = None,
+    not_before: TimeSpan | datetime | None = None,
+    issuer: str | None = None,
+    audience: str | list[str] | None = None,
+    subject: str | None = None,
+    jti: bool | str = False,
+    headers: Mapping[str, Any] | None = None,
+    now: Now = None,
+    iat: bool = True,
+) -> str:
+    """Sign ``claims`` as a JWT with ``key`` (RFC 7519 §7.1).
+
+    ``iat`` is set to now unless ``iat=False``; ``expires_in`` (``"15m"``, seconds,
+    timedelta) sets ``exp``; ``not_before`` is a span from now or a datetime;
+    ``jti=True`` adds a random 128-bit ID. The header is ``{"alg", "typ": "JWT",
+    "kid"}`` plus ``headers``. Datetimes in exp/nbf/iat become NumericDates.
+    """
+    if not isinstance(claims, Mapping):
+        raise TypeError("claims must be a mapping")
+    if not isinstance(key, Key):
+        raise TypeError("key must be a jotkit.Key")
+    payload = dict(claims)
+    current = to_timestamp(now)
+    issued = int(current)
+    if iat and "iat" not in payload:
+        payload["iat"] = issued
+    for name in _DATE_CLAIMS:
+        if name in payload:
+            payload[name] = _date_value(payload[name], name)
+    if expires_in is not None:
+        _set_once(payload, "exp", issued + int(parse_timespan(expires_in)))
+    if not_before is not None:
+        nbf = (
+            _date_value(not_before, "not_before")
+            if isinstance(not_before, datetime)
+            else issued + int(parse_timespan(not_before))
+        )
+        _set_once(payload, "nbf", nbf)
+    if issuer is not None:
+        _set_once(payload, "iss", issuer)
+    if audience is not None:
+        _set_once(payload, "aud", audience)
+    if subject is not None:
+        _set_once(payload, "sub", subject)
+    if jti is True:
+        _set_once(payload, "jti", secrets.token_urlsafe(16))
+    elif isinstance(jti, str):
+        _set_once(payload, "jti", jti)
+    header_b64 = _header_segment(key, headers)
+    return _sign_segments(header_b64, b64encode(_json.dumps(payload)), key)
+
+
+def _header_segment(key: Key, headers: Mapping[str, Any] | None) -> str:
+    header: dict[str, Any] = {"alg": key.alg, "typ": "JWT"}
+    if key.kid is not None:
+        header["kid"] = key.kid
+    if headers:
+        if "alg" in headers and headers["alg"] != key.alg:
+            raise ValueError(f"the key is for {key.alg}; the header cannot say {headers['alg']}")
+        header.update(headers)
+    return b64encode(_json.dumps(header))
+
+
+def unsafe_encode_none(claims: Mapping[str, Any], headers: Mapping[str, Any] | None = None) -> str:
+    """UNSAFE: an unsecured JWT (``alg: none``, RFC 7519 §6) for tests and tools only.
+
+    No jotkit verifier ever accepts such a token.
+    """
+    header = {"alg": "none", "typ": "JWT", **(headers or {})}
+    header["alg"] = "none"
+    return f"{b64encode(_json.dumps(header))}.{b64encode(_json.dumps(dict(claims)))}."
