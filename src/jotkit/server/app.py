@@ -1,0 +1,287 @@
+"""The app factory: ``create_app(settings, clock=...)`` builds one self-contained service."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from typing import Any, TextIO
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse, Response
+
+from .audit_log import AuditLog
+from .clock import Clock, SystemClock
+from .errors import ServiceError, error_response
+from .metrics import Metrics
+from .routes import auth, oauth, ops, wellknown
+from .sessions import AuthService
+from .settings import Settings
+from .store.base import Store, UserExists
+from .store.sql import SqlStore
+
+__all__ = ["DEMO_EMAIL", "create_app"]
+
+DEMO_EMAIL = "demo@example.com"
+_log = logging.getLogger("jotkit.server")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class _Edge:
+    """Pure-ASGI middleware: caps request bodies (413 before the app sees them), counts
+    responses by status class, and adds ``X-Content-Type-Options: nosniff``."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics, max_body: int) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.max_body = max_body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        metrics = self.metrics
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                metrics.count_status(message["status"])
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-content-type-options", b"nosniff")]
+            await send(message)
+
+        if scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send_wrapper)
+            return
+        declared = None
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    declared = -1
+        if declared is not None and (declared < 0 or declared > self.max_body):
+            await self._too_large(send_wrapper, declared < 0)
+            return
+        chunks: list[bytes] = []
+        size = 0
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body:
+                await self._too_large(send_wrapper, False)
+                return
+            chunks.append(chunk)
+            more = bool(message.get("more_body", False))
+        body = b"".join(chunks)
+        sent = False
+
+        async def replay() -> Message:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send_wrapper)
+
+    async def _too_large(self, send: Send, bad_length: bool) -> None:
+        if bad_length:
+            exc = ServiceError("invalid_request", "Invalid Content-Length header.")
+        else:
+            exc = ServiceError(
+                "payload_too_large", f"The request body exceeds {self.max_body} bytes."
+            )
+        response = error_response(exc)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": response.status_code,
+                "headers": response.raw_headers,
+            }
+        )
+        await send({"type": "http.response.body", "body": response.body})
+
+
+def _describe_validation(exc: RequestValidationError) -> tuple[str, str]:
+    parts: list[str] = []
+    code = "validation_error"
+    for err in exc.errors()[:5]:
+        loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
+        if err.get("type") == "json_invalid":
+            code = "invalid_json"
+            parts.append(f"body is not valid JSON ({err.get('ctx', {}).get('error', 'syntax')})")
+            continue
+        parts.append(f"{loc}: {err.get('msg', 'invalid')}")
+    return code, "; ".join(parts) or "The request is invalid."
+
+
+def _install_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ServiceError)
+    async def _service_error(_request: Request, exc: ServiceError) -> Response:
+        return error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_request: Request, exc: RequestValidationError) -> Response:
+        code, description = _describe_validation(exc)
+        return error_response(ServiceError(code, description))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> Response:
+        mapping = {
+            404: "not_found",
+            405: "method_not_allowed",
+            413: "payload_too_large",
+            415: "unsupported_media_type",
+        }
+        code = mapping.get(exc.status_code, "invalid_request")
+        detail = exc.detail if isinstance(exc.detail, str) else None
+        response = error_response(ServiceError(code, detail))
+        if exc.headers:
+            response.headers.update(exc.headers)
+        return response
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, exc: Exception) -> Response:
+        # Last line of defence only: every known bad input has its own 4xx path.
+        _log.error("unhandled error: %s: %s", type(exc).__name__, exc)
+        return JSONResponse(
+            {"error": "server_error", "error_description": "Internal error."}, status_code=500
+        )
+
+
+def _install_openapi(app: FastAPI) -> None:
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = get_openapi(
+            title=app.title,
+            version=app.version,
+            description=app.description,
+            routes=app.routes,
+        )
+        schema.setdefault("components", {})["securitySchemes"] = {
+            "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+            "clientBasic": {"type": "http", "scheme": "basic"},
+        }
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+async def _ensure_demo_user(svc: AuthService) -> str:
+    """Create (or reset the password of) the demo user; return the new password."""
+    password = secrets.token_urlsafe(12)
+    try:
+        await svc.add_user(DEMO_EMAIL, password, roles=("user", "admin"))
+    except UserExists:
+        user = await svc.store.users.get_by_email(DEMO_EMAIL)
+        assert user is not None
+        await svc.store.users.set_password_hash(user.id, svc.passwords.hash(password))
+        await svc.store.users.set_disabled(user.id, False)
+    return password
+
+
+def demo_banner(settings: Settings, password: str) -> str:
+    """The text demo mode prints: credentials, URLs and a curl sequence."""
+    base = settings.effective_issuer
+    clients = ", ".join(f"{cid}:{secret}" for cid, secret in settings.introspection_clients)
+    return f"""
+jotkit auth service (demo mode) on {base}
+  demo user      : {DEMO_EMAIL}
+  demo password  : {password}
+  API docs       : {base}/docs
+  JWKS           : {base}/.well-known/jwks.json
+  metadata       : {base}/.well-known/openid-configuration
+  introspection  : {clients or "(no clients configured)"}
+Try it:
+  TOKENS=$(curl -s -X POST {base}/auth/login -H 'Content-Type: application/json' \\
+      -d '{{"email":"{DEMO_EMAIL}","password":"{password}"}}')
+  field() {{ python3 -c "import json,sys;print(json.load(sys.stdin)['$1'])"; }}
+  ACCESS=$(echo "$TOKENS" | field access_token)
+  REFRESH=$(echo "$TOKENS" | field refresh_token)
+  curl -s {base}/auth/me -H "Authorization: Bearer $ACCESS"
+  curl -s -X POST {base}/auth/refresh -H 'Content-Type: application/json' \\
+      -d "{{\\"refresh_token\\":\\"$REFRESH\\"}}"
+  curl -s -X POST {base}/auth/logout -H "Authorization: Bearer $ACCESS"
+"""
+
+
+def create_app(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    store: Store | None = None,
+    banner_stream: TextIO | None = None,
+) -> FastAPI:
+    """Build the auth service. Nothing is shared between apps: each has its own store,
+    key ring, caches and metrics registry. ``clock`` defaults to the wall clock."""
+    the_clock = clock or SystemClock()
+    metrics = Metrics()
+    audit = AuditLog(the_clock, metrics)
+    the_store = store or SqlStore(settings.effective_database_url)
+    svc = AuthService(settings, the_store, the_clock, metrics, audit)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await svc.start()
+        if settings.demo:
+            password = await _ensure_demo_user(svc)
+            print(demo_banner(settings, password), file=banner_stream or sys.stdout, flush=True)
+        task = asyncio.create_task(_background(svc))
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await the_store.close()
+
+    app = FastAPI(
+        title="jotkit auth service",
+        version="0.1.0",
+        description="Login, refresh-token rotation, revocation and JWKS for jotkit.",
+        lifespan=lifespan,
+    )
+    app.state.service = svc
+    app.include_router(auth.router)
+    app.include_router(wellknown.router)
+    app.include_router(oauth.router)
+    app.include_router(ops.router)
+    _install_handlers(app)
+    _install_openapi(app)
+    app.add_middleware(_Edge, metrics=metrics, max_body=settings.max_body_bytes)
+    return app
+
+
+async def _background(svc: AuthService) -> None:
+    """Re-sync revocations and the key ring; purge expired rows every ten minutes."""
+    interval = max(
+        0.05, min(svc.settings.revocation_sync_interval, svc.settings.keyring_sync_interval)
+    )
+    loop = asyncio.get_running_loop()
+    next_purge = loop.time() + 600
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await svc.sync()
+            if loop.time() >= next_purge:
+                next_purge = loop.time() + 600
+                await svc.purge()
+        except Exception as exc:  # keep syncing even if the database hiccups
+            _log.warning("background sync failed: %s", exc)

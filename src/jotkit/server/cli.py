@@ -1,0 +1,239 @@
+"""``jotkit serve``, ``jotkit users``, ``jotkit keys`` and ``jotkit db`` (Typer).
+
+The top-level CLI calls :func:`register` on its Typer app.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import secrets
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from .audit_log import AUDIT_LOGGER, AuditLog, JsonLineFormatter
+from .clock import SystemClock
+from .metrics import Metrics
+from .sessions import AuthService
+from .settings import Settings, SettingsError
+from .store.base import UserExists
+from .store.sql import SqlStore
+
+__all__ = ["register"]
+
+T = TypeVar("T")
+
+
+def _settings(
+    data_dir: Path | None = None, config: Path | None = None, **overrides: Any
+) -> Settings:
+    try:
+        settings = Settings.from_env(toml_path=config)
+        changes = {k: v for k, v in overrides.items() if v is not None}
+        if data_dir is not None:
+            changes["data_dir"] = data_dir
+        return settings.replace(**changes) if changes else settings
+    except SettingsError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _run(settings: Settings, work: Callable[[AuthService], Awaitable[T]]) -> T:
+    async def main() -> T:
+        metrics = Metrics()
+        clock = SystemClock()
+        svc = AuthService(
+            settings,
+            SqlStore(settings.effective_database_url),
+            clock,
+            metrics,
+            AuditLog(clock, metrics),
+        )
+        try:
+            await svc.store.start()
+            return await work(svc)
+        finally:
+            await svc.store.close()
+
+    return asyncio.run(main())
+
+
+def _configure_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonLineFormatter())
+    for name in (AUDIT_LOGGER, "jotkit.server"):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [handler]
+        logger.setLevel(level.upper())
+        logger.propagate = False
+
+
+def _ts(value: float | None) -> str:
+    if value is None:
+        return "-"
+    if value == float("inf"):
+        return "never"
+    return dt.datetime.fromtimestamp(value, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+DataDir = Annotated[
+    Path | None,
+    typer.Option("--data-dir", help="Data directory (default $JOTKIT_DATA_DIR or ./.jotkit)."),
+]
+Config = Annotated[Path | None, typer.Option("--config", help="TOML settings file.")]
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``serve``, ``users``, ``keys`` and ``db`` commands to a Typer app."""
+
+    @app.command("serve")
+    def serve(
+        host: Annotated[str | None, typer.Option(help="Bind address.")] = None,
+        port: Annotated[int | None, typer.Option(help="Port.")] = None,
+        demo: Annotated[
+            bool | None, typer.Option("--demo/--no-demo", help="Create and print a demo user.")
+        ] = None,
+        data_dir: DataDir = None,
+        config: Config = None,
+    ) -> None:
+        """Run the auth service (uvicorn, one worker)."""
+        import uvicorn
+
+        from .app import create_app
+
+        settings = _settings(data_dir, config, host=host, port=port, demo=demo)
+        if settings.demo and not settings.introspection_clients:
+            settings = settings.replace(
+                introspection_clients=(("demo-rs", secrets.token_urlsafe(16)),)
+            )
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        _configure_logging(settings.log_level)
+        uvicorn.run(
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            workers=1,
+            log_level=settings.log_level.lower(),
+            access_log=False,
+        )
+
+    users = typer.Typer(help="Manage users.", no_args_is_help=True)
+    keys = typer.Typer(help="Manage the signing-key ring.", no_args_is_help=True)
+    db = typer.Typer(help="Database maintenance.", no_args_is_help=True)
+    app.add_typer(users, name="users")
+    app.add_typer(keys, name="keys")
+    app.add_typer(db, name="db")
+
+    @users.command("add")
+    def users_add(
+        email: str,
+        role: Annotated[list[str] | None, typer.Option("--role", help="Role (repeatable).")] = None,
+        data_dir: DataDir = None,
+        config: Config = None,
+    ) -> None:
+        """Create a user; the password is prompted, or read from stdin when piped."""
+        settings = _settings(data_dir, config)
+        if sys.stdin.isatty():
+            password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+        else:
+            password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            typer.echo("error: the password must not be empty", err=True)
+            raise typer.Exit(2)
+
+        async def work(svc: AuthService) -> str:
+            user = await svc.add_user(email, password, roles=role or ["user"])
+            return user.id
+
+        try:
+            user_id = _run(settings, work)
+        except UserExists:
+            typer.echo(f"error: a user with email {email} already exists", err=True)
+            raise typer.Exit(1) from None
+        except ValueError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
+        typer.echo(f"created user {email.strip().lower()} (id {user_id})")
+
+    @users.command("disable")
+    def users_disable(email: str, data_dir: DataDir = None, config: Config = None) -> None:
+        """Disable a user: login is refused and every session and token is revoked."""
+        settings = _settings(data_dir, config)
+        try:
+            user = _run(settings, lambda svc: svc.disable_user(email))
+        except ValueError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
+        if user is None:
+            typer.echo(f"error: no user {email}", err=True)
+            raise typer.Exit(1)
+        typer.echo(f"disabled {user.email}; all sessions revoked")
+
+    @users.command("list")
+    def users_list(data_dir: DataDir = None, config: Config = None) -> None:
+        """List users."""
+        settings = _settings(data_dir, config)
+        for user in _run(settings, lambda svc: svc.store.users.list()):
+            state = "disabled" if user.disabled else "active"
+            typer.echo(f"{user.id}  {user.email}  {','.join(user.roles)}  {state}")
+
+    @keys.command("rotate")
+    def keys_rotate(
+        alg: Annotated[
+            str | None, typer.Option(help="Algorithm (default JOTKIT_SIGNING_ALG).")
+        ] = None,
+        delay: Annotated[
+            float | None,
+            typer.Option(help="Seconds before the new key signs (default key_publish_delay)."),
+        ] = None,
+        data_dir: DataDir = None,
+        config: Config = None,
+    ) -> None:
+        """Add a signing key: published now, signing after the delay; old keys stay
+        published until every token they signed has expired."""
+        settings = _settings(data_dir, config)
+        algorithm = alg or settings.signing_alg
+        wait = settings.key_publish_delay if delay is None else delay
+
+        async def work(svc: AuthService) -> Any:
+            await svc.keyring.load()
+            return await svc.keyring.rotate(algorithm, svc.clock.now(), max(0.0, wait))
+
+        try:
+            record = _run(settings, work)
+        except (ValueError, Exception) as exc:
+            typer.echo(f"error: cannot rotate: {exc}", err=True)
+            raise typer.Exit(1) from None
+        typer.echo(f"new key {record.kid} ({record.alg}) signs from {_ts(record.activate_at)}")
+
+    @keys.command("list")
+    def keys_list(data_dir: DataDir = None, config: Config = None) -> None:
+        """List keys with their state (pending, active, retiring, expired)."""
+        settings = _settings(data_dir, config)
+
+        async def work(svc: AuthService) -> Any:
+            await svc.keyring.load()
+            return svc.keyring.statuses(svc.clock.now())
+
+        for st in _run(settings, work):
+            until = _ts(st.published_until) if st.published_until else "further notice"
+            typer.echo(
+                f"{st.kid}  {st.alg}  {st.state:8}  activates {_ts(st.activate_at)}  "
+                f"published until {until}"
+            )
+
+    @db.command("upgrade")
+    def db_upgrade(data_dir: DataDir = None, config: Config = None) -> None:
+        """Apply the Alembic migrations up to the latest revision."""
+        settings = _settings(data_dir, config)
+
+        async def work(_svc: AuthService) -> None:
+            return None
+
+        _run(settings, work)
+        typer.echo(f"database at {settings.effective_database_url} is up to date")

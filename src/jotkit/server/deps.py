@@ -1,0 +1,77 @@
+"""Request helpers shared by the routes: the service handle, client info, authentication."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from fastapi import Request
+
+from .errors import ServiceError
+from .sessions import AuthService, ClientInfo
+
+__all__ = [
+    "ACCESS_COOKIE",
+    "CSRF_COOKIE",
+    "CSRF_HEADER",
+    "REFRESH_COOKIE",
+    "SAFE_METHODS",
+    "check_csrf",
+    "client_info",
+    "require_auth",
+    "service",
+]
+
+ACCESS_COOKIE = "jotkit_access"
+REFRESH_COOKIE = "jotkit_refresh"
+CSRF_COOKIE = "jotkit_csrf"
+CSRF_HEADER = "x-csrf-token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+BEARER_SECURITY: dict[str, Any] = {"security": [{"bearerAuth": []}]}
+
+
+def service(request: Request) -> AuthService:
+    """The app's :class:`AuthService`."""
+    svc: AuthService = request.app.state.service
+    return svc
+
+
+def client_info(request: Request) -> ClientInfo:
+    """Client address (``X-Forwarded-For`` only when trusted) and user agent."""
+    svc = service(request)
+    ip = request.client.host if request.client else "unknown"
+    if svc.settings.trust_forwarded_for:
+        forwarded = request.headers.get("x-forwarded-for")
+        if forwarded:
+            ip = forwarded.split(",")[0].strip()[:64] or ip
+    return ClientInfo(ip=ip, user_agent=request.headers.get("user-agent", "")[:512])
+
+
+def check_csrf(request: Request) -> None:
+    """Double-submit check: the ``X-CSRF-Token`` header must equal the CSRF cookie."""
+    cookie = request.cookies.get(CSRF_COOKIE, "")
+    header = request.headers.get(CSRF_HEADER, "")
+    if not cookie or not header or not secrets.compare_digest(cookie, header):
+        raise ServiceError("csrf_failed", "Missing or wrong X-CSRF-Token header.")
+
+
+async def require_auth(request: Request) -> dict[str, Any]:
+    """Authenticate the request by ``Authorization: Bearer`` (RFC 6750 §2.1) or, in cookie
+    mode, by the access cookie plus a CSRF header on unsafe methods; return the claims."""
+    header = request.headers.get("authorization")
+    svc: AuthService = request.app.state.service
+    if header is not None:
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer":
+            raise ServiceError("missing_token", "Use the Bearer authentication scheme.")
+        token = token.strip()
+        if not token or " " in token:
+            raise ServiceError("malformed", "The Authorization header has no single token.")
+        return await svc.authenticate(token)
+    if svc.settings.cookie_mode:
+        cookie = request.cookies.get(ACCESS_COOKIE)
+        if cookie:
+            if request.method not in SAFE_METHODS:
+                check_csrf(request)
+            return await svc.authenticate(cookie)
+    raise ServiceError("missing_token")

@@ -1,0 +1,86 @@
+"""Pydantic request/response models (they document the OpenAPI schema)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "ErrorBody",
+    "LoginRequest",
+    "MeResponse",
+    "RefreshRequest",
+    "SessionInfo",
+    "SessionItem",
+    "StatusResponse",
+    "TokenResponse",
+]
+
+
+class ErrorBody(BaseModel):
+    """Every error response (RFC 6749 §5.2 style)."""
+
+    error: str
+    error_description: str
+    reason: str | None = None
+
+
+class LoginRequest(BaseModel):
+    """Credentials for ``POST /auth/login``."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    email: str = Field(min_length=3, max_length=320, examples=["demo@example.com"])
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class RefreshRequest(BaseModel):
+    """``POST /auth/refresh`` body (optional in cookie mode)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    refresh_token: str = Field(min_length=1, max_length=512)
+
+
+class TokenResponse(BaseModel):
+    """Tokens from login/refresh (RFC 6749 §5.1). In cookie mode the tokens travel in
+    HttpOnly cookies and the body carries the CSRF token instead."""
+
+    access_token: str | None = None
+    token_type: str = "Bearer"
+    expires_in: int
+    refresh_token: str | None = None
+    csrf_token: str | None = None
+
+
+class SessionInfo(BaseModel):
+    """The session the presented access token belongs to."""
+
+    id: str
+    authenticated_at: int | None = None
+    token_issued_at: int
+    token_expires_at: int
+
+
+class MeResponse(BaseModel):
+    """``GET /auth/me``."""
+
+    id: str
+    email: str | None
+    roles: list[str]
+    session: SessionInfo
+
+
+class SessionItem(BaseModel):
+    """One active session (refresh-token family)."""
+
+    id: str
+    user_agent: str | None
+    client_ip: str | None
+    created_at: float
+    last_used_at: float
+    expires_at: float
+    current: bool
+
+
+class StatusResponse(BaseModel):
+    """A plain acknowledgement."""
+
+    status: str

@@ -1,0 +1,308 @@
+"""The storage interface of the auth service.
+
+Routes and :mod:`jotkit.server.sessions` only talk to these abstract classes. The parts a
+multi-instance deployment wants in Redis (deny-list + revoked-before markers, login throttle
+counters) are separate small interfaces, so a Redis implementation can replace them while the
+relational parts (users, refresh families, key ring) stay in SQL.
+
+All times are float epoch seconds supplied by the caller (the service's injectable clock);
+stores never read the wall clock.
+"""
+
+from __future__ import annotations
+
+import enum
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+__all__ = [
+    "AccessTokenRecord",
+    "FamilyRecord",
+    "KeyRecord",
+    "KeyStore",
+    "RateLimiter",
+    "RefreshRecord",
+    "RevocationChanges",
+    "RevocationStore",
+    "RotateOutcome",
+    "RotateResult",
+    "SessionStore",
+    "Store",
+    "UserExists",
+    "UserRecord",
+    "UserStore",
+]
+
+
+class UserExists(Exception):
+    """A user with this email already exists."""
+
+
+@dataclass(frozen=True, slots=True)
+class UserRecord:
+    """A user account. ``email`` is stored normalised (lower-case, stripped)."""
+
+    id: str
+    email: str
+    password_hash: str
+    roles: tuple[str, ...]
+    disabled: bool
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class FamilyRecord:
+    """A refresh-token family: one login session and every token rotated from it."""
+
+    id: str
+    user_id: str
+    created_at: float
+    last_used_at: float
+    idle_expires_at: float
+    absolute_expires_at: float
+    revoked_at: float | None = None
+    revoke_reason: str | None = None
+    user_agent: str | None = None
+    client_ip: str | None = None
+
+    def active(self, now: float) -> bool:
+        """Not revoked and within both the idle and the absolute lifetime."""
+        return (
+            self.revoked_at is None
+            and now < self.idle_expires_at
+            and now < self.absolute_expires_at
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshRecord:
+    """One refresh token, known only by the SHA-256 of its value."""
+
+    token_hash: str
+    family_id: str
+    created_at: float
+    spent_at: float | None = None
+    spent_by: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AccessTokenRecord:
+    """An issued access token (only ``jti`` and ``exp``), so a family can deny-list them."""
+
+    jti: str
+    family_id: str
+    user_id: str
+    exp: float
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRecord:
+    """A signing key of the key ring; ``private_jwk`` is JSON text (plaintext at rest)."""
+
+    kid: str
+    alg: str
+    private_jwk: str
+    created_at: float
+    activate_at: float
+
+
+class RotateOutcome(enum.Enum):
+    """What :meth:`SessionStore.rotate_refresh` did."""
+
+    ROTATED = "rotated"  # the caller won: old token spent, new token stored
+    RETRY = "retry"  # already spent by the same client within the grace window: benign
+    REUSED = "reused"  # spent token presented again: family revoked
+    EXPIRED = "expired"  # family idle/absolute lifetime over
+    REVOKED = "revoked"  # family was revoked earlier
+    NOT_FOUND = "not_found"  # unknown token
+
+
+@dataclass(frozen=True, slots=True)
+class RotateResult:
+    """Outcome of a rotation plus the family and, on reuse, its outstanding access tokens."""
+
+    outcome: RotateOutcome
+    family: FamilyRecord | None = None
+    outstanding: tuple[AccessTokenRecord, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RevocationChanges:
+    """Deny-list entries and user markers added after a cursor (for in-process caches)."""
+
+    denied: tuple[tuple[str, float], ...]  # (jti, exp)
+    markers: tuple[tuple[str, float], ...]  # (user_id, revoked_before)
+    cursor: int
+    reset: bool = field(default=False)  # True when the cursor was unknown: replace the cache
+
+
+class UserStore(ABC):
+    """Users and their password hashes."""
+
+    @abstractmethod
+    async def create(
+        self, user_id: str, email: str, password_hash: str, roles: Sequence[str], now: float
+    ) -> UserRecord:
+        """Insert a user; raise :class:`UserExists` on a duplicate email."""
+
+    @abstractmethod
+    async def get(self, user_id: str) -> UserRecord | None:
+        """Look a user up by id."""
+
+    @abstractmethod
+    async def get_by_email(self, email: str) -> UserRecord | None:
+        """Look a user up by normalised email."""
+
+    @abstractmethod
+    async def list(self) -> list[UserRecord]:
+        """All users, oldest first."""
+
+    @abstractmethod
+    async def set_password_hash(self, user_id: str, password_hash: str) -> None:
+        """Replace the stored hash (rehash on login)."""
+
+    @abstractmethod
+    async def set_disabled(self, user_id: str, disabled: bool) -> None:
+        """Disable or re-enable a user."""
+
+
+class SessionStore(ABC):
+    """Refresh families, refresh tokens and the issued access tokens of each family."""
+
+    @abstractmethod
+    async def create_family(self, family: FamilyRecord, first_token_hash: str) -> None:
+        """Store a new family with its first refresh token."""
+
+    @abstractmethod
+    async def rotate_refresh(
+        self,
+        old_hash: str,
+        new_hash: str,
+        now: float,
+        grace: float,
+        *,
+        client: str,
+        idle_ttl: float,
+    ) -> RotateResult:
+        """Spend ``old_hash`` and store ``new_hash`` atomically (one conditional update).
+
+        Of many concurrent calls with the same ``old_hash`` exactly one gets ``ROTATED``.
+        A spent token presented again by the same ``client`` within ``grace`` seconds of
+        being spent is ``RETRY``; otherwise it is ``REUSED`` and the family is revoked in the
+        same transaction (RFC 9700 §4.14.2, refresh token rotation).
+        """
+
+    @abstractmethod
+    async def find_refresh(self, token_hash: str) -> tuple[RefreshRecord, FamilyRecord] | None:
+        """The token row and its family, or None."""
+
+    @abstractmethod
+    async def get_family(self, family_id: str) -> FamilyRecord | None:
+        """A family by id."""
+
+    @abstractmethod
+    async def list_families(self, user_id: str, now: float) -> list[FamilyRecord]:
+        """The user's active families, newest first."""
+
+    @abstractmethod
+    async def record_access_token(self, record: AccessTokenRecord) -> None:
+        """Remember an issued access token so its family can deny-list it later."""
+
+    @abstractmethod
+    async def revoke_family(
+        self, family_id: str, now: float, reason: str
+    ) -> tuple[AccessTokenRecord, ...]:
+        """Revoke a family (idempotent); return its access tokens that are not expired."""
+
+    @abstractmethod
+    async def revoke_user(
+        self, user_id: str, now: float, reason: str
+    ) -> tuple[AccessTokenRecord, ...]:
+        """Revoke every family of a user; return their unexpired access tokens."""
+
+    @abstractmethod
+    async def purge(self, now: float) -> int:
+        """Delete rows that can no longer matter; return how many."""
+
+
+class RevocationStore(ABC):
+    """The deny-list of access-token ``jti`` values and per-user revoked-before markers."""
+
+    @abstractmethod
+    async def deny(self, entries: Sequence[tuple[str, float]], now: float) -> None:
+        """Deny-list ``(jti, exp)`` pairs until their ``exp``."""
+
+    @abstractmethod
+    async def set_user_marker(self, user_id: str, revoked_before: float, keep_until: float) -> None:
+        """Reject the user's access tokens issued before ``revoked_before``."""
+
+    @abstractmethod
+    async def is_denied(self, jti: str, now: float) -> bool:
+        """Authoritative deny-list lookup."""
+
+    @abstractmethod
+    async def user_marker(self, user_id: str, now: float) -> float | None:
+        """The latest revoked-before marker of a user, if any is still relevant."""
+
+    @abstractmethod
+    async def changes_since(self, cursor: int, now: float) -> RevocationChanges:
+        """Entries added after ``cursor`` (0: everything still relevant)."""
+
+    @abstractmethod
+    async def purge(self, now: float) -> int:
+        """Drop entries whose tokens have expired."""
+
+
+class RateLimiter(ABC):
+    """Fixed-window counters for login throttling."""
+
+    @abstractmethod
+    async def hit(self, key: str, window: float, now: float) -> tuple[int, float]:
+        """Count one event; return ``(count in window, seconds until the window resets)``."""
+
+    @abstractmethod
+    async def peek(self, key: str, window: float, now: float) -> tuple[int, float]:
+        """Like :meth:`hit` without counting."""
+
+    @abstractmethod
+    async def reset(self, key: str) -> None:
+        """Forget a counter (e.g. after a successful login)."""
+
+
+class KeyStore(ABC):
+    """The persisted signing-key ring."""
+
+    @abstractmethod
+    async def list(self) -> list[KeyRecord]:
+        """All keys, oldest activation first."""
+
+    @abstractmethod
+    async def add(self, record: KeyRecord) -> None:
+        """Insert a key."""
+
+    @abstractmethod
+    async def delete(self, kid: str) -> None:
+        """Remove a key (only once nothing it signed can still be valid)."""
+
+
+class Store(ABC):
+    """A bundle of the interfaces above, with a lifecycle."""
+
+    users: UserStore
+    sessions: SessionStore
+    revocations: RevocationStore
+    rate_limits: RateLimiter
+    keys: KeyStore
+
+    @abstractmethod
+    async def start(self) -> None:
+        """Connect and bring the schema up to date."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Release connections."""
+
+    @abstractmethod
+    async def ping(self) -> bool:
+        """True when the backend answers."""

@@ -1,0 +1,97 @@
+"""SQLAlchemy Core table definitions (dialect-neutral: SQLite and PostgreSQL).
+
+The Alembic migrations in :mod:`jotkit.server.migrations` create exactly these tables; a test
+compares the migrated schema with this metadata.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+__all__ = [
+    "access_tokens",
+    "metadata",
+    "rate_limits",
+    "refresh_families",
+    "refresh_tokens",
+    "revocations",
+    "signing_keys",
+    "users",
+]
+
+metadata = sa.MetaData()
+
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("email", sa.String(320), nullable=False, unique=True),
+    sa.Column("password_hash", sa.Text, nullable=False),
+    sa.Column("roles", sa.Text, nullable=False),
+    sa.Column("disabled", sa.Boolean, nullable=False),
+    sa.Column("created_at", sa.Double, nullable=False),
+)
+
+refresh_families = sa.Table(
+    "refresh_families",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("user_id", sa.String(36), sa.ForeignKey("users.id"), nullable=False, index=True),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("last_used_at", sa.Double, nullable=False),
+    sa.Column("idle_expires_at", sa.Double, nullable=False),
+    sa.Column("absolute_expires_at", sa.Double, nullable=False),
+    sa.Column("revoked_at", sa.Double, nullable=True),
+    sa.Column("revoke_reason", sa.String(32), nullable=True),
+    sa.Column("user_agent", sa.String(512), nullable=True),
+    sa.Column("client_ip", sa.String(64), nullable=True),
+)
+
+refresh_tokens = sa.Table(
+    "refresh_tokens",
+    metadata,
+    sa.Column("token_hash", sa.String(64), primary_key=True),
+    sa.Column(
+        "family_id", sa.String(64), sa.ForeignKey("refresh_families.id"), nullable=False, index=True
+    ),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("spent_at", sa.Double, nullable=True),
+    sa.Column("spent_by", sa.String(64), nullable=True),
+)
+
+access_tokens = sa.Table(
+    "access_tokens",
+    metadata,
+    sa.Column("jti", sa.String(64), primary_key=True),
+    sa.Column("family_id", sa.String(64), nullable=False, index=True),
+    sa.Column("user_id", sa.String(36), nullable=False, index=True),
+    sa.Column("exp", sa.Double, nullable=False, index=True),
+)
+
+revocations = sa.Table(
+    "revocations",
+    metadata,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.String(8), nullable=False),
+    sa.Column("value", sa.String(64), nullable=False, index=True),
+    sa.Column("at", sa.Double, nullable=False),
+    sa.Column("expires_at", sa.Double, nullable=False, index=True),
+)
+
+rate_limits = sa.Table(
+    "rate_limits",
+    metadata,
+    sa.Column("key", sa.String(400), primary_key=True),
+    sa.Column("window_start", sa.Double, nullable=False),
+    sa.Column("count", sa.Integer, nullable=False),
+)
+
+signing_keys = sa.Table(
+    "signing_keys",
+    metadata,
+    sa.Column("kid", sa.String(128), primary_key=True),
+    sa.Column("alg", sa.String(16), nullable=False),
+    sa.Column("private_jwk", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("activate_at", sa.Double, nullable=False),
+)
