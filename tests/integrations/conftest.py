@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -143,3 +146,19 @@ def make_token(
         claims, key, expires_in=expires_in, issuer=issuer, audience=audience, subject=sub,
         jti=True, headers={"typ": typ, **(extra_headers or {})}, now=now,
     )
+
+
+NODE_DIR = Path(__file__).resolve().parents[1] / "node"
+
+
+@pytest.fixture(scope="session")
+def node(request: pytest.FixtureRequest) -> str:
+    """``node`` with tests/node's npm packages; runs ``npm ci`` first when they are missing."""
+    npm = shutil.which("npm")
+    if npm and not (NODE_DIR / "node_modules").exists():
+        subprocess.run(
+            [npm, "ci", "--no-audit", "--no-fund", "--silent"], cwd=NODE_DIR, check=False,
+            timeout=300, capture_output=True,
+        )
+    node_bin: str = request.getfixturevalue("node_bin")
+    return node_bin
