@@ -8,6 +8,8 @@ nesting depth errors become clean rejections.
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Callable
 from typing import Any
 
 __all__ = ["dumps", "loads_object"]
@@ -28,9 +30,31 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
-_DECODER = json.JSONDecoder(object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"the number {text[:20]} is out of range")
+    return value
+
+
+_DECODER = json.JSONDecoder(
+    object_pairs_hook=_no_duplicates, parse_constant=_no_constant, parse_float=_finite_float
+)
 _ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False, ensure_ascii=True)
 _decode = _DECODER.decode
+# The C scanner: no whitespace handling, so only a fast path.
+_scan: Callable[[str, int], tuple[Any, int]] = _DECODER.scan_once  # type: ignore[attr-defined]
+
+
+def _parse(text: str) -> Any:
+    """Parse one JSON document; the C scanner first, the full decoder for the rest."""
+    try:
+        obj, end = _scan(text, 0)
+    except StopIteration:
+        return _decode(text)  # leading whitespace or invalid: the decoder explains
+    if end != len(text):
+        return _decode(text)  # trailing whitespace is fine, anything else is an error
+    return obj
 
 
 def loads_object(data: bytes) -> dict[str, Any]:
@@ -40,7 +64,7 @@ def loads_object(data: bytes) -> dict[str, Any]:
     """
     try:
         text = data.decode("utf-8")
-        obj = _decode(text)
+        obj = _parse(text)
     except UnicodeDecodeError as exc:
         raise ValueError("not UTF-8") from exc
     except RecursionError as exc:

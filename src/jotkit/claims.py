@@ -33,10 +33,12 @@ __all__ = [
     "Clock",
     "Now",
     "TimeSpan",
+    "check_typ",
     "normalize_typ",
     "numeric_date",
     "parse_timespan",
     "to_timestamp",
+    "validate_claims",
 ]
 
 TimeSpan = str | int | float | timedelta
@@ -122,6 +124,14 @@ def normalize_typ(value: str) -> str:
     return lowered[12:] if lowered.startswith("application/") else lowered
 
 
+def check_names(value: str | Collection[str] | None, what: str) -> str | Collection[str] | None:
+    """Accept ``None``, a string, or a non-empty collection of strings (caller options)."""
+    if value is None or type(value) is str:
+        return value
+    _names(value, what)
+    return value
+
+
 def _names(value: str | Collection[str] | None, what: str) -> frozenset[str] | None:
     if value is None:
         return None
@@ -186,95 +196,124 @@ class ClaimsPolicy:
 
     def check_typ(self, header: Mapping[str, Any]) -> None:
         """Explicit typing (RFC 8725 §3.11): the ``typ`` header must be the expected one."""
-        if self.typ is None:
-            return
-        got = header.get("typ")
-        if not isinstance(got, str):
-            raise InvalidType(f"the token has no 'typ' header; expected {self.typ!r}")
-        if normalize_typ(got) != self.typ:
-            raise InvalidType(f"the token's typ is {got!r}; expected {self.typ!r}")
+        check_typ(header, self.typ)
 
     def validate(self, claims: Mapping[str, Any], now: float) -> None:
         """Check the registered claims against this policy at time ``now`` (RFC 7519 §4.1)."""
-        for name in self.require:
-            if name not in claims:
-                raise MissingClaim(f"the {name!r} claim is required", claim=name)
-        leeway = self.leeway
-        exp = claims.get("exp", _MISSING)
-        if exp is not _MISSING:
-            expires = numeric_date(exp, "exp")
-            if now >= expires + leeway:  # RFC 7519 §4.1.4
-                raise ExpiredToken(
-                    f"the token expired {_ago(now - expires)} ago", expired_at=expires
-                )
-        nbf = claims.get("nbf", _MISSING)
-        if nbf is not _MISSING:
-            not_before = numeric_date(nbf, "nbf")
-            if now + leeway < not_before:  # RFC 7519 §4.1.5
-                raise ImmatureToken(
-                    f"the token is not valid for another {_ago(not_before - now)}", claim="nbf"
-                )
-        iat = claims.get("iat", _MISSING)
-        if iat is not _MISSING:
-            issued = numeric_date(iat, "iat")
-            if issued > now + leeway:
-                raise ImmatureToken(
-                    f"the token was issued {_ago(issued - now)} in the future",
-                    claim="iat",
-                    code="iat_in_future",
-                )
-            if self.max_age is not None and now - issued > self.max_age + leeway:
-                raise TokenTooOld(
-                    f"the token was issued {_ago(now - issued)} ago; max age is "
-                    f"{_ago(self.max_age)}",
-                    claim="iat",
-                )
-        elif self.max_age is not None:
-            raise MissingClaim("max_age needs the 'iat' claim", claim="iat")
-        iss = claims.get("iss", _MISSING)
-        if iss is not _MISSING and type(iss) is not str:
-            raise InvalidClaim("the 'iss' claim must be a string", claim="iss")
-        if self.issuer is not None:
-            if iss is _MISSING:
-                raise MissingClaim("the 'iss' claim is required", claim="iss")
-            if iss not in self.issuer:
-                raise InvalidIssuer(f"the issuer {iss!r} is not accepted", claim="iss")
-        self._check_audience(claims.get("aud", _MISSING))
-        sub = claims.get("sub", _MISSING)
-        if sub is not _MISSING:
-            if type(sub) is not str:
-                raise InvalidClaim("the 'sub' claim must be a string", claim="sub")
-            if self.subject is not None and sub != self.subject:
-                raise InvalidSubject("the subject does not match", claim="sub")
-        elif self.subject is not None:
-            raise MissingClaim("the 'sub' claim is required", claim="sub")
-        jti = claims.get("jti", _MISSING)
-        if jti is not _MISSING and type(jti) is not str:
-            raise InvalidClaim("the 'jti' claim must be a string", claim="jti")
+        validate_claims(
+            claims,
+            now,
+            issuer=self.issuer,
+            audience=self.audience,
+            subject=self.subject,
+            leeway=self.leeway,
+            require=self.require,
+            max_age=self.max_age,
+        )
 
-    def _check_audience(self, aud: Any) -> None:
-        """RFC 7519 §4.1.3: a string or an array of strings, one of which must be ours."""
-        if aud is _MISSING:
-            if self.audience is not None:
-                raise MissingClaim("the 'aud' claim is required", claim="aud")
+
+def check_typ(header: Mapping[str, Any], expected: str | None) -> None:
+    """Explicit typing (RFC 8725 §3.11): the ``typ`` header must be the normalized ``expected``."""
+    if expected is None:
+        return
+    got = header.get("typ")
+    if not isinstance(got, str):
+        raise InvalidType(f"the token has no 'typ' header; expected {expected!r}")
+    if normalize_typ(got) != expected:
+        raise InvalidType(f"the token's typ is {got!r}; expected {expected!r}")
+
+
+def validate_claims(
+    claims: Mapping[str, Any],
+    now: float,
+    *,
+    issuer: str | Collection[str] | None,
+    audience: str | Collection[str] | None,
+    subject: str | None,
+    leeway: float,
+    require: Collection[str],
+    max_age: float | None,
+) -> None:
+    """Check registered claims at time ``now`` (RFC 7519 §4.1); options already normalized.
+
+    ``issuer``/``audience`` are a string or a collection of accepted strings.
+    """
+    for name in require:
+        if name not in claims:
+            raise MissingClaim(f"the {name!r} claim is required", claim=name)
+    exp = claims.get("exp", _MISSING)
+    if exp is not _MISSING:
+        expires = numeric_date(exp, "exp")
+        if now >= expires + leeway:  # RFC 7519 §4.1.4
+            raise ExpiredToken(f"the token expired {_ago(now - expires)} ago", expired_at=expires)
+    nbf = claims.get("nbf", _MISSING)
+    if nbf is not _MISSING:
+        not_before = numeric_date(nbf, "nbf")
+        if now + leeway < not_before:  # RFC 7519 §4.1.5
+            raise ImmatureToken(
+                f"the token is not valid for another {_ago(not_before - now)}", claim="nbf"
+            )
+    iat = claims.get("iat", _MISSING)
+    if iat is not _MISSING:
+        issued = numeric_date(iat, "iat")
+        if issued > now + leeway:
+            raise ImmatureToken(
+                f"the token was issued {_ago(issued - now)} in the future",
+                claim="iat",
+                code="iat_in_future",
+            )
+        if max_age is not None and now - issued > max_age + leeway:
+            raise TokenTooOld(
+                f"the token was issued {_ago(now - issued)} ago; max age is {_ago(max_age)}",
+                claim="iat",
+            )
+    elif max_age is not None:
+        raise MissingClaim("max_age needs the 'iat' claim", claim="iat")
+    iss = claims.get("iss", _MISSING)
+    if iss is not _MISSING and type(iss) is not str:
+        raise InvalidClaim("the 'iss' claim must be a string", claim="iss")
+    if issuer is not None:
+        if iss is _MISSING:
+            raise MissingClaim("the 'iss' claim is required", claim="iss")
+        if not (iss == issuer if type(issuer) is str else iss in issuer):
+            raise InvalidIssuer(f"the issuer {iss!r} is not accepted", claim="iss")
+    aud = claims.get("aud", _MISSING)
+    if aud is not _MISSING or audience is not None:
+        _check_audience(aud, audience)
+    sub = claims.get("sub", _MISSING)
+    if sub is not _MISSING:
+        if type(sub) is not str:
+            raise InvalidClaim("the 'sub' claim must be a string", claim="sub")
+        if subject is not None and sub != subject:
+            raise InvalidSubject("the subject does not match", claim="sub")
+    elif subject is not None:
+        raise MissingClaim("the 'sub' claim is required", claim="sub")
+    jti = claims.get("jti", _MISSING)
+    if jti is not _MISSING and type(jti) is not str:
+        raise InvalidClaim("the 'jti' claim must be a string", claim="jti")
+
+
+def _check_audience(aud: Any, audience: str | Collection[str] | None) -> None:
+    """RFC 7519 §4.1.3: a string or an array of strings, one of which must be ours."""
+    if aud is _MISSING:
+        raise MissingClaim("the 'aud' claim is required", claim="aud")
+    if type(aud) is str:
+        values: tuple[str, ...] | list[Any] = (aud,)
+    elif type(aud) is list and aud and all(type(a) is str for a in aud):
+        values = aud
+    else:
+        raise InvalidClaim(
+            "the 'aud' claim must be a string or a non-empty array of strings", claim="aud"
+        )
+    if audience is None:
+        raise InvalidAudience(
+            "the token is meant for an audience but no expected audience was given",
+            claim="aud",
+        )
+    for value in values:
+        if value == audience if type(audience) is str else value in audience:
             return
-        if type(aud) is str:
-            values: tuple[str, ...] | list[Any] = (aud,)
-        elif type(aud) is list and aud and all(type(a) is str for a in aud):
-            values = aud
-        else:
-            raise InvalidClaim(
-                "the 'aud' claim must be a string or a non-empty array of strings", claim="aud"
-            )
-        if self.audience is None:
-            raise InvalidAudience(
-                "the token is meant for an audience but no expected audience was given",
-                claim="aud",
-            )
-        for value in values:
-            if value in self.audience:
-                return
-        raise InvalidAudience("the token is not meant for this audience", claim="aud")
+    raise InvalidAudience("the token is not meant for this audience", claim="aud")
 
 
 def _ago(seconds: float) -> str:

@@ -48,8 +48,10 @@ _REGISTERED_HEADERS = frozenset(
 _HEADER_CACHE_SIZE = 64
 
 
-def check_algorithms(algorithms: Collection[str]) -> frozenset[str]:
+def check_algorithms(algorithms: Collection[str]) -> Collection[str]:
     """Validate a caller's allow-list: a non-empty collection of known names, never ``none``."""
+    if type(algorithms) is list and len(algorithms) == 1 and algorithms[0] in ALGORITHMS:
+        return algorithms  # the common case, e.g. ["ES256"]: already a valid allow-list
     if isinstance(algorithms, str):
         raise TypeError(f"algorithms must be a list of names, e.g. [{algorithms!r}], not a str")
     if algorithms is None:

@@ -15,7 +15,18 @@ from typing import Any
 
 from . import _json
 from ._b64 import _decode_checked, b64encode
-from .claims import ClaimsPolicy, Clock, Now, TimeSpan, parse_timespan, to_timestamp
+from .claims import (
+    ClaimsPolicy,
+    Clock,
+    Now,
+    TimeSpan,
+    check_names,
+    check_typ,
+    normalize_typ,
+    parse_timespan,
+    to_timestamp,
+    validate_claims,
+)
 from .errors import MalformedToken
 from .jws import (
     DEFAULT_MAX_SIZE,
@@ -81,7 +92,7 @@ class Verifier:
         max_size: int = DEFAULT_MAX_SIZE,
         clock: Clock = time.time,
     ) -> None:
-        self._allowed = check_algorithms(algorithms)
+        self._allowed = frozenset(check_algorithms(algorithms))
         self._policy = ClaimsPolicy.create(
             issuer=issuer,
             audience=audience,
@@ -139,6 +150,45 @@ def _check_keylike(key: object) -> None:
         raise TypeError("key must be a jotkit.Key, a jotkit.KeySet or a callable returning one")
 
 
+def _decode(
+    token: str | bytes,
+    key: KeyLike,
+    algorithms: Collection[str],
+    issuer: str | Collection[str] | None,
+    audience: str | Collection[str] | None,
+    subject: str | None,
+    leeway: TimeSpan,
+    require: Collection[str],
+    typ: str | None,
+    max_age: TimeSpan | None,
+    now: Now,
+    max_size: int,
+) -> tuple[dict[str, Any], dict[str, Any], Key]:
+    """The one-shot path: check the caller's options cheaply, then verify and validate."""
+    allowed = check_algorithms(algorithms)
+    if isinstance(require, str):
+        raise TypeError("require must be a collection of claim names, e.g. ('exp',)")
+    if type(leeway) is not int and type(leeway) is not float:
+        leeway = parse_timespan(leeway)
+    if max_age is not None:
+        max_age = parse_timespan(max_age)
+    header, payload_b64, chosen = _verify_parts(token, key, allowed, max_size)
+    if typ is not None:
+        check_typ(header, normalize_typ(typ))
+    claims = _claims_of(payload_b64)
+    validate_claims(
+        claims,
+        to_timestamp(now),
+        issuer=check_names(issuer, "issuer"),
+        audience=check_names(audience, "audience"),
+        subject=subject,
+        leeway=leeway,
+        require=require,
+        max_age=max_age,
+    )
+    return header, claims, chosen
+
+
 def decode_complete(
     token: str | bytes,
     key: KeyLike,
@@ -155,22 +205,22 @@ def decode_complete(
     max_size: int = DEFAULT_MAX_SIZE,
 ) -> VerifiedToken:
     """Like :func:`decode`, but also return the protected header and the key that verified."""
-    allowed = check_algorithms(algorithms)
-    policy = ClaimsPolicy.create(
-        issuer=issuer,
-        audience=audience,
-        subject=subject,
-        leeway=leeway,
-        require=require,
-        max_age=max_age,
-        typ=typ,
+    return VerifiedToken(
+        *_decode(
+            token,
+            key,
+            algorithms,
+            issuer,
+            audience,
+            subject,
+            leeway,
+            require,
+            typ,
+            max_age,
+            now,
+            max_size,
+        )
     )
-    _check_keylike(key)
-    header, payload_b64, chosen = _verify_parts(token, key, allowed, max_size)
-    policy.check_typ(header)
-    claims = _claims_of(payload_b64)
-    policy.validate(claims, to_timestamp(now))
-    return VerifiedToken(header, claims, chosen)
 
 
 def decode(
@@ -196,20 +246,20 @@ def decode(
     ``typ`` checks the header (e.g. ``"at+jwt"``, RFC 9068). Every failure is a
     :class:`jotkit.InvalidToken` subclass with a stable ``code``.
     """
-    return decode_complete(
+    return _decode(
         token,
         key,
-        algorithms=algorithms,
-        issuer=issuer,
-        audience=audience,
-        subject=subject,
-        leeway=leeway,
-        require=require,
-        typ=typ,
-        max_age=max_age,
-        now=now,
-        max_size=max_size,
-    ).claims
+        algorithms,
+        issuer,
+        audience,
+        subject,
+        leeway,
+        require,
+        typ,
+        max_age,
+        now,
+        max_size,
+    )[1]
 
 
 def decode_unverified(
