@@ -245,14 +245,23 @@ def sign(payload: bytes, key: Key, *, headers: Mapping[str, Any] | None = None) 
         raise TypeError("key must be a jotkit.Key")
     if not isinstance(payload, (bytes, bytearray)):
         raise TypeError("payload must be bytes")
+    return _sign_segments(header_segment(key, headers), b64encode(bytes(payload)), key)
+
+
+def header_segment(key: Key, headers: Mapping[str, Any] | None, typ: str | None = None) -> str:
+    """The encoded protected header: ``alg`` from the key, ``typ``, ``kid``, then ``headers``."""
     header: dict[str, Any] = {"alg": key.alg}
+    if typ is not None:
+        header["typ"] = typ
     if key.kid is not None:
         header["kid"] = key.kid
     if headers:
         if "alg" in headers and headers["alg"] != key.alg:
-            raise ValueError(f"the key is for {key.alg}; the header cannot say {headers['alg']}")
+            raise ValueError(
+                f"the key is for {key.alg}; headers cannot set alg to {headers['alg']!r}"
+            )
         header.update(headers)
-    return _sign_segments(b64encode(_json.dumps(header)), b64encode(bytes(payload)), key)
+    return b64encode(_json.dumps(header))
 
 
 def _sign_segments(header_b64: str, payload_b64: str, key: Key) -> str:

@@ -34,6 +34,7 @@ from .jws import (
     _sign_segments,
     _verify_parts,
     check_algorithms,
+    header_segment,
 )
 from .jws import decode_unverified as _jws_unverified
 from .keys import Key
@@ -343,19 +344,8 @@ def encode(
         _set_once(payload, "jti", secrets.token_urlsafe(16))
     elif isinstance(jti, str):
         _set_once(payload, "jti", jti)
-    header_b64 = _header_segment(key, headers)
+    header_b64 = header_segment(key, headers, typ="JWT")
     return _sign_segments(header_b64, b64encode(_json.dumps(payload)), key)
-
-
-def _header_segment(key: Key, headers: Mapping[str, Any] | None) -> str:
-    header: dict[str, Any] = {"alg": key.alg, "typ": "JWT"}
-    if key.kid is not None:
-        header["kid"] = key.kid
-    if headers:
-        if "alg" in headers and headers["alg"] != key.alg:
-            raise ValueError(f"the key is for {key.alg}; the header cannot say {headers['alg']}")
-        header.update(headers)
-    return b64encode(_json.dumps(header))
 
 
 def unsafe_encode_none(claims: Mapping[str, Any], headers: Mapping[str, Any] | None = None) -> str:

@@ -1,0 +1,481 @@
+"""Keys and key sets: construction rules (RFC 8725 §3.1, RFC 7518 §3, §6), JWK/PEM/DER, KeySet."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa, x25519
+from cryptography.x509.oid import NameOID
+
+import jotkit
+from jotkit import InvalidKey, Key, KeyMismatch, KeyNotFound, KeySet
+
+ASYMMETRIC = [a for a in jotkit.ALGORITHM_NAMES if not a.startswith("HS")]
+
+
+@pytest.fixture(scope="module")
+def rsa_private() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+@pytest.mark.parametrize("alg", jotkit.ALGORITHM_NAMES)
+def test_generate_binds_key_to_one_algorithm(alg):
+    key = Key.generate(alg, kid="k")
+    assert key.alg == alg
+    assert key.kid == "k"
+    assert key.is_private
+    assert key.kty == jotkit.algorithms.ALGORITHMS[alg].kty
+    token = jotkit.encode({"sub": "x"}, key, expires_in=60)
+    verifier = key if key.is_symmetric else key.public()
+    assert jotkit.decode(token, verifier, algorithms=[alg])["sub"] == "x"
+
+
+def test_repr_never_shows_secret_material():
+    key = Key.from_secret(b"s" * 32, "HS256", kid="k1")
+    assert "sss" not in repr(key)
+    assert "HS256" in repr(key) and "k1" in repr(key)
+
+
+@pytest.mark.parametrize(("alg", "size"), [("HS256", 32), ("HS384", 48), ("HS512", 64)])
+def test_hmac_secret_must_be_at_least_hash_length_rfc7518_3_2(alg, size):
+    Key.from_secret(b"x" * size, alg)
+    with pytest.raises(InvalidKey) as err:
+        Key.from_secret(b"x" * (size - 1), alg)
+    assert err.value.code == "weak_key"
+    assert isinstance(err.value, ValueError)
+
+
+@pytest.mark.parametrize(
+    "secret",
+    [
+        b"-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA\n-----END PUBLIC KEY-----",
+        b"ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQC0000000000000000 user@host",
+        b"  \n-----BEGIN CERTIFICATE-----\nMIIB0000000000000000000000000000000000",
+    ],
+)
+def test_public_key_text_is_never_an_hmac_secret(secret):
+    with pytest.raises(InvalidKey):
+        Key.from_secret(secret, "HS256")
+
+
+def test_from_secret_accepts_text_as_utf8():
+    key = Key.from_secret("é" * 16, "HS256")  # 32 bytes in UTF-8
+    assert key.to_jwk(private=True)["k"]
+
+
+def test_from_secret_refuses_asymmetric_algorithms():
+    with pytest.raises(InvalidKey):
+        Key.from_secret(b"x" * 64, "RS256")
+
+
+def test_rsa_keys_under_2048_bits_are_refused():
+    small = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    pem = small.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    with pytest.raises(InvalidKey) as err:
+        Key.from_pem(pem, "RS256")
+    assert err.value.code == "weak_key"
+    with pytest.raises(InvalidKey):
+        Key.generate("RS256", size=1024)
+
+
+def test_ec_key_on_the_wrong_curve_is_refused():
+    p384 = ec.generate_private_key(ec.SECP384R1())
+    with pytest.raises(InvalidKey, match="P-256"):
+        Key("ES256", p384)
+    Key("ES384", p384)
+
+
+def test_key_type_must_match_algorithm(rsa_private):
+    with pytest.raises(InvalidKey, match="EC key"):
+        Key("ES256", rsa_private)
+    with pytest.raises(InvalidKey):
+        Key("HS256", rsa_private)
+
+
+def test_ed25519_key_cannot_be_bound_to_ed448():
+    key = Key.generate("EdDSA")
+    with pytest.raises(InvalidKey):
+        Key.from_jwk(key.to_jwk(), "Ed448")
+    assert Key.from_jwk({**key.to_jwk(), "alg": "Ed25519"}).alg == "Ed25519"
+
+
+def test_eddsa_generate_with_ed448_curve():
+    key = Key.generate("EdDSA", crv="Ed448")
+    assert key.crv == "Ed448"
+    with pytest.raises(ValueError):
+        Key.generate("Ed25519", crv="Ed448")
+
+
+def test_unknown_algorithm_and_none_are_caller_errors():
+    with pytest.raises(ValueError, match="unknown algorithm"):
+        Key.generate("HS1024")
+    with pytest.raises(ValueError, match="none"):
+        Key.generate("none")
+
+
+def test_key_used_with_another_algorithm_is_a_key_mismatch_rfc8725_3_1():
+    key = Key.generate("ES256")
+    other = Key.from_jwk({**key.to_jwk(private=True), "alg": "ES256"})
+    token = jotkit.encode({}, other, expires_in=60)
+    forged_header = Key.generate("ES384")
+    token384 = jotkit.encode({}, forged_header, expires_in=60)
+    with pytest.raises(KeyMismatch):
+        jotkit.decode(token384, key.public(), algorithms=["ES256", "ES384"])
+    assert jotkit.decode(token, key.public(), algorithms=["ES256"])
+
+
+def test_public_key_cannot_sign():
+    pub = Key.generate("ES256").public()
+    assert not pub.is_private
+    with pytest.raises(ValueError):
+        pub.sign(b"data")
+    with pytest.raises(ValueError):
+        jotkit.encode({}, pub)
+
+
+def test_verify_primitive_returns_false_for_garbage():
+    for alg in ("HS256", "RS256", "PS256", "ES256", "EdDSA"):
+        key = Key.generate(alg)
+        assert key.verify(b"msg", key.sign(b"msg"))
+        for sig in (b"", b"\x00" * 3, b"\x00" * 64, b"\xff" * 512):
+            assert key.verify(b"msg", sig) is False
+
+
+# -- PEM / DER ---------------------------------------------------------------
+
+
+def _self_signed(private: rsa.RSAPrivateKey) -> bytes:
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "jotkit test")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(private.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + dt.timedelta(days=1))
+        .sign(private, hashes.SHA256())
+    )
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def test_from_pem_reads_every_declared_format(rsa_private):
+    pub = rsa_private.public_key()
+    nopass = serialization.NoEncryption()
+    pems = {
+        "pkcs8": rsa_private.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, nopass
+        ),
+        "pkcs1": rsa_private.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, nopass
+        ),
+        "spki": pub.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        ),
+        "pkcs1-public": pub.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.PKCS1
+        ),
+        "certificate": _self_signed(rsa_private),
+    }
+    thumbprints = {name: Key.from_pem(pem, "RS256").thumbprint() for name, pem in pems.items()}
+    assert len(set(thumbprints.values())) == 1
+    assert Key.from_pem(pems["pkcs1"], "RS256").is_private
+    assert not Key.from_pem(pems["certificate"], "RS256").is_private
+    assert Key.from_pem(pems["spki"].decode(), "PS256").alg == "PS256"
+
+
+def test_from_pem_sec1_ec_key_after_ec_parameters_block():
+    private = ec.generate_private_key(ec.SECP256R1())
+    sec1 = private.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    )
+    params = b"-----BEGIN EC PARAMETERS-----\nBggqhkjOPQMBBw==\n-----END EC PARAMETERS-----\n"
+    key = Key.from_pem(params + sec1, "ES256")
+    assert key.is_private and key.crv == "P-256"
+
+
+def test_from_pem_encrypted_private_key_needs_password():
+    key = Key.generate("ES256")
+    pem = key.to_pem(private=True, password=b"hunter22")
+    assert b"ENCRYPTED" in pem
+    assert Key.from_pem(pem, "ES256", password=b"hunter22").thumbprint() == key.thumbprint()
+    with pytest.raises(InvalidKey):
+        Key.from_pem(pem, "ES256")
+    with pytest.raises(InvalidKey):
+        Key.from_pem(pem, "ES256", password=b"wrong")
+
+
+@pytest.mark.parametrize(
+    "data", [b"", b"not a pem", b"-----BEGIN FOO-----\nAAAA\n-----END FOO-----"]
+)
+def test_from_pem_garbage_is_invalid_key(data):
+    with pytest.raises(InvalidKey):
+        Key.from_pem(data, "ES256")
+
+
+def test_from_pem_of_truncated_block_is_invalid_key():
+    pem = Key.generate("ES256").to_pem()
+    with pytest.raises(InvalidKey):
+        Key.from_pem(pem[:60], "ES256")
+
+
+def test_from_pem_refuses_hmac_algorithms():
+    with pytest.raises(InvalidKey):
+        Key.from_pem(Key.generate("ES256").to_pem(), "HS256")
+
+
+def test_der_round_trip_with_declared_kind():
+    key = Key.generate("EdDSA")
+    assert Key.from_der(key.to_der(), "EdDSA", kind="public").thumbprint() == key.thumbprint()
+    priv = Key.from_der(key.to_der(private=True), "EdDSA", kind="private")
+    assert priv.is_private
+    with pytest.raises(InvalidKey):
+        Key.from_der(key.to_der(), "EdDSA", kind="private")
+    with pytest.raises(ValueError):
+        Key.from_der(key.to_der(), "EdDSA", kind="guess")  # type: ignore[arg-type]
+
+
+def test_hmac_keys_have_no_pem_or_public_form():
+    key = Key.generate("HS256")
+    with pytest.raises(ValueError):
+        key.to_pem()
+    with pytest.raises(ValueError):
+        key.public()
+    with pytest.raises(ValueError):
+        key.to_jwk()
+    assert key.to_jwk(private=True)["kty"] == "oct"
+
+
+# -- JWK ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("alg", jotkit.ALGORITHM_NAMES)
+def test_jwk_round_trip_private_and_public(alg):
+    key = Key.generate(alg, kid="k1")
+    private = key.to_jwk(private=True)
+    assert private["alg"] == alg and private["use"] == "sig" and private["kid"] == "k1"
+    again = Key.from_jwk(private)
+    assert again.is_private and again.thumbprint() == key.thumbprint()
+    if not key.is_symmetric:
+        public = key.to_jwk()
+        assert "d" not in public
+        assert not Key.from_jwk(public).is_private
+        assert Key.from_jwk(json.dumps(public)).thumbprint() == key.thumbprint()
+
+
+def test_jwk_alg_must_agree_with_the_callers():
+    jwk = Key.generate("RS256").to_jwk()
+    with pytest.raises(InvalidKey, match="RS256"):
+        Key.from_jwk(jwk, "PS256")
+    del jwk["alg"]
+    with pytest.raises(InvalidKey, match="no 'alg'"):
+        Key.from_jwk(jwk)
+    assert Key.from_jwk(jwk, "PS256").alg == "PS256"
+
+
+@pytest.mark.parametrize(
+    ("crv", "alg"), [("P-256", "ES256"), ("P-384", "ES384"), ("P-521", "ES512")]
+)
+def test_ec_jwk_without_alg_takes_it_from_the_curve(crv, alg):
+    jwk = Key.generate(alg).to_jwk()
+    del jwk["alg"]
+    assert jwk["crv"] == crv
+    assert Key.from_jwk(jwk).alg == alg
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"use": "enc"}, "use"),
+        ({"key_ops": ["encrypt"]}, "key_ops"),
+        ({"kty": "XYZ"}, "kty"),
+        ({"x": "AAAA"}, "octets"),
+        ({"x": "not base64!"}, "base64url"),
+        ({"crv": "P-999"}, "curve"),
+        ({"kid": 5}, "kid"),
+        ({"alg": 7}, "alg"),
+        ({"alg": "RS256"}, "needs a RSA key"),
+    ],
+)
+def test_bad_ec_jwk_is_refused_with_reason(change, message):
+    jwk = {**Key.generate("ES256").to_jwk(), **change}
+    with pytest.raises(InvalidKey, match=message):
+        Key.from_jwk(jwk)
+
+
+def test_ec_jwk_point_not_on_curve_is_refused():
+    jwk = Key.generate("ES256").to_jwk()
+    jwk["y"] = jwk["x"]
+    with pytest.raises(InvalidKey):
+        Key.from_jwk(jwk)
+
+
+def test_ec_jwk_private_value_must_match_public_point():
+    a = Key.generate("ES256").to_jwk(private=True)
+    b = Key.generate("ES256").to_jwk(private=True)
+    with pytest.raises(InvalidKey, match="does not match"):
+        Key.from_jwk({**a, "d": b["d"]})
+
+
+def test_okp_jwk_private_value_must_match_public():
+    a = Key.generate("EdDSA").to_jwk(private=True)
+    b = Key.generate("EdDSA").to_jwk(private=True)
+    with pytest.raises(InvalidKey, match="does not match"):
+        Key.from_jwk({**a, "d": b["d"]})
+
+
+def test_x25519_jwk_is_not_a_signing_key():
+    raw = (
+        x25519.X25519PrivateKey.generate()
+        .public_key()
+        .public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    )
+    jwk = {"kty": "OKP", "crv": "X25519", "x": jotkit._b64.b64encode(raw), "alg": "EdDSA"}
+    with pytest.raises(InvalidKey, match="X25519"):
+        Key.from_jwk(jwk)
+
+
+def test_rsa_jwk_with_only_d_recovers_the_primes():
+    full = Key.generate("RS256").to_jwk(private=True)
+    minimal = {k: full[k] for k in ("kty", "n", "e", "d", "alg")}
+    key = Key.from_jwk(minimal)
+    token = jotkit.encode({}, key, expires_in=60)
+    assert jotkit.decode(token, Key.from_jwk(full).public(), algorithms=["RS256"]) is not None
+
+
+def test_rsa_jwk_with_partial_crt_members_is_refused():
+    full = Key.generate("RS256").to_jwk(private=True)
+    del full["qi"]
+    with pytest.raises(InvalidKey, match="CRT"):
+        Key.from_jwk(full)
+
+
+def test_rsa_multi_prime_jwk_is_refused():
+    full = Key.generate("RS256").to_jwk(private=True)
+    with pytest.raises(InvalidKey, match="oth"):
+        Key.from_jwk({**full, "oth": []})
+
+
+@pytest.mark.parametrize("text", ["", "[]", "{", '{"kty":"EC","kty":"EC"}', "null"])
+def test_jwk_text_that_is_not_an_object_is_invalid_key(text):
+    with pytest.raises(InvalidKey):
+        Key.from_jwk(text)
+
+
+def test_kid_argument_overrides_the_jwk_kid():
+    jwk = Key.generate("ES256", kid="a").to_jwk()
+    assert Key.from_jwk(jwk, kid="b").kid == "b"
+
+
+def test_public_key_has_no_private_jwk():
+    with pytest.raises(ValueError):
+        Key.generate("ES256").public().to_jwk(private=True)
+
+
+def test_with_kid_and_thumbprint_kid():
+    key = Key.generate("ES256")
+    assert key.with_kid("x").kid == "x"
+    tk = key.with_thumbprint_kid()
+    assert tk.kid == key.thumbprint()
+    assert tk.thumbprint() == key.thumbprint()  # the kid is not part of the thumbprint
+    assert key.thumbprint_uri().startswith("urn:ietf:params:oauth:jwk-thumbprint:sha-256:")
+    assert key.thumbprint("sha512") != key.thumbprint()
+
+
+# -- KeySet ------------------------------------------------------------------
+
+
+def test_keyset_selects_by_kid_and_rotation_verifies_both():
+    old, new = Key.generate("ES256", kid="old"), Key.generate("ES256", kid="new")
+    keys = KeySet([old.public(), new.public()])
+    for signer in (old, new):
+        token = jotkit.encode({"sub": signer.kid}, signer, expires_in=60)
+        assert jotkit.decode(token, keys, algorithms=["ES256"])["sub"] == signer.kid
+    assert keys.get("old") is not None and keys.get("zzz") is None
+    assert "new" in keys and len(keys) == 2 and keys.kids == ("old", "new")
+
+
+def test_keyset_unknown_kid_is_precise():
+    keys = KeySet([Key.generate("ES256", kid="a").public()])
+    token = jotkit.encode({}, Key.generate("ES256", kid="b"), expires_in=60)
+    with pytest.raises(KeyNotFound, match="'b'") as err:
+        jotkit.decode(token, keys, algorithms=["ES256"])
+    assert err.value.code == "key_not_found"
+
+
+def test_keyset_kid_bound_to_other_alg_is_key_mismatch():
+    keys = KeySet([Key.generate("ES256", kid="a").public()])
+    token = jotkit.encode({}, Key.generate("EdDSA", kid="a"), expires_in=60)
+    with pytest.raises(KeyMismatch):
+        jotkit.decode(token, keys, algorithms=["ES256", "EdDSA"])
+
+
+def test_keyset_token_without_kid():
+    a, b = Key.generate("ES256"), Key.generate("ES256")
+    token = jotkit.encode({}, a, expires_in=60)
+    assert jotkit.decode(token, KeySet([a.public()]), algorithms=["ES256"]) is not None
+    with pytest.raises(KeyNotFound) as err:
+        jotkit.decode(token, KeySet([a.public(), b.public()]), algorithms=["ES256"])
+    assert err.value.code == "kid_missing"
+    with pytest.raises(KeyNotFound):
+        jotkit.decode(token, KeySet([Key.generate("EdDSA").public()]), algorithms=["ES256"])
+
+
+def test_keyset_refuses_duplicate_kid_for_same_alg_but_allows_other_alg():
+    a = Key.generate("ES256", kid="x")
+    with pytest.raises(ValueError):
+        KeySet([a, Key.generate("ES256", kid="x")])
+    both = KeySet([a, Key.generate("EdDSA", kid="x")])
+    assert both.select("EdDSA", "x").alg == "EdDSA"
+    with pytest.raises(TypeError):
+        KeySet(["not a key"])  # type: ignore[list-item]
+
+
+def test_to_jwks_public_only_leaves_out_secrets():
+    keys = KeySet([Key.generate("HS256", kid="h"), Key.generate("ES256", kid="e")])
+    public = keys.to_jwks()
+    assert [k["kid"] for k in public["keys"]] == ["e"]
+    assert all("d" not in k for k in public["keys"])
+    private = keys.to_jwks(private=True)
+    assert {k["kid"] for k in private["keys"]} == {"h", "e"}
+    assert len(KeySet.from_jwks(private)) == 2
+    assert len(keys.public()) == 1
+
+
+def test_from_jwks_skips_unusable_entries_and_says_why():
+    good = Key.generate("ES256", kid="good").to_jwk()
+    rsa_no_alg = Key.generate("RS256", kid="rsa").to_jwk()
+    del rsa_no_alg["alg"]
+    doc = {
+        "keys": [
+            good,
+            {**Key.generate("ES256", kid="enc").to_jwk(), "use": "enc"},
+            {"kty": "oct-ish", "kid": "weird"},
+            "not an object",
+            rsa_no_alg,
+        ]
+    }
+    keys = KeySet.from_jwks(doc)
+    assert keys.kids == ("good",)
+    assert len(keys.skipped) == 4
+    assert any("rsa" in s and "no 'alg'" in s for s in keys.skipped)
+    bound = KeySet.from_jwks(doc, algorithms=["RS256", "PS256", "ES256"])
+    assert sorted(k.alg for k in bound if k.kid == "rsa") == ["PS256", "RS256"]
+    only_ps = KeySet.from_jwks(doc, algorithms=["PS256"])
+    assert [k.kid for k in only_ps] == ["rsa"]
+
+
+@pytest.mark.parametrize("doc", ["", "[]", "{}", '{"keys": {}}', b"\xff", '{"keys":[],"keys":[]}'])
+def test_from_jwks_that_is_not_a_jwk_set_raises_jwks_error(doc):
+    with pytest.raises(jotkit.JWKSError) as err:
+        KeySet.from_jwks(doc)
+    assert err.value.code == "jwks_invalid"
