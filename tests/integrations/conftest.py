@@ -162,3 +162,67 @@ def node(request: pytest.FixtureRequest) -> str:
         )
     node_bin: str = request.getfixturevalue("node_bin")
     return node_bin
+
+
+class IntrospectionServer:
+    """A local RFC 7662 endpoint: POST /introspect with HTTP Basic client credentials."""
+
+    def __init__(
+        self, client_id: str = "orders-api", client_secret: str = "s3cret-introspect"
+    ) -> None:
+        import base64
+        from urllib.parse import parse_qs
+
+        self.client_id = client_id
+        self.client_secret = client_secret
+        self.revoked: set[str] = set()
+        self.calls: list[str] = []
+        self.status_override: int | None = None
+        expected = "Basic " + base64.b64encode(f"{client_id}:{client_secret}".encode()).decode()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", "0"))
+                form = parse_qs(self.rfile.read(length).decode())
+                token = form.get("token", [""])[0]
+                outer.calls.append(token)
+                if outer.status_override is not None:
+                    status, body = outer.status_override, {"error": "server_error"}
+                elif self.headers.get("Authorization") != expected:
+                    status, body = 401, {"error": "invalid_client"}
+                else:
+                    status, body = 200, {"active": token not in outer.revoked}
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/introspect"
+        self.thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self.thread.start()
+        self.running = True
+
+    def stop(self) -> None:
+        if self.running:
+            self.httpd.shutdown()
+            self.httpd.server_close()
+            self.running = False
+
+
+@pytest.fixture
+def introspection_server() -> Iterator[IntrospectionServer]:
+    server = IntrospectionServer()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -1,0 +1,30 @@
+"""Resource-server integrations: verify access tokens in FastAPI, Starlette and Flask.
+
+The framework adapters live in :mod:`jotkit.integrations.fastapi`,
+:mod:`jotkit.integrations.starlette` and :mod:`jotkit.integrations.flask`
+(install ``jotkit[fastapi]``, ``jotkit[starlette]`` or ``jotkit[flask]``).
+All of them delegate to the one :class:`TokenVerifier` defined here, so
+tokens are checked and errors are rendered (RFC 6750 §3) identically.
+"""
+
+from __future__ import annotations
+
+from jotkit.integrations._verifier import (
+    BearerError,
+    Claims,
+    Introspection,
+    TokenVerifier,
+    check_grants,
+    claim_roles,
+    claim_scopes,
+)
+
+__all__ = [
+    "BearerError",
+    "Claims",
+    "Introspection",
+    "TokenVerifier",
+    "check_grants",
+    "claim_roles",
+    "claim_scopes",
+]

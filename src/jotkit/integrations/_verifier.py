@@ -1,0 +1,559 @@
+"""The one verifier core shared by the FastAPI, Starlette and Flask adapters.
+
+It reads a bearer token (RFC 6750 §2.1, or a configured cookie), verifies it
+as a JWT access token (RFC 9068: ``typ`` ``at+jwt``, issuer, audience),
+optionally asks the issuer's introspection endpoint (RFC 7662) whether it is
+still active, checks scopes and roles, and turns every failure into ONE
+:class:`BearerError` whose status, ``WWW-Authenticate`` header (RFC 6750 §3)
+and JSON body are identical in every framework.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import jotkit
+from jotkit.errors import InvalidToken, JWKSError, RevokedToken
+from jotkit.jwks_client import JWKSClient
+
+__all__ = [
+    "BearerError",
+    "Claims",
+    "Introspection",
+    "TokenVerifier",
+    "check_grants",
+    "claim_roles",
+    "claim_scopes",
+]
+
+_log = logging.getLogger("jotkit.integrations")
+
+Claims = dict[str, Any]
+KeyArg = Any  # jotkit.Key | jotkit.KeySet | JWKSClient | Callable[[header], Key | KeySet]
+
+# RFC 6750 §3: error_description / scope use %x20-21 / %x23-5B / %x5D-7E only.
+_UNSAFE = re.compile(r"[^\x20\x21\x23-\x5b\x5d-\x7e]")
+# RFC 6750 §2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
+_B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+
+_DESCRIPTIONS: dict[str, str] = {
+    "expired": "The access token expired",
+    "revoked": "The access token was revoked",
+    "not_yet_valid": "The access token is not valid yet",
+    "iat_in_future": "The access token was issued in the future",
+    "too_old": "The access token is too old",
+    "invalid_issuer": "The access token was issued by an untrusted issuer",
+    "invalid_audience": "The access token is not meant for this audience",
+    "invalid_subject": "The access token has the wrong subject",
+    "missing_claim": "The access token lacks a required claim",
+    "invalid_claim": "The access token has an invalid claim",
+    "invalid_typ": "The token is not an access token (typ)",
+    "bad_signature": "The access token signature is invalid",
+    "key_not_found": "The access token was signed by an unknown key",
+    "kid_missing": "The access token does not name its signing key",
+    "kid_ambiguous": "The access token does not name its signing key",
+    "key_mismatch": "The access token was signed by an unknown key",
+    "alg_not_allowed": "The access token uses a disallowed algorithm",
+    "alg_none": "The access token is unsigned",
+    "unknown_crit": "The access token uses an unsupported critical extension",
+    "malformed": "The access token is malformed",
+    "token_too_large": "The access token is too large",
+}
+
+
+def _quote(text: str) -> str:
+    return _UNSAFE.sub("?", text)
+
+
+class BearerError(Exception):
+    """An authentication/authorisation failure, rendered per RFC 6750 §3.
+
+    ``status`` is 401 (missing/invalid token), 403 (``insufficient_scope``),
+    400 (``invalid_request``) or 503 (keys or introspection unavailable).
+    ``error`` is the RFC 6750 error code, or ``None`` when the request carried
+    no credentials at all (RFC 6750 §3.1: then no error code is sent).
+    """
+
+    def __init__(
+        self,
+        status: int,
+        error: str | None,
+        description: str,
+        *,
+        scope: Sequence[str] = (),
+        reason: str | None = None,
+        retry_after: int | None = None,
+    ) -> None:
+        super().__init__(description)
+        self.status = status
+        self.error = error
+        self.description = description
+        self.scope = tuple(scope)
+        self.reason = reason
+        self.retry_after = retry_after
+
+    def __repr__(self) -> str:
+        return f"BearerError({self.status}, {self.error!r}, {self.description!r})"
+
+    def www_authenticate(self, realm: str | None = None) -> str | None:
+        """The ``WWW-Authenticate`` challenge (RFC 6750 §3), or None for 5xx."""
+        if self.status >= 500:
+            return None
+        params: list[str] = []
+        if realm:
+            params.append(f'realm="{_quote(realm)}"')
+        if self.error is not None:
+            params.append(f'error="{self.error}"')
+            params.append(f'error_description="{_quote(self.description)}"')
+        if self.scope:
+            params.append(f'scope="{_quote(" ".join(self.scope))}"')
+        return "Bearer " + ", ".join(params) if params else "Bearer"
+
+    def headers(self, realm: str | None = None) -> dict[str, str]:
+        """Response headers: the challenge, ``Cache-Control: no-store``, ``Retry-After``."""
+        out = {"Cache-Control": "no-store"}
+        challenge = self.www_authenticate(realm)
+        if challenge is not None:
+            out["WWW-Authenticate"] = challenge
+        if self.retry_after is not None:
+            out["Retry-After"] = str(self.retry_after)
+        return out
+
+    def body(self) -> dict[str, Any]:
+        """The JSON body, the same shape in every framework."""
+        out: dict[str, Any] = {
+            "error": self.error or "missing_token",
+            "error_description": self.description,
+        }
+        if self.scope:
+            out["scope"] = " ".join(self.scope)
+        return out
+
+
+def claim_scopes(claims: Mapping[str, Any]) -> frozenset[str]:
+    """Scopes granted by a token: ``scope`` (RFC 8693 §4.2, space-separated) or ``scp``."""
+    out: set[str] = set()
+    for name in ("scope", "scp"):
+        value = claims.get(name)
+        if isinstance(value, str):
+            out.update(value.split())
+        elif isinstance(value, list):
+            out.update(v for v in value if isinstance(v, str))
+    return frozenset(out)
+
+
+def claim_roles(claims: Mapping[str, Any]) -> frozenset[str]:
+    """Roles of the subject: the ``roles`` claim (RFC 9068 §7.2.1.1), list or string."""
+    value = claims.get("roles")
+    if isinstance(value, str):
+        return frozenset(value.split())
+    if isinstance(value, list):
+        return frozenset(v for v in value if isinstance(v, str))
+    return frozenset()
+
+
+def check_grants(
+    claims: Mapping[str, Any], scopes: Iterable[str] = (), roles: Iterable[str] = ()
+) -> None:
+    """Raise 403 ``insufficient_scope`` (RFC 6750 §3.1) unless the token grants them.
+
+    Every scope in ``scopes`` must be granted; of ``roles``, at least one.
+    """
+    needed = tuple(dict.fromkeys(scopes))
+    if needed:
+        granted = claim_scopes(claims)
+        if any(s not in granted for s in needed):
+            raise BearerError(
+                403,
+                "insufficient_scope",
+                "The access token lacks the required scope",
+                scope=needed,
+            )
+    wanted = tuple(dict.fromkeys(roles))
+    if wanted:
+        have = claim_roles(claims)
+        if not any(r in have for r in wanted):
+            raise BearerError(
+                403,
+                "insufficient_scope",
+                "The access token lacks a required role (" + " or ".join(wanted) + ")",
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class Introspection:
+    """Ask the issuer whether a token is still active (RFC 7662 §2).
+
+    The endpoint is called with HTTP Basic client authentication
+    (RFC 7662 §2.1, RFC 6749 §2.3.1) and the answer is cached for
+    ``cache_ttl`` seconds per token. ``fail_open=False`` (default) answers
+    503 when the endpoint is unreachable; ``True`` accepts the locally
+    verified token instead.
+    """
+
+    url: str
+    client_id: str
+    client_secret: str
+    cache_ttl: float = 5.0
+    timeout: float = 3.0
+    fail_open: bool = False
+    cache_size: int = 10_000
+
+
+@dataclass(slots=True)
+class _Entry:
+    claims: Claims
+    exp: float | None
+    until: float
+
+
+@dataclass(slots=True)
+class _LRU:
+    """A small thread-safe LRU map with per-entry deadlines."""
+
+    size: int
+    data: OrderedDict[str, Any] = field(default_factory=OrderedDict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def get(self, key: str) -> Any:
+        with self.lock:
+            value = self.data.get(key)
+            if value is not None:
+                self.data.move_to_end(key)
+            return value
+
+    def put(self, key: str, value: Any) -> None:
+        if self.size <= 0:
+            return
+        with self.lock:
+            self.data[key] = value
+            self.data.move_to_end(key)
+            while len(self.data) > self.size:
+                self.data.popitem(last=False)
+
+    def pop(self, key: str) -> None:
+        with self.lock:
+            self.data.pop(key, None)
+
+
+def _algorithms_for(key: KeyArg, algorithms: Sequence[str] | None) -> tuple[str, ...] | None:
+    if algorithms is not None:
+        return tuple(algorithms)
+    if isinstance(key, jotkit.Key):
+        return (key.alg,)
+    if isinstance(key, jotkit.KeySet):
+        return tuple(sorted({k.alg for k in key}))
+    if isinstance(key, JWKSClient):
+        return key.algorithms  # None: each key is bound to exactly one alg
+    raise TypeError("algorithms= is required when key is a custom callable")
+
+
+class TokenVerifier:
+    """Verify bearer access tokens for a resource server (RFC 6750, RFC 9068).
+
+    ``key`` is a :class:`jotkit.Key`, a :class:`jotkit.KeySet`, a
+    :class:`jotkit.JWKSClient` or a callable ``header -> Key | KeySet``.
+    ``typ`` defaults to ``"at+jwt"`` (RFC 9068 §2.1); pass ``None`` to skip it.
+    ``scopes``/``roles`` are required of every request; adapters add
+    per-route requirements. ``cookie_name`` also accepts the token from that
+    cookie when no ``Authorization`` header is sent. Verified tokens are kept
+    in an LRU cache for at most ``cache_ttl`` seconds; ``exp`` is still checked
+    on every request. ``clock`` returns epoch seconds (injectable for tests).
+    """
+
+    def __init__(
+        self,
+        key: KeyArg,
+        *,
+        issuer: str | None = None,
+        audience: str | Sequence[str] | None = None,
+        algorithms: Sequence[str] | None = None,
+        typ: str | None = "at+jwt",
+        leeway: float = 0.0,
+        require: Sequence[str] = ("exp",),
+        scopes: Iterable[str] = (),
+        roles: Iterable[str] = (),
+        cookie_name: str | None = None,
+        introspection: Introspection | None = None,
+        realm: str | None = None,
+        cache_size: int = 1024,
+        cache_ttl: float = 60.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """Prepare the verifier; see the class docstring for the arguments."""
+        self.key = key
+        self.issuer = issuer
+        self.audience = audience
+        self.algorithms = _algorithms_for(key, algorithms)
+        self.typ = typ
+        self.leeway = float(leeway)
+        self.require = tuple(require)
+        self.scopes = tuple(scopes)
+        self.roles = tuple(roles)
+        self.cookie_name = cookie_name
+        self.introspection = introspection
+        self.realm = realm
+        self.cache_ttl = float(cache_ttl)
+        self._clock = clock
+        self._cache = _LRU(cache_size)
+        self._introspected = _LRU(introspection.cache_size if introspection else 0)
+        self._jwks = key if isinstance(key, JWKSClient) else None
+        self._verifier: jotkit.Verifier | None = None
+        if self._jwks is None or self.algorithms is not None:
+            self._verifier = jotkit.Verifier(
+                key,
+                algorithms=list(self.algorithms or ()),
+                issuer=issuer,
+                audience=audience,
+                typ=typ,
+                leeway=self.leeway,
+                require=self.require,
+                clock=clock,
+            )
+        self._http_lock = threading.Lock()
+        self._http: Any = None  # httpx.Client, created lazily for introspection
+
+    # ------------------------------------------------------------ extraction
+
+    def extract(self, authorization: str | None, cookies: Mapping[str, str] | None = None) -> str:
+        """Return the bearer token of a request (RFC 6750 §2.1) or raise BearerError.
+
+        No credentials at all: 401 without an error code (RFC 6750 §3.1). A
+        malformed ``Authorization: Bearer`` header: 400 ``invalid_request``.
+        """
+        if authorization:
+            scheme, _, rest = authorization.strip().partition(" ")
+            if scheme.lower() == "bearer":
+                token = rest.strip()
+                if not token or not _B64TOKEN.fullmatch(token):
+                    raise BearerError(
+                        400,
+                        "invalid_request",
+                        "Malformed Authorization header",
+                    )
+                return token
+        if self.cookie_name and cookies:
+            cookie = cookies.get(self.cookie_name)
+            if cookie:
+                return cookie.strip()
+        raise BearerError(401, None, "A bearer access token is required")
+
+    # ---------------------------------------------------------- verification
+
+    def _from_cache(self, token: str, now: float) -> Claims | None:
+        entry: _Entry | None = self._cache.get(token)
+        if entry is None:
+            return None
+        if now >= entry.until:
+            self._cache.pop(token)
+            return None
+        if entry.exp is not None and now > entry.exp + self.leeway:
+            self._cache.pop(token)
+            raise self._token_error(jotkit.ExpiredToken("token expired", expired_at=entry.exp))
+        return entry.claims
+
+    def _remember(self, token: str, claims: Claims, now: float) -> None:
+        exp = claims.get("exp")
+        exp_f = float(exp) if isinstance(exp, int | float) else None
+        self._cache.put(token, _Entry(claims, exp_f, now + self.cache_ttl))
+
+    def _decode_with(self, token: str, key: Any, now: float) -> Claims:
+        """Verify with a key already resolved from the JWKS client."""
+        algorithms = list(self.algorithms) if self.algorithms else [key.alg]
+        return jotkit.decode(
+            token,
+            key,
+            algorithms=algorithms,
+            issuer=self.issuer,
+            audience=self.audience,
+            typ=self.typ,
+            leeway=self.leeway,
+            require=self.require,
+            now=now,
+        )
+
+    @staticmethod
+    def _token_error(exc: InvalidToken) -> BearerError:
+        description = _DESCRIPTIONS.get(exc.code, "The access token is invalid")
+        return BearerError(401, "invalid_token", description, reason=exc.code)
+
+    @staticmethod
+    def _unavailable(description: str, reason: str) -> BearerError:
+        return BearerError(
+            503, "temporarily_unavailable", description, reason=reason, retry_after=5
+        )
+
+    def verify(self, token: str) -> Claims:
+        """Verify a token (sync); returns a copy of its claims or raises BearerError."""
+        now = self._clock()
+        claims = self._from_cache(token, now)
+        if claims is None:
+            try:
+                if self._verifier is not None:
+                    claims = self._verifier.decode(token, now=now)
+                else:
+                    assert self._jwks is not None
+                    header, _ = jotkit.decode_unverified(token)
+                    claims = self._decode_with(token, self._jwks.resolve(header), now)
+            except InvalidToken as exc:
+                _log.debug("token rejected: %r", exc)
+                raise self._token_error(exc) from None
+            except JWKSError as exc:
+                _log.warning("no signing keys available: %s", exc)
+                raise self._unavailable("The signing keys are unavailable", exc.code) from None
+            if self.introspection is not None:
+                self._check_active(token, now)
+            self._remember(token, claims, now)
+        elif self.introspection is not None:
+            self._check_active(token, now)
+        return dict(claims)
+
+    async def averify(self, token: str) -> Claims:
+        """Verify a token without blocking the event loop on key fetches or introspection."""
+        now = self._clock()
+        claims = self._from_cache(token, now)
+        if claims is None:
+            try:
+                if self._jwks is not None:
+                    header, _ = jotkit.decode_unverified(token)
+                    key = await self._jwks.aresolve(header)
+                    claims = self._decode_with(token, key, now)
+                else:
+                    assert self._verifier is not None
+                    claims = self._verifier.decode(token, now=now)
+            except InvalidToken as exc:
+                _log.debug("token rejected: %r", exc)
+                raise self._token_error(exc) from None
+            except JWKSError as exc:
+                _log.warning("no signing keys available: %s", exc)
+                raise self._unavailable("The signing keys are unavailable", exc.code) from None
+            if self.introspection is not None:
+                await self._acheck_active(token, now)
+            self._remember(token, claims, now)
+        elif self.introspection is not None:
+            await self._acheck_active(token, now)
+        return dict(claims)
+
+    # ---------------------------------------------------------- authorisation
+
+    def authorize(
+        self, claims: Mapping[str, Any], scopes: Iterable[str] = (), roles: Iterable[str] = ()
+    ) -> None:
+        """Require this verifier's and the route's scopes/roles (RFC 6750 §3.1, 403)."""
+        check_grants(claims, (*self.scopes, *scopes), (*self.roles, *roles))
+
+    def authenticate(
+        self,
+        authorization: str | None,
+        cookies: Mapping[str, str] | None = None,
+        *,
+        scopes: Iterable[str] = (),
+        roles: Iterable[str] = (),
+    ) -> Claims:
+        """Extract, verify and authorise in one call (sync)."""
+        claims = self.verify(self.extract(authorization, cookies))
+        self.authorize(claims, scopes, roles)
+        return claims
+
+    async def aauthenticate(
+        self,
+        authorization: str | None,
+        cookies: Mapping[str, str] | None = None,
+        *,
+        scopes: Iterable[str] = (),
+        roles: Iterable[str] = (),
+    ) -> Claims:
+        """Extract, verify and authorise in one call (async)."""
+        claims = await self.averify(self.extract(authorization, cookies))
+        self.authorize(claims, scopes, roles)
+        return claims
+
+    # ------------------------------------------------------------ introspection
+
+    def _cached_active(self, token: str, now: float) -> bool | None:
+        hit: tuple[bool, float] | None = self._introspected.get(token)
+        if hit is None or now >= hit[1]:
+            return None
+        return hit[0]
+
+    def _introspection_result(self, token: str, now: float, status: int, data: Any) -> None:
+        assert self.introspection is not None
+        if status != 200 or not isinstance(data, dict) or not isinstance(data.get("active"), bool):
+            self._introspection_failed(f"HTTP {status}")
+            return
+        active: bool = data["active"]
+        self._introspected.put(token, (active, now + self.introspection.cache_ttl))
+        if not active:
+            self._cache.pop(token)
+            raise self._token_error(RevokedToken("token is not active"))
+
+    def _introspection_failed(self, why: str) -> None:
+        assert self.introspection is not None
+        _log.warning("token introspection failed: %s", why)
+        if not self.introspection.fail_open:
+            raise self._unavailable("Token introspection is unavailable", "introspection_failed")
+
+    def _check_active(self, token: str, now: float) -> None:
+        import httpx
+
+        assert self.introspection is not None
+        active = self._cached_active(token, now)
+        if active is True:
+            return
+        if active is False:
+            raise self._token_error(RevokedToken("token is not active"))
+        cfg = self.introspection
+        with self._http_lock:
+            if self._http is None:
+                self._http = httpx.Client(timeout=cfg.timeout, trust_env=False)
+            client: httpx.Client = self._http
+        try:
+            resp = client.post(
+                cfg.url,
+                data={"token": token, "token_type_hint": "access_token"},
+                auth=(cfg.client_id, cfg.client_secret),
+                headers={"Accept": "application/json"},
+            )
+            data = resp.json() if resp.status_code == 200 else None
+        except (httpx.HTTPError, ValueError) as exc:
+            self._introspection_failed(f"{type(exc).__name__}: {exc}")
+            return
+        self._introspection_result(token, now, resp.status_code, data)
+
+    async def _acheck_active(self, token: str, now: float) -> None:
+        import httpx
+
+        assert self.introspection is not None
+        active = self._cached_active(token, now)
+        if active is True:
+            return
+        if active is False:
+            raise self._token_error(RevokedToken("token is not active"))
+        cfg = self.introspection
+        try:
+            async with httpx.AsyncClient(timeout=cfg.timeout, trust_env=False) as client:
+                resp = await client.post(
+                    cfg.url,
+                    data={"token": token, "token_type_hint": "access_token"},
+                    auth=(cfg.client_id, cfg.client_secret),
+                    headers={"Accept": "application/json"},
+                )
+                data = resp.json() if resp.status_code == 200 else None
+        except (TimeoutError, httpx.HTTPError, ValueError) as exc:
+            self._introspection_failed(f"{type(exc).__name__}: {exc}")
+            return
+        self._introspection_result(token, now, resp.status_code, data)
+
+    def close(self) -> None:
+        """Close the pooled HTTP client used for sync introspection, if any."""
+        with self._http_lock:
+            if self._http is not None:
+                self._http.close()
+                self._http = None

@@ -1,0 +1,270 @@
+"""The same protected API in FastAPI, Starlette and Flask behaves identically (RFC 6750)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+import jotkit
+from jotkit.integrations import Introspection, TokenVerifier
+from jotkit.jwks_client import JWKSClient
+
+from .apps import FRAMEWORKS, Client, make_client
+from .conftest import AUDIENCE, ISSUER, FakeClock, IntrospectionServer, JWKSServer, make_token
+
+CHALLENGE = re.compile(
+    r'^Bearer realm="api"(, error="(?P<error>[a-z_]+)", error_description="(?P<desc>[^"\\]*)")?'
+    r'(, scope="(?P<scope>[^"\\]*)")?$'
+)
+
+
+def verifier_for(key: Any, clock: FakeClock, **kw: Any) -> TokenVerifier:
+    kw.setdefault("realm", "api")
+    return TokenVerifier(key, issuer=ISSUER, audience=AUDIENCE, clock=clock, **kw)
+
+
+@pytest.fixture(params=FRAMEWORKS)
+def framework(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def client(framework: str, es_key: jotkit.Key, clock: FakeClock) -> Client:
+    return make_client(framework, verifier_for(es_key.public(), clock))
+
+
+def challenge(reply: Any) -> re.Match[str]:
+    match = CHALLENGE.match(reply.headers["www-authenticate"])
+    assert match, reply.headers["www-authenticate"]
+    return match
+
+
+def test_valid_token_gives_claims(client: Client, es_key, clock):
+    reply = client.get("/orders", token=make_token(es_key, now=clock.now))
+    assert reply.status == 200
+    assert reply.body == {"sub": "user-1", "scopes": "orders:read"}
+
+
+def test_public_route_needs_nothing(client: Client):
+    assert client.get("/public").status == 200
+
+
+def test_missing_token_is_401_without_error_code(client: Client):
+    reply = client.get("/orders")
+    assert reply.status == 401
+    assert reply.headers["www-authenticate"] == 'Bearer realm="api"'
+    assert reply.body == {"error": "missing_token",
+                          "error_description": "A bearer access token is required"}
+    assert reply.headers["content-type"].startswith("application/json")
+    assert reply.headers["cache-control"] == "no-store"
+
+
+def test_other_auth_scheme_is_treated_as_missing(client: Client):
+    reply = client.get("/orders", headers={"Authorization": "Basic dXNlcjpwdw=="})
+    assert reply.status == 401
+    assert reply.headers["www-authenticate"] == 'Bearer realm="api"'
+
+
+@pytest.mark.parametrize("header", ["Bearer", "Bearer ", "Bearer a b", "Bearer <script>"])
+def test_malformed_authorization_is_400_invalid_request(client: Client, header: str):
+    reply = client.get("/orders", headers={"Authorization": header})
+    assert reply.status == 400
+    assert challenge(reply)["error"] == "invalid_request"
+    assert reply.body["error"] == "invalid_request"
+
+
+def test_expired_token_is_401_invalid_token(client: Client, es_key, clock):
+    token = make_token(es_key, now=clock.now - 3600, expires_in=60)
+    reply = client.get("/orders", token=token)
+    assert reply.status == 401
+    m = challenge(reply)
+    assert m["error"] == "invalid_token"
+    assert m["desc"] == "The access token expired"
+    assert reply.body == {"error": "invalid_token", "error_description": "The access token expired"}
+
+
+def test_cached_token_still_expires(client: Client, es_key, clock):
+    token = make_token(es_key, now=clock.now, expires_in=60)
+    assert client.get("/orders", token=token).status == 200
+    clock.advance(61)
+    reply = client.get("/orders", token=token)
+    assert reply.status == 401
+    assert reply.body["error_description"] == "The access token expired"
+
+
+@pytest.mark.parametrize(
+    ("mutate", "description"),
+    [
+        ({"audience": "billing"}, "The access token is not meant for this audience"),
+        ({"issuer": "https://evil.test"}, "The access token was issued by an untrusted issuer"),
+        ({"typ": "JWT"}, "The token is not an access token (typ)"),
+    ],
+)
+def test_wrong_claims_are_401(client: Client, es_key, clock, mutate, description):
+    reply = client.get("/orders", token=make_token(es_key, now=clock.now, **mutate))
+    assert reply.status == 401
+    assert challenge(reply)["error"] == "invalid_token"
+    assert reply.body["error_description"] == description
+
+
+def test_foreign_key_and_tampering_are_401(client: Client, es_key, clock):
+    other = jotkit.Key.generate("ES256", kid="k1")
+    assert client.get("/orders", token=make_token(other, now=clock.now)).status == 401
+    good = make_token(es_key, now=clock.now)
+    h, p, s = good.split(".")
+    flipped = s[:-4] + ("AAAA" if s[-4:] != "AAAA" else "BBBB")
+    reply = client.get("/orders", token=f"{h}.{p}.{flipped}")
+    assert reply.status == 401
+    assert reply.body["error"] == "invalid_token"
+
+
+def test_alg_none_and_garbage_are_401(client: Client, clock):
+    none = jotkit.unsafe_encode_none({"sub": "x", "iss": ISSUER, "aud": AUDIENCE,
+                                      "exp": clock.now + 60}, headers={"typ": "at+jwt"})
+    for token in (none, "abc.def.ghi", "a.b", "e30.e30.e30"):
+        reply = client.get("/orders", token=token)
+        assert reply.status == 401, token
+        assert reply.body["error"] == "invalid_token"
+
+
+def test_missing_scope_is_403_insufficient_scope(client: Client, es_key, clock):
+    reply = client.post("/orders", token=make_token(es_key, now=clock.now))
+    assert reply.status == 403
+    m = challenge(reply)
+    assert m["error"] == "insufficient_scope"
+    assert m["scope"] == "orders:read orders:write"
+    assert reply.body == {"error": "insufficient_scope",
+                          "error_description": "The access token lacks the required scope",
+                          "scope": "orders:read orders:write"}
+    ok = client.post("/orders", token=make_token(es_key, now=clock.now,
+                                                 scope="orders:read orders:write"))
+    assert ok.status == 200
+    assert ok.body == {"created_by": "user-1"}
+
+
+def test_roles_any_of(client: Client, es_key, clock):
+    assert client.get("/admin", token=make_token(es_key, now=clock.now)).status == 403
+    assert client.get("/admin", token=make_token(es_key, now=clock.now, roles=["user"])).status \
+        == 403
+    reply = client.get("/admin", token=make_token(es_key, now=clock.now, roles=["ops"]))
+    assert reply.status == 200
+    assert reply.body == {"admin": "user-1"}
+
+
+def test_optional_auth(client: Client, es_key, clock):
+    assert client.get("/maybe").body == {"sub": None}
+    assert client.get("/maybe", token=make_token(es_key, now=clock.now)).body == {"sub": "user-1"}
+    assert client.get("/maybe", token="abc.def.ghi").status == 401
+
+
+def test_same_shape_in_every_framework(es_key, clock):
+    """Every failure mode answers byte-for-byte the same status, challenge and body."""
+    clients = {fw: make_client(fw, verifier_for(es_key.public(), clock)) for fw in FRAMEWORKS}
+    cases: list[tuple[str, str, dict[str, Any]]] = [
+        ("GET", "/orders", {}),
+        ("GET", "/orders", {"headers": {"Authorization": "Bearer"}}),
+        ("GET", "/orders", {"token": "abc.def.ghi"}),
+        ("GET", "/orders", {"token": make_token(es_key, now=clock.now - 9999)}),
+        ("GET", "/orders", {"token": make_token(es_key, now=clock.now, audience="x")}),
+        ("POST", "/orders", {"token": make_token(es_key, now=clock.now)}),
+        ("GET", "/admin", {"token": make_token(es_key, now=clock.now)}),
+        ("GET", "/orders", {"token": make_token(es_key, now=clock.now)}),
+    ]
+    for method, path, kw in cases:
+        replies = {fw: c.request(method, path, **kw) for fw, c in clients.items()}
+        shapes = {
+            fw: (r.status, r.headers.get("www-authenticate"), r.body) for fw, r in replies.items()
+        }
+        first = shapes["fastapi"]
+        assert all(shape == first for shape in shapes.values()), shapes
+
+
+def test_cookie_token_when_configured(framework: str, es_key, clock):
+    verifier = verifier_for(es_key.public(), clock, cookie_name="jotkit_access")
+    client = make_client(framework, verifier)
+    token = make_token(es_key, now=clock.now)
+    assert client.get("/orders", cookies={"jotkit_access": token}).status == 200
+    # without cookie support configured the cookie is ignored
+    plain = make_client(framework, verifier_for(es_key.public(), clock))
+    assert plain.get("/orders", cookies={"jotkit_access": token}).status == 401
+    # the Authorization header wins over the cookie
+    reply = client.get("/orders", token="abc.def.ghi", cookies={"jotkit_access": token})
+    assert reply.status == 401
+
+
+def test_jwks_backed_verifier(framework: str, jwks_server: JWKSServer, es_key, clock):
+    jwks_server.publish(es_key)
+    jwks = JWKSClient(jwks_server.url, clock=clock)
+    client = make_client(framework, verifier_for(jwks, clock))
+    assert client.get("/orders", token=make_token(es_key, now=clock.now)).status == 200
+    rotated = jotkit.Key.generate("ES256", kid="k2")
+    jwks_server.publish(es_key, rotated)
+    clock.advance(31)
+    assert client.get("/orders", token=make_token(rotated, now=clock.now)).status == 200
+    unknown = jotkit.Key.generate("ES256", kid="zz")
+    reply = client.get("/orders", token=make_token(unknown, now=clock.now))
+    assert reply.status == 401
+    assert reply.body["error_description"] == "The access token was signed by an unknown key"
+    assert jwks_server.hits == 2  # the unknown kid is inside the cooldown
+
+
+def test_jwks_unavailable_is_503(framework: str, jwks_server: JWKSServer, es_key, clock):
+    url = jwks_server.url
+    jwks_server.stop()
+    client = make_client(framework, verifier_for(JWKSClient(url, clock=clock), clock))
+    reply = client.get("/orders", token=make_token(es_key, now=clock.now))
+    assert reply.status == 503
+    assert reply.body["error"] == "temporarily_unavailable"
+    assert "www-authenticate" not in reply.headers
+    assert reply.headers["retry-after"] == "5"
+
+
+def test_introspection_rejects_revoked_tokens(
+    framework: str, introspection_server: IntrospectionServer, es_key, clock
+):
+    cfg = Introspection(introspection_server.url, introspection_server.client_id,
+                        introspection_server.client_secret, cache_ttl=5)
+    client = make_client(framework, verifier_for(es_key.public(), clock, introspection=cfg))
+    token = make_token(es_key, now=clock.now)
+    assert client.get("/orders", token=token).status == 200
+    assert client.get("/orders", token=token).status == 200
+    assert introspection_server.calls == [token]  # cached
+    introspection_server.revoked.add(token)
+    assert client.get("/orders", token=token).status == 200  # still inside the cache TTL
+    clock.advance(5)
+    reply = client.get("/orders", token=token)
+    assert reply.status == 401
+    assert reply.body["error_description"] == "The access token was revoked"
+    assert len(introspection_server.calls) == 2
+    # a garbage token is refused locally, without asking the issuer
+    assert client.get("/orders", token="abc.def.ghi").status == 401
+    assert len(introspection_server.calls) == 2
+
+
+def test_introspection_failures(framework: str, introspection_server: IntrospectionServer,
+                                es_key, clock):
+    wrong = Introspection(introspection_server.url, "orders-api", "wrong-secret")
+    client = make_client(framework, verifier_for(es_key.public(), clock, introspection=wrong))
+    reply = client.get("/orders", token=make_token(es_key, now=clock.now))
+    assert reply.status == 503
+    assert reply.body["error"] == "temporarily_unavailable"
+    url = introspection_server.url
+    introspection_server.stop()
+    closed = Introspection(url, "a", "b", timeout=1)
+    client = make_client(framework, verifier_for(es_key.public(), clock, introspection=closed))
+    assert client.get("/orders", token=make_token(es_key, now=clock.now)).status == 503
+    open_ = Introspection(url, "a", "b", timeout=1, fail_open=True)
+    client = make_client(framework, verifier_for(es_key.public(), clock, introspection=open_))
+    assert client.get("/orders", token=make_token(es_key, now=clock.now)).status == 200
+
+
+def test_fastapi_openapi_bearer_scheme(es_key, clock):
+    client = make_client("fastapi", verifier_for(es_key.public(), clock))
+    spec = client.get("/openapi.json").body
+    assert spec["components"]["securitySchemes"]["BearerJWT"] == {
+        "type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+    assert spec["paths"]["/orders"]["get"]["security"] == [{"BearerJWT": []}]
+    assert spec["paths"]["/orders"]["post"]["security"] == [{"BearerJWT": []}]
+    assert "security" not in spec["paths"]["/public"]["get"]
