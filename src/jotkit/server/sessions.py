@@ -345,9 +345,12 @@ class AuthService:
         )
         _header, payload = jotkit.decode_unverified(token)
         exp = float(payload["exp"])
-        await self.store.sessions.record_access_token(
+        if not await self.store.sessions.record_access_token(
             AccessTokenRecord(jti, family.id, user.id, exp)
-        )
+        ):
+            # A concurrent reuse/logout revoked the family between rotation and signing.
+            self.audit.event("refresh_failed", reason="revoked", session_id=family.id)
+            raise ServiceError("invalid_grant", "The session has been revoked; log in again.")
         self._remember(token, dict(payload), exp)
         return token, ttl
 

@@ -206,8 +206,11 @@ class SessionStore(ABC):
         """The user's active families, newest first."""
 
     @abstractmethod
-    async def record_access_token(self, record: AccessTokenRecord) -> None:
-        """Remember an issued access token so its family can deny-list it later."""
+    async def record_access_token(self, record: AccessTokenRecord) -> bool:
+        """Remember an issued access token so its family can deny-list it later.
+
+        Return False (and store nothing) when the family has been revoked meanwhile; the
+        check and the insert must be atomic with respect to :meth:`revoke_family`."""
 
     @abstractmethod
     async def revoke_family(

@@ -306,9 +306,19 @@ class SqlSessionStore(SessionStore):
             )
             return [_family(r) for r in rows]
 
-    async def record_access_token(self, record: AccessTokenRecord) -> None:
-        """Remember an issued access token."""
+    async def record_access_token(self, record: AccessTokenRecord) -> bool:
+        """Remember an issued access token unless its family is revoked (row lock on the
+        family, so a concurrent revocation either sees this row or is seen by us)."""
         async with self._engine.begin() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(refresh_families.c.revoked_at)
+                    .where(refresh_families.c.id == record.family_id)
+                    .with_for_update()
+                )
+            ).first()
+            if row is None or row.revoked_at is not None:
+                return False
             await conn.execute(
                 sa.insert(access_tokens).values(
                     jti=record.jti,
@@ -317,6 +327,7 @@ class SqlSessionStore(SessionStore):
                     exp=record.exp,
                 )
             )
+            return True
 
     async def revoke_family(
         self, family_id: str, now: float, reason: str
