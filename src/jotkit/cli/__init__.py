@@ -14,7 +14,7 @@ import sys
 
 import typer
 
-__all__ = ["build_app", "main"]
+__all__ = ["TOKEN_COMMANDS", "build_app", "main"]
 
 _HELP = (
     "jotkit: inspect, verify, sign and audit JSON Web Tokens, locally.\n\n"
@@ -22,8 +22,15 @@ _HELP = (
 )
 
 
-def build_app() -> typer.Typer:
-    """Build the ``jotkit`` Typer app with every available command."""
+#: Commands defined in :mod:`jotkit.cli.commands`; running one of them skips
+#: importing the (much heavier) service commands, so token tools start fast.
+TOKEN_COMMANDS = frozenset(
+    {"decode", "verify", "sign", "keygen", "jwks", "thumbprint", "audit", "debugger"}
+)
+
+
+def build_app(*, include_server: bool = True) -> typer.Typer:
+    """Build the ``jotkit`` Typer app (with the service commands when installed)."""
     from . import commands
 
     app = typer.Typer(
@@ -35,6 +42,8 @@ def build_app() -> typer.Typer:
         context_settings={"help_option_names": ["-h", "--help"]},
     )
     commands.register(app)
+    if not include_server:
+        return app
     try:
         server_cli = importlib.import_module("jotkit.server.cli")
     except ImportError:  # server extras missing: the token commands still work
@@ -47,8 +56,9 @@ def build_app() -> typer.Typer:
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the CLI, turning any unexpected error into one line."""
     try:
-        app = build_app()
-        app(args=argv, prog_name="jotkit")
+        args = sys.argv[1:] if argv is None else argv
+        app = build_app(include_server=not (args and args[0] in TOKEN_COMMANDS))
+        app(args=args, prog_name="jotkit")
     except SystemExit:
         raise
     except KeyboardInterrupt:
