@@ -142,11 +142,10 @@ def _parse_header(header_b64: str) -> dict[str, Any]:
     if type(alg) is not str:
         raise MalformedToken("the header has no 'alg' string (RFC 7515 §4.1.1)")
     for name in ("kid", "typ", "cty"):
-        value = header.get(name)
-        if value is not None and type(value) is not str:
+        if name in header and type(header[name]) is not str:
             raise MalformedToken(f"the {name!r} header must be a string")
-    crit = header.get("crit")
-    if crit is not None:
+    if "crit" in header:
+        crit = header["crit"]
         # RFC 7515 §4.1.11: a non-empty array of names that the recipient must understand.
         if type(crit) is not list or not crit or not all(type(c) is str for c in crit):
             raise MalformedToken("'crit' must be a non-empty array of strings")
@@ -245,6 +244,8 @@ def sign(payload: bytes, key: Key, *, headers: Mapping[str, Any] | None = None) 
         raise TypeError("key must be a jotkit.Key")
     if not isinstance(payload, (bytes, bytearray)):
         raise TypeError("payload must be bytes")
+    if not payload:
+        raise ValueError("the payload is empty; jotkit tokens have three non-empty segments")
     return _sign_segments(header_segment(key, headers), b64encode(bytes(payload)), key)
 
 
