@@ -266,6 +266,16 @@ class JWKSClient:
             raise
         except (ValueError, TypeError) as exc:
             raise JWKSError(f"JWKS from {self.url} is invalid: {exc}", code="jwks_invalid") from exc
+        symmetric = [k for k in key_set if k.is_symmetric]
+        if symmetric:
+            # A secret published in a JWK set is no secret: never verify HS* with it.
+            key_set = KeySet(
+                [k for k in key_set if not k.is_symmetric],
+                skipped=(
+                    *key_set.skipped,
+                    *(f"kid {k.kid!r}: symmetric key in a public JWK set" for k in symmetric),
+                ),
+            )
         if len(key_set) == 0:
             raise JWKSError(f"JWKS from {self.url} has no usable keys", code="jwks_invalid")
         ttl = _cache_ttl(headers)
@@ -374,6 +384,26 @@ class JWKSClient:
                 if not self._cooldown_over(self._now()):
                     raise
             return self.get_key_set(force_refresh=True).select(alg, kid)
+
+    def resolve_cached(self, header: Mapping[str, Any]) -> Key | None:
+        """Resolve from the cache without any I/O; ``None`` when a fetch is due first.
+
+        Lets asyncio code take a fast synchronous path and fall back to
+        :meth:`aresolve` only when the set is stale or the ``kid`` is unknown
+        and the cooldown allows a refetch.
+        """
+        alg, kid = self._alg_kid(header)
+        now = self._now()
+        with self._state_lock:
+            if self._needs_fetch(now):
+                return None
+            key_set = self._current(now)
+            try:
+                return key_set.select(alg, kid)
+            except KeyNotFound as exc:
+                if exc.code in ("kid_missing", "kid_ambiguous") or not self._cooldown_over(now):
+                    raise
+                return None
 
     def __call__(self, header: Mapping[str, Any]) -> Key:
         """Alias of :meth:`resolve`, so the client can be used as a key resolver."""

@@ -472,3 +472,33 @@ def test_malformed_header_is_rejected_without_fetching(jwks_server: JWKSServer, 
     with pytest.raises(jotkit.MalformedToken):
         client.resolve({"alg": "ES256", "kid": 5})
     assert jwks_server.hits == 0
+
+
+def test_symmetric_keys_in_a_public_jwks_are_dropped(jwks_server: JWKSServer, es_key, clock):
+    """A secret published in a JWK set is public: HS* must never verify with it."""
+    secret = jotkit.Key.from_secret(b"s" * 32, "HS256", kid="hs")
+    jwks_server.control.jwks = {"keys": [secret.to_jwk(private=True), es_key.public().to_jwk()]}
+    client = JWKSClient(jwks_server.url, clock=clock)
+    assert client.get_key_set().kids == ("k1",)
+    assert any("symmetric" in reason for reason in client.get_key_set().skipped)
+    forged = make_token(secret, now=clock.now)
+    with pytest.raises(jotkit.InvalidToken):
+        jotkit.decode(forged, client, algorithms=["HS256", "ES256"], audience=AUDIENCE,
+                      now=clock.now)
+
+
+def test_resolve_cached_never_fetches(jwks_server: JWKSServer, es_key, clock):
+    jwks_server.publish(es_key)
+    client = JWKSClient(jwks_server.url, max_age=60, min_refetch_interval=10, clock=clock)
+    header = {"alg": "ES256", "kid": "k1"}
+    assert client.resolve_cached(header) is None  # nothing cached yet
+    assert jwks_server.hits == 0
+    client.get_key_set()
+    assert client.resolve_cached(header).kid == "k1"
+    with pytest.raises(jotkit.KeyNotFound):  # unknown kid inside the cooldown
+        client.resolve_cached({"alg": "ES256", "kid": "other"})
+    clock.advance(10)
+    assert client.resolve_cached({"alg": "ES256", "kid": "other"}) is None  # refetch allowed
+    clock.advance(51)
+    assert client.resolve_cached(header) is None  # stale
+    assert jwks_server.hits == 1

@@ -243,7 +243,14 @@ class _LRU:
             self.data.pop(key, None)
 
 
-def _algorithms_for(key: KeyArg, algorithms: Sequence[str] | None) -> tuple[str, ...] | None:
+_ASYMMETRIC = tuple(name for name in jotkit.ALGORITHM_NAMES if not name.startswith("HS"))
+
+
+class _NeedsFetch(Exception):
+    """Internal: the JWKS cache cannot answer without network I/O."""
+
+
+def _algorithms_for(key: KeyArg, algorithms: Sequence[str] | None) -> tuple[str, ...]:
     if algorithms is not None:
         return tuple(algorithms)
     if isinstance(key, jotkit.Key):
@@ -251,7 +258,9 @@ def _algorithms_for(key: KeyArg, algorithms: Sequence[str] | None) -> tuple[str,
     if isinstance(key, jotkit.KeySet):
         return tuple(sorted({k.alg for k in key}))
     if isinstance(key, JWKSClient):
-        return key.algorithms  # None: each key is bound to exactly one alg
+        # Each key is bound to exactly one algorithm (RFC 8725 §3.1) and the client
+        # drops symmetric keys, so "any asymmetric alg" means "the key's own alg".
+        return key.algorithms if key.algorithms is not None else _ASYMMETRIC
     raise TypeError("algorithms= is required when key is a custom callable")
 
 
@@ -305,18 +314,18 @@ class TokenVerifier:
         self._cache = _LRU(cache_size)
         self._introspected = _LRU(introspection.cache_size if introspection else 0)
         self._jwks = key if isinstance(key, JWKSClient) else None
-        self._verifier: jotkit.Verifier | None = None
-        if self._jwks is None or self.algorithms is not None:
-            self._verifier = jotkit.Verifier(
-                key,
-                algorithms=list(self.algorithms or ()),
-                issuer=issuer,
-                audience=audience,
-                typ=typ,
-                leeway=self.leeway,
-                require=self.require,
-                clock=clock,
-            )
+        options: dict[str, Any] = {
+            "algorithms": list(self.algorithms), "issuer": issuer, "audience": audience,
+            "typ": typ, "leeway": self.leeway, "require": self.require, "clock": clock,
+        }
+        # sync path: the key (or the JWKS client, which may fetch synchronously)
+        self._verifier = jotkit.Verifier(key, **options)
+        # async path: a resolver that never does I/O; a fetch falls back to aresolve()
+        self._averifier = (
+            jotkit.Verifier(self._resolve_cached, **options) if self._jwks is not None
+            else self._verifier
+        )
+        self._options = options
         self._http_lock = threading.Lock()
         self._http: Any = None  # httpx.Client, created lazily for introspection
 
@@ -364,20 +373,22 @@ class TokenVerifier:
         exp_f = float(exp) if isinstance(exp, int | float) else None
         self._cache.put(token, _Entry(claims, exp_f, now + self.cache_ttl))
 
-    def _decode_with(self, token: str, key: Any, now: float) -> Claims:
-        """Verify with a key already resolved from the JWKS client."""
-        algorithms = list(self.algorithms) if self.algorithms else [key.alg]
-        return jotkit.decode(
-            token,
-            key,
-            algorithms=algorithms,
-            issuer=self.issuer,
-            audience=self.audience,
-            typ=self.typ,
-            leeway=self.leeway,
-            require=self.require,
-            now=now,
-        )
+    def _resolve_cached(self, header: Mapping[str, Any]) -> Any:
+        assert self._jwks is not None
+        key = self._jwks.resolve_cached(header)
+        if key is None:
+            raise _NeedsFetch
+        return key
+
+    async def _adecode_fetching(self, token: str, now: float) -> Claims:
+        """Slow async path: fetch the JWKS without blocking the loop, then verify."""
+        assert self._jwks is not None
+        header, _ = jotkit.decode_unverified(token)
+        if header.get("alg") not in self.algorithms:
+            raise jotkit.UnsupportedAlgorithm("the token's alg is not allowed")
+        key = await self._jwks.aresolve(header)
+        opts = {k: v for k, v in self._options.items() if k != "clock"}
+        return jotkit.decode(token, key, now=now, **opts)
 
     @staticmethod
     def _token_error(exc: InvalidToken) -> BearerError:
@@ -396,12 +407,7 @@ class TokenVerifier:
         claims = self._from_cache(token, now)
         if claims is None:
             try:
-                if self._verifier is not None:
-                    claims = self._verifier.decode(token, now=now)
-                else:
-                    assert self._jwks is not None
-                    header, _ = jotkit.decode_unverified(token)
-                    claims = self._decode_with(token, self._jwks.resolve(header), now)
+                claims = self._verifier.decode(token, now=now)
             except InvalidToken as exc:
                 _log.debug("token rejected: %r", exc)
                 raise self._token_error(exc) from None
@@ -421,13 +427,10 @@ class TokenVerifier:
         claims = self._from_cache(token, now)
         if claims is None:
             try:
-                if self._jwks is not None:
-                    header, _ = jotkit.decode_unverified(token)
-                    key = await self._jwks.aresolve(header)
-                    claims = self._decode_with(token, key, now)
-                else:
-                    assert self._verifier is not None
-                    claims = self._verifier.decode(token, now=now)
+                try:
+                    claims = self._averifier.decode(token, now=now)
+                except _NeedsFetch:
+                    claims = await self._adecode_fetching(token, now)
             except InvalidToken as exc:
                 _log.debug("token rejected: %r", exc)
                 raise self._token_error(exc) from None
