@@ -69,7 +69,7 @@ def create_app() -> Starlette:
 
     routes = [
         Route("/", page, methods=["GET", "HEAD"]),
-        Route("/{name:str}", page, methods=["GET", "HEAD"]),
+        Route("/{name:path}", page, methods=["GET", "HEAD"]),
     ]
     return Starlette(routes=routes)
 

@@ -61,6 +61,16 @@ function renderClaims(payload) {
   }
 }
 
+// Second-precision duration for the live countdown ("13 min 52 s").
+function precise(seconds) {
+  const s = Math.trunc(Math.abs(seconds));
+  if (s >= 86400) return fmtDuration(s);
+  const h = Math.trunc(s / 3600);
+  const m = Math.trunc((s % 3600) / 60);
+  const sec = s % 60;
+  return (h ? `${h} h ` : "") + (h || m ? `${m} min ` : "") + `${sec} s`;
+}
+
 function tickCountdown() {
   const box = $("countdown");
   if (!currentPayload || typeof currentPayload.exp !== "number") {
@@ -69,7 +79,7 @@ function tickCountdown() {
     return;
   }
   const left = currentPayload.exp - Date.now() / 1000;
-  box.textContent = left > 0 ? `Expires in ${fmtDuration(left)}` : `Expired ${fmtDuration(left)} ago`;
+  box.textContent = left > 0 ? `Expires in ${precise(left)}` : `Expired ${precise(left)} ago`;
   box.dataset.state = left > 0 ? "valid" : "expired";
 }
 

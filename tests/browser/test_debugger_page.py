@@ -1,0 +1,226 @@
+"""The debugger page in a real Chromium: decoding, verification, audit, generate tab,
+and parity of the in-page audit and WebCrypto verification with the Python core."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+import jotkit
+from jotkit.audit import audit
+
+pytestmark = pytest.mark.browser
+
+DATA = json.loads(
+    (Path(__file__).resolve().parents[1] / "audit" / "tokens.json").read_text("utf-8")
+)
+NOW = DATA["now"]
+SECRET = "k7Hq2-xW9vLm4pR8tY1uZ3aB6cD0eF5gJ2hN"
+JWS = re.compile(r"^[\w-]+\.[\w-]+\.[\w-]+$")
+
+
+def _expect():
+    # Playwright's expect polls without eval(), which the page's strict CSP forbids.
+    from playwright.sync_api import expect
+
+    return expect
+
+
+def _python_verify(case: dict) -> bool:
+    """What the Python core says about a (token, key material) pair."""
+    tok, mat = case["token"], case["key"]
+    try:
+        alg = jotkit.decode_unverified(tok)[0].get("alg")
+        key: jotkit.Key | jotkit.KeySet
+        if mat["type"] == "secret":
+            key = jotkit.Key.from_secret(mat["text"], alg)
+        elif mat["type"] == "pem":
+            key = jotkit.Key.from_pem(mat["text"], alg)
+        elif mat["type"] == "jwk":
+            key = jotkit.Key.from_jwk(mat["text"])
+        else:
+            key = jotkit.KeySet.from_jwks(mat["text"])
+        jotkit.decode_complete(tok, key, algorithms=[alg], require=(), now=NOW)
+    except (jotkit.InvalidToken, jotkit.InvalidKey, ValueError):
+        return False
+    return True
+
+
+def test_audit_parity_with_python(page):
+    """The page's audit gives the same findings (code, severity, detail) as jotkit.audit."""
+    cases = DATA["audit"]
+    page.request_log.watch(*(c["token"] for c in cases))
+    got = page.evaluate(
+        """async ({tokens, now}) => {
+             const out = [];
+             for (const t of tokens) {
+               const fs = await window.jotkitDebugger.audit(t, {now});
+               out.push(fs.map((f) => [f.code, f.severity, f.code === "malformed" ? "" : f.detail]));
+             }
+             return out;
+           }""",
+        {"tokens": [c["token"] for c in cases], "now": NOW},
+    )
+    for case, page_findings in zip(cases, got, strict=True):
+        py = [
+            [f.code, f.severity, "" if f.code == "malformed" else f.detail]
+            for f in audit(case["token"], now=NOW)
+        ]
+        assert page_findings == py, case["name"]
+        assert sorted(f[0] for f in page_findings) == case["expected"], case["name"]
+
+
+def test_verify_parity_with_python(page):
+    """WebCrypto verification agrees with the Python core for every alg family and key form."""
+    cases = DATA["verify"]
+    page.request_log.watch(*(c["token"] for c in cases), SECRET)
+    got = page.evaluate(
+        """async (cases) => {
+             const out = [];
+             for (const c of cases) out.push(await window.jotkitDebugger.verify(c.token, c.key));
+             return out;
+           }""",
+        cases,
+    )
+    families = set()
+    for case, res in zip(cases, got, strict=True):
+        py = _python_verify(case)
+        assert py == case["valid"], case["name"]
+        assert res["valid"] == py, (case["name"], res)
+        if py:
+            families.add(jotkit.decode_unverified(case["token"])[0]["alg"][:2])
+    assert families >= {"HS", "RS", "PS", "ES", "Ed"}
+
+
+def _fresh_hs_token(**claims) -> str:
+    key = jotkit.Key.from_secret(SECRET, "HS256", kid="demo")
+    return jotkit.encode({"sub": "alice", **claims}, key, expires_in="14m")
+
+
+def test_paste_token_shows_parts_claims_and_audit(page):
+    tok = _fresh_hs_token(password="hunter2", card="4111 1111 1111 1111")
+    page.request_log.watch(tok, SECRET)
+    page.fill("#token", tok)
+    page.wait_for_selector("#findings li")
+    header = json.loads(page.inner_text("#header"))
+    payload = json.loads(page.inner_text("#payload"))
+    assert header == {"alg": "HS256", "typ": "JWT", "kid": "demo"}
+    assert payload["sub"] == "alice"
+    assert page.inner_text("#signature") == tok.rsplit(".", 1)[1]
+    # colour-coded: three coloured segments
+    for cls, seg in zip(
+        ("part-header", "part-payload", "part-signature"), tok.split("."), strict=True
+    ):
+        assert page.inner_text(f"#token-colored .{cls}") == seg
+    assert page.inner_text("#unverified-badge") == "UNVERIFIED"
+    # human times and a live countdown
+    exp_row = page.inner_text("#claims tr[data-claim='exp']")
+    assert "expires:" in exp_row
+    assert "in 13 min" in exp_row or "in 14 min" in exp_row
+    first = page.inner_text("#countdown")
+    assert first.startswith("Expires in 1")
+    _expect()(page.locator("#countdown")).not_to_have_text(first, timeout=5000)
+    # audit findings match the Python audit
+    codes = page.eval_on_selector_all("#findings li", "els => els.map(e => e.dataset.code)")
+    assert codes == [f.code for f in audit(tok)]
+    assert {"sensitive_password", "sensitive_card_number"} <= set(codes)
+    assert "Why" not in page.inner_text("#findings")  # texts come from the rules file
+    assert "anyone holding the token can read the password" in page.inner_text("#findings")
+
+
+def test_verify_secret_success_and_failure(page):
+    tok = _fresh_hs_token()
+    page.request_log.watch(tok, SECRET)
+    page.fill("#token", tok)
+    page.select_option("#key-type", "secret")
+    page.fill("#key", SECRET)
+    page.wait_for_selector("#verify-result[data-state='valid']")
+    assert page.inner_text("#unverified-badge") == "SIGNATURE VERIFIED"
+    page.fill("#key", SECRET + "-wrong")
+    page.wait_for_selector("#verify-result[data-state='invalid']")
+    assert "Invalid" in page.inner_text("#verify-result")
+    assert page.inner_text("#unverified-badge") == "UNVERIFIED"
+
+
+def test_verify_public_keys_and_jwks(page):
+    key = jotkit.Key.generate("ES384", kid="e1")
+    tok = jotkit.encode({"sub": "bob"}, key, expires_in="5m")
+    pem = key.public().to_pem().decode()
+    jwks = json.dumps(jotkit.KeySet([key.public()]).to_jwks())
+    page.request_log.watch(tok)
+    page.fill("#token", tok)
+    page.select_option("#key-type", "pem")
+    page.fill("#key", pem)
+    page.wait_for_selector("#verify-result[data-state='valid']")
+    page.select_option("#key-type", "jwks")
+    page.fill("#key", jwks)
+    page.wait_for_selector("#verify-result[data-state='valid']")
+    other = json.dumps(jotkit.KeySet([jotkit.Key.generate("ES384", kid="zz").public()]).to_jwks())
+    page.fill("#key", other)
+    page.wait_for_selector("#verify-result[data-code='key_not_found']")
+
+
+def test_malformed_token_is_reported(page):
+    page.fill("#token", "definitely.not.a-token")
+    page.wait_for_selector("#findings li[data-code='malformed']")
+    assert page.is_visible("#decode-error")
+    assert "Cannot decode" in page.inner_text("#decode-error")
+
+
+@pytest.mark.parametrize("alg", ["ES256", "EdDSA", "PS256"])
+def test_generate_tab_signs_verifiable_tokens(page, alg):
+    page.click("#tab-generate")
+    page.select_option("#gen-alg", alg)
+    page.fill("#gen-payload", json.dumps({"sub": "gen-user", "role": "tester"}))
+    page.click("#gen-key")
+    _expect()(page.locator("#gen-public")).not_to_have_value("", timeout=20000)
+    page.click("#gen-sign")
+    _expect()(page.locator("#gen-token")).to_have_value(JWS, timeout=20000)
+    tok = page.input_value("#gen-token")
+    page.request_log.watch(tok)
+    public_jwk = page.input_value("#gen-public").split("\n\n", 1)[0]
+    key = jotkit.Key.from_jwk(public_jwk)
+    claims = jotkit.decode(tok, key, algorithms=[alg])
+    assert claims["sub"] == "gen-user"
+    assert claims["exp"] - claims["iat"] == 900
+    # and the decoder tab agrees
+    page.click("#gen-open")
+    page.wait_for_selector("#verify-result[data-state='valid']")
+    assert page.is_visible("#panel-decode")
+
+
+def test_generate_with_pasted_secret(page):
+    page.click("#tab-generate")
+    page.select_option("#gen-alg", "HS512")
+    page.select_option("#gen-keytype", "secret")
+    secret = SECRET * 2
+    page.request_log.watch(secret)
+    page.fill("#gen-key-input", secret)
+    page.click("#gen-sign")
+    _expect()(page.locator("#gen-token")).to_have_value(JWS)
+    tok = page.input_value("#gen-token")
+    page.request_log.watch(tok)
+    key = jotkit.Key.from_secret(secret, "HS512")
+    assert jotkit.decode(tok, key, algorithms=["HS512"])["sub"] == "user-123"
+    page.click("#gen-open")
+    page.wait_for_selector("#verify-result[data-state='valid']")
+
+
+def test_page_requests_only_its_own_static_files(page, debugger_url):
+    tok = _fresh_hs_token()
+    page.request_log.watch(tok)
+    page.fill("#token", tok)
+    page.fill("#key", SECRET)
+    page.wait_for_selector("#verify-result[data-state='valid']")
+    paths = sorted(
+        {
+            r["url"][len(debugger_url) - 1 :]
+            for r in page.request_log.requests
+            if r["url"].startswith(debugger_url)
+        }
+    )
+    assert paths == ["/", "/app.js", "/audit.js", "/audit_rules.json", "/jose.js", "/style.css"]
+    assert all(r["method"] == "GET" for r in page.request_log.requests)
