@@ -1,0 +1,138 @@
+"""Wycheproof vectors (C2SP/wycheproof testvectors_v1) against jotkit's JWS and raw primitives.
+
+Each test case is its own test id (``<file>-tc<id>-<result>``). Rules:
+
+* ``valid`` must be accepted, ``invalid`` must be rejected;
+* ``acceptable`` may go either way but must not crash;
+* a rejection is always ``InvalidToken`` (JWS) or ``False`` (``Key.verify``),
+  and key import failures are ``InvalidKey``; never any other exception.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+import pytest
+from _vectors import VECTORS, load
+
+import jotkit
+
+JWS_FILE = "wycheproof/json_web_signature_test.json"
+PRIMITIVES = {
+    # file -> (jotkit algorithm, how to build the public key)
+    "wycheproof/ecdsa_secp256r1_sha256_p1363_test.json": "ES256",
+    "wycheproof/rsa_signature_2048_sha256_test.json": "RS256",
+    "wycheproof/ed25519_test.json": "EdDSA",
+}
+
+
+# --------------------------------------------------------------------------- primitives
+
+
+def _primitive_cases() -> list[Any]:
+    params = []
+    for path, alg in PRIMITIVES.items():
+        data = load(path)
+        short = path.split("/")[-1].removesuffix("_test.json")
+        for gi, group in enumerate(data["testGroups"]):
+            for tc in group["tests"]:
+                params.append(
+                    pytest.param(path, alg, gi, tc, id=f"{short}-tc{tc['tcId']}-{tc['result']}")
+                )
+    return params
+
+
+@cache
+def _primitive_key(path: str, alg: str, group_index: int) -> jotkit.Key | jotkit.InvalidKey:
+    group = load(path)["testGroups"][group_index]
+    try:
+        return jotkit.Key.from_der(bytes.fromhex(group["publicKeyDer"]), alg, kind="public")
+    except jotkit.InvalidKey as exc:
+        return exc
+
+
+def _small_exponent(path: str, group_index: int) -> bool:
+    group = load(path)["testGroups"][group_index]
+    exponent = group.get("publicKey", {}).get("publicExponent")
+    return exponent is not None and int(exponent, 16) < 65537
+
+
+@pytest.mark.parametrize(("path", "alg", "group_index", "tc"), _primitive_cases())
+def test_wycheproof_primitive_verify(path: str, alg: str, group_index: int, tc: dict) -> None:
+    key = _primitive_key(path, alg, group_index)
+    if isinstance(key, jotkit.InvalidKey):
+        # Refusing a key at import is allowed only for a documented weakness:
+        # RSA public exponents below 65537 (RFC 8017 allows 3; jotkit may refuse it).
+        assert _small_exponent(path, group_index), f"key rejected: {key!r}"
+        assert key.code in ("invalid_key", "weak_key")
+        return
+    assert not key.is_private
+    msg = bytes.fromhex(tc["msg"])
+    sig = bytes.fromhex(tc["sig"])
+    ok = key.verify(msg, sig)
+    assert isinstance(ok, bool)
+    if tc["result"] == "valid":
+        assert ok is True, tc["comment"]
+    elif tc["result"] == "invalid":
+        assert ok is False, tc["comment"]
+
+
+def test_wycheproof_primitive_files_are_complete() -> None:
+    for path in PRIMITIVES:
+        data = load(path)
+        total = sum(len(g["tests"]) for g in data["testGroups"])
+        assert total == data["numberOfTests"], path
+
+
+# --------------------------------------------------------------------------- JWS
+
+
+def _jws_cases() -> list[Any]:
+    if not (VECTORS / JWS_FILE).exists():
+        return [pytest.param(None, None, marks=pytest.mark.skip(reason=f"{JWS_FILE} not vendored"))]
+    params = []
+    for gi, group in enumerate(load(JWS_FILE)["testGroups"]):
+        if group.get("type") != "JsonWebSignature":
+            continue  # JWE groups are out of scope for jotkit
+        for tc in group["tests"]:
+            params.append(pytest.param(gi, tc, id=f"jws-tc{tc['tcId']}-{tc['result']}"))
+    return params
+
+
+def _jws_verification_keys(group: dict) -> jotkit.Key | jotkit.KeySet | jotkit.InvalidKey:
+    """The verification key(s) of a group: the public JWK/JWKS if given, else the (oct) private."""
+    material = group.get("public") or group.get("private")
+    try:
+        if isinstance(material, dict) and "keys" in material:
+            keys = jotkit.KeySet.from_jwks(material)
+            return keys
+        key = jotkit.Key.from_jwk(material)
+        return key if key.is_symmetric else key.public()
+    except jotkit.InvalidKey as exc:
+        return exc
+
+
+def _allowed_algorithms(keys: jotkit.Key | jotkit.KeySet) -> list[str]:
+    if isinstance(keys, jotkit.Key):
+        return [keys.alg]
+    return sorted({k.alg for k in keys})
+
+
+@pytest.mark.parametrize(("group_index", "tc"), _jws_cases())
+def test_wycheproof_jws(group_index: int, tc: dict) -> None:
+    group = load(JWS_FILE)["testGroups"][group_index]
+    keys = _jws_verification_keys(group)
+    if isinstance(keys, jotkit.InvalidKey):
+        assert tc["result"] != "valid", f"valid case but key rejected: {keys!r}"
+        return
+    rejection: jotkit.InvalidToken | None = None
+    try:
+        _header, payload = jotkit.jws_verify(tc["jws"], keys, algorithms=_allowed_algorithms(keys))
+    except jotkit.InvalidToken as exc:  # anything else propagates and fails the test
+        rejection = exc
+    if rejection is not None:
+        assert tc["result"] != "valid", f"{tc['comment']}: rejected with {rejection!r}"
+    else:
+        assert isinstance(payload, bytes)
+        assert tc["result"] != "invalid", f"{tc['comment']}: accepted"
