@@ -25,7 +25,10 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from jotkit import Key, KeySet
 
 __all__ = ["SEVERITIES", "Finding", "audit", "load_rules", "luhn_ok", "rules_text"]
 
@@ -253,7 +256,11 @@ def _weak_secret(rules: _Rules, alg: str, token: str) -> Iterator[Finding]:
 
 
 def _check_key(
-    rules: _Rules, token: str, header: dict[str, Any], key: Any, secret: bytes | None
+    rules: _Rules,
+    token: str,
+    header: dict[str, Any],
+    key: Key | KeySet | None,
+    secret: bytes | None,
 ) -> Iterator[Finding]:
     import jotkit
 
@@ -277,10 +284,11 @@ def _check_key(
             )
     if key is not None:
         try:
+            single = key
             if isinstance(key, jotkit.KeySet):
                 kid = header.get("kid")
-                key = key.select(alg, kid if isinstance(kid, str) else None)
-            jotkit.jws_verify(token, key, algorithms=[alg])
+                single = key.select(alg, kid if isinstance(kid, str) else None)
+            jotkit.jws_verify(token, single, algorithms=[alg])
         except jotkit.InvalidToken as exc:
             yield _finding(rules, "signature_invalid", f"{exc.code}: {exc.message}")
 
@@ -288,7 +296,7 @@ def _check_key(
 def audit(
     token: str,
     *,
-    key: Any = None,
+    key: Key | KeySet | None = None,
     secret: bytes | str | None = None,
     expected_algorithms: Iterable[str] | None = None,
     now: float | datetime | None = None,

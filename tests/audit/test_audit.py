@@ -252,3 +252,9 @@ def test_luhn_known_numbers():
     assert luhn_ok("4111111111111111")
     assert luhn_ok("378282246310005")
     assert not luhn_ok("4111111111111112")
+
+
+def test_docs_list_every_rule():
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "tools.md").read_text("utf-8")
+    for r in RULES["rules"]:
+        assert f"| `{r['code']}` | {r['severity']} |" in docs, r["code"]
