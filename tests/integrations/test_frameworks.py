@@ -55,7 +55,7 @@ def test_missing_token_is_401_without_error_code(client: Client):
     reply = client.get("/orders")
     assert reply.status == 401
     assert reply.headers["www-authenticate"] == 'Bearer realm="api"'
-    assert reply.body == {"error": "missing_token",
+    assert reply.body == {"error": "invalid_request", "reason": "missing_token",
                           "error_description": "A bearer access token is required"}
     assert reply.headers["content-type"].startswith("application/json")
     assert reply.headers["cache-control"] == "no-store"
@@ -73,6 +73,7 @@ def test_malformed_authorization_is_400_invalid_request(client: Client, header: 
     assert reply.status == 400
     assert challenge(reply)["error"] == "invalid_request"
     assert reply.body["error"] == "invalid_request"
+    assert reply.body["reason"] == "malformed_header"
 
 
 def test_expired_token_is_401_invalid_token(client: Client, es_key, clock):
@@ -82,7 +83,8 @@ def test_expired_token_is_401_invalid_token(client: Client, es_key, clock):
     m = challenge(reply)
     assert m["error"] == "invalid_token"
     assert m["desc"] == "The access token expired"
-    assert reply.body == {"error": "invalid_token", "error_description": "The access token expired"}
+    assert reply.body == {"error": "invalid_token", "reason": "expired",
+                          "error_description": "The access token expired"}
 
 
 def test_cached_token_still_expires(client: Client, es_key, clock):
@@ -135,7 +137,7 @@ def test_missing_scope_is_403_insufficient_scope(client: Client, es_key, clock):
     m = challenge(reply)
     assert m["error"] == "insufficient_scope"
     assert m["scope"] == "orders:read orders:write"
-    assert reply.body == {"error": "insufficient_scope",
+    assert reply.body == {"error": "insufficient_scope", "reason": "insufficient_scope",
                           "error_description": "The access token lacks the required scope",
                           "scope": "orders:read orders:write"}
     ok = client.post("/orders", token=make_token(es_key, now=clock.now,
@@ -217,6 +219,7 @@ def test_jwks_unavailable_is_503(framework: str, jwks_server: JWKSServer, es_key
     reply = client.get("/orders", token=make_token(es_key, now=clock.now))
     assert reply.status == 503
     assert reply.body["error"] == "temporarily_unavailable"
+    assert reply.body["reason"] == "jwks_fetch_failed"
     assert "www-authenticate" not in reply.headers
     assert reply.headers["retry-after"] == "5"
 
@@ -237,6 +240,7 @@ def test_introspection_rejects_revoked_tokens(
     reply = client.get("/orders", token=token)
     assert reply.status == 401
     assert reply.body["error_description"] == "The access token was revoked"
+    assert reply.body["reason"] == "revoked"
     assert len(introspection_server.calls) == 2
     # a garbage token is refused locally, without asking the issuer
     assert client.get("/orders", token="abc.def.ghi").status == 401

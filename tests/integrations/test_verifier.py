@@ -155,7 +155,7 @@ def test_grants():
     check_grants(claims, ["a", "c"], ["user", "admin"])
     with pytest.raises(BearerError) as info:
         check_grants(claims, ["a", "z"])
-    assert info.value.body() == {"error": "insufficient_scope",
+    assert info.value.body() == {"error": "insufficient_scope", "reason": "insufficient_scope",
                                  "error_description": "The access token lacks the required scope",
                                  "scope": "a z"}
     with pytest.raises(BearerError):

@@ -10,6 +10,7 @@ tokens are checked and errors are rendered (RFC 6750 §3) identically.
 from __future__ import annotations
 
 from jotkit.integrations._verifier import (
+    DEFAULT_COOKIE_NAME,
     BearerError,
     Claims,
     Introspection,
@@ -20,6 +21,7 @@ from jotkit.integrations._verifier import (
 )
 
 __all__ = [
+    "DEFAULT_COOKIE_NAME",
     "BearerError",
     "Claims",
     "Introspection",

@@ -24,6 +24,7 @@ from jotkit.errors import InvalidToken, JWKSError, RevokedToken
 from jotkit.jwks_client import JWKSClient
 
 __all__ = [
+    "DEFAULT_COOKIE_NAME",
     "BearerError",
     "Claims",
     "Introspection",
@@ -36,6 +37,8 @@ __all__ = [
 _log = logging.getLogger("jotkit.integrations")
 
 Claims = dict[str, Any]
+DEFAULT_COOKIE_NAME = "jotkit_access"
+"""The access-token cookie ``jotkit serve`` sets in cookie mode."""
 KeyArg = Any  # jotkit.Key | jotkit.KeySet | JWKSClient | Callable[[header], Key | KeySet]
 
 # RFC 6750 §3: error_description / scope use %x20-21 / %x23-5B / %x5D-7E only.
@@ -127,10 +130,15 @@ class BearerError(Exception):
         return out
 
     def body(self) -> dict[str, Any]:
-        """The JSON body, the same shape in every framework."""
+        """The JSON body, the same shape in every framework and in ``jotkit serve``.
+
+        ``{"error", "error_description", "reason"}`` (+ ``"scope"`` on 403):
+        ``error`` is the RFC 6750 code, ``reason`` the stable jotkit code.
+        """
         out: dict[str, Any] = {
-            "error": self.error or "missing_token",
+            "error": self.error or "invalid_request",
             "error_description": self.description,
+            "reason": self.reason or self.error or "missing_token",
         }
         if self.scope:
             out["scope"] = " ".join(self.scope)
@@ -346,13 +354,14 @@ class TokenVerifier:
                         400,
                         "invalid_request",
                         "Malformed Authorization header",
+                        reason="malformed_header",
                     )
                 return token
         if self.cookie_name and cookies:
             cookie = cookies.get(self.cookie_name)
             if cookie:
                 return cookie.strip()
-        raise BearerError(401, None, "A bearer access token is required")
+        raise BearerError(401, None, "A bearer access token is required", reason="missing_token")
 
     # ---------------------------------------------------------- verification
 

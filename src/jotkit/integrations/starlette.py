@@ -192,7 +192,10 @@ def requires_token(
             user = request.scope.get("user")
             if not isinstance(user, JotkitUser):
                 return bearer_error_response(
-                    BearerError(401, None, "A bearer access token is required"), the_realm
+                    BearerError(
+                        401, None, "A bearer access token is required", reason="missing_token"
+                    ),
+                    the_realm,
                 )
             try:
                 check_grants(user.claims, need_scopes, need_roles)
