@@ -8,7 +8,7 @@ import pytest
 
 from jotkit.server import FrozenClock
 
-from .harness import START, Server, test_settings
+from .harness import START, Server, make_settings
 
 
 @pytest.fixture
@@ -18,7 +18,7 @@ def make_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
 
     def factory(clock: FrozenClock | None = None, data_dir: Path | None = None,
                 **overrides: Any) -> Server:
-        settings = test_settings(data_dir or tmp_path / "data", **overrides)
+        settings = make_settings(data_dir or tmp_path / "data", **overrides)
         server = Server(settings, clock or FrozenClock(START)).start()
         started.append(server)
         return server

@@ -20,7 +20,7 @@ START = 1_800_000_000.0
 PASSWORD = "correct horse battery staple"
 
 
-def test_settings(data_dir: Path, **overrides: Any) -> Settings:
+def make_settings(data_dir: Path, **overrides: Any) -> Settings:
     """Fast argon2 parameters (defaults stay strong) and a fixed issuer."""
     base = Settings(
         data_dir=data_dir,

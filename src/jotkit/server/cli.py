@@ -16,6 +16,8 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
+import jotkit
+
 from .audit_log import AUDIT_LOGGER, AuditLog, JsonLineFormatter
 from .clock import SystemClock
 from .metrics import Metrics
@@ -206,7 +208,7 @@ def register(app: typer.Typer) -> None:
 
         try:
             record = _run(settings, work)
-        except (ValueError, Exception) as exc:
+        except (ValueError, jotkit.JotkitError) as exc:
             typer.echo(f"error: cannot rotate: {exc}", err=True)
             raise typer.Exit(1) from None
         typer.echo(f"new key {record.kid} ({record.alg}) signs from {_ts(record.activate_at)}")

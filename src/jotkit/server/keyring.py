@@ -16,13 +16,18 @@ from dataclasses import dataclass
 
 import jotkit
 
+from .settings import SIGNING_ALGORITHMS
 from .store.base import KeyRecord, KeyStore
 
 __all__ = ["KeyRing", "KeyStatus", "new_key_record"]
 
 
 def new_key_record(alg: str, now: float, activate_at: float) -> KeyRecord:
-    """Generate a private key for ``alg``; its ``kid`` is the RFC 7638 thumbprint."""
+    """Generate a private key for ``alg``; its ``kid`` is the RFC 7638 thumbprint.
+
+    Only asymmetric algorithms: the public half is published in the JWKS."""
+    if alg not in SIGNING_ALGORITHMS:
+        raise ValueError(f"{alg} is not an asymmetric signing algorithm")
     key = jotkit.Key.generate(alg)
     key = key.with_kid(key.thumbprint())
     jwk = key.to_jwk(private=True)

@@ -84,7 +84,7 @@ def _clients(value: Any, name: str) -> tuple[tuple[str, str], ...]:
 
 
 _SAMESITE = {"strict", "lax", "none"}
-_SIGNING_ALGS = (
+SIGNING_ALGORITHMS = (
     "ES256",
     "ES384",
     "ES512",
@@ -140,9 +140,10 @@ class Settings:
     log_level: str = "INFO"
 
     def __post_init__(self) -> None:
-        if self.signing_alg not in _SIGNING_ALGS:
+        if self.signing_alg not in SIGNING_ALGORITHMS:
             raise SettingsError(
-                "JOTKIT_SIGNING_ALG: must be an asymmetric algorithm: " + ", ".join(_SIGNING_ALGS)
+                "JOTKIT_SIGNING_ALG: must be an asymmetric algorithm: "
+                + ", ".join(SIGNING_ALGORITHMS)
             )
         if self.cookie_samesite not in _SAMESITE:
             raise SettingsError("JOTKIT_COOKIE_SAMESITE: must be strict, lax or none")

@@ -1,0 +1,59 @@
+"""Pick the storage backend from the settings: SQLite (default), PostgreSQL, plus Redis.
+
+``JOTKIT_DATABASE_URL`` selects the SQL database; plain ``postgresql://`` / ``postgres://`` and
+``sqlite:///`` URLs get their async driver (asyncpg, aiosqlite). ``JOTKIT_REDIS_URL`` moves the
+deny-list, user markers and login counters to Redis (:class:`~.redis.RedisStore`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy.engine import make_url
+
+from .base import Store
+
+__all__ = ["build_store", "normalize_database_url"]
+
+_DRIVERS = {
+    "postgresql": "postgresql+asyncpg",
+    "postgres": "postgresql+asyncpg",
+    "sqlite": "sqlite+aiosqlite",
+}
+
+
+def normalize_database_url(url: str) -> str:
+    """``postgresql://...`` -> ``postgresql+asyncpg://...``, ``sqlite:///...`` ->
+    ``sqlite+aiosqlite:///...``; URLs that name a driver are returned unchanged."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise ValueError(f"not a database URL: {url!r}")
+    driver = _DRIVERS.get(scheme.lower())
+    if driver is None:
+        return url
+    normalized = f"{driver}://{rest}"
+    make_url(normalized)  # raises ArgumentError on garbage
+    return normalized
+
+
+def build_store(settings: Any, clock: Callable[[], float] | None = None) -> Store:
+    """The store for ``settings``: :class:`~.sql.SqlStore` on the configured database, wrapped
+    in a :class:`~.redis.RedisStore` when ``redis_url`` is set. ``clock`` (epoch seconds) is the
+    service clock, used when Redis must be re-seeded."""
+    from .sql import SqlStore
+
+    sql = SqlStore(normalize_database_url(settings.effective_database_url))
+    if not settings.redis_url:
+        return sql
+    from .redis import RedisStore
+
+    return RedisStore(
+        sql,
+        settings.redis_url,
+        prefix=getattr(settings, "redis_prefix", "jotkit:"),
+        fail_open=bool(getattr(settings, "revocation_fail_open", False)),
+        marker_lifetime=float(settings.access_ttl) + float(settings.key_retire_margin) + 1.0,
+        clock=clock or time.time,
+    )

@@ -1,0 +1,255 @@
+"""The SQL store contract on SQLite and (when available) PostgreSQL, the migrations and the
+settings loader."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from jotkit.server.settings import Settings, SettingsError
+from jotkit.server.store.base import AccessTokenRecord, FamilyRecord, RotateOutcome, UserExists
+from jotkit.server.store.sql import SqlStore
+from jotkit.server.store.tables import metadata
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_url(request, tmp_path):
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'store.db'}"
+        return
+    admin = request.getfixturevalue("postgres_url")
+    import asyncpg
+
+    name = "jotkit_srv_" + secrets.token_hex(6)
+
+    async def admin_sql(sql):
+        conn = await asyncpg.connect(admin)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(admin_sql(f'CREATE DATABASE "{name}"'))
+    base = admin.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
+    yield f"{base}/{name}"
+    asyncio.run(admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def run_with_store(url, fn):
+    async def main():
+        store = SqlStore(url)
+        try:
+            await store.start()
+            await store.start()  # migrations are idempotent
+            return await fn(store)
+        finally:
+            await store.close()
+
+    return asyncio.run(main())
+
+
+async def _family(store, user_id="u1", now=1000.0, fid=None):
+    fid = fid or secrets.token_hex(8)
+    token = secrets.token_hex(32)
+    fam = FamilyRecord(fid, user_id, now, now, now + 100, now + 1000, user_agent="ua")
+    await store.sessions.create_family(fam, token)
+    return fam, token
+
+
+def test_users(store_url):
+    async def body(store):
+        u = await store.users.create("u1", "a@example.com", "h", ["user", "admin"], 1.0)
+        assert (await store.users.get("u1")) == u
+        assert (await store.users.get_by_email("a@example.com")).roles == ("user", "admin")
+        with pytest.raises(UserExists):
+            await store.users.create("u2", "a@example.com", "h", [], 2.0)
+        await store.users.set_password_hash("u1", "h2")
+        await store.users.set_disabled("u1", True)
+        got = await store.users.get("u1")
+        assert got.password_hash == "h2" and got.disabled
+        assert [x.id for x in await store.users.list()] == ["u1"]
+        assert await store.ping()
+
+    run_with_store(store_url, body)
+
+
+def test_rotation_semantics(store_url):
+    async def body(store):
+        await store.users.create("u1", "a@example.com", "h", [], 1.0)
+        fam, t0 = await _family(store)
+        r = await store.sessions.rotate_refresh(t0, "t1", 1001.0, 5, client="c", idle_ttl=100)
+        assert r.outcome is RotateOutcome.ROTATED
+        assert r.family.idle_expires_at == 1101.0 and r.family.last_used_at == 1001.0
+        assert (await store.sessions.record_access_token(
+            AccessTokenRecord("j1", fam.id, "u1", 2000.0)))
+        # Same client, within grace: benign retry.
+        r = await store.sessions.rotate_refresh(t0, "t2", 1003.0, 5, client="c", idle_ttl=100)
+        assert r.outcome is RotateOutcome.RETRY
+        # Unknown token.
+        r = await store.sessions.rotate_refresh("nope", "t3", 1003.0, 5, client="c", idle_ttl=100)
+        assert r.outcome is RotateOutcome.NOT_FOUND
+        # Reuse after grace: family revoked, outstanding access tokens returned.
+        r = await store.sessions.rotate_refresh(t0, "t4", 1010.0, 5, client="c", idle_ttl=100)
+        assert r.outcome is RotateOutcome.REUSED
+        assert [a.jti for a in r.outstanding] == ["j1"]
+        r = await store.sessions.rotate_refresh("t1", "t5", 1011.0, 5, client="c", idle_ttl=100)
+        assert r.outcome is RotateOutcome.REVOKED
+        assert not await store.sessions.record_access_token(
+            AccessTokenRecord("j2", fam.id, "u1", 2000.0))
+        # Idle expiry.
+        fam2, t = await _family(store, fid="f2", now=5000.0)
+        r = await store.sessions.rotate_refresh(t, "t6", 5100.0, 5, client="c", idle_ttl=100)
+        assert r.outcome is RotateOutcome.EXPIRED
+        assert await store.sessions.list_families("u1", 5050.0) == [fam2]
+        assert await store.sessions.list_families("u1", 5100.0) == []
+
+    run_with_store(store_url, body)
+
+
+def test_concurrent_rotation_exactly_one_wins(store_url):
+    async def body(store):
+        await store.users.create("u1", "a@example.com", "h", [], 1.0)
+        _, t0 = await _family(store)
+
+        async def attempt(i):
+            return await store.sessions.rotate_refresh(
+                t0, f"new-{i}", 1001.0, 5, client="c", idle_ttl=100
+            )
+
+        results = await asyncio.gather(*[attempt(i) for i in range(25)])
+        outcomes = [r.outcome for r in results]
+        assert outcomes.count(RotateOutcome.ROTATED) == 1
+        assert outcomes.count(RotateOutcome.RETRY) == 24
+
+    run_with_store(store_url, body)
+
+
+def test_revocations_rate_limits_keys(store_url):
+    async def body(store):
+        rv = store.revocations
+        await rv.deny([("a", 200.0), ("b", 50.0)], now=100.0)  # b already expired: dropped
+        assert await rv.is_denied("a", 150.0) and not await rv.is_denied("b", 150.0)
+        assert not await rv.is_denied("a", 250.0)
+        await rv.set_user_marker("u1", 120.0, keep_until=1000.0)
+        assert await rv.user_marker("u1", 130.0) == 120.0
+        full = await rv.changes_since(0, 130.0)
+        assert full.reset and full.denied == (("a", 200.0),) and full.markers == (("u1", 120.0),)
+        await rv.deny([("c", 300.0)], now=130.0)
+        delta = await rv.changes_since(full.cursor, 130.0)
+        assert not delta.reset and delta.denied == (("c", 300.0),) and delta.markers == ()
+        assert await rv.purge(250.0) == 1
+
+        rl = store.rate_limits
+        assert (await rl.hit("k", 60, 1000.0))[0] == 1
+        count, reset = await rl.hit("k", 60, 1010.0)
+        assert count == 2 and reset == pytest.approx(50.0)
+        assert (await rl.peek("k", 60, 1020.0))[0] == 2
+        assert (await rl.hit("k", 60, 1061.0))[0] == 1  # new window
+        await rl.reset("k")
+        assert await rl.peek("k", 60, 1062.0) == (0, 0.0)
+
+        from jotkit.server.keyring import new_key_record
+
+        rec = new_key_record("ES256", 1.0, 1.0)
+        await store.keys.add(rec)
+        assert await store.keys.list() == [rec]
+        await store.keys.delete(rec.kid)
+        assert await store.keys.list() == []
+
+    run_with_store(store_url, body)
+
+
+def test_migrated_schema_matches_table_metadata(tmp_path):
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'm.db'}"
+
+    async def body(store):
+        async with store.engine.connect() as conn:
+            return await conn.run_sync(
+                lambda sync: compare_metadata(MigrationContext.configure(sync), metadata)
+            )
+
+    assert run_with_store(url, body) == []
+
+
+def test_key_ring_timeline():
+    from jotkit.server.keyring import KeyRing
+    from jotkit.server.store.base import KeyStore
+
+    class MemoryKeys(KeyStore):
+        def __init__(self):
+            self.rows = []
+
+        async def list(self):
+            return sorted(self.rows, key=lambda r: r.activate_at)
+
+        async def add(self, record):
+            self.rows.append(record)
+
+        async def delete(self, kid):
+            self.rows = [r for r in self.rows if r.kid != kid]
+
+    async def body():
+        ring = KeyRing(MemoryKeys(), issuer="i", audience="a", access_ttl=100, retire_margin=10)
+        first = await ring.ensure_key("ES256", 1000.0)
+        assert await ring.ensure_key("ES256", 1001.0) is None
+        second = await ring.rotate("ES256", 1500.0, delay=50)
+        states = {s.kid: s.state for s in ring.statuses(1520.0)}
+        assert states == {first.kid: "active", second.kid: "pending"}
+        assert ring.signing_key(1549.0).kid == first.kid
+        assert ring.signing_key(1550.0).kid == second.kid
+        kids = lambda t: [k["kid"] for k in ring.jwks(t)["keys"]]  # noqa: E731
+        assert kids(1520.0) == [first.kid, second.kid]
+        assert kids(1659.0) == [first.kid, second.kid]  # 1550 + 100 + 10 = 1660
+        assert kids(1660.0) == [second.kid]
+        assert {s.kid: s.state for s in ring.statuses(1660.0)}[first.kid] == "expired"
+
+    asyncio.run(body())
+
+
+def test_settings_from_env_and_toml(tmp_path: Path):
+    toml = tmp_path / "jotkit.toml"
+    toml.write_text('[server]\naccess_ttl = "5m"\ncookie_mode = true\nport = 9000\n'
+                    'introspection_clients = { rs = "secret" }\n')
+    s = Settings.from_env(
+        {"JOTKIT_ACCESS_TTL": "10m", "JOTKIT_DATA_DIR": str(tmp_path / "d"),
+         "JOTKIT_SIGNING_ALG": "EdDSA", "JOTKIT_REFRESH_IDLE_TTL": "1d"},
+        toml_path=toml,
+    )
+    assert s.access_ttl == 600  # the environment wins over the file
+    assert s.cookie_mode is True and s.port == 9000 and s.signing_alg == "EdDSA"
+    assert s.refresh_idle_ttl == 86400
+    assert s.introspection_clients == (("rs", "secret"),)
+    assert s.effective_database_url.startswith("sqlite+aiosqlite:///")
+    assert s.effective_database_url.endswith("/d/jotkit.db")
+    assert s.effective_issuer == "http://127.0.0.1:9000"
+    with pytest.raises(SettingsError, match="unknown setting"):
+        toml.write_text("acces_ttl = 5\n")
+        Settings.from_env({}, toml_path=toml)
+    for env in ({"JOTKIT_SIGNING_ALG": "HS256"}, {"JOTKIT_PORT": "x"},
+                {"JOTKIT_COOKIE_SAMESITE": "sometimes"}, {"JOTKIT_DEMO": "maybe"},
+                {"JOTKIT_INTROSPECTION_CLIENTS": "nocolon"}):
+        with pytest.raises(SettingsError):
+            Settings.from_env(env)
+    with pytest.raises(SettingsError):
+        Settings(access_ttl=0)
+
+
+@given(st.integers(min_value=0, max_value=10**6), st.sampled_from(["s", "m", "h", "d", "w", ""]))
+def test_timespan_parsing(n, unit):
+    factor = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "": 1}[unit]
+    s = Settings.from_env({"JOTKIT_REUSE_GRACE": f"{n}{unit}"})
+    assert s.reuse_grace == n * factor
+
+
+def test_settings_are_frozen():
+    s = Settings()
+    with pytest.raises(AttributeError):
+        s.port = 1  # type: ignore[misc]
