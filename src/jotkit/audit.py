@@ -154,6 +154,37 @@ def _now_seconds(now: float | datetime | None) -> float:
     return float(now)
 
 
+def _js(value: str) -> str:
+    """A string quoted as JSON.stringify quotes it (so the page shows the same detail)."""
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _kind(value: object) -> str:
+    """The JSON type of a value, as both audits name it."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return "a non-finite number"
+
+
+def _alg_text(alg: object) -> str:
+    if alg is _MISSING:
+        return "alg is missing"
+    if isinstance(alg, str):
+        return f"alg is {_js(alg)}"
+    return f"alg is {_kind(alg)}"
+
+
+_MISSING = object()
+
+
 def _is_number(v: object) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
 
@@ -336,12 +367,12 @@ def audit(
 def _header_checks(
     rules: _Rules, token: str, header: dict[str, Any], expected: Iterable[str] | None
 ) -> Iterator[Finding]:
-    alg = header.get("alg")
+    alg = header.get("alg", _MISSING)
     allowed = frozenset(expected) if expected is not None else rules.known_algorithms
     if isinstance(alg, str) and alg.lower() == "none":
-        yield _finding(rules, "alg_none", f"alg is {json.dumps(alg)}")
+        yield _finding(rules, "alg_none", _alg_text(alg))
     elif not isinstance(alg, str) or alg not in allowed:
-        yield _finding(rules, "alg_unexpected", f"alg is {json.dumps(alg)}")
+        yield _finding(rules, "alg_unexpected", _alg_text(alg))
     if isinstance(alg, str) and alg in _HASHES:
         yield from _weak_secret(rules, alg, token)
     for name in ("jku", "x5u", "jwk", "x5c"):
@@ -350,9 +381,9 @@ def _header_checks(
     kid = header.get("kid")
     if isinstance(kid, str):
         if rules.kid_path.search(kid):
-            yield _finding(rules, "kid_path", f"kid {json.dumps(kid)}")
+            yield _finding(rules, "kid_path", f"kid {_js(kid)}")
         if rules.kid_sql.search(kid):
-            yield _finding(rules, "kid_sql", f"kid {json.dumps(kid)}")
+            yield _finding(rules, "kid_sql", f"kid {_js(kid)}")
     if "typ" not in header:
         yield _finding(rules, "typ_missing")
 
@@ -365,7 +396,7 @@ def _time_checks(rules: _Rules, payload: dict[str, Any], now: float) -> Iterator
             if _is_number(v):
                 times[name] = float(v)
             else:
-                yield _finding(rules, "claim_type", f"{name} is {json.dumps(v)[:40]}")
+                yield _finding(rules, "claim_type", f"{name} is {_kind(v)}")
     exp = times.get("exp")
     if "exp" not in payload:
         yield _finding(rules, "exp_missing")

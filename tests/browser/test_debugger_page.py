@@ -4,6 +4,7 @@ and parity of the in-page audit and WebCrypto verification with the Python core.
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -19,6 +20,7 @@ DATA = json.loads(
 )
 NOW = DATA["now"]
 SECRET = "k7Hq2-xW9vLm4pR8tY1uZ3aB6cD0eF5gJ2hN"
+SEED = int(os.environ.get("JOTKIT_FUZZ_SEED", "20261123"))
 JWS = re.compile(r"^[\w-]+\.[\w-]+\.[\w-]+$")
 
 
@@ -185,6 +187,9 @@ def test_generate_tab_signs_verifiable_tokens(page, alg):
     key = jotkit.Key.from_jwk(public_jwk)
     claims = jotkit.decode(tok, key, algorithms=[alg])
     assert claims["sub"] == "gen-user"
+    # the page names generated keys by their RFC 7638 thumbprint, like the CLI
+    assert key.kid == key.thumbprint()
+    assert jotkit.decode_unverified(tok)[0]["kid"] == key.kid
     assert claims["exp"] - claims["iat"] == 900
     # and the decoder tab agrees
     page.click("#gen-open")
@@ -224,3 +229,89 @@ def test_page_requests_only_its_own_static_files(page, debugger_url):
     )
     assert paths == ["/", "/app.js", "/audit.js", "/audit_rules.json", "/jose.js", "/style.css"]
     assert all(r["method"] == "GET" for r in page.request_log.requests)
+
+
+def _random_tokens(n: int, seed: int) -> list[str]:
+    """Deterministic pseudo-random tokens mixing every rule's triggers and near misses."""
+    import hashlib
+    import hmac
+    import random
+
+    from jotkit._b64 import b64encode
+
+    rnd = random.Random(seed)
+    names = [
+        "sub",
+        "password",
+        "pwd",
+        "ssn",
+        "card",
+        "note",
+        "api_key",
+        "exp",
+        "iat",
+        "nbf",
+        "x",
+        "Pass_Word",
+        "tax_id",
+        "data",
+        "ünï",
+        "private_key",
+    ]
+    values = [
+        lambda: rnd.randint(-(2**60), 2**60),
+        lambda: rnd.randint(NOW - 10**5, NOW + 10**5),
+        lambda: rnd.random() * 1e10,
+        lambda: "".join(rnd.choice("0123456789 -") for _ in range(rnd.randint(0, 22))),
+        lambda: "".join(rnd.choice("aZ9-_/.'\";é€😀") for _ in range(rnd.randint(0, 12))),
+        lambda: rnd.choice(
+            [
+                "4111111111111111",
+                "123-45-6789",
+                "AKIAIOSFODNN7EXAMPLE",
+                "",
+                None,
+                True,
+                [],
+                {},
+                "sk-" + "a" * 24,
+                "-----BEGIN PRIVATE KEY-----",
+            ]
+        ),
+        lambda: [rnd.randint(0, 9), {"password": "p"}],
+    ]
+    tokens = []
+    for _ in range(n):
+        header = {"alg": rnd.choice(["HS256", "HS384", "none", "ES256", "RS1", "NONE"])}
+        for extra in ("typ", "kid", "jku", "x5c"):
+            if rnd.random() < 0.3:
+                header[extra] = rnd.choice(["JWT", "../a", "k'1", "a/b", "ok-kid", ["x"]])
+        payload = {rnd.choice(names): rnd.choice(values)() for _ in range(rnd.randint(0, 6))}
+        si = (
+            b64encode(json.dumps(header, ensure_ascii=False).encode())
+            + "."
+            + b64encode(json.dumps(payload, ensure_ascii=False).encode())
+        )
+        secret = rnd.choice([b"secret", b"", b"changeme", SECRET.encode()])
+        sig = hmac.new(secret, si.encode(), hashlib.sha256).digest()
+        tokens.append(si + "." + b64encode(sig))
+    return tokens
+
+
+def test_audit_parity_on_random_tokens(page):
+    tokens = _random_tokens(int(os.environ.get("JOTKIT_FUZZ_TOKENS", "150")), seed=SEED)
+    page.request_log.watch(*tokens)
+    got = page.evaluate(
+        """async ({tokens, now}) => {
+             const out = [];
+             for (const t of tokens) {
+               const fs = await window.jotkitDebugger.audit(t, {now});
+               out.push(fs.map((f) => [f.code, f.code === "malformed" ? "" : f.detail]));
+             }
+             return out;
+           }""",
+        {"tokens": tokens, "now": NOW},
+    )
+    for tok, page_findings in zip(tokens, got, strict=True):
+        py = [[f.code, "" if f.code == "malformed" else f.detail] for f in audit(tok, now=NOW)]
+        assert page_findings == py, tok

@@ -188,6 +188,8 @@ async function onGenerateKey() {
     : JSON.stringify(generated.publicJwk, null, 2) + "\n\n" + generated.publicPem;
   const header = safeHeader();
   header.alg = alg;
+  if (generated.publicJwk) header.kid = generated.publicJwk.kid;
+  else delete header.kid;
   $("gen-header").value = JSON.stringify(header, null, 2);
 }
 
@@ -215,7 +217,12 @@ async function onSign() {
     const kt = $("gen-keytype").value;
     let material;
     if (kt === "generated") {
-      if (!generated || generated.alg !== header.alg) await onGenerateKey();
+      if (!generated || generated.alg !== header.alg) {
+        await onGenerateKey();
+        const kid = generated.publicJwk ? generated.publicJwk.kid : undefined;
+        if (kid) header.kid = kid;
+        else delete header.kid;
+      }
       material = { cryptoKey: generated.privateKey };
     } else {
       material = { type: kt, text: $("gen-key-input").value };
@@ -271,7 +278,13 @@ async function init() {
   $("gen-header").value = JSON.stringify({ alg: "ES256", typ: "JWT" }, null, 2);
   $("gen-payload").value = JSON.stringify(defaultClaims(), null, 2);
   $("gen-key").addEventListener("click", () => onGenerateKey().catch((e) => { $("gen-error").textContent = e.message; $("gen-error").hidden = false; }));
-  $("gen-alg").addEventListener("change", () => { generated = null; const h = safeHeader(); h.alg = $("gen-alg").value; $("gen-header").value = JSON.stringify(h, null, 2); });
+  $("gen-alg").addEventListener("change", () => {
+    generated = null;
+    const h = safeHeader();
+    h.alg = $("gen-alg").value;
+    delete h.kid;
+    $("gen-header").value = JSON.stringify(h, null, 2);
+  });
   $("gen-sign").addEventListener("click", onSign);
   $("gen-open").addEventListener("click", onOpenInDecoder);
   setInterval(tickCountdown, 1000);

@@ -151,8 +151,8 @@ function headerChecks(rules, header, expected) {
   const out = [];
   const alg = header.alg;
   const allowed = expected ? new Set(expected) : rules.known;
-  if (typeof alg === "string" && alg.toLowerCase() === "none") out.push(finding(rules, "alg_none", `alg is ${JSON.stringify(alg)}`));
-  else if (typeof alg !== "string" || !allowed.has(alg)) out.push(finding(rules, "alg_unexpected", `alg is ${pyJson(alg)}`));
+  if (typeof alg === "string" && alg.toLowerCase() === "none") out.push(finding(rules, "alg_none", algText(header)));
+  else if (typeof alg !== "string" || !allowed.has(alg)) out.push(finding(rules, "alg_unexpected", algText(header)));
   for (const name of ["jku", "x5u", "jwk", "x5c"]) {
     if (Object.prototype.hasOwnProperty.call(header, name)) out.push(finding(rules, `header_${name}`, `${name} present`));
   }
@@ -165,9 +165,20 @@ function headerChecks(rules, header, expected) {
   return out;
 }
 
-// json.dumps-compatible text for simple values (used only in details).
-function pyJson(v) {
-  return v === undefined ? "null" : JSON.stringify(v, null, 0).replace(/,/g, ", ").replace(/":/g, '": ');
+// The JSON type of a value, named as jotkit/audit.py names it.
+function kind(v) {
+  if (v === null) return "null";
+  if (typeof v === "boolean") return "a boolean";
+  if (typeof v === "string") return "a string";
+  if (Array.isArray(v)) return "an array";
+  if (typeof v === "object") return "an object";
+  return "a non-finite number";
+}
+
+function algText(header) {
+  if (!Object.prototype.hasOwnProperty.call(header, "alg")) return "alg is missing";
+  const alg = header.alg;
+  return typeof alg === "string" ? `alg is ${JSON.stringify(alg)}` : `alg is ${kind(alg)}`;
 }
 
 function timeChecks(rules, payload, now) {
@@ -177,7 +188,7 @@ function timeChecks(rules, payload, now) {
     if (Object.prototype.hasOwnProperty.call(payload, name)) {
       const v = payload[name];
       if (isNumber(v)) times[name] = v;
-      else out.push(finding(rules, "claim_type", `${name} is ${pyJson(v).slice(0, 40)}`));
+      else out.push(finding(rules, "claim_type", `${name} is ${kind(v)}`));
     }
   }
   const exp = times.exp;

@@ -373,6 +373,15 @@ export async function signToken(header, payload, material) {
   return input + "." + b64urlEncode(sig);
 }
 
+/** RFC 7638 JWK thumbprint (SHA-256, base64url) of a public JWK. */
+export async function jwkThumbprint(jwk) {
+  const members = { RSA: ["e", "kty", "n"], EC: ["crv", "kty", "x", "y"], OKP: ["crv", "kty", "x"], oct: ["k", "kty"] }[jwk.kty];
+  if (!members) throw new TokenError("invalid_key", `unsupported kty ${jwk.kty}`);
+  const canon = "{" + members.map((m) => `${JSON.stringify(m)}:${JSON.stringify(jwk[m])}`).join(",") + "}";
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(canon));
+  return b64urlEncode(new Uint8Array(digest));
+}
+
 /** Generate a key pair (or secret) for alg; returns {privateKey, publicJwk, publicPem, secret?}. */
 export async function generateKey(alg) {
   const wa = webAlg(alg);
@@ -390,6 +399,7 @@ export async function generateKey(alg) {
   delete publicJwk.key_ops;
   delete publicJwk.ext;
   publicJwk.alg = alg;
+  publicJwk.kid = await jwkThumbprint(publicJwk);
   const spki = new Uint8Array(await crypto.subtle.exportKey("spki", pair.publicKey));
   return { privateKey: pair.privateKey, publicJwk, publicPem: toPem("PUBLIC KEY", spki) };
 }
