@@ -425,20 +425,24 @@ def build_cells(op: str, m: Material, impls: Sequence[str] | None = None) -> lis
     cells = []
     for name in names:
         cell = Cell(op, m.alg, name)
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
                 verify, sign = ADAPTERS[name](m)
-                if op == "verify":
-                    cell.skipped_checks = check_verify(verify, m)
-                    cell.call = partial(verify, m.token)
-                else:
-                    check_sign(sign, m)
-                    cell.call = sign
-        except ImportError as exc:
-            cell.na = f"not installed ({exc.name})"
-        except Exception as exc:
-            cell.na = _reason(exc)
+            except ImportError as exc:
+                cell.na = f"not installed ({exc.name})"
+            except Exception as exc:
+                cell.na = f"cannot prepare a key for {m.alg}: {_reason(exc)}"
+            else:
+                try:
+                    if op == "verify":
+                        cell.skipped_checks = check_verify(verify, m)
+                        cell.call = partial(verify, m.token)
+                    else:
+                        check_sign(sign, m)
+                        cell.call = sign
+                except Exception as exc:
+                    cell.na = f"failed the correctness check: {_reason(exc)}"
         cells.append(cell)
     return cells
 
@@ -748,23 +752,26 @@ def _short(func: tuple[str, int, str]) -> str:
     return f"{where}:{line}({name})"
 
 
-def profile_table(prof: cProfile.Profile, calls: int, top: int) -> str:
-    """The ``top`` functions by own time, in µs per profiled operation (not per call)."""
+def profile_table(prof: cProfile.Profile, calls: int, per_op_us: float, top: int) -> str:
+    """The ``top`` functions by own time: share of the profiled time, that share of the
+    unprofiled µs/op (an estimate: cProfile's overhead is per Python call), calls per op."""
     stats = pstats.Stats(prof)
-    rows = sorted(stats.stats.items(), key=lambda kv: kv[1][2], reverse=True)  # type: ignore[attr-defined]
-    lines = ["  own µs/op   cum µs/op   calls/op  function"]
+    entries = stats.stats.items()  # type: ignore[attr-defined]
+    total = sum(v[2] for _, v in entries) or 1.0
+    rows = sorted(entries, key=lambda kv: kv[1][2], reverse=True)
+    lines = ["   own %   ≈own µs/op    cum %   calls/op  function"]
     for func, (_cc, ncalls, tottime, cumtime, _callers) in rows[:top]:
         lines.append(
-            f"  {tottime / calls * 1e6:9.2f}   {cumtime / calls * 1e6:9.2f}   "
-            f"{ncalls / calls:8.1f}  {_short(func)}"
+            f"  {tottime / total:6.1%}   {tottime / total * per_op_us:9.2f}   "
+            f"{min(cumtime / total, 1.0):6.1%}   {ncalls / calls:8.1f}  {_short(func)}"
         )
     return "\n".join(lines)
 
 
 def profile(algs: Sequence[str], seconds: float = 1.5, top: int = 20) -> str:
     """cProfile of jotkit's Verifier.decode, decode and encode per algorithm, sorted by
-    own time (tottime) and shown in µs per operation. cProfile's per-call overhead
-    inflates Python functions relative to C ones; the unprofiled µs/op is the real cost."""
+    own time (tottime). cProfile's per-call overhead inflates Python functions relative
+    to C ones, so the µs column is an estimate; the unprofiled µs/op is the real cost."""
     out: list[str] = []
     for alg in algs:
         m = make_material(alg)
@@ -786,7 +793,7 @@ def profile(algs: Sequence[str], seconds: float = 1.5, top: int = 20) -> str:
                 f"\n=== {name} {alg}: {per:.2f} µs/op unprofiled (median of 5), "
                 f"{loops} ops profiled; top {top} by own time ==="
             )
-            out.append(profile_table(prof, loops, top))
+            out.append(profile_table(prof, loops, per, top))
     return "\n".join(out)
 
 
