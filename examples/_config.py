@@ -57,15 +57,23 @@ class ResourceServerConfig:
         introspection = None
         if self.introspection_url:
             if not (self.client_id and self.client_secret):
-                raise SystemExit("JOTKIT_RS_CLIENT_ID and JOTKIT_RS_CLIENT_SECRET are required "
-                                 "with JOTKIT_RS_INTROSPECTION_URL")
+                raise SystemExit(
+                    "JOTKIT_RS_CLIENT_ID and JOTKIT_RS_CLIENT_SECRET are required "
+                    "with JOTKIT_RS_INTROSPECTION_URL"
+                )
             introspection = Introspection(
-                self.introspection_url, self.client_id, self.client_secret,
+                self.introspection_url,
+                self.client_id,
+                self.client_secret,
                 cache_ttl=self.introspection_cache_ttl,
             )
         return TokenVerifier(
-            jwks, issuer=self.issuer, audience=self.audience, typ="at+jwt",
-            introspection=introspection, cookie_name=self.cookie_name,
+            jwks,
+            issuer=self.issuer,
+            audience=self.audience,
+            typ="at+jwt",
+            introspection=introspection,
+            cookie_name=self.cookie_name,
             # with introspection on, keep verified tokens only as long as an answer is cached
             cache_ttl=self.introspection_cache_ttl if introspection else 60.0,
         )

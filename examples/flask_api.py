@@ -33,8 +33,12 @@ def create_app(config: ResourceServerConfig) -> Flask:
     @app.get("/reports")
     @require_token(roles=["user"])
     def reports() -> Any:
-        return {"service": "reports", "sub": current_claims["sub"],
-                "email": current_claims.get("email"), "reports": []}
+        return {
+            "service": "reports",
+            "sub": current_claims["sub"],
+            "email": current_claims.get("email"),
+            "reports": [],
+        }
 
     @app.get("/admin/reports")
     @require_token(roles=["admin"])

@@ -24,9 +24,10 @@ Behaviour:
   oversized body), the cached set keeps being served (stale-if-error, RFC 5861
   §4 in spirit) and is never dropped; a failed fetch is not retried before
   the cooldown has passed. Without any cached set, the failure raises
-  :class:`jotkit.JWKSError`.
+  :class:`jotkit.JWKSError` (retried after at most a second, not on every call).
 * Each fetch has a timeout and a response size limit; redirects are not
-  followed.
+  followed. A cached set's ``ETag`` is revalidated with ``If-None-Match``
+  (a ``304`` renews it without a download).
 * Only ``https`` URLs are accepted, except loopback hosts (``localhost``,
   ``127.0.0.0/8``, ``::1``) or when ``allow_insecure_http=True``.
 * The client only ever fetches the URL it was constructed with. Header
@@ -125,6 +126,7 @@ class _Snapshot:
     key_set: KeySet
     fetched_at: float
     fresh_until: float
+    etag: str | None = None
 
 
 class JWKSClient:
@@ -246,6 +248,15 @@ class JWKSClient:
     def _parse(self, status: int, headers: httpx.Headers, body: bytes, started: float) -> _Snapshot:
         from jotkit.keys import KeySet
 
+        previous = self._snapshot
+        if status == 304 and previous is not None:
+            # RFC 9110 §15.4.5: the cached set is still current; only freshness changes.
+            return _Snapshot(
+                key_set=previous.key_set,
+                fetched_at=started,
+                fresh_until=started + self._ttl(headers),
+                etag=previous.etag,
+            )
         if status != 200:
             raise JWKSError(
                 f"JWKS fetch from {self.url} returned HTTP {status}", code="jwks_fetch_failed"
@@ -278,10 +289,24 @@ class JWKSClient:
             )
         if len(key_set) == 0:
             raise JWKSError(f"JWKS from {self.url} has no usable keys", code="jwks_invalid")
+        return _Snapshot(
+            key_set=key_set,
+            fetched_at=started,
+            fresh_until=started + self._ttl(headers),
+            etag=headers.get("etag"),
+        )
+
+    def _ttl(self, headers: httpx.Headers) -> float:
+        """Freshness lifetime: Cache-Control, capped by max_age, floored by the cooldown."""
         ttl = _cache_ttl(headers)
         ttl = self.max_age if ttl is None else min(self.max_age, ttl)
-        ttl = max(ttl, min(self.min_refetch_interval, self.max_age))
-        return _Snapshot(key_set=key_set, fetched_at=started, fresh_until=started + ttl)
+        return max(ttl, min(self.min_refetch_interval, self.max_age))
+
+    def _request_headers(self) -> dict[str, str]:
+        snap = self._snapshot
+        if snap is not None and snap.etag:
+            return {**self._headers, "If-None-Match": snap.etag}
+        return self._headers
 
     def _check_length(self, headers: httpx.Headers) -> None:
         length = headers.get("content-length")
@@ -309,7 +334,7 @@ class JWKSClient:
             with client.stream(
                 "GET",
                 self.url,
-                headers=self._headers,
+                headers=self._request_headers(),
                 timeout=self.timeout,
                 follow_redirects=False,
             ) as resp:
@@ -446,7 +471,7 @@ class JWKSClient:
             async with client.stream(
                 "GET",
                 self.url,
-                headers=self._headers,
+                headers=self._request_headers(),
                 timeout=self.timeout,
                 follow_redirects=False,
             ) as resp:

@@ -1,6 +1,5 @@
 """The same small protected API in FastAPI, Starlette and Flask, for the shared tests."""
 
-
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,9 +33,15 @@ class Client:
 
             self._asgi = TestClient(app, raise_server_exceptions=True)
 
-    def request(self, method: str, path: str, *, token: str | None = None,
-                headers: dict[str, str] | None = None,
-                cookies: dict[str, str] | None = None) -> Reply:
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        token: str | None = None,
+        headers: dict[str, str] | None = None,
+        cookies: dict[str, str] | None = None,
+    ) -> Reply:
         hdrs = dict(headers or {})
         if token is not None:
             hdrs["Authorization"] = f"Bearer {token}"

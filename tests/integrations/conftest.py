@@ -31,6 +31,7 @@ class ServerControl:
     delay: float = 0.0
     raw_body: bytes | None = None
     requests: list[str] = field(default_factory=list)
+    request_headers: list[dict[str, str]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -48,6 +49,7 @@ class JWKSServer:
             def do_GET(self) -> None:
                 with control.lock:
                     control.requests.append(self.path)
+                    control.request_headers.append(dict(self.headers.items()))
                 if control.delay:
                     time.sleep(control.delay)
                 if self.path != "/jwks.json":
@@ -143,8 +145,15 @@ def make_token(
     if roles is not None:
         claims["roles"] = roles
     return jotkit.encode(
-        claims, key, expires_in=expires_in, issuer=issuer, audience=audience, subject=sub,
-        jti=True, headers={"typ": typ, **(extra_headers or {})}, now=now,
+        claims,
+        key,
+        expires_in=expires_in,
+        issuer=issuer,
+        audience=audience,
+        subject=sub,
+        jti=True,
+        headers={"typ": typ, **(extra_headers or {})},
+        now=now,
     )
 
 
@@ -157,8 +166,11 @@ def node(request: pytest.FixtureRequest) -> str:
     npm = shutil.which("npm")
     if npm and not (NODE_DIR / "node_modules").exists():
         subprocess.run(
-            [npm, "ci", "--no-audit", "--no-fund", "--silent"], cwd=NODE_DIR, check=False,
-            timeout=300, capture_output=True,
+            [npm, "ci", "--no-audit", "--no-fund", "--silent"],
+            cwd=NODE_DIR,
+            check=False,
+            timeout=300,
+            capture_output=True,
         )
     node_bin: str = request.getfixturevalue("node_bin")
     return node_bin

@@ -55,8 +55,11 @@ def test_missing_token_is_401_without_error_code(client: Client):
     reply = client.get("/orders")
     assert reply.status == 401
     assert reply.headers["www-authenticate"] == 'Bearer realm="api"'
-    assert reply.body == {"error": "invalid_request", "reason": "missing_token",
-                          "error_description": "A bearer access token is required"}
+    assert reply.body == {
+        "error": "invalid_request",
+        "reason": "missing_token",
+        "error_description": "A bearer access token is required",
+    }
     assert reply.headers["content-type"].startswith("application/json")
     assert reply.headers["cache-control"] == "no-store"
 
@@ -83,8 +86,11 @@ def test_expired_token_is_401_invalid_token(client: Client, es_key, clock):
     m = challenge(reply)
     assert m["error"] == "invalid_token"
     assert m["desc"] == "The access token expired"
-    assert reply.body == {"error": "invalid_token", "reason": "expired",
-                          "error_description": "The access token expired"}
+    assert reply.body == {
+        "error": "invalid_token",
+        "reason": "expired",
+        "error_description": "The access token expired",
+    }
 
 
 def test_cached_token_still_expires(client: Client, es_key, clock):
@@ -123,8 +129,10 @@ def test_foreign_key_and_tampering_are_401(client: Client, es_key, clock):
 
 
 def test_alg_none_and_garbage_are_401(client: Client, clock):
-    none = jotkit.unsafe_encode_none({"sub": "x", "iss": ISSUER, "aud": AUDIENCE,
-                                      "exp": clock.now + 60}, headers={"typ": "at+jwt"})
+    none = jotkit.unsafe_encode_none(
+        {"sub": "x", "iss": ISSUER, "aud": AUDIENCE, "exp": clock.now + 60},
+        headers={"typ": "at+jwt"},
+    )
     for token in (none, "abc.def.ghi", "a.b", "e30.e30.e30"):
         reply = client.get("/orders", token=token)
         assert reply.status == 401, token
@@ -137,19 +145,24 @@ def test_missing_scope_is_403_insufficient_scope(client: Client, es_key, clock):
     m = challenge(reply)
     assert m["error"] == "insufficient_scope"
     assert m["scope"] == "orders:read orders:write"
-    assert reply.body == {"error": "insufficient_scope", "reason": "insufficient_scope",
-                          "error_description": "The access token lacks the required scope",
-                          "scope": "orders:read orders:write"}
-    ok = client.post("/orders", token=make_token(es_key, now=clock.now,
-                                                 scope="orders:read orders:write"))
+    assert reply.body == {
+        "error": "insufficient_scope",
+        "reason": "insufficient_scope",
+        "error_description": "The access token lacks the required scope",
+        "scope": "orders:read orders:write",
+    }
+    ok = client.post(
+        "/orders", token=make_token(es_key, now=clock.now, scope="orders:read orders:write")
+    )
     assert ok.status == 200
     assert ok.body == {"created_by": "user-1"}
 
 
 def test_roles_any_of(client: Client, es_key, clock):
     assert client.get("/admin", token=make_token(es_key, now=clock.now)).status == 403
-    assert client.get("/admin", token=make_token(es_key, now=clock.now, roles=["user"])).status \
-        == 403
+    assert (
+        client.get("/admin", token=make_token(es_key, now=clock.now, roles=["user"])).status == 403
+    )
     reply = client.get("/admin", token=make_token(es_key, now=clock.now, roles=["ops"]))
     assert reply.status == 200
     assert reply.body == {"admin": "user-1"}
@@ -227,8 +240,12 @@ def test_jwks_unavailable_is_503(framework: str, jwks_server: JWKSServer, es_key
 def test_introspection_rejects_revoked_tokens(
     framework: str, introspection_server: IntrospectionServer, es_key, clock
 ):
-    cfg = Introspection(introspection_server.url, introspection_server.client_id,
-                        introspection_server.client_secret, cache_ttl=5)
+    cfg = Introspection(
+        introspection_server.url,
+        introspection_server.client_id,
+        introspection_server.client_secret,
+        cache_ttl=5,
+    )
     client = make_client(framework, verifier_for(es_key.public(), clock, introspection=cfg))
     token = make_token(es_key, now=clock.now)
     assert client.get("/orders", token=token).status == 200
@@ -247,8 +264,9 @@ def test_introspection_rejects_revoked_tokens(
     assert len(introspection_server.calls) == 2
 
 
-def test_introspection_failures(framework: str, introspection_server: IntrospectionServer,
-                                es_key, clock):
+def test_introspection_failures(
+    framework: str, introspection_server: IntrospectionServer, es_key, clock
+):
     wrong = Introspection(introspection_server.url, "orders-api", "wrong-secret")
     client = make_client(framework, verifier_for(es_key.public(), clock, introspection=wrong))
     reply = client.get("/orders", token=make_token(es_key, now=clock.now))
@@ -268,7 +286,10 @@ def test_fastapi_openapi_bearer_scheme(es_key, clock):
     client = make_client("fastapi", verifier_for(es_key.public(), clock))
     spec = client.get("/openapi.json").body
     assert spec["components"]["securitySchemes"]["BearerJWT"] == {
-        "type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+    }
     assert spec["paths"]["/orders"]["get"]["security"] == [{"BearerJWT": []}]
     assert spec["paths"]["/orders"]["post"]["security"] == [{"BearerJWT": []}]
     assert "security" not in spec["paths"]["/public"]["get"]

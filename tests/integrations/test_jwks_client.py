@@ -16,8 +16,13 @@ from .conftest import AUDIENCE, ISSUER, JWKSServer, make_token
 
 def _decode(token: str, client: JWKSClient, now: float) -> dict:
     return jotkit.decode(
-        token, client, algorithms=["ES256", "RS256", "EdDSA"], issuer=ISSUER, audience=AUDIENCE,
-        typ="at+jwt", now=now,
+        token,
+        client,
+        algorithms=["ES256", "RS256", "EdDSA"],
+        issuer=ISSUER,
+        audience=AUDIENCE,
+        typ="at+jwt",
+        now=now,
     )
 
 
@@ -122,8 +127,9 @@ def test_unknown_kid_refetch_respects_the_cooldown(jwks_server: JWKSServer, es_k
 
 def test_outage_keeps_serving_cached_keys(jwks_server: JWKSServer, es_key, clock):
     jwks_server.publish(es_key)
-    client = JWKSClient(jwks_server.url, max_age=60, min_refetch_interval=10, timeout=2,
-                        clock=clock)
+    client = JWKSClient(
+        jwks_server.url, max_age=60, min_refetch_interval=10, timeout=2, clock=clock
+    )
     token = make_token(es_key, now=clock.now)
     assert _decode(token, client, clock.now)
     jwks_server.stop()
@@ -159,8 +165,9 @@ def test_recovery_after_outage_picks_up_new_keys(jwks_server: JWKSServer, es_key
 
 def test_max_stale_bounds_serving_stale_keys(jwks_server: JWKSServer, es_key, clock):
     jwks_server.publish(es_key)
-    client = JWKSClient(jwks_server.url, max_age=60, min_refetch_interval=10, max_stale=120,
-                        clock=clock)
+    client = JWKSClient(
+        jwks_server.url, max_age=60, min_refetch_interval=10, max_stale=120, clock=clock
+    )
     client.get_key_set()
     jwks_server.stop()
     clock.advance(60 + 100)
@@ -192,8 +199,9 @@ def test_slow_server_times_out(jwks_server: JWKSServer, es_key, clock):
 
 def test_slow_server_serves_stale_keys(jwks_server: JWKSServer, es_key, clock):
     jwks_server.publish(es_key)
-    client = JWKSClient(jwks_server.url, max_age=10, min_refetch_interval=1, timeout=0.3,
-                        clock=clock)
+    client = JWKSClient(
+        jwks_server.url, max_age=10, min_refetch_interval=1, timeout=0.3, clock=clock
+    )
     client.get_key_set()
     jwks_server.control.delay = 1.5
     clock.advance(11)
@@ -225,8 +233,10 @@ def test_streamed_huge_response_is_cut_off(es_key, clock):
     def serve() -> None:
         conn, _ = listener.accept()
         conn.recv(65536)
-        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                     b"Transfer-Encoding: chunked\r\n\r\n")
+        conn.sendall(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n"
+        )
         chunk = b"[" * 8192
         try:
             for _ in range(64):
@@ -340,9 +350,14 @@ def test_never_fetches_urls_from_the_token_header(jwks_server: JWKSServer, es_ke
     jwks_server.publish(es_key)
     attacker = jotkit.Key.generate("ES256", kid="evil")
     base = jwks_server.url.rsplit("/", 1)[0]
-    token = make_token(attacker, now=clock.now, extra_headers={
-        "jku": f"{base}/attacker-jku.json", "x5u": f"{base}/attacker-x5u.pem",
-    })
+    token = make_token(
+        attacker,
+        now=clock.now,
+        extra_headers={
+            "jku": f"{base}/attacker-jku.json",
+            "x5u": f"{base}/attacker-x5u.pem",
+        },
+    )
     client = JWKSClient(jwks_server.url, min_refetch_interval=0, clock=clock)
     with pytest.raises(jotkit.KeyNotFound):
         _decode(token, client, clock.now)
@@ -406,8 +421,9 @@ def test_async_resolve_and_rotation(jwks_server: JWKSServer, es_key, clock):
     client = JWKSClient(jwks_server.url, min_refetch_interval=30, clock=clock)
 
     async def scenario() -> None:
-        keys = await asyncio.gather(*[client.aresolve({"alg": "ES256", "kid": "k1"})
-                                      for _ in range(10)])
+        keys = await asyncio.gather(
+            *[client.aresolve({"alg": "ES256", "kid": "k1"}) for _ in range(10)]
+        )
         assert all(k.kid == "k1" for k in keys)
         assert jwks_server.hits == 1
         new_key = jotkit.Key.generate("ES256", kid="k2")
@@ -423,8 +439,9 @@ def test_async_resolve_and_rotation(jwks_server: JWKSServer, es_key, clock):
 
 def test_async_outage_timeout_and_stale(jwks_server: JWKSServer, es_key, clock):
     jwks_server.publish(es_key)
-    client = JWKSClient(jwks_server.url, max_age=10, min_refetch_interval=1, timeout=0.3,
-                        clock=clock)
+    client = JWKSClient(
+        jwks_server.url, max_age=10, min_refetch_interval=1, timeout=0.3, clock=clock
+    )
 
     async def scenario() -> None:
         await client.aget_key_set()
@@ -483,8 +500,9 @@ def test_symmetric_keys_in_a_public_jwks_are_dropped(jwks_server: JWKSServer, es
     assert any("symmetric" in reason for reason in client.get_key_set().skipped)
     forged = make_token(secret, now=clock.now)
     with pytest.raises(jotkit.InvalidToken):
-        jotkit.decode(forged, client, algorithms=["HS256", "ES256"], audience=AUDIENCE,
-                      now=clock.now)
+        jotkit.decode(
+            forged, client, algorithms=["HS256", "ES256"], audience=AUDIENCE, now=clock.now
+        )
 
 
 def test_resolve_cached_never_fetches(jwks_server: JWKSServer, es_key, clock):
@@ -502,3 +520,24 @@ def test_resolve_cached_never_fetches(jwks_server: JWKSServer, es_key, clock):
     clock.advance(51)
     assert client.resolve_cached(header) is None  # stale
     assert jwks_server.hits == 1
+
+
+def test_etag_revalidation(jwks_server: JWKSServer, es_key, clock):
+    """A cached set is revalidated with If-None-Match; a 304 renews it (RFC 9110 §13.1.2)."""
+    jwks_server.publish(es_key)
+    jwks_server.control.headers = {"ETag": '"v1"', "Cache-Control": "max-age=60"}
+    client = JWKSClient(jwks_server.url, min_refetch_interval=5, clock=clock)
+    client.get_key_set()
+    jwks_server.control.status = 304
+    jwks_server.control.raw_body = b""
+    clock.advance(61)
+    assert client.get_key_set().get("k1") is not None
+    assert client.last_error is None
+    assert client.is_fresh()
+    assert jwks_server.hits == 2
+    first, second = jwks_server.control.request_headers
+    assert "If-None-Match" not in first
+    assert second["If-None-Match"] == '"v1"'
+    clock.advance(59)
+    client.get_key_set()
+    assert jwks_server.hits == 2  # the 304 renewed freshness for another max-age

@@ -127,9 +127,15 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "JOTKIT_LOG_LEVEL": "WARNING",
     }
     for email, role in ((EMAIL, "user"), (ADMIN_EMAIL, "admin")):
-        subprocess.run(jotkit_cmd("users", "add", email, "--role", "user", "--role", role),
-                       input=PASSWORD.encode(), env=env, check=True, capture_output=True,
-                       timeout=60, cwd=tmp)
+        subprocess.run(
+            jotkit_cmd("users", "add", email, "--role", "user", "--role", role),
+            input=PASSWORD.encode(),
+            env=env,
+            check=True,
+            capture_output=True,
+            timeout=60,
+            cwd=tmp,
+        )
     processes = Processes(tmp)
     try:
         processes.start("auth", jotkit_cmd("serve", "--port", str(auth_port)), env)
@@ -158,8 +164,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                 }
             processes.start(name, [sys.executable, str(EXAMPLES / script)], api_env)
             apis[name] = f"http://127.0.0.1:{port}"
-        wait_until(lambda: httpx.get(f"{issuer}/.well-known/jwks.json").status_code == 200,
-                   "the auth service")
+        wait_until(
+            lambda: httpx.get(f"{issuer}/.well-known/jwks.json").status_code == 200,
+            "the auth service",
+        )
         for name, url in apis.items():
             wait_until(lambda url=url: httpx.get(f"{url}/health").status_code == 200, name)
         yield Stack(issuer, issuer, data_dir, env, apis, processes)
@@ -207,8 +215,11 @@ def test_login_rotate_logout_across_services(stack: Stack):
         bad = call(url, token[:-6] + "AAAAAA")
         assert bad.status_code == 401
         assert bad.headers["www-authenticate"].startswith('Bearer error="invalid_token"')
-        assert bad.json() == {"error": "invalid_token", "reason": "bad_signature",
-                              "error_description": "The access token signature is invalid"}
+        assert bad.json() == {
+            "error": "invalid_token",
+            "reason": "bad_signature",
+            "error_description": "The access token signature is invalid",
+        }
     for url in (f"{orders}/admin/orders", f"{reports}/admin/reports"):
         forbidden = call(url, token)
         assert forbidden.status_code == 403
@@ -217,8 +228,14 @@ def test_login_rotate_logout_across_services(stack: Stack):
 
     # rotate the signing key: the old token stays valid, new tokens use the new key
     old_kid = kid_of(token)
-    subprocess.run(jotkit_cmd("keys", "rotate", "--delay", "0"), env=stack.env, check=True,
-                   capture_output=True, timeout=60, cwd=stack.processes.tmp)
+    subprocess.run(
+        jotkit_cmd("keys", "rotate", "--delay", "0"),
+        env=stack.env,
+        check=True,
+        capture_output=True,
+        timeout=60,
+        cwd=stack.processes.tmp,
+    )
     fresh: list[str] = []
 
     def new_key_signs() -> bool:
@@ -229,8 +246,12 @@ def test_login_rotate_logout_across_services(stack: Stack):
     new_token = fresh[-1]
     jwks = httpx.get(f"{stack.auth}/.well-known/jwks.json").json()
     assert {old_kid, kid_of(new_token)} <= {k["kid"] for k in jwks["keys"]}
-    for name, path in (("orders", "/orders"), ("reports", "/reports"),
-                       ("orders-stateless", "/orders"), ("reports-stateless", "/reports")):
+    for name, path in (
+        ("orders", "/orders"),
+        ("reports", "/reports"),
+        ("orders-stateless", "/orders"),
+        ("reports-stateless", "/reports"),
+    ):
         assert call(stack.apis[name] + path, token).status_code == 200, name
         assert call(stack.apis[name] + path, new_token).status_code == 200, name
 
@@ -251,8 +272,10 @@ def test_login_rotate_logout_across_services(stack: Stack):
     # the same verification the stateless APIs do, with the clock moved to exp: rejected
     for offset, accepted in ((-1, True), (1, False)):
         verifier = TokenVerifier(
-            JWKSClient(f"{stack.issuer}/.well-known/jwks.json"), issuer=stack.issuer,
-            audience="jotkit", clock=lambda o=offset: claims["exp"] + o,
+            JWKSClient(f"{stack.issuer}/.well-known/jwks.json"),
+            issuer=stack.issuer,
+            audience="jotkit",
+            clock=lambda o=offset: claims["exp"] + o,
         )
         if accepted:
             assert verifier.verify(token)["sub"] == claims["sub"]
@@ -266,19 +289,34 @@ def test_login_rotate_logout_across_services(stack: Stack):
 def test_node_verifies_tokens_from_jotkit_serve(stack: Stack, node: str):
     token = login(stack)
     admin = login(stack, ADMIN_EMAIL)
-    out = run_node(node, "verify_jwks.mjs", {
-        "jwks_url": f"{stack.issuer}/.well-known/jwks.json", "tokens": [token, admin],
-        "issuer": stack.issuer, "audience": "jotkit", "algorithms": ["ES256"], "typ": "at+jwt",
-    })
+    out = run_node(
+        node,
+        "verify_jwks.mjs",
+        {
+            "jwks_url": f"{stack.issuer}/.well-known/jwks.json",
+            "tokens": [token, admin],
+            "issuer": stack.issuer,
+            "audience": "jotkit",
+            "algorithms": ["ES256"],
+            "typ": "at+jwt",
+        },
+    )
     for result, email in zip(out["results"], (EMAIL, ADMIN_EMAIL), strict=True):
         for lib in ("jose", "jsonwebtoken"):
             assert result[lib]["ok"], (lib, result[lib])
             assert result[lib]["payload"]["email"] == email
             assert result[lib]["payload"]["iss"] == stack.issuer
-    wrong_aud: dict[str, Any] = run_node(node, "verify_jwks.mjs", {
-        "jwks_url": f"{stack.issuer}/.well-known/jwks.json", "tokens": [token],
-        "issuer": stack.issuer, "audience": "someone-else", "algorithms": ["ES256"],
-        "typ": "at+jwt",
-    })
+    wrong_aud: dict[str, Any] = run_node(
+        node,
+        "verify_jwks.mjs",
+        {
+            "jwks_url": f"{stack.issuer}/.well-known/jwks.json",
+            "tokens": [token],
+            "issuer": stack.issuer,
+            "audience": "someone-else",
+            "algorithms": ["ES256"],
+            "typ": "at+jwt",
+        },
+    )
     assert not wrong_aud["results"][0]["jose"]["ok"]
     assert not wrong_aud["results"][0]["jsonwebtoken"]["ok"]

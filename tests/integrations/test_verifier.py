@@ -21,7 +21,7 @@ from jotkit.integrations import (
 from .conftest import AUDIENCE, ISSUER, FakeClock, make_token
 
 # RFC 6750 §3: auth-param values are quoted-strings without '"' and '\'
-CHALLENGE_CHARS = re.compile(r'^[\x20-\x7e]*$')
+CHALLENGE_CHARS = re.compile(r"^[\x20-\x7e]*$")
 
 
 class CountingResolver:
@@ -155,9 +155,12 @@ def test_grants():
     check_grants(claims, ["a", "c"], ["user", "admin"])
     with pytest.raises(BearerError) as info:
         check_grants(claims, ["a", "z"])
-    assert info.value.body() == {"error": "insufficient_scope", "reason": "insufficient_scope",
-                                 "error_description": "The access token lacks the required scope",
-                                 "scope": "a z"}
+    assert info.value.body() == {
+        "error": "insufficient_scope",
+        "reason": "insufficient_scope",
+        "error_description": "The access token lacks the required scope",
+        "scope": "a z",
+    }
     with pytest.raises(BearerError):
         check_grants(claims, roles=["ops"])
 
@@ -201,7 +204,8 @@ def test_flask_bare_decorator_and_explicit_verifier(es_key):
     client = app.test_client()
     token = make_token(es_key, now=clock.now)
     assert client.get("/bare", headers={"Authorization": f"Bearer {token}"}).json == {
-        "sub": "user-1"}
+        "sub": "user-1"
+    }
     assert client.get("/bare").status_code == 401
 
 

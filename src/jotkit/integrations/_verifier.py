@@ -323,14 +323,20 @@ class TokenVerifier:
         self._introspected = _LRU(introspection.cache_size if introspection else 0)
         self._jwks = key if isinstance(key, JWKSClient) else None
         options: dict[str, Any] = {
-            "algorithms": list(self.algorithms), "issuer": issuer, "audience": audience,
-            "typ": typ, "leeway": self.leeway, "require": self.require, "clock": clock,
+            "algorithms": list(self.algorithms),
+            "issuer": issuer,
+            "audience": audience,
+            "typ": typ,
+            "leeway": self.leeway,
+            "require": self.require,
+            "clock": clock,
         }
         # sync path: the key (or the JWKS client, which may fetch synchronously)
         self._verifier = jotkit.Verifier(key, **options)
         # async path: a resolver that never does I/O; a fetch falls back to aresolve()
         self._averifier = (
-            jotkit.Verifier(self._resolve_cached, **options) if self._jwks is not None
+            jotkit.Verifier(self._resolve_cached, **options)
+            if self._jwks is not None
             else self._verifier
         )
         self._options = options
