@@ -20,11 +20,13 @@ from .audit_log import AuditLog
 from .clock import Clock, SystemClock
 from .errors import ServiceError, error_response
 from .metrics import Metrics
+from .revocation_bus import attach_revocation_bus
 from .routes import auth, oauth, ops, wellknown
 from .sessions import AuthService
 from .settings import Settings
+from .store.availability import is_unavailable
 from .store.base import Store, UserExists
-from .store.sql import SqlStore
+from .store.factory import build_store
 
 __all__ = ["DEMO_EMAIL", "create_app"]
 
@@ -158,6 +160,15 @@ def _install_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> Response:
         # Last line of defence only: every known bad input has its own 4xx path.
+        if is_unavailable(exc):  # database / Redis down: 503, the client retries
+            _log.warning("backend unavailable: %s: %s", type(exc).__name__, exc)
+            return error_response(
+                ServiceError(
+                    "temporarily_unavailable",
+                    "A backend is unreachable; retry shortly.",
+                    headers={"Retry-After": "1"},
+                )
+            )
         _log.error("unhandled error: %s: %s", type(exc).__name__, exc)
         return JSONResponse(
             {"error": "server_error", "error_description": "Internal error."}, status_code=500
@@ -234,8 +245,9 @@ def create_app(
     the_clock = clock or SystemClock()
     metrics = Metrics()
     audit = AuditLog(the_clock, metrics)
-    the_store = store or SqlStore(settings.effective_database_url)
+    the_store = store or build_store(settings, the_clock.now)
     svc = AuthService(settings, the_store, the_clock, metrics, audit)
+    attach_revocation_bus(svc)  # PostgreSQL + Redis: pub/sub revocation propagation
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

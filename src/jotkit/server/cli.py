@@ -23,8 +23,9 @@ from .clock import SystemClock
 from .metrics import Metrics
 from .sessions import AuthService
 from .settings import Settings, SettingsError
+from .store import copy as store_copy
 from .store.base import UserExists
-from .store.sql import SqlStore
+from .store.factory import build_store
 
 __all__ = ["register"]
 
@@ -51,7 +52,7 @@ def _run(settings: Settings, work: Callable[[AuthService], Awaitable[T]]) -> T:
         clock = SystemClock()
         svc = AuthService(
             settings,
-            SqlStore(settings.effective_database_url),
+            build_store(settings, clock.now),
             clock,
             metrics,
             AuditLog(clock, metrics),
@@ -130,6 +131,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(users, name="users")
     app.add_typer(keys, name="keys")
     app.add_typer(db, name="db")
+    store_copy.register(db)  # jotkit db copy --from URL --to URL
 
     @users.command("add")
     def users_add(

@@ -83,6 +83,10 @@ ERRORS: dict[str, ErrorSpec] = {
     "invalid_token": _TOKEN,
     # last line of defence
     "server_error": ErrorSpec(500, "server_error", None, "Internal error."),
+    # a backend (database, Redis) is unreachable: retry (RFC 6749 §4.1.2.1 error code)
+    "temporarily_unavailable": ErrorSpec(
+        503, "temporarily_unavailable", None, "The service is temporarily unavailable."
+    ),
 }
 
 

@@ -107,7 +107,9 @@ class Settings:
 
     data_dir: Path = Path(".jotkit")
     database_url: str | None = None
-    redis_url: str | None = None  # reserved for the multi-instance backends (issue 6)
+    redis_url: str | None = None  # deny-list, markers, login counters (docs/deployment.md)
+    redis_prefix: str = "jotkit:"  # every Redis key and the pub/sub channel start with it
+    revocation_fail_open: bool = False  # Redis down: False -> 503 (closed), True -> local cache
     host: str = "127.0.0.1"
     port: int = 8000
     issuer: str | None = None
@@ -229,7 +231,13 @@ def _convert(name: str, value: Any) -> Any:
     }
     if name in durations:
         return _timespan(value, label)
-    if name in {"cookie_mode", "cookie_secure", "demo", "trust_forwarded_for"}:
+    if name in {
+        "cookie_mode",
+        "cookie_secure",
+        "demo",
+        "trust_forwarded_for",
+        "revocation_fail_open",
+    }:
         return _bool(value, label)
     if name in {
         "argon2_time_cost",

@@ -80,6 +80,29 @@ def make_engine(url: str) -> AsyncEngine:
     return engine
 
 
+def make_read_engine(url: str) -> AsyncEngine | None:
+    """For SQLite, a second engine for reads: autocommit (no BEGIN, no rollback on return),
+    several connections, so reads neither queue behind writes nor pay for transaction
+    round trips (WAL readers see every committed write). None for other databases."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    engine = create_async_engine(
+        url, connect_args={"timeout": 30}, pool_size=4, max_overflow=4, pool_timeout=60,
+        pool_reset_on_return=None,
+    )
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # autocommit: each SELECT is its own snapshot
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA query_only=ON")
+        cursor.close()
+
+    return engine
+
+
 def _user(row: Any) -> UserRecord:
     return UserRecord(
         id=row.id,
@@ -109,8 +132,9 @@ def _family(row: Any) -> FamilyRecord:
 class SqlUserStore(UserStore):
     """Users in the ``users`` table."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, read_engine: AsyncEngine | None = None) -> None:
         self._engine = engine
+        self._read = read_engine or engine
 
     async def create(
         self, user_id: str, email: str, password_hash: str, roles: Sequence[str], now: float
@@ -133,19 +157,19 @@ class SqlUserStore(UserStore):
 
     async def get(self, user_id: str) -> UserRecord | None:
         """Look a user up by id."""
-        async with self._engine.connect() as conn:
+        async with self._read.connect() as conn:
             row = (await conn.execute(sa.select(users).where(users.c.id == user_id))).first()
         return None if row is None else _user(row)
 
     async def get_by_email(self, email: str) -> UserRecord | None:
         """Look a user up by normalised email."""
-        async with self._engine.connect() as conn:
+        async with self._read.connect() as conn:
             row = (await conn.execute(sa.select(users).where(users.c.email == email))).first()
         return None if row is None else _user(row)
 
     async def list(self) -> list[UserRecord]:
         """All users, oldest first."""
-        async with self._engine.connect() as conn:
+        async with self._read.connect() as conn:
             rows = await conn.execute(sa.select(users).order_by(users.c.created_at, users.c.id))
             return [_user(r) for r in rows]
 
@@ -167,8 +191,9 @@ class SqlUserStore(UserStore):
 class SqlSessionStore(SessionStore):
     """Refresh families and tokens in SQL; rotation is one conditional UPDATE."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, read_engine: AsyncEngine | None = None) -> None:
         self._engine = engine
+        self._read = read_engine or engine
 
     async def create_family(self, family: FamilyRecord, first_token_hash: str) -> None:
         """Store a new family with its first refresh token."""
@@ -262,7 +287,7 @@ class SqlSessionStore(SessionStore):
 
     async def find_refresh(self, token_hash: str) -> tuple[RefreshRecord, FamilyRecord] | None:
         """The token row and its family, or None."""
-        async with self._engine.connect() as conn:
+        async with self._read.connect() as conn:
             row = (
                 await conn.execute(
                     sa.select(refresh_tokens, refresh_families)
@@ -283,7 +308,7 @@ class SqlSessionStore(SessionStore):
 
     async def get_family(self, family_id: str) -> FamilyRecord | None:
         """A family by id."""
-        async with self._engine.connect() as conn:
+        async with self._read.connect() as conn:
             row = (
                 await conn.execute(
                     sa.select(refresh_families).where(refresh_families.c.id == family_id)
@@ -293,7 +318,7 @@ class SqlSessionStore(SessionStore):
 
     async def list_families(self, user_id: str, now: float) -> list[FamilyRecord]:
         """The user's active families, newest first."""
-        async with self._engine.connect() as conn:
+        async with self._read.connect() as conn:
             rows = await conn.execute(
                 sa.select(refresh_families)
                 .where(
@@ -420,8 +445,9 @@ def _replace_use(family: FamilyRecord, now: float, idle: float) -> FamilyRecord:
 class SqlRevocationStore(RevocationStore):
     """Deny-list and revoked-before markers in the ``revocations`` table."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, read_engine: AsyncEngine | None = None) -> None:
         self._engine = engine
+        self._read = read_engine or engine
 
     async def deny(self, entries: Sequence[tuple[str, float]], now: float) -> None:
         """Deny-list ``(jti, exp)`` pairs until their ``exp``."""
@@ -446,7 +472,7 @@ class SqlRevocationStore(RevocationStore):
 
     async def is_denied(self, jti: str, now: float) -> bool:
         """Authoritative deny-list lookup."""
-        async with self._engine.connect() as conn:
+        async with self._read.connect() as conn:
             row = (
                 await conn.execute(
                     sa.select(revocations.c.seq)
@@ -462,7 +488,7 @@ class SqlRevocationStore(RevocationStore):
 
     async def user_marker(self, user_id: str, now: float) -> float | None:
         """The latest still-relevant revoked-before marker of a user."""
-        async with self._engine.connect() as conn:
+        async with self._read.connect() as conn:
             value = (
                 await conn.execute(
                     sa.select(sa.func.max(revocations.c.at)).where(
@@ -475,19 +501,20 @@ class SqlRevocationStore(RevocationStore):
         return None if value is None else float(value)
 
     async def changes_since(self, cursor: int, now: float) -> RevocationChanges:
-        """Entries added after ``cursor`` that still matter."""
-        async with self._engine.connect() as conn:
+        """Entries added after ``cursor`` that still matter (one query: the new cursor is the
+        highest ``seq`` actually read, so no row committed meanwhile is skipped)."""
+        async with self._read.connect() as conn:
             rows = (
                 await conn.execute(
                     sa.select(revocations)
-                    .where(revocations.c.seq > cursor, revocations.c.expires_at > now)
+                    .where(revocations.c.seq > cursor)
                     .order_by(revocations.c.seq)
                 )
             ).all()
-            top = (await conn.execute(sa.select(sa.func.max(revocations.c.seq)))).scalar()
-        denied = tuple((r.value, r.expires_at) for r in rows if r.kind == "jti")
-        markers = tuple((r.value, r.at) for r in rows if r.kind == "user")
-        new_cursor = max(cursor, int(top or 0))
+        live = [r for r in rows if r.expires_at > now]
+        denied = tuple((r.value, r.expires_at) for r in live if r.kind == "jti")
+        markers = tuple((r.value, r.at) for r in live if r.kind == "user")
+        new_cursor = max([cursor, *(int(r.seq) for r in rows)])
         return RevocationChanges(denied, markers, new_cursor, reset=cursor == 0)
 
     async def purge(self, now: float) -> int:
@@ -500,8 +527,9 @@ class SqlRevocationStore(RevocationStore):
 class SqlRateLimiter(RateLimiter):
     """Fixed-window counters in the ``rate_limits`` table."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, read_engine: AsyncEngine | None = None) -> None:
         self._engine = engine
+        self._read = read_engine or engine
 
     async def hit(self, key: str, window: float, now: float) -> tuple[int, float]:
         """Count one event in the current window."""
@@ -528,7 +556,7 @@ class SqlRateLimiter(RateLimiter):
 
     async def peek(self, key: str, window: float, now: float) -> tuple[int, float]:
         """The current count without counting."""
-        async with self._engine.connect() as conn:
+        async with self._read.connect() as conn:
             row = (
                 await conn.execute(sa.select(rate_limits).where(rate_limits.c.key == key))
             ).first()
@@ -545,12 +573,13 @@ class SqlRateLimiter(RateLimiter):
 class SqlKeyStore(KeyStore):
     """Signing keys in the ``signing_keys`` table."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, read_engine: AsyncEngine | None = None) -> None:
         self._engine = engine
+        self._read = read_engine or engine
 
     async def list(self) -> list[KeyRecord]:
         """All keys, oldest activation first."""
-        async with self._engine.connect() as conn:
+        async with self._read.connect() as conn:
             rows = await conn.execute(
                 sa.select(signing_keys).order_by(signing_keys.c.activate_at, signing_keys.c.kid)
             )
@@ -583,20 +612,25 @@ class SqlStore(Store):
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
-        self.users = SqlUserStore(self.engine)
-        self.sessions = SqlSessionStore(self.engine)
-        self.revocations = SqlRevocationStore(self.engine)
-        self.rate_limits = SqlRateLimiter(self.engine)
-        self.keys = SqlKeyStore(self.engine)
+        self.read_engine = make_read_engine(url)
+        self.users = SqlUserStore(self.engine, self.read_engine)
+        self.sessions = SqlSessionStore(self.engine, self.read_engine)
+        self.revocations = SqlRevocationStore(self.engine, self.read_engine)
+        self.rate_limits = SqlRateLimiter(self.engine, self.read_engine)
+        self.keys = SqlKeyStore(self.engine, self.read_engine)
 
     async def start(self) -> None:
         """Run the Alembic migrations up to head."""
         async with self.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":  # instances starting at once migrate in turn
+                await conn.execute(sa.text("SELECT pg_advisory_xact_lock(7243001)"))
             await conn.run_sync(upgrade_connection)
 
     async def close(self) -> None:
-        """Dispose of the engine's connections."""
+        """Dispose of the engines' connections."""
         await self.engine.dispose()
+        if self.read_engine is not None:
+            await self.read_engine.dispose()
 
     async def ping(self) -> bool:
         """``SELECT 1``."""
