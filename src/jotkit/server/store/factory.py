@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import make_url
 
 from .base import Store
+
+if TYPE_CHECKING:
+    from ..settings import Settings
 
 __all__ = ["build_store", "normalize_database_url"]
 
@@ -38,7 +41,7 @@ def normalize_database_url(url: str) -> str:
     return normalized
 
 
-def build_store(settings: Any, clock: Callable[[], float] | None = None) -> Store:
+def build_store(settings: Settings, clock: Callable[[], float] | None = None) -> Store:
     """The store for ``settings``: :class:`~.sql.SqlStore` on the configured database, wrapped
     in a :class:`~.redis.RedisStore` when ``redis_url`` is set. ``clock`` (epoch seconds) is the
     service clock, used when Redis must be re-seeded."""
@@ -52,8 +55,8 @@ def build_store(settings: Any, clock: Callable[[], float] | None = None) -> Stor
     return RedisStore(
         sql,
         settings.redis_url,
-        prefix=getattr(settings, "redis_prefix", "jotkit:"),
-        fail_open=bool(getattr(settings, "revocation_fail_open", False)),
+        prefix=settings.redis_prefix,
+        fail_open=settings.revocation_fail_open,
         marker_lifetime=float(settings.access_ttl) + float(settings.key_retire_margin) + 1.0,
         clock=clock or time.time,
     )

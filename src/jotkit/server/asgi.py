@@ -1,0 +1,20 @@
+"""ASGI entry point for process managers: ``uvicorn --factory jotkit.server.asgi:app``.
+
+Each call builds one service from ``JOTKIT_*`` variables (and ``$JOTKIT_CONFIG``), so uvicorn's
+``--workers N`` (or gunicorn with uvicorn workers) runs N independent instances; on PostgreSQL
++ Redis they share all state (see docs/deployment.md).
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from .app import create_app
+from .settings import Settings
+
+__all__ = ["app"]
+
+
+def app() -> FastAPI:
+    """A new service configured from the environment."""
+    return create_app(Settings.from_env())
