@@ -315,3 +315,72 @@ def test_audit_parity_on_random_tokens(page):
     for tok, page_findings in zip(tokens, got, strict=True):
         py = [[f.code, "" if f.code == "malformed" else f.detail] for f in audit(tok, now=NOW)]
         assert page_findings == py, tok
+
+
+def _self_signed_cert_pem(key: jotkit.Key) -> str:
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.x509.oid import NameOID
+
+    private = serialization.load_pem_private_key(key.to_pem(private=True), password=None)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "jotkit test")])
+    start = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(private.public_key())
+        .serial_number(12345)
+        .not_valid_before(start)
+        .not_valid_after(start + dt.timedelta(days=365))
+        .sign(private, hashes.SHA256())
+    )
+    return cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def test_verify_pkcs1_certificate_and_ed25519_forms(page):
+    """Less common key forms: PKCS#1 RSA public PEM, X.509 certificate, the Ed25519 alg name."""
+    from cryptography.hazmat.primitives import serialization
+
+    rsa = jotkit.Key.generate("RS384")
+    rsa_pub = serialization.load_pem_public_key(rsa.public().to_pem())
+    pkcs1 = rsa_pub.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.PKCS1
+    ).decode()
+    assert "BEGIN RSA PUBLIC KEY" in pkcs1
+    es = jotkit.Key.generate("ES512")
+    ed = jotkit.Key.generate("Ed25519")
+    cases = [
+        (jotkit.encode({"sub": "a"}, rsa, expires_in=60), {"type": "pem", "text": pkcs1}),
+        (
+            jotkit.encode({"sub": "b"}, es, expires_in=60),
+            {"type": "pem", "text": _self_signed_cert_pem(es)},
+        ),
+        (
+            jotkit.encode({"sub": "c"}, ed, expires_in=60),
+            {"type": "jwk", "text": json.dumps(ed.public().to_jwk())},
+        ),
+        (
+            jotkit.encode({"sub": "d"}, ed, expires_in=60),
+            {"type": "pem", "text": ed.public().to_pem().decode()},
+        ),
+    ]
+    page.request_log.watch(*(t for t, _ in cases))
+    for tok, mat in cases:
+        alg = jotkit.decode_unverified(tok)[0]["alg"]
+        if mat["type"] == "pem":
+            key = jotkit.Key.from_pem(mat["text"], alg)
+        else:
+            key = jotkit.Key.from_jwk(mat["text"])
+        assert jotkit.decode(tok, key, algorithms=[alg])["sub"]
+        res = page.evaluate("([t, m]) => window.jotkitDebugger.verify(t, m)", [tok, mat])
+        assert res["valid"] is True, (alg, res)
+        # a flipped signature byte fails in both
+        head, _, sig = tok.rpartition(".")
+        bad = head + "." + ("A" if sig[0] != "A" else "B") + sig[1:]
+        res = page.evaluate("([t, m]) => window.jotkitDebugger.verify(t, m)", [bad, mat])
+        assert res["valid"] is False
+        with pytest.raises(jotkit.InvalidToken):
+            jotkit.decode(bad, key, algorithms=[alg])
