@@ -258,3 +258,12 @@ def test_docs_list_every_rule():
     docs = (Path(__file__).resolve().parents[2] / "docs" / "tools.md").read_text("utf-8")
     for r in RULES["rules"]:
         assert f"| `{r['code']}` | {r['severity']} |" in docs, r["code"]
+
+
+def test_docs_python_example_runs(capsys):
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "tools.md").read_text("utf-8")
+    blocks = re.findall(r"```python\n(.*?)```", docs, re.S)
+    assert blocks
+    for block in blocks:
+        exec(compile(block, "docs/tools.md", "exec"), {"__name__": "__docs__"})
+    assert "sensitive_password" in capsys.readouterr().out
