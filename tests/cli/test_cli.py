@@ -559,3 +559,74 @@ def test_console_script_errors_have_no_traceback():
     p = subprocess.run([exe, "decode"], capture_output=True, text=True, stdin=subprocess.DEVNULL)
     assert p.returncode == 2
     assert "Traceback" not in p.stderr
+
+
+def test_colours_only_on_a_terminal(tmp_path):
+    """On a pseudo-terminal Rich colours the output; NO_COLOR turns that off."""
+    import pty
+    import select
+
+    exe = _jotkit_bin()
+    key = jotkit.Key.generate("ES256")
+    tok = _token(key)
+
+    def run_on_pty(extra_env):
+        master, slave = pty.openpty()
+        env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
+        env.update({"TERM": "xterm-256color", "COLUMNS": "120", **extra_env})
+        proc = subprocess.Popen([exe, "decode", tok], stdout=slave, stderr=slave, env=env)
+        os.close(slave)
+        chunks = []
+        while True:
+            ready, _, _ = select.select([master], [], [], 30)
+            if not ready:
+                break
+            try:
+                data = os.read(master, 65536)
+            except OSError:  # EIO when the child closed the terminal
+                break
+            if not data:
+                break
+            chunks.append(data)
+        proc.wait(timeout=30)
+        os.close(master)
+        return b"".join(chunks).decode("utf-8", "replace")
+
+    coloured = run_on_pty({})
+    assert "UNVERIFIED" in coloured
+    assert "\x1b[" in coloured
+    plain = run_on_pty({"NO_COLOR": "1"})
+    assert "UNVERIFIED" in plain
+    assert "\x1b[3" not in plain  # no colour codes (bold/underline may remain)
+
+
+def test_debugger_command_serves_the_page():
+    """`jotkit debugger --port N` serves the page on 127.0.0.1 until stopped."""
+    import socket
+    import time
+
+    import httpx
+
+    exe = _jotkit_bin()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [exe, "debugger", "--port", str(port)], stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                r = httpx.get(f"http://127.0.0.1:{port}/", timeout=2)
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    pytest.fail("jotkit debugger did not start")
+                time.sleep(0.1)
+        assert r.status_code == 200
+        assert "jotkit token debugger" in r.text
+        assert "default-src 'self'" in r.headers["content-security-policy"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
