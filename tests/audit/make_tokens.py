@@ -108,6 +108,7 @@ def main() -> None:
     case("card_spaces", enc(_good(memo="4111 1111 1111 1111")), ["sensitive_card_number"])
     case("card_int", enc(_good(ref=5555555555554444)), ["sensitive_card_number"])
     case("card_not_luhn", enc(_good(ref="4111111111111112")), [])
+    case("long_int_ok", _raw({"alg": "ES256", "typ": "JWT"}, _good(n=int("9" * 4300)), es), [])
     case("card_nested", enc(_good(items=[{"x": "378282246310005"}])), ["sensitive_card_number"])
     pem = es.to_pem(private=True).decode()
     case("private_key_pem", enc(_good(blob=pem)), ["sensitive_private_key"])
@@ -152,6 +153,10 @@ def main() -> None:
         ),
         ("malformed_not_utf8", b64encode(b'{"alg":"\xff"}') + "." + _seg({"a": 1}) + ".c2ln"),
         ("malformed_nan", _seg({"alg": "HS256"}) + "." + b64encode(b'{"exp":NaN}') + ".c2ln"),
+        (
+            "malformed_huge_int",
+            _seg({"alg": "HS256"}) + "." + b64encode(b'{"n":' + b"9" * 4301 + b"}") + ".c2ln",
+        ),
         ("malformed_bad_tail_bits", _seg({"alg": "HS256"}) + "." + _seg({"a": 1}) + ".YR"),
     ]:
         case(name, tok, ["malformed"])

@@ -125,7 +125,11 @@ async function runVerify() {
   if (my !== seq) return;
   box.dataset.state = res.valid ? "valid" : "invalid";
   box.dataset.code = res.code;
-  box.textContent = res.valid ? `✔ Signature verified — ${res.message}` : `✘ Invalid — ${res.message}`;
+  let note = "";
+  if (res.valid && currentPayload && typeof currentPayload.exp === "number" && currentPayload.exp <= Date.now() / 1000) {
+    note = " — but the token has expired, so verifiers reject it";
+  }
+  box.textContent = res.valid ? `✔ Signature verified — ${res.message}${note}` : `✘ Invalid — ${res.message}`;
   $("unverified-badge").textContent = res.valid ? "SIGNATURE VERIFIED" : "UNVERIFIED";
   $("unverified-badge").className = res.valid ? "badge verified" : "badge unverified";
 }

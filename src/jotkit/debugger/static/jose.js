@@ -137,8 +137,10 @@ function parseJSONStrict(text) {
     return JSON.parse(text.slice(start, i));
   };
   const number = () => {
-    const m = /^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?/.exec(text.slice(i));
+    const m = /^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?/.exec(text.slice(i, i + 5000));
     if (!m) fail("bad number");
+    // Python's int() refuses more than 4300 digits, so jotkit rejects such tokens too.
+    if (m[2] === undefined && m[3] === undefined && m[1].length > 4300) fail("integer too long");
     i += m[0].length;
     return Number(m[0]);
   };
