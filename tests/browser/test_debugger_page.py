@@ -384,3 +384,19 @@ def test_verify_pkcs1_certificate_and_ed25519_forms(page):
         assert res["valid"] is False
         with pytest.raises(jotkit.InvalidToken):
             jotkit.decode(bad, key, algorithms=[alg])
+
+
+def test_hostile_claims_are_shown_as_text(page):
+    """Markup in a token is displayed literally: no element, no script, no request."""
+    evil = "<img src='http://evil.example/x.png' onerror='window.pwned=1'><script>window.pwned=2</script>"
+    key = jotkit.Key.from_secret(SECRET, "HS256")
+    tok = jotkit.encode({"sub": evil, evil: 1}, key, expires_in="5m", headers={"kid": evil})
+    page.request_log.watch(tok)
+    page.fill("#token", tok)
+    page.wait_for_selector("#findings li")
+    assert evil in page.inner_text("#claims")
+    assert page.evaluate("window.pwned") is None
+    assert page.locator("main img, main script").count() == 0
+    codes = page.eval_on_selector_all("#findings li", "els => els.map(e => e.dataset.code)")
+    assert codes == [f.code for f in audit(tok)]
+    assert "kid_path" in codes  # the "/" in the markup
