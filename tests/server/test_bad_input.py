@@ -144,7 +144,7 @@ def test_refresh_bad_tokens(server):
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     body=st.recursive(
-        st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False)
+        st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
         | st.text(max_size=40),
         lambda children: st.lists(children, max_size=4)
         | st.dictionaries(st.sampled_from(["email", "password", "refresh_token", "x"]),

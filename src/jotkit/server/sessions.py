@@ -284,7 +284,7 @@ class AuthService:
         )
         family = result.family
         if result.outcome is RotateOutcome.ROTATED and family is not None:
-            user = await self.store.users.get(family.user_id)
+            user = result.user or await self.store.users.get(family.user_id)
             if user is None or user.disabled:
                 await self._revoke_family(family.id, "disabled")
                 self.audit.event("refresh_failed", reason="user_disabled", session_id=family.id)

@@ -125,6 +125,7 @@ class RotateResult:
     outcome: RotateOutcome
     family: FamilyRecord | None = None
     outstanding: tuple[AccessTokenRecord, ...] = ()
+    user: UserRecord | None = None  # the family's user, when the store read it anyway
 
 
 @dataclass(frozen=True, slots=True)

@@ -251,14 +251,24 @@ class SqlSessionStore(SessionStore):
             won = (await conn.execute(spend)).rowcount == 1
             row = (
                 await conn.execute(
-                    sa.select(refresh_tokens, refresh_families)
+                    sa.select(refresh_tokens, refresh_families, users)
                     .join(refresh_families, refresh_tokens.c.family_id == refresh_families.c.id)
+                    .join(users, refresh_families.c.user_id == users.c.id)
                     .where(refresh_tokens.c.token_hash == old_hash)
                 )
             ).first()
             if row is None:
                 return RotateResult(RotateOutcome.NOT_FOUND)
             family = _family(_FamilyRow(row))
+            m = row._mapping
+            user = UserRecord(
+                id=m[users.c.id],
+                email=m[users.c.email],
+                password_hash=m[users.c.password_hash],
+                roles=tuple(json.loads(m[users.c.roles])),
+                disabled=bool(m[users.c.disabled]),
+                created_at=m[users.c.created_at],
+            )
             if won:
                 idle = min(now + idle_ttl, family.absolute_expires_at)
                 await conn.execute(
@@ -275,7 +285,9 @@ class SqlSessionStore(SessionStore):
                     .where(refresh_families.c.id == family.id)
                     .values(last_used_at=now, idle_expires_at=idle)
                 )
-                return RotateResult(RotateOutcome.ROTATED, _replace_use(family, now, idle))
+                return RotateResult(
+                    RotateOutcome.ROTATED, _replace_use(family, now, idle), user=user
+                )
             if family.revoked_at is not None:
                 return RotateResult(RotateOutcome.REVOKED, family)
             if row.spent_at is None:

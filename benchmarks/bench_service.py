@@ -1,0 +1,273 @@
+"""Load benchmark of the auth service (issue 3): req/s and p50/p99 latency.
+
+Starts, on free ports, (1) the jotkit service with uvicorn, one worker, default ES256 keys,
+and (2) a bare FastAPI app with one unauthenticated endpoint returning a similar JSON body.
+Loads ``GET /bare``, ``GET /auth/me`` (one valid access token) and ``POST /auth/refresh``
+(a pool of sessions; every response's new refresh token is used next) with ``wrk`` when it is
+installed (Debian package ``wrk``), otherwise with a bounded httpx async load generator.
+Appends a markdown table to ``benchmarks/results-service.md``.
+
+    .venv/bin/python benchmarks/bench_service.py [--duration 8] [--connections 32]
+
+Not a test: nothing here asserts timings. Target: /auth/me >= 80 % of the bare endpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import os
+import platform
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results-service.md"
+PASSWORD = "bench-password-123"
+
+
+# -- server processes --------------------------------------------------------------------
+def _serve(kind: str, port: int, data_dir: str) -> None:
+    import uvicorn
+
+    if kind == "bare":
+        from fastapi import FastAPI
+
+        app = FastAPI()
+
+        @app.get("/bare")
+        async def bare() -> dict[str, object]:
+            return {
+                "id": "0123456789abcdef0123456789abcdef",
+                "email": "bench@example.com",
+                "roles": ["user"],
+                "session": {"id": "abcdefghijklmnopqrstuv", "authenticated_at": 1,
+                            "token_issued_at": 1, "token_expires_at": 2},
+            }
+
+        uvicorn.run(app, host="127.0.0.1", port=port, workers=1, log_level="warning",
+                    access_log=False)
+        return
+    from jotkit.server import Settings, create_app
+
+    settings = Settings.from_env(
+        {"JOTKIT_DATA_DIR": data_dir, "JOTKIT_PORT": str(port), "JOTKIT_LOGIN_IP_LIMIT": "100000",
+         "JOTKIT_LOGIN_ACCOUNT_LIMIT": "100000", "JOTKIT_LOG_LEVEL": "WARNING"}
+    )
+    uvicorn.run(create_app(settings), host="127.0.0.1", port=port, workers=1,
+                log_level="warning", access_log=False)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _start(kind: str, data_dir: str) -> tuple[subprocess.Popen[bytes], str]:
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--serve", kind, "--port", str(port), "--data-dir", data_dir],
+        cwd=ROOT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(url + ("/bare" if kind == "bare" else "/healthz"), timeout=1)
+            return proc, url
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError(f"{kind} server did not start")
+
+
+def _add_user(data_dir: str) -> None:
+    code = (
+        "import asyncio,sys;from jotkit.server import Settings;"
+        "from jotkit.server.sessions import AuthService;from jotkit.server.store.sql import SqlStore;"
+        "from jotkit.server.clock import SystemClock;from jotkit.server.metrics import Metrics;"
+        "from jotkit.server.audit_log import AuditLog\n"
+        "async def main():\n"
+        f" s=Settings.from_env({{'JOTKIT_DATA_DIR':{data_dir!r}}});c=SystemClock();m=Metrics()\n"
+        " svc=AuthService(s,SqlStore(s.effective_database_url),c,m,AuditLog(c,m))\n"
+        " await svc.store.start()\n"
+        f" await svc.add_user('bench@example.com',{PASSWORD!r})\n"
+        " await svc.store.close()\n"
+        "asyncio.run(main())"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+# -- load generators ---------------------------------------------------------------------
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
+
+
+def _ms(text: str) -> float:
+    m = re.match(r"([\d.]+)(us|ms|s)", text)
+    if not m:
+        return float("nan")
+    return float(m.group(1)) * _UNITS[m.group(2)]
+
+
+def _wrk(url: str, duration: int, connections: int, headers: dict[str, str] | None = None,
+         script: str | None = None) -> dict[str, float]:
+    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency"]
+    for k, v in (headers or {}).items():
+        cmd += ["-H", f"{k}: {v}"]
+    if script:
+        cmd += ["-s", script]
+    out = subprocess.run([*cmd, url], capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    return {"rps": rps, "p50": p50, "p99": p99, "errors": float(non2xx.group(1)) if non2xx else 0}
+
+
+_REFRESH_LUA = """
+local tokens = {%s}
+request = function()
+  local t = table.remove(tokens) or "exhausted"
+  return wrk.format("POST", "/auth/refresh", {["Content-Type"] = "application/json"},
+                    '{"refresh_token":"' .. t .. '"}')
+end
+response = function(status, headers, body)
+  local t = body:match('"refresh_token":"([^"]+)"')
+  if t then table.insert(tokens, t) end
+end
+"""
+
+
+async def _httpx_load(url: str, duration: float, connections: int, method: str,
+                      headers: dict[str, str] | None, tokens: list[str] | None
+                      ) -> dict[str, float]:
+    latencies: list[float] = []
+    errors = 0
+    stop = time.perf_counter() + duration
+
+    async def worker(client: httpx.AsyncClient, token: str | None) -> None:
+        nonlocal errors
+        while time.perf_counter() < stop:
+            t0 = time.perf_counter()
+            if method == "GET":
+                r = await client.get(url, headers=headers)
+            else:
+                r = await client.post(url, json={"refresh_token": token})
+                if r.status_code == 200:
+                    token = r.json()["refresh_token"]
+            latencies.append((time.perf_counter() - t0) * 1000)
+            errors += r.status_code != 200
+
+    limits = httpx.Limits(max_connections=connections)
+    async with httpx.AsyncClient(limits=limits, timeout=30) as client:
+        started = time.perf_counter()
+        await asyncio.gather(*[
+            worker(client, tokens[i] if tokens else None) for i in range(connections)
+        ])
+        elapsed = time.perf_counter() - started
+    q = statistics.quantiles(latencies, n=100)
+    return {"rps": len(latencies) / elapsed, "p50": q[49], "p99": q[98], "errors": errors}
+
+
+# -- main --------------------------------------------------------------------------------
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--duration", type=int, default=8)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--serve", choices=["bare", "service"])
+    parser.add_argument("--port", type=int)
+    parser.add_argument("--data-dir")
+    args = parser.parse_args()
+    if args.serve:
+        _serve(args.serve, args.port, args.data_dir)
+        return
+
+    use_wrk = shutil.which("wrk") is not None
+    tool = "wrk -t1 -c%d" % args.connections if use_wrk else "httpx async (%d conns)" % (
+        args.connections)
+    tmp = tempfile.mkdtemp(prefix="jotkit-bench-")
+    _add_user(tmp)
+    bare_proc, bare_url = _start("bare", tmp)
+    svc_proc, svc_url = _start("service", tmp)
+    rows: list[tuple[str, dict[str, float]]] = []
+    try:
+        with httpx.Client(base_url=svc_url, timeout=60) as c:
+            def session() -> dict[str, str]:
+                r = c.post("/auth/login", json={"email": "bench@example.com",
+                                                "password": PASSWORD})
+                r.raise_for_status()
+                return r.json()
+
+            access = session()["access_token"]
+            refresh_tokens = [session()["refresh_token"] for _ in range(args.connections + 4)]
+        auth = {"Authorization": f"Bearer {access}"}
+        # warm-up
+        for url, hdr in ((bare_url + "/bare", None), (svc_url + "/auth/me", auth)):
+            for _ in range(200):
+                httpx.get(url, headers=hdr)
+        for rnd in range(args.rounds):
+            if use_wrk:
+                bare = _wrk(bare_url + "/bare", args.duration, args.connections)
+                me = _wrk(svc_url + "/auth/me", args.duration, args.connections, auth)
+            else:
+                bare = asyncio.run(_httpx_load(bare_url + "/bare", args.duration,
+                                               args.connections, "GET", None, None))
+                me = asyncio.run(_httpx_load(svc_url + "/auth/me", args.duration,
+                                             args.connections, "GET", auth, None))
+            rows.append((f"bare FastAPI GET /bare (round {rnd + 1})", bare))
+            rows.append((f"jotkit GET /auth/me (round {rnd + 1})", me))
+        pool = refresh_tokens[: args.connections + 4]
+        if use_wrk:
+            script = Path(tmp) / "refresh.lua"
+            script.write_text(_REFRESH_LUA % ",".join(json.dumps(t) for t in pool))
+            rows.append(("jotkit POST /auth/refresh",
+                         _wrk(svc_url, args.duration, args.connections, script=str(script))))
+        else:
+            rows.append(("jotkit POST /auth/refresh", asyncio.run(_httpx_load(
+                svc_url + "/auth/refresh", args.duration, args.connections, "POST", None, pool))))
+    finally:
+        for proc in (bare_proc, svc_proc):
+            proc.terminate()
+            proc.wait(timeout=30)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    bare_best = max(r["rps"] for name, r in rows if name.startswith("bare"))
+    me_best = max(r["rps"] for name, r in rows if "/auth/me" in name)
+    ratio = me_best / bare_best
+    lines = [
+        "",
+        f"## {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M UTC} — {tool}, {args.duration} s per run",
+        "",
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores (shared), Python "
+        f"{platform.python_version()}; uvicorn 1 worker; ES256 keys.",
+        "",
+        "| endpoint | req/s | p50 ms | p99 ms | non-2xx |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name, r in rows:
+        lines.append(f"| {name} | {r['rps']:.0f} | {r['p50']:.2f} | {r['p99']:.2f} | "
+                     f"{int(r['errors'])} |")
+    lines += ["", f"/auth/me best / bare best = **{ratio:.0%}** (target >= 80 %).", ""]
+    text = "\n".join(lines)
+    print(text)
+    if not RESULTS.exists():
+        RESULTS.write_text("# Auth service load benchmark (benchmarks/bench_service.py)\n")
+    with RESULTS.open("a") as fh:
+        fh.write(text)
+
+
+if __name__ == "__main__":
+    main()
