@@ -13,7 +13,8 @@ import pytest
 import jotkit
 from jotkit.audit import audit
 
-pytestmark = pytest.mark.browser
+# one worker runs all page tests under `pytest -n 2 --dist loadgroup`: one Chromium
+pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser")]
 
 DATA = json.loads(
     (Path(__file__).resolve().parents[1] / "audit" / "tokens.json").read_text("utf-8")

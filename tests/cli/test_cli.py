@@ -270,6 +270,17 @@ def test_verify_with_jwks_url(run, es_key):
         r = run("verify", _token(other), "--jwks-url", url, "--now", NOW)
         assert r.exit_code == 1
         assert "key_not_found" in _one_line_error(r)
+        hs = _token(jotkit.Key.from_secret(SECRET, "HS256"))
+        r = run("verify", hs, "--jwks-url", url, "--now", NOW)
+        assert r.exit_code == 1
+        assert "alg_not_allowed" in _one_line_error(r)
+        # RSA keys published without "alg" are bound to the token's RSA alg
+        ps = jotkit.Key.generate("PS256", kid="p1")
+        jwk = ps.public().to_jwk()
+        del jwk["alg"]
+        _JWKSHandler.body = json.dumps({"keys": [jwk, es_key.public().to_jwk()]}).encode()
+        assert run("verify", _token(ps), "--jwks-url", url, "--now", NOW).exit_code == 0
+        assert run("verify", _token(es_key), "--jwks-url", url, "--now", NOW).exit_code == 0
     finally:
         server.shutdown()
         server.server_close()

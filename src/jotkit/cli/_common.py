@@ -26,6 +26,7 @@ __all__ = [
     "handle_errors",
     "human_delta",
     "iso",
+    "keyset_from_jwks",
     "load_key_file",
     "load_secret",
     "read_token",
@@ -194,6 +195,25 @@ def _pem_alg(data: bytes, alg: str | None, token_alg: str | None) -> str:
     fail("unsupported PEM key type")
 
 
+def keyset_from_jwks(
+    data: Any, algs: list[str] | None, token_alg: str | None, where: str
+) -> jotkit.KeySet:
+    """A key set from JWKS data (RFC 7517 §5).
+
+    With explicit ``algs`` only keys for them are kept. Otherwise keys carry their own
+    ``alg`` (or the one their curve implies); when none of them is for the token's
+    ``alg``, keys without ``alg`` (typically RSA) are bound to it instead.
+    """
+    ks = jotkit.KeySet.from_jwks(data, algorithms=algs)
+    if algs is None and token_alg and not any(k.alg == token_alg for k in ks):
+        bound = jotkit.KeySet.from_jwks(data, algorithms=[token_alg])
+        if len(bound):
+            ks = bound
+    if len(ks) == 0:
+        fail(f"{where}: no usable key in the JWKS ({'; '.join(ks.skipped) or 'empty'})")
+    return ks
+
+
 def load_key_file(
     path: Path, *, alg: str | None = None, token_alg: str | None = None, kid: str | None = None
 ) -> jotkit.Key | jotkit.KeySet:
@@ -210,13 +230,7 @@ def load_key_file(
         except ValueError as exc:
             fail(f"{path}: not valid JSON: {exc}")
         if isinstance(obj, dict) and "keys" in obj:
-            algs = [alg] if alg else None
-            if algs is None and token_alg and token_alg in _RSA_ALGS:
-                algs = [token_alg]
-            ks = jotkit.KeySet.from_jwks(obj, algorithms=algs)
-            if len(ks) == 0:
-                fail(f"{path}: no usable key in the JWKS ({'; '.join(ks.skipped) or 'empty'})")
-            return ks
+            return keyset_from_jwks(obj, [alg] if alg else None, token_alg, str(path))
         if not isinstance(obj, dict):
             fail(f"{path}: a JWK must be a JSON object")
         jwk_alg = obj.get("alg")

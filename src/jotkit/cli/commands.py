@@ -21,6 +21,7 @@ from ._common import (
     handle_errors,
     human_delta,
     iso,
+    keyset_from_jwks,
     load_key_file,
     load_secret,
     parse_now,
@@ -150,7 +151,7 @@ def _resolve_key(
     if key is not None:
         resolved = load_key_file(key, alg=one_alg, token_alg=token_alg)
     elif jwks_url is not None:
-        resolved = _fetch_jwks(jwks_url, algs)
+        resolved = _fetch_jwks(jwks_url, algs, token_alg)
     else:
         secret = load_secret(secret_env, secret_file)
         assert secret is not None
@@ -163,7 +164,7 @@ def _resolve_key(
     return resolved, [resolved.alg]
 
 
-def _fetch_jwks(url: str, algs: list[str] | None) -> jotkit.KeySet:
+def _fetch_jwks(url: str, algs: list[str] | None, token_alg: str | None) -> jotkit.KeySet:
     import httpx
 
     if not url.startswith(("https://", "http://")):
@@ -174,10 +175,7 @@ def _fetch_jwks(url: str, algs: list[str] | None) -> jotkit.KeySet:
         fail(f"cannot fetch the JWKS: {exc}")
     if resp.status_code != 200:
         fail(f"cannot fetch the JWKS: HTTP {resp.status_code}")
-    ks = jotkit.KeySet.from_jwks(resp.content, algorithms=algs)
-    if len(ks) == 0:
-        fail("the JWKS has no usable key")
-    return ks
+    return keyset_from_jwks(resp.content, algs, token_alg, url)
 
 
 def verify(
