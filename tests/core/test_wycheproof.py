@@ -10,11 +10,12 @@ Each test case is its own test id (``<file>-tc<id>-<result>``). Rules:
 
 from __future__ import annotations
 
+import json
 from functools import cache
 from typing import Any
 
 import pytest
-from _vectors import VECTORS, load
+from _vectors import VECTORS, b64u_decode, load
 
 import jotkit
 
@@ -119,10 +120,40 @@ def _allowed_algorithms(keys: jotkit.Key | jotkit.KeySet) -> list[str]:
     return sorted({k.alg for k in keys})
 
 
+# Cases where jotkit's documented, stricter contract (or the RFC text) disagrees with the
+# vector's label. Each entry states what jotkit must do instead, and why; they are listed
+# in the test report to the lead as contract decisions, not silently skipped.
+_EMPTY_PAYLOAD = (
+    "jotkit refuses empty payload segments (three non-empty segments); RFC 7515 allows them"
+)
+_ALG_BOUND = "key bound to its JWK 'alg' (RFC 8725 3.1): a PS256 key does not verify PS384"
+_ES521 = "JWK alg 'ES521' is not a registered JWS algorithm (RFC 7518 3.1): key refused"
+_DATA_DEFECT = (
+    "vector text identical to valid tcId 357 (its padding was lost in the published file)"
+)
+_NOT_B64URL = "'?' is outside the base64url alphabet (RFC 7515 2): the JWS is malformed"
+DEVIATIONS: dict[int, tuple[str, type[Exception], str]] = {
+    **dict.fromkeys(
+        (259, 264, 268, 272, 320, 325), ("reject", jotkit.MalformedToken, _EMPTY_PAYLOAD)
+    ),
+    346: ("reject", jotkit.InvalidToken, _ALG_BOUND),
+    350: ("reject", jotkit.InvalidToken, _ALG_BOUND),
+    347: ("reject-key", jotkit.InvalidKey, _ES521),
+    351: ("reject-key", jotkit.InvalidKey, _ES521),
+    367: ("accept", Exception, _DATA_DEFECT),
+    370: ("accept", Exception, _DATA_DEFECT),
+    372: ("reject", jotkit.MalformedToken, _NOT_B64URL),
+    373: ("reject", jotkit.MalformedToken, _NOT_B64URL),
+}
+
+
 @pytest.mark.parametrize(("group_index", "tc"), _jws_cases())
 def test_wycheproof_jws(group_index: int, tc: dict) -> None:
     group = load(JWS_FILE)["testGroups"][group_index]
     keys = _jws_verification_keys(group)
+    if tc["tcId"] in DEVIATIONS:
+        _check_deviation(tc, keys)
+        return
     if isinstance(keys, jotkit.InvalidKey):
         assert tc["result"] != "valid", f"valid case but key rejected: {keys!r}"
         return
@@ -136,3 +167,26 @@ def test_wycheproof_jws(group_index: int, tc: dict) -> None:
     else:
         assert isinstance(payload, bytes)
         assert tc["result"] != "invalid", f"{tc['comment']}: accepted"
+
+
+def _check_deviation(tc: dict, keys: jotkit.Key | jotkit.KeySet | jotkit.InvalidKey) -> None:
+    outcome, error, reason = DEVIATIONS[tc["tcId"]]
+    if outcome == "reject-key":
+        assert isinstance(keys, error), reason
+        return
+    assert not isinstance(keys, jotkit.InvalidKey), reason
+    algorithms = _allowed_algorithms(keys)
+    if reason == _ALG_BOUND:  # allow the token's alg too, so only the key binding can refuse it
+        algorithms = sorted({*algorithms, json.loads(b64u_decode(tc["jws"].split(".")[0]))["alg"]})
+    if outcome == "accept":
+        _header, payload = jotkit.jws_verify(tc["jws"], keys, algorithms=algorithms)
+        assert payload == b"Test", reason
+    else:
+        with pytest.raises(error):
+            jotkit.jws_verify(tc["jws"], keys, algorithms=algorithms)
+
+
+def test_wycheproof_jws_file_is_complete() -> None:
+    data = load(JWS_FILE)
+    ids = [tc["tcId"] for group in data["testGroups"] for tc in group["tests"]]
+    assert ids == list(range(1, data["numberOfTests"] + 1))
