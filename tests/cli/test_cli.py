@@ -397,7 +397,7 @@ def test_keygen_pem_files_sign_and_verify(run, tmp_path, alg):
     assert run("keygen", alg, "--out", prefix).exit_code == 2
 
 
-def test_keygen_jwk_stdout(run):
+def test_keygen_jwk_stdout(run, tmp_path):
     r = run("keygen", "ES384", "--format", "jwk", "--kid", "mine")
     doc = json.loads(r.stdout)
     priv = jotkit.Key.from_jwk(doc["private"])
@@ -405,6 +405,14 @@ def test_keygen_jwk_stdout(run):
     assert priv.kid == "mine"
     assert doc["public"]["kid"] == "mine"
     assert "d" not in doc["public"]
+    # the keygen document itself is a usable key file
+    kf = tmp_path / "generated.json"
+    kf.write_text(json.dumps(doc))
+    r = run("sign", "--key", kf, "--claim", "sub=kg", "--now", NOW)
+    assert r.exit_code == 0, r.output
+    pub = tmp_path / "pub.jwk"
+    pub.write_text(json.dumps(doc["public"]))
+    assert run("verify", r.stdout.strip(), "--key", pub, "--now", NOW).exit_code == 0
     r = run("keygen", "HS512", "--format", "jwk")
     doc = json.loads(r.stdout)
     k = jotkit.Key.from_jwk(doc["private"])

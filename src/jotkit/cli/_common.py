@@ -233,6 +233,8 @@ def load_key_file(
             return keyset_from_jwks(obj, [alg] if alg else None, token_alg, str(path))
         if not isinstance(obj, dict):
             fail(f"{path}: a JWK must be a JSON object")
+        if "kty" not in obj and isinstance(obj.get("private"), dict):
+            obj = obj["private"]  # the {"private", "public"} document of `keygen --format jwk`
         jwk_alg = obj.get("alg")
         chosen = alg or (jwk_alg if isinstance(jwk_alg, str) else None)
         if chosen is None and obj.get("kty") in ("RSA", "oct") and token_alg:
