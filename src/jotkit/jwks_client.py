@@ -551,6 +551,17 @@ class JWKSClient:
         """The error of the most recent fetch, ``None`` if it succeeded."""
         return self._last_error
 
+    def fresh_key_set(self) -> KeySet | None:
+        """The cached set if it is fresh, else ``None``; lock-free and never does I/O.
+
+        The hot path of servers: verify against this set and fall back to
+        :meth:`resolve`/:meth:`aresolve` only when it is ``None`` or lacks the kid.
+        """
+        snap = self._snapshot
+        if snap is None or self._clock() >= snap.fresh_until:
+            return None
+        return snap.key_set
+
     def is_fresh(self) -> bool:
         """Whether a cached set exists and has not passed its freshness lifetime."""
         snap = self._snapshot

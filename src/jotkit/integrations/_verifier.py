@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import jotkit
-from jotkit.errors import InvalidToken, JWKSError, RevokedToken
+from jotkit.errors import InvalidToken, JWKSError, KeyNotFound, RevokedToken
 from jotkit.jwks_client import JWKSClient
 
 __all__ = [
@@ -168,26 +168,26 @@ def claim_roles(claims: Mapping[str, Any]) -> frozenset[str]:
 
 
 def check_grants(
-    claims: Mapping[str, Any], scopes: Iterable[str] = (), roles: Iterable[str] = ()
+    claims: Mapping[str, Any], scopes: Sequence[str] = (), roles: Sequence[str] = ()
 ) -> None:
     """Raise 403 ``insufficient_scope`` (RFC 6750 §3.1) unless the token grants them.
 
     Every scope in ``scopes`` must be granted; of ``roles``, at least one.
     """
-    needed = tuple(dict.fromkeys(scopes))
-    if needed:
+    if scopes:
         granted = claim_scopes(claims)
-        if any(s not in granted for s in needed):
+        if any(s not in granted for s in scopes):
+            needed = tuple(dict.fromkeys(scopes))
             raise BearerError(
                 403,
                 "insufficient_scope",
                 "The access token lacks the required scope",
                 scope=needed,
             )
-    wanted = tuple(dict.fromkeys(roles))
-    if wanted:
+    if roles:
         have = claim_roles(claims)
-        if not any(r in have for r in wanted):
+        if not any(r in have for r in roles):
+            wanted = tuple(dict.fromkeys(roles))
             raise BearerError(
                 403,
                 "insufficient_scope",
@@ -252,10 +252,6 @@ class _LRU:
 
 
 _ASYMMETRIC = tuple(name for name in jotkit.ALGORITHM_NAMES if not name.startswith("HS"))
-
-
-class _NeedsFetch(Exception):
-    """Internal: the JWKS cache cannot answer without network I/O."""
 
 
 def _algorithms_for(key: KeyArg, algorithms: Sequence[str] | None) -> tuple[str, ...]:
@@ -331,14 +327,11 @@ class TokenVerifier:
             "require": self.require,
             "clock": clock,
         }
-        # sync path: the key (or the JWKS client, which may fetch synchronously)
+        # the key, or the JWKS client as a resolver (which may fetch synchronously)
         self._verifier = jotkit.Verifier(key, **options)
-        # async path: a resolver that never does I/O; a fetch falls back to aresolve()
-        self._averifier = (
-            jotkit.Verifier(self._resolve_cached, **options)
-            if self._jwks is not None
-            else self._verifier
-        )
+        # JWKS fast path: a Verifier over the client's fresh cached KeySet, rebuilt
+        # when the client's cache changes; no locks, no I/O (see _fast_verifier)
+        self._snap_verifier: tuple[Any, jotkit.Verifier] | None = None
         self._options = options
         self._http_lock = threading.Lock()
         self._http: Any = None  # httpx.Client, created lazily for introspection
@@ -372,6 +365,8 @@ class TokenVerifier:
     # ---------------------------------------------------------- verification
 
     def _from_cache(self, token: str, now: float) -> Claims | None:
+        if self._cache.size <= 0:
+            return None
         entry: _Entry | None = self._cache.get(token)
         if entry is None:
             return None
@@ -384,16 +379,36 @@ class TokenVerifier:
         return entry.claims
 
     def _remember(self, token: str, claims: Claims, now: float) -> None:
+        if self._cache.size <= 0:
+            return
         exp = claims.get("exp")
         exp_f = float(exp) if isinstance(exp, int | float) else None
         self._cache.put(token, _Entry(claims, exp_f, now + self.cache_ttl))
 
-    def _resolve_cached(self, header: Mapping[str, Any]) -> Any:
+    def _fast_verifier(self) -> jotkit.Verifier | None:
+        """A Verifier over the JWKS client's fresh cached set, or None if a fetch is due."""
         assert self._jwks is not None
-        key = self._jwks.resolve_cached(header)
-        if key is None:
-            raise _NeedsFetch
-        return key
+        key_set = self._jwks.fresh_key_set()
+        if key_set is None:
+            return None
+        cached = self._snap_verifier
+        if cached is not None and cached[0] is key_set:
+            return cached[1]
+        verifier = jotkit.Verifier(key_set, **self._options)
+        self._snap_verifier = (key_set, verifier)
+        return verifier
+
+    def _decode_fast(self, token: str, now: float) -> Claims | None:
+        """Verify from cached keys; None when the JWKS must be (re)fetched first."""
+        fast = self._fast_verifier()
+        if fast is None:
+            return None
+        try:
+            return fast.decode(token, now=now)
+        except KeyNotFound as exc:
+            if exc.code != "key_not_found":
+                raise
+            return None  # unknown kid: the slow path may refetch (cooldown permitting)
 
     async def _adecode_fetching(self, token: str, now: float) -> Claims:
         """Slow async path: fetch the JWKS without blocking the loop, then verify."""
@@ -422,7 +437,8 @@ class TokenVerifier:
         claims = self._from_cache(token, now)
         if claims is None:
             try:
-                claims = self._verifier.decode(token, now=now)
+                fast = None if self._jwks is None else self._decode_fast(token, now)
+                claims = fast if fast is not None else self._verifier.decode(token, now=now)
             except InvalidToken as exc:
                 _log.debug("token rejected: %r", exc)
                 raise self._token_error(exc) from None
@@ -442,10 +458,12 @@ class TokenVerifier:
         claims = self._from_cache(token, now)
         if claims is None:
             try:
-                try:
-                    claims = self._averifier.decode(token, now=now)
-                except _NeedsFetch:
-                    claims = await self._adecode_fetching(token, now)
+                if self._jwks is None:
+                    claims = self._verifier.decode(token, now=now)
+                else:
+                    claims = self._decode_fast(token, now)
+                    if claims is None:
+                        claims = await self._adecode_fetching(token, now)
             except InvalidToken as exc:
                 _log.debug("token rejected: %r", exc)
                 raise self._token_error(exc) from None
@@ -465,7 +483,10 @@ class TokenVerifier:
         self, claims: Mapping[str, Any], scopes: Iterable[str] = (), roles: Iterable[str] = ()
     ) -> None:
         """Require this verifier's and the route's scopes/roles (RFC 6750 §3.1, 403)."""
-        check_grants(claims, (*self.scopes, *scopes), (*self.roles, *roles))
+        need_scopes = (*self.scopes, *scopes) if self.scopes else tuple(scopes)
+        need_roles = (*self.roles, *roles) if self.roles else tuple(roles)
+        if need_scopes or need_roles:
+            check_grants(claims, need_scopes, need_roles)
 
     def authenticate(
         self,

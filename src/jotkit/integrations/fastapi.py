@@ -20,7 +20,7 @@ exception handler that :class:`JotkitAuth` installs.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -63,6 +63,14 @@ def _handler(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(err.body(), status_code=err.status, headers=err.headers(exc.realm))
 
 
+def _authorization(scope: Mapping[str, Any]) -> str | None:
+    """The first ``Authorization`` header, read straight from the ASGI scope."""
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            return bytes(value).decode("latin-1")
+    return None
+
+
 class RequireToken(SecurityBase):
     """The dependency object returned by :func:`require_token` (a bearer scheme)."""
 
@@ -98,7 +106,7 @@ class RequireToken(SecurityBase):
         """Verify the request's bearer token (RFC 6750 §2) and return its claims."""
         verifier = self._resolve_verifier(request)
         try:
-            authorization = request.headers.get("authorization")
+            authorization = _authorization(request.scope)
             if (
                 self.optional
                 and not authorization
