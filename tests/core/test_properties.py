@@ -530,3 +530,91 @@ def test_jws_empty_payload_sign_and_verify_agree() -> None:
         return  # refusing to produce an empty-payload JWS is a consistent choice
     _header, payload = jotkit.jws_verify(token, key, algorithms=["HS256"])
     assert payload == b""
+
+
+@pytest.mark.parametrize(
+    ("where", "header", "payload"),
+    [
+        ("payload-array", '{"alg":"HS256"}', "[" * 4000 + "]" * 4000),
+        ("payload-object", '{"alg":"HS256"}', '{"a":' * 1500 + "1" + "}" * 1500),
+        ("header", '{"alg":"HS256","x":' + "[" * 4000 + "]" * 4000 + "}", _claims_json()),
+    ],
+)
+def test_deeply_nested_json_rejected_without_recursion_error(
+    where: str, header: str, payload: str
+) -> None:
+    key = _key("HS256")
+    token = _forge(header, payload, key)
+    with pytest.raises(jotkit.MalformedToken):
+        jotkit.decode(token, key, algorithms=["HS256"], now=NOW, max_size=1_000_000)
+    with pytest.raises(jotkit.MalformedToken):
+        jotkit.decode_unverified(token)
+    if where == "header":
+        with pytest.raises(jotkit.MalformedToken):
+            jotkit.jws_verify(token, key, algorithms=["HS256"])
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b'{"exp":NaN}',
+        b'{"exp":Infinity}',
+        b'{"exp":-Infinity}',
+        b'{"exp":1e400}',
+        b'{"exp":' + b"9" * 5000 + b"}",
+        b'\xef\xbb\xbf{"exp":1800000600}',
+        b'{"exp":1800000600,"sub":"\xff\xfe"}',
+        b'{"exp":1800000600,"sub":"a\x00b"}',
+        b'{"exp":1800000600} {}',
+        b"",
+    ],
+    ids=[
+        "nan",
+        "infinity",
+        "minus-infinity",
+        "overflow",
+        "5000-digits",
+        "bom",
+        "not-utf8",
+        "raw-control-char",
+        "trailing-data",
+        "empty",
+    ],
+)
+def test_non_json_or_non_finite_payload_rejected(payload: bytes) -> None:
+    key = _key("HS256")
+    header = b'{"alg":"HS256"}'
+    signing_input = f"{b64u(header)}.{b64u(payload)}"
+    token = f"{signing_input}.{b64u(key.sign(signing_input.encode()))}"
+    with pytest.raises(jotkit.MalformedToken):
+        jotkit.decode(token, key, algorithms=["HS256"], now=NOW, max_size=100_000)
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        b'{"alg":123}',
+        b'{"alg":null}',
+        b'{"alg":["HS256"]}',
+        b'{"kid":"k"}',
+        b'{"alg":"HS256","kid":5}',
+        b'["alg","HS256"]',
+        b'"HS256"',
+    ],
+    ids=[
+        "alg-int",
+        "alg-null",
+        "alg-list",
+        "alg-missing",
+        "kid-int",
+        "header-array",
+        "header-string",
+    ],
+)
+def test_malformed_protected_header_rejected(header: bytes) -> None:
+    key = _key("HS256")
+    token = _forge(header, _claims_json(), key)
+    with pytest.raises(jotkit.InvalidToken):
+        jotkit.decode(token, key, algorithms=["HS256"], now=NOW)
+    with pytest.raises(jotkit.InvalidToken):
+        jotkit.jws_verify(token, key, algorithms=["HS256"])
