@@ -7,6 +7,8 @@ import json
 import threading
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import jotkit
 from jotkit.jwks_client import JWKSClient
@@ -541,3 +543,63 @@ def test_etag_revalidation(jwks_server: JWKSServer, es_key, clock):
     clock.advance(59)
     client.get_key_set()
     assert jwks_server.hits == 2  # the 304 renewed freshness for another max-age
+
+
+def test_fresh_key_set_is_io_free(jwks_server: JWKSServer, es_key, clock):
+    jwks_server.publish(es_key)
+    client = JWKSClient(jwks_server.url, max_age=60, clock=clock)
+    assert client.fresh_key_set() is None
+    fetched = client.get_key_set()
+    assert client.fresh_key_set() is fetched
+    clock.advance(60)
+    assert client.fresh_key_set() is None
+    assert jwks_server.hits == 1
+
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+_jwk_like = st.fixed_dictionaries(
+    {"kty": st.sampled_from(["EC", "RSA", "OKP", "oct", "x"])},
+    optional={
+        "crv": st.sampled_from(["P-256", "Ed25519", "P-999"]),
+        "x": st.text(max_size=50),
+        "y": st.text(max_size=50),
+        "n": st.text(max_size=50),
+        "e": st.sampled_from(["AQAB", "", "!!"]),
+        "alg": st.sampled_from(["ES256", "RS256", 5]),
+        "kid": _json_values,
+        "use": st.sampled_from(["sig", "enc"]),
+    },
+)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    body=st.one_of(
+        st.binary(max_size=200),
+        _json_values.map(lambda v: json.dumps(v).encode()),
+        st.lists(_jwk_like, max_size=4).map(lambda keys: json.dumps({"keys": keys}).encode()),
+    )
+)
+def test_any_response_body_is_a_key_set_or_a_jwks_error(jwks_server: JWKSServer, body: bytes):
+    """Untrusted JWKS bodies never raise anything but JWKSError (hypothesis, real HTTP)."""
+    jwks_server.control.raw_body = body
+    client = JWKSClient(jwks_server.url)
+    outcome: object
+    try:
+        outcome = client.get_key_set()
+    except jotkit.JWKSError as exc:
+        outcome = exc
+    if isinstance(outcome, jotkit.JWKSError):
+        assert outcome.code in ("jwks_invalid", "jwks_fetch_failed")
+    else:
+        assert isinstance(outcome, jotkit.KeySet)
+        assert len(outcome) > 0
+        assert all(not k.is_symmetric for k in outcome)
