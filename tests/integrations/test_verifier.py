@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 import jotkit
 from jotkit.integrations import (
     BearerError,
+    Introspection,
     TokenVerifier,
     check_grants,
     claim_roles,
@@ -223,3 +224,13 @@ def test_flask_bare_decorator_needs_the_extension():
         return {}
 
     assert app.test_client().get("/x").status_code == 500  # misconfiguration, not bad input
+
+
+def test_introspection_settings_are_checked():
+    with pytest.raises(ValueError):
+        Introspection("http://auth.example.com/oauth/introspect", "id", "secret")
+    assert Introspection("http://auth.internal/i", "id", "s", allow_insecure_http=True)
+    cfg = Introspection("https://auth.example.com/oauth/introspect", "id", "top-secret")
+    assert "top-secret" not in repr(cfg)
+    with pytest.raises(ValueError):
+        Introspection("https://auth.example.com/i", "id", "s", timeout=0)

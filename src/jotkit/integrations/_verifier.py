@@ -21,7 +21,7 @@ from typing import Any
 
 import jotkit
 from jotkit.errors import InvalidToken, JWKSError, KeyNotFound, RevokedToken
-from jotkit.jwks_client import JWKSClient
+from jotkit.jwks_client import JWKSClient, _check_url
 
 __all__ = [
     "DEFAULT_COOKIE_NAME",
@@ -203,16 +203,24 @@ class Introspection:
     (RFC 7662 §2.1, RFC 6749 §2.3.1) and the answer is cached for
     ``cache_ttl`` seconds per token. ``fail_open=False`` (default) answers
     503 when the endpoint is unreachable; ``True`` accepts the locally
-    verified token instead.
+    verified token instead. Like the JWKS client, only ``https`` URLs are
+    accepted, except loopback hosts or with ``allow_insecure_http=True``: the
+    request carries the client secret and the token.
     """
 
     url: str
     client_id: str
-    client_secret: str
+    client_secret: str = field(repr=False)
     cache_ttl: float = 5.0
     timeout: float = 3.0
     fail_open: bool = False
     cache_size: int = 10_000
+    allow_insecure_http: bool = False
+
+    def __post_init__(self) -> None:
+        _check_url(self.url, self.allow_insecure_http)
+        if self.cache_ttl < 0 or self.timeout <= 0:
+            raise ValueError("cache_ttl must be >= 0 and timeout > 0")
 
 
 @dataclass(slots=True)
