@@ -195,6 +195,8 @@ def main() -> None:
             if alg == "ES256":
                 fresh = jotkit.Key.generate("ES256")
                 wrong.append({"type": "pem", "text": fresh.public().to_pem().decode()})
+                rsa_pem = keys["RS256"].public().to_pem().decode()
+                wrong.append({"type": "pem", "text": rsa_pem})  # wrong key type for ES256
         for m in mats:
             verify_cases.append(
                 {"name": f"{alg}_{m['type']}", "token": tok, "key": m, "valid": True}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -401,3 +402,74 @@ def test_hostile_claims_are_shown_as_text(page):
     codes = page.eval_on_selector_all("#findings li", "els => els.map(e => e.dataset.code)")
     assert codes == [f.code for f in audit(tok)]
     assert "kid_path" in codes  # the "/" in the markup
+
+
+def _python_audit_with_key(case: dict) -> list[str]:
+    tok, mat = case["token"], case["key"]
+    if mat["type"] == "secret":
+        return [f.code for f in audit(tok, secret=mat["text"], now=NOW)]
+    alg = jotkit.decode_unverified(tok)[0].get("alg")
+    try:
+        key: jotkit.Key | jotkit.KeySet
+        if mat["type"] == "pem":
+            key = jotkit.Key.from_pem(mat["text"], alg)
+        elif mat["type"] == "jwk":
+            key = jotkit.Key.from_jwk(mat["text"])
+        else:
+            key = jotkit.KeySet.from_jwks(mat["text"])
+    except (jotkit.JotkitError, ValueError):
+        # the key cannot even be loaded for this alg: the signature cannot verify
+        from jotkit.audit import SEVERITIES, load_rules
+
+        texts = load_rules().texts
+        codes = [f.code for f in audit(tok, now=NOW)] + ["signature_invalid"]
+        return sorted(codes, key=lambda c: (SEVERITIES.index(texts[c]["severity"]), c))
+    return [f.code for f in audit(tok, key=key, now=NOW)]
+
+
+def test_audit_with_key_parity_with_python(page):
+    """Given a key or secret, both audits add the same signature findings."""
+    cases = DATA["verify"]
+    page.request_log.watch(*(c["token"] for c in cases), SECRET)
+    got = page.evaluate(
+        """async ({cases, now}) => {
+             const out = [];
+             for (const c of cases) {
+               const fs = await window.jotkitDebugger.audit(c.token, {now, key: c.key});
+               out.push(fs.map((f) => f.code));
+             }
+             return out;
+           }""",
+        {"cases": cases, "now": NOW},
+    )
+    for case, page_codes in zip(cases, got, strict=True):
+        py = _python_audit_with_key(case)
+        assert page_codes == py, case["name"]
+        assert ("signature_invalid" in py) == (not case["valid"] and "none" not in case["name"])
+
+
+def test_short_secret_finding_in_the_page(page):
+    import hashlib
+    import hmac
+
+    from jotkit._b64 import b64encode
+
+    short = "Zq8#kL2!pR"  # verifies, is not in the common list, but is far too short
+    si = (
+        b64encode(b'{"alg":"HS256","typ":"JWT"}')
+        + "."
+        + b64encode(json.dumps({"sub": "s", "exp": int(time.time()) + 300}).encode())
+    )
+    tok = si + "." + b64encode(hmac.new(short.encode(), si.encode(), hashlib.sha256).digest())
+    page.request_log.watch(tok, short)
+    page.fill("#token", tok)
+    page.fill("#key", short)
+    page.wait_for_selector("#verify-result[data-state='valid']")
+    page.wait_for_selector("#findings li[data-code='short_secret']")
+    codes = page.eval_on_selector_all("#findings li", "els => els.map(e => e.dataset.code)")
+    assert codes == [f.code for f in audit(tok, secret=short)]
+    page.fill("#key", short + "x")
+    page.wait_for_selector("#findings li[data-code='signature_invalid']")
+    page.fill("#key", "")
+    page.wait_for_selector("#verify-result[data-state='idle']")
+    assert page.locator("#findings li[data-code='signature_invalid']").count() == 0

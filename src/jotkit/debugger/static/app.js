@@ -117,12 +117,29 @@ async function runVerify() {
   const mat = keyMaterial();
   if (!token || !mat.text.trim()) {
     box.dataset.state = "idle";
+    delete box.dataset.code;
     box.textContent = "Paste a token and a key to verify.";
+    if (token && rules) {
+      const my = ++seq;
+      const findings = await audit(token, rules);
+      if (my === seq) renderFindings(findings);
+    }
     return;
   }
   const my = ++seq;
   const res = await verifyToken(token, mat);
   if (my !== seq) return;
+  if (rules) {
+    // the audit adds signature_invalid / short_secret once a key or secret is given
+    let findings;
+    try {
+      findings = await audit(token, rules, { key: mat });
+    } catch {
+      findings = await audit(token, rules);
+    }
+    if (my !== seq) return;
+    renderFindings(findings);
+  }
   box.dataset.state = res.valid ? "valid" : "invalid";
   box.dataset.code = res.code;
   let note = "";
@@ -162,8 +179,7 @@ async function onToken() {
     err.hidden = false;
   }
   tickCountdown();
-  if (rules) renderFindings(await audit(token, rules));
-  await runVerify();
+  await runVerify(); // also runs the audit (with the key, when one is given)
 }
 
 // ---- generate tab ----

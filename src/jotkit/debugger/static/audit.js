@@ -2,7 +2,7 @@
 // Same rules file (audit_rules.json) and same logic as jotkit/audit.py, so the
 // two give the same findings. Nothing here touches the network except loading
 // the rules file from the page's own origin.
-import { decodeUnverified, b64urlDecode } from "./jose.js";
+import { decodeUnverified, b64urlDecode, verifyToken, secretBytes } from "./jose.js";
 
 const HMAC_HASH = { HS256: "SHA-256", HS384: "SHA-384", HS512: "SHA-512" };
 
@@ -218,7 +218,25 @@ function sortFindings(rules, findings) {
 }
 
 /** Audit a token (mirrors jotkit.audit.audit without a key). now: epoch seconds. */
-export async function audit(token, rules, { now = Date.now() / 1000, expectedAlgorithms = null } = {}) {
+// Signature checks with a key or secret the user gave (mirrors _check_key in audit.py).
+async function keyChecks(rules, token, dec, material) {
+  const alg = dec.header.alg;
+  if (typeof alg !== "string" || alg.toLowerCase() === "none") return [];
+  if (material.type === "secret") {
+    if (!HMAC_HASH[alg]) return [finding(rules, "signature_invalid", `a secret cannot verify ${alg}`)];
+    const res = await verifyToken(token, material);
+    if (!res.valid) return [finding(rules, "signature_invalid", "bad_signature: the secret does not match")];
+    const len = secretBytes(material).length;
+    const need = rules.minSecret[alg];
+    return len < need ? [finding(rules, "short_secret", `${len} bytes, ${alg} needs at least ${need}`)] : [];
+  }
+  const res = await verifyToken(token, material);
+  return res.valid ? [] : [finding(rules, "signature_invalid", `${res.code}: ${res.message}`)];
+}
+
+/** Audit a token (mirrors jotkit.audit.audit). now: epoch seconds; key: optional key
+ * material as for verifyToken ({type: "secret"|"pem"|"jwk"|"jwks", text, encoding}). */
+export async function audit(token, rules, { now = Date.now() / 1000, expectedAlgorithms = null, key = null } = {}) {
   token = token.trim();
   const out = [];
   const size = new TextEncoder().encode(token).length;
@@ -237,6 +255,7 @@ export async function audit(token, rules, { now = Date.now() / 1000, expectedAlg
   }
   out.push(...timeChecks(rules, dec.payload, now));
   out.push(...sensitive(rules, dec.payload));
+  if (key) out.push(...(await keyChecks(rules, token, dec, key)));
   return sortFindings(rules, out);
 }
 

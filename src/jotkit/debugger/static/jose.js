@@ -259,6 +259,13 @@ function toPem(label, der) {
   return `-----BEGIN ${label}-----\n${b64.match(/.{1,64}/g).join("\n")}\n-----END ${label}-----\n`;
 }
 
+/** The bytes of an HMAC secret given as text (UTF-8) or base64url. */
+export function secretBytes(material) {
+  return material.encoding === "base64url"
+    ? b64urlDecode((material.text || "").trim())
+    : new TextEncoder().encode(material.text || "");
+}
+
 /** Import key material for verifying (usage "verify") or signing ("sign").
  * material: {type: "secret", text, encoding} | {type: "pem", text} | {type: "jwk", text} | {type: "jwks", text}
  */
@@ -268,7 +275,10 @@ export async function importKey(material, alg, header, usage) {
   const text = (material.text || "").trim();
   if (material.type === "secret") {
     if (wa.kind !== "oct") throw new TokenError("key_mismatch", `a secret cannot ${usage} ${alg}`);
-    const raw = material.encoding === "base64url" ? b64urlDecode(text) : new TextEncoder().encode(material.text || "");
+    let raw = secretBytes(material);
+    // WebCrypto refuses empty HMAC keys; HMAC zero-pads keys (RFC 2104 §2), so one zero
+    // byte gives the same MACs as the empty secret.
+    if (raw.length === 0) raw = new Uint8Array(1);
     return crypto.subtle.importKey("raw", raw, wa.import, false, [usage]);
   }
   if (material.type === "pem") {
