@@ -519,8 +519,11 @@ def debugger(
 ) -> None:
     """Serve the web debugger page locally; tokens never leave the browser."""
     with handle_errors():
+        from jotkit.debugger import serve
+
         try:
-            from jotkit.debugger import serve
+            import starlette  # noqa: F401
+            import uvicorn  # noqa: F401
         except ImportError:
             fail("the debugger needs the server extras: pip install 'jotkit[server]'")
         typer.echo(f"jotkit debugger on http://{host}:{port}/  (Ctrl-C to stop)", err=True)
