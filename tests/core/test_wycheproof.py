@@ -79,6 +79,29 @@ def test_wycheproof_primitive_verify(path: str, alg: str, group_index: int, tc: 
         assert ok is False, tc["comment"]
 
 
+def _jwk_groups() -> list[Any]:
+    params = []
+    for path, alg in PRIMITIVES.items():
+        short = path.split("/")[-1].removesuffix("_test.json")
+        for gi, group in enumerate(load(path)["testGroups"]):
+            jwk = group.get("publicKeyJwk") or group.get("keyJwk")
+            if jwk is not None:
+                params.append(pytest.param(path, alg, gi, jwk, id=f"{short}-group{gi}"))
+    return params
+
+
+@pytest.mark.parametrize(("path", "alg", "group_index", "jwk"), _jwk_groups())
+def test_wycheproof_group_jwk_imports_as_same_key_as_der(
+    path: str, alg: str, group_index: int, jwk: dict
+) -> None:
+    from_der = _primitive_key(path, alg, group_index)
+    material = {name: value for name, value in jwk.items() if name not in ("kid", "alg")}
+    from_jwk = jotkit.Key.from_jwk(material, alg=alg)
+    assert isinstance(from_der, jotkit.Key)
+    assert from_jwk.to_jwk() == from_der.to_jwk()
+    assert from_jwk.thumbprint() == from_der.thumbprint()
+
+
 def test_wycheproof_primitive_files_are_complete() -> None:
     for path in PRIMITIVES:
         data = load(path)
