@@ -618,3 +618,51 @@ def test_malformed_protected_header_rejected(header: bytes) -> None:
         jotkit.decode(token, key, algorithms=["HS256"], now=NOW)
     with pytest.raises(jotkit.InvalidToken):
         jotkit.jws_verify(token, key, algorithms=["HS256"])
+
+
+CLAIM_NAMES = ["exp", "nbf", "iat", "iss", "aud", "sub", "jti", "typ", "scope"]
+claim_values = (
+    st.integers(min_value=1_700_000_000, max_value=1_900_000_000)
+    | st.floats(min_value=1.7e9, max_value=1.9e9)
+    | json_values
+)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(
+    extra_header=st.dictionaries(
+        st.sampled_from(["kid", "typ", "cty", "crit", "b64", "jku", "x5u", "zip", "urn:x"]),
+        json_values,
+        max_size=3,
+    ),
+    payload=st.dictionaries(
+        st.sampled_from(CLAIM_NAMES) | st.text(max_size=4), claim_values, max_size=6
+    )
+    | json_values,
+    audience=st.none() | st.sampled_from(["api", ["api", "other"]]),
+    issuer=st.none() | st.just("https://issuer.example"),
+)
+def test_validly_signed_arbitrary_json_raises_only_invalid_token(
+    extra_header: dict[str, Any], payload: Any, audience: Any, issuer: Any
+) -> None:
+    key = _key("HS256")
+    header = {**extra_header, "alg": "HS256"}
+    token = _forge(json.dumps(header), json.dumps(payload), key)
+    try:
+        claims = jotkit.decode(
+            token, key, algorithms=["HS256"], now=NOW, audience=audience, issuer=issuer, require=()
+        )
+    except jotkit.InvalidToken:
+        return
+    assert claims == payload
+    for name in ("exp", "nbf", "iat"):
+        if name in claims:  # accepted NumericDates are real numbers, never bool
+            assert isinstance(claims[name], (int, float)) and not isinstance(claims[name], bool)
+    assert claims.get("exp", NOW + 1) > NOW  # RFC 7519 4.1.4, leeway 0
+    assert claims.get("nbf", NOW) <= NOW  # RFC 7519 4.1.5
+    if audience is not None:
+        aud = claims.get("aud")
+        accepted = {audience} if isinstance(audience, str) else set(audience)
+        assert (aud in accepted) if isinstance(aud, str) else bool(accepted & set(aud))
+    if issuer is not None:
+        assert claims.get("iss") == issuer
