@@ -52,7 +52,7 @@ def jotkit_cmd(*args: str) -> list[str]:
     return [sys.executable, "-c", "from jotkit.cli import main; main()", *args]
 
 
-def wait_until(check: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+def wait_until(check: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
     """Poll a real process until it reaches a state (startup, key sync)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -126,19 +126,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "JOTKIT_ARGON2_PARALLELISM": "1",
         "JOTKIT_LOG_LEVEL": "WARNING",
     }
-    for email, role in ((EMAIL, "user"), (ADMIN_EMAIL, "admin")):
-        subprocess.run(
-            jotkit_cmd("users", "add", email, "--role", "user", "--role", role),
-            input=PASSWORD.encode(),
-            env=env,
-            check=True,
-            capture_output=True,
-            timeout=60,
-            cwd=tmp,
-        )
     processes = Processes(tmp)
     try:
-        processes.start("auth", jotkit_cmd("serve", "--port", str(auth_port)), env)
         apis: dict[str, str] = {}
         specs = {
             # name: (script, introspection client or None)
@@ -164,6 +153,19 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                 }
             processes.start(name, [sys.executable, str(EXAMPLES / script)], api_env)
             apis[name] = f"http://127.0.0.1:{port}"
+        # the APIs start up (slow imports) while the users are created; they fetch
+        # the JWKS lazily, on the first request
+        for email, role in ((EMAIL, "user"), (ADMIN_EMAIL, "admin")):
+            subprocess.run(
+                jotkit_cmd("users", "add", email, "--role", "user", "--role", role),
+                input=PASSWORD.encode(),
+                env=env,
+                check=True,
+                capture_output=True,
+                timeout=60,
+                cwd=tmp,
+            )
+        processes.start("auth", jotkit_cmd("serve", "--port", str(auth_port)), env)
         wait_until(
             lambda: httpx.get(f"{issuer}/.well-known/jwks.json").status_code == 200,
             "the auth service",
