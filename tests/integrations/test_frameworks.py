@@ -293,3 +293,68 @@ def test_fastapi_openapi_bearer_scheme(es_key, clock):
     assert spec["paths"]["/orders"]["get"]["security"] == [{"BearerJWT": []}]
     assert spec["paths"]["/orders"]["post"]["security"] == [{"BearerJWT": []}]
     assert "security" not in spec["paths"]["/public"]["get"]
+
+
+def test_keyset_backed_verifier(framework: str, es_key, clock):
+    rsa = jotkit.Key.generate("RS256", kid="r1")
+    client = make_client(framework, verifier_for(jotkit.KeySet([es_key.public(), rsa]), clock))
+    for key in (es_key, rsa):
+        reply = client.get("/orders", token=make_token(key, now=clock.now))
+        assert reply.status == 200, key.alg
+    stranger = jotkit.Key.generate("ES256", kid="k9")
+    assert client.get("/orders", token=make_token(stranger, now=clock.now)).status == 401
+
+
+def test_middleware_wraps_a_plain_asgi_app(es_key, clock):
+    """JotkitAuthMiddleware works in front of any ASGI callable, not only Starlette."""
+    from starlette.testclient import TestClient
+
+    from jotkit.integrations.starlette import JotkitAuthMiddleware
+
+    seen: list[dict] = []
+
+    async def raw_app(scope, receive, send):
+        user = scope["user"]
+        seen.append({"auth": user.is_authenticated, "scopes": list(scope["auth"].scopes)})
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    verifier = verifier_for(es_key.public(), clock)
+    client = TestClient(JotkitAuthMiddleware(raw_app, verifier))
+    token = make_token(es_key, now=clock.now, scope="a b")
+    assert client.get("/", headers={"Authorization": f"Bearer {token}"}).status_code == 204
+    assert client.get("/").status_code == 204
+    assert seen == [{"auth": True, "scopes": ["a", "b"]}, {"auth": False, "scopes": []}]
+    bad = client.get("/", headers={"Authorization": "Bearer abc.def.ghi"})
+    assert bad.status_code == 401
+    assert bad.json()["error"] == "invalid_token"
+    assert len(seen) == 2  # the app was not called
+    strict = TestClient(JotkitAuthMiddleware(raw_app, verifier, required=True, scopes=["c"]))
+    assert strict.get("/").status_code == 401
+    reply = strict.get("/", headers={"Authorization": f"Bearer {token}"})
+    assert reply.status_code == 403
+    assert reply.json()["scope"] == "c"
+
+
+def test_flask_init_app_factory_pattern(es_key, clock):
+    from flask import Flask
+
+    from jotkit.integrations.flask import JotkitAuth, current_claims
+
+    auth = JotkitAuth(verifier=verifier_for(es_key.public(), clock))
+
+    def create_app() -> Flask:
+        app = Flask(__name__)
+        auth.init_app(app)
+
+        @app.get("/me")
+        @auth.require_token(roles=["user"])
+        def me():
+            return {"sub": current_claims["sub"]}
+
+        return app
+
+    client = create_app().test_client()
+    token = make_token(es_key, now=clock.now, roles=["user"])
+    assert client.get("/me", headers={"Authorization": f"Bearer {token}"}).json == {"sub": "user-1"}
+    assert client.get("/me").status_code == 401
