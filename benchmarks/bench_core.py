@@ -693,6 +693,17 @@ def spread_note(cells: Sequence[Cell]) -> str:
     return f"largest sample spread (max-min)/median: {s:.0%} ({c.op} {c.alg}, {c.impl})"
 
 
+def samples_text(cells: Sequence[Cell], args: argparse.Namespace) -> str:
+    """'21 samples', or the range when the time budget made some rows use fewer."""
+    counts = {len(c.samples_us) for c in cells if c.samples_us}
+    if not counts or counts == {args.samples}:
+        return f"{args.samples} samples"
+    return (
+        f"{min(counts)}–{max(counts)} samples (fewer than {args.samples} on some rows to keep "
+        f"within the {args.budget:g} s budget on a busy machine)"
+    )
+
+
 def render_report(
     env: Mapping[str, Any],
     cells: Sequence[Cell],
@@ -715,7 +726,7 @@ def render_report(
         f"- Load average (1/5/15 min) at start: {load0[0]:.2f} / {load0[1]:.2f} / {load0[2]:.2f}; "
         f"at end: {load1[0]:.2f} / {load1[1]:.2f} / {load1[2]:.2f}",
         f"- Versions: {versions}",
-        f"- Method: median of {args.samples} samples per cell, each ≈{args.sample_time:g} s "
+        f"- Method: median of {samples_text(cells, args)} per cell, each ≈{args.sample_time:g} s "
         f"({clock_name}) of back-to-back calls (loop count calibrated per cell); "
         "implementations interleaved sample by sample; garbage collector "
         + ("ENABLED" if env["gc_enabled"] else "disabled")
@@ -814,6 +825,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default="cpu",
         help="cpu: thread CPU time (default; robust on a shared machine); wall: perf_counter",
     )
+    p.add_argument(
+        "--budget",
+        type=float,
+        default=200.0,
+        help="wall-time budget in seconds (default 200; 0 = none): under heavy load later rows "
+        f"get fewer samples (not below {MIN_SAMPLES}), then shorter ones",
+    )
     p.add_argument("--samples", type=int, help="samples per cell (default 21, quick 3)")
     p.add_argument(
         "--sample-time", type=float, help="seconds per sample (default 0.05, quick 0.01)"
@@ -838,21 +856,68 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
+MIN_SAMPLES = 7
+
+
+def plan(
+    budget_left: float,
+    groups_left: int,
+    cells: int,
+    unit_s: float | None,
+    want: int,
+    sample_time: float,
+) -> tuple[int, float]:
+    """Samples and sample time for the next group so that the run keeps to its wall-time
+    budget on a busy machine: fewer samples first (never below 7), then shorter ones.
+
+    ``unit_s`` is the wall time one cell-sample has cost so far (contention included).
+    """
+    if unit_s is None or budget_left == float("inf"):
+        return want, sample_time
+    allowance = max(budget_left, 0.0) / max(groups_left, 1)
+    fits = int(allowance / (cells * unit_s)) if cells else want
+    least = min(MIN_SAMPLES, want)
+    if fits >= want:
+        return want, sample_time
+    if fits >= least:
+        return fits, sample_time
+    return least, max(0.01, sample_time * max(fits, 1) / least)
+
+
 def run(args: argparse.Namespace) -> tuple[dict[str, Any], list[Cell], list[dict[str, Any]]]:
     """Build, check and time every cell; return (environment, cells, target results)."""
     env = environment()
     env["load_start"] = os.getloadavg()
     env["command"] = " ".join([Path(sys.executable).name, *sys.argv])
     started = time.perf_counter()
+    deadline = started + args.budget if args.budget > 0 else float("inf")
+    groups_left = len(args.algs) * len(args.op_list)
+    unit_costs: list[float] = []  # wall seconds per cell-sample, per group (normalized)
     cells: list[Cell] = []
     for alg in args.algs:
         m = make_material(alg)
         for op in args.op_list:
             group = build_cells(op, m)
-            time_cells(group, args.samples, args.sample_time, CLOCKS[args.clock])
+            live = sum(c.call is not None for c in group)
+            unit = statistics.median(unit_costs) if unit_costs else None
+            samples, sample_time = plan(
+                deadline - time.perf_counter(),
+                groups_left,
+                live,
+                unit,
+                args.samples,
+                args.sample_time,
+            )
+            t0 = time.perf_counter()
+            time_cells(group, samples, sample_time, CLOCKS[args.clock])
+            if live:  # normalize to the configured sample time
+                spent = time.perf_counter() - t0
+                unit_costs.append(spent / (live * samples) * args.sample_time / sample_time)
+            groups_left -= 1
             cells += group
             done = ", ".join(f"{c.impl} {_fmt(c.median_us)}" for c in group)
-            print(f"# {op} {alg}: {done}", file=sys.stderr, flush=True)
+            note = "" if samples == args.samples else f" [{samples} samples of {sample_time:g} s]"
+            print(f"# {op} {alg}{note}: {done}", file=sys.stderr, flush=True)
     env["load_end"] = os.getloadavg()
     env["wall_s"] = time.perf_counter() - started
     return env, cells, evaluate(cells, args.algs, args.op_list)

@@ -120,3 +120,15 @@ def test_quick_run_renders_table_and_json(bench, tmp_path: Path) -> None:
         ("sign", i) for i in bench.SIGN_IMPLS
     }
     assert all(c["median_us"] > 0 for c in data["cells"] if "median_us" in c)
+
+
+def test_time_budget_plan_cuts_samples_then_sample_time(bench) -> None:
+    plan = bench.plan
+    assert plan(float("inf"), 10, 8, 0.1, 21, 0.05) == (21, 0.05)
+    assert plan(100.0, 10, 8, None, 21, 0.05) == (21, 0.05)  # nothing measured yet
+    assert plan(100.0, 10, 8, 0.05, 21, 0.05) == (21, 0.05)  # fits: 25 samples
+    assert plan(100.0, 10, 8, 0.1, 21, 0.05) == (12, 0.05)  # fewer samples
+    samples, sample_time = plan(10.0, 10, 8, 0.1, 21, 0.05)  # 1 fits: shorter samples
+    assert samples == bench.MIN_SAMPLES
+    assert 0.01 <= sample_time < 0.05
+    assert plan(1.0, 10, 8, 0.1, 3, 0.01)[0] == 3  # never more than asked
