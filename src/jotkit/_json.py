@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -57,6 +58,25 @@ def _parse(text: str) -> Any:
     return obj
 
 
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _check_scalars(value: Any) -> None:
+    """Refuse lone UTF-16 surrogates, which I-JSON forbids (RFC 7493 §2.1)."""
+    if type(value) is str:
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("a string holds a lone UTF-16 surrogate") from None
+    elif type(value) is dict:
+        for name, item in value.items():
+            _check_scalars(name)
+            _check_scalars(item)
+    elif type(value) is list:
+        for item in value:
+            _check_scalars(item)
+
+
 def loads_object(data: bytes) -> dict[str, Any]:
     """Parse strict UTF-8 JSON whose top level must be an object.
 
@@ -73,6 +93,11 @@ def loads_object(data: bytes) -> dict[str, Any]:
         raise ValueError(f"invalid JSON: {exc}") from exc
     if type(obj) is not dict:
         raise ValueError("JSON value is not an object")
+    if "\\u" in text and _SURROGATE_ESCAPE.search(text):  # escapes are the only way in
+        try:
+            _check_scalars(obj)
+        except RecursionError:
+            raise ValueError("JSON nested too deeply") from None
     return obj
 
 

@@ -290,3 +290,18 @@ def test_public_facade_all_is_complete():
     assert public <= exported, public - exported
     for name in exported:
         assert getattr(jotkit, name) is not None
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [rb'{"sub":"\ud800"}', rb'{"\udc00":1}', rb'{"a":["x",{"b":"\uDBFF"}]}'],
+)
+def test_lone_surrogates_are_malformed_rfc7493_2_1(payload):
+    token = jotkit.jws_sign(payload, HS)
+    with pytest.raises(jotkit.MalformedToken, match="surrogate"):
+        jotkit.decode(token, HS, algorithms=["HS256"], require=())
+
+
+def test_paired_surrogates_and_escapes_are_fine():
+    token = jotkit.jws_sign(rb'{"sub":"\ud83d\ude00 \u00e9"}', HS)
+    assert jotkit.decode(token, HS, algorithms=["HS256"], require=())["sub"] == "\U0001f600 é"
