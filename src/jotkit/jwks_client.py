@@ -180,7 +180,9 @@ class JWKSClient:
         self.max_stale = None if max_stale is None else float(max_stale)
         self._http_client = http_client
         self._async_http_client = async_http_client
-        self._headers = {"Accept": _ACCEPT, **dict(headers or {})}
+        # identity: a JWK set is small, and compressed bodies could hide a "zip bomb"
+        # (a compressed body is still decoded and cut off at max_bytes)
+        self._headers = {"Accept": _ACCEPT, "Accept-Encoding": "identity", **dict(headers or {})}
         self._clock = clock
         self._state_lock = threading.Lock()
         self._fetch_lock = threading.Lock()

@@ -603,3 +603,18 @@ def test_any_response_body_is_a_key_set_or_a_jwks_error(jwks_server: JWKSServer,
         assert isinstance(outcome, jotkit.KeySet)
         assert len(outcome) > 0
         assert all(not k.is_symmetric for k in outcome)
+
+
+def test_compressed_bomb_is_cut_off_at_max_bytes(jwks_server: JWKSServer, es_key, clock):
+    import gzip
+
+    jwks_server.publish(es_key)
+    body = json.dumps({"keys": jwks_server.control.jwks["keys"], "pad": " " * 5_000_000})
+    jwks_server.control.raw_body = gzip.compress(body.encode())
+    assert len(jwks_server.control.raw_body) < 64 * 1024
+    jwks_server.control.headers = {"Content-Encoding": "gzip"}
+    client = JWKSClient(jwks_server.url, max_bytes=64 * 1024, clock=clock)
+    with pytest.raises(jotkit.JWKSError) as info:
+        client.get_key_set()
+    assert info.value.code == "jwks_invalid"
+    assert jwks_server.control.request_headers[0]["Accept-Encoding"] == "identity"
