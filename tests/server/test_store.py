@@ -253,3 +253,13 @@ def test_settings_are_frozen():
     s = Settings()
     with pytest.raises(AttributeError):
         s.port = 1  # type: ignore[misc]
+
+
+def test_sqlite_files_are_private(tmp_path):
+    import os
+    import stat
+
+    db = tmp_path / "new-dir" / "jotkit.db"
+    run_with_store(f"sqlite+aiosqlite:///{db}", lambda store: store.ping())
+    assert stat.S_IMODE(os.stat(db.parent).st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(db).st_mode) == 0o600

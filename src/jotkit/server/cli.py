@@ -114,7 +114,7 @@ def register(app: typer.Typer) -> None:
             settings = settings.replace(
                 introspection_clients=(("demo-rs", secrets.token_urlsafe(16)),)
             )
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         _configure_logging(settings.log_level)
         uvicorn.run(
             create_app(settings),
