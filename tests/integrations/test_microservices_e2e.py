@@ -23,7 +23,7 @@ import httpx
 import pytest
 
 import jotkit
-from jotkit.integrations import BearerError, TokenVerifier
+from jotkit.integrations import DEFAULT_COOKIE_NAME, BearerError, TokenVerifier
 from jotkit.jwks_client import JWKSClient
 
 from .test_node_interop import run_node
@@ -322,3 +322,69 @@ def test_node_verifies_tokens_from_jotkit_serve(stack: Stack, node: str):
     )
     assert not wrong_aud["results"][0]["jose"]["ok"]
     assert not wrong_aud["results"][0]["jsonwebtoken"]["ok"]
+
+
+@pytest.fixture(scope="module")
+def cookie_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """A second auth service in cookie mode and an orders API reading its cookie."""
+    tmp = tmp_path_factory.mktemp("e2e-cookie")
+    auth_port, api_port = free_port(), free_port()
+    issuer = f"http://127.0.0.1:{auth_port}"
+    env = base_env() | {
+        "JOTKIT_DATA_DIR": str(tmp / "auth-data"),
+        "JOTKIT_ISSUER": issuer,
+        "JOTKIT_COOKIE_MODE": "1",
+        "JOTKIT_ARGON2_TIME_COST": "1",
+        "JOTKIT_ARGON2_MEMORY_COST": "8192",
+        "JOTKIT_ARGON2_PARALLELISM": "1",
+        "JOTKIT_LOG_LEVEL": "WARNING",
+    }
+    processes = Processes(tmp)
+    try:
+        api_env = base_env() | {
+            "JOTKIT_RS_ISSUER": issuer,
+            "JOTKIT_RS_PORT": str(api_port),
+            "JOTKIT_RS_COOKIE_NAME": DEFAULT_COOKIE_NAME,
+        }
+        processes.start("orders-cookie", [sys.executable, str(EXAMPLES / "orders_api.py")], api_env)
+        subprocess.run(
+            jotkit_cmd("users", "add", EMAIL, "--role", "user"),
+            input=PASSWORD.encode(),
+            env=env,
+            check=True,
+            capture_output=True,
+            timeout=60,
+            cwd=tmp,
+        )
+        processes.start("auth-cookie", jotkit_cmd("serve", "--port", str(auth_port)), env)
+        api = f"http://127.0.0.1:{api_port}"
+        wait_until(lambda: httpx.get(f"{issuer}/.well-known/jwks.json").status_code == 200, "auth")
+        wait_until(lambda: httpx.get(f"{api}/health").status_code == 200, "orders-cookie")
+        yield Stack(issuer, issuer, tmp / "auth-data", env, {"orders": api}, processes)
+    except BaseException:
+        for name, _ in processes.procs:
+            print(f"----- {name} log -----\n{processes.log(name)}")
+        raise
+    finally:
+        processes.stop()
+
+
+def test_api_reads_the_service_cookie(cookie_stack: Stack):
+    """In cookie mode the access token travels in the service's HttpOnly cookie."""
+    resp = httpx.post(
+        f"{cookie_stack.auth}/auth/login", json={"email": EMAIL, "password": PASSWORD}
+    )
+    assert resp.status_code == 200, resp.text
+    assert "access_token" not in resp.json()
+    cookie = next(
+        c for c in resp.headers.get_list("set-cookie") if c.startswith(f"{DEFAULT_COOKIE_NAME}=")
+    )
+    assert "httponly" in cookie.lower()
+    token = cookie.split(";", 1)[0].split("=", 1)[1]
+    url = f"{cookie_stack.apis['orders']}/orders"
+    ok = httpx.get(url, headers={"Cookie": f"{DEFAULT_COOKIE_NAME}={token}"})
+    assert ok.status_code == 200, ok.text
+    assert ok.json()["sub"] == jotkit.decode_unverified(token)[1]["sub"]
+    assert httpx.get(url).status_code == 401
+    wrong = httpx.get(url, headers={"Cookie": f"{DEFAULT_COOKIE_NAME}={token[:-4]}AAAA"})
+    assert wrong.status_code == 401
