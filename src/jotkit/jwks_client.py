@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import json
 import logging
 import threading
 import time
@@ -264,20 +263,11 @@ class JWKSClient:
                 f"JWKS fetch from {self.url} returned HTTP {status}", code="jwks_fetch_failed"
             )
         try:
-            data = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise JWKSError(
-                f"JWKS from {self.url} is not JSON: {exc}", code="jwks_invalid"
-            ) from exc
-        if not isinstance(data, dict) or not isinstance(data.get("keys"), list):
-            raise JWKSError(
-                f"JWKS from {self.url} is not a JWK Set (no 'keys' array)", code="jwks_invalid"
-            )
-        try:
-            key_set = KeySet.from_jwks(data, algorithms=self.algorithms)
-        except JWKSError:
-            raise
-        except (ValueError, TypeError) as exc:
+            # strict parsing by the core: no duplicate members, NaN or deep nesting
+            key_set = KeySet.from_jwks(body, algorithms=self.algorithms)
+        except JWKSError as exc:
+            raise JWKSError(f"JWKS from {self.url}: {exc}", code="jwks_invalid") from exc
+        except (ValueError, TypeError, RecursionError) as exc:
             raise JWKSError(f"JWKS from {self.url} is invalid: {exc}", code="jwks_invalid") from exc
         symmetric = [k for k in key_set if k.is_symmetric]
         if symmetric:

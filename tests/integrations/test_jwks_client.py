@@ -270,6 +270,10 @@ def test_streamed_huge_response_is_cut_off(es_key, clock):
         b'{"keys": [{"kty": "EC", "crv": "P-256", "x": "AA", "y": "AA"}]}',
         b'{"keys": []}',
         b"\xff\xfe\x00garbage",
+        b"[" * 100_000,
+        b'{"keys": [' + b"[" * 50_000 + b"]}",
+        b'{"keys": [], "keys": []}',
+        b'{"keys": [NaN]}',
     ],
 )
 def test_malformed_jwks(jwks_server: JWKSServer, clock, body: bytes):

@@ -569,7 +569,7 @@ class TokenVerifier:
                 headers={"Accept": "application/json"},
             )
             data = resp.json() if resp.status_code == 200 else None
-        except (httpx.HTTPError, ValueError) as exc:
+        except (httpx.HTTPError, ValueError, RecursionError) as exc:
             self._introspection_failed(f"{type(exc).__name__}: {exc}")
             return
         self._introspection_result(token, now, resp.status_code, data)
@@ -593,7 +593,7 @@ class TokenVerifier:
                     headers={"Accept": "application/json"},
                 )
                 data = resp.json() if resp.status_code == 200 else None
-        except (TimeoutError, httpx.HTTPError, ValueError) as exc:
+        except (TimeoutError, httpx.HTTPError, ValueError, RecursionError) as exc:
             self._introspection_failed(f"{type(exc).__name__}: {exc}")
             return
         self._introspection_result(token, now, resp.status_code, data)
