@@ -56,7 +56,8 @@ class Client:
             return Reply(resp.status_code, {k.lower(): v for k, v in resp.headers.items()}, body)
         if cookies:
             hdrs["Cookie"] = "; ".join(f"{k}={v}" for k, v in cookies.items())
-        resp = self._asgi.request(method, path, headers=hdrs)
+        raw = {k: v.encode("latin-1") for k, v in hdrs.items()}  # HTTP headers are latin-1
+        resp = self._asgi.request(method, path, headers=raw)
         try:
             body = resp.json()
         except ValueError:

@@ -6,6 +6,8 @@ import re
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import jotkit
 from jotkit.integrations import Introspection, TokenVerifier
@@ -358,3 +360,38 @@ def test_flask_init_app_factory_pattern(es_key, clock):
     token = make_token(es_key, now=clock.now, roles=["user"])
     assert client.get("/me", headers={"Authorization": f"Bearer {token}"}).json == {"sub": "user-1"}
     assert client.get("/me").status_code == 401
+
+
+_header_text = st.text(
+    alphabet=st.characters(min_codepoint=0x20, max_codepoint=0xFF, blacklist_characters="\x7f"),
+    max_size=120,
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    header=st.one_of(_header_text, _header_text.map(lambda t: "Bearer " + t)),
+    cookie=st.text(alphabet="abcdefXYZ0123456789.-_", max_size=60),
+)
+def test_any_credentials_give_400_or_401_never_500(header: str, cookie: str):
+    key = jotkit.Key.from_secret(b"f" * 32, "HS256")
+    clock = FakeClock()
+    for framework in FRAMEWORKS:
+        client = _fuzz_clients(framework, key, clock)
+        reply = client.get(
+            "/orders",
+            headers={"Authorization": header.strip() or "x"},
+            cookies={"jotkit_access": cookie} if cookie else None,
+        )
+        assert reply.status in (400, 401), (framework, header, reply.body)
+        assert reply.body["error"] in ("invalid_request", "invalid_token")
+
+
+_FUZZ: dict[str, Client] = {}
+
+
+def _fuzz_clients(framework: str, key: jotkit.Key, clock: FakeClock) -> Client:
+    if framework not in _FUZZ:
+        verifier = verifier_for(key, clock, cookie_name="jotkit_access")
+        _FUZZ[framework] = make_client(framework, verifier)
+    return _FUZZ[framework]
