@@ -555,6 +555,8 @@ class SqlRateLimiter(RateLimiter):
 
     async def hit(self, key: str, window: float, now: float) -> tuple[int, float]:
         """Count one event in the current window."""
+        if self._engine.dialect.name == "postgresql":
+            return await self._hit_upsert(key, window, now)
         for _attempt in range(3):
             try:
                 async with self._engine.begin() as conn:
@@ -575,6 +577,25 @@ class SqlRateLimiter(RateLimiter):
             except IntegrityError:  # a concurrent first hit inserted the row; count again
                 continue
         return await self.peek(key, window, now)
+
+    async def _hit_upsert(self, key: str, window: float, now: float) -> tuple[int, float]:
+        """PostgreSQL: one atomic ``INSERT ... ON CONFLICT DO UPDATE`` (under READ COMMITTED the
+        update-then-delete-and-insert above can reset a counter that a concurrent first hit
+        just created, losing counts)."""
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        current = rate_limits.c.window_start > now - window
+        upsert = pg_insert(rate_limits).values(key=key, window_start=now, count=1)
+        stmt = upsert.on_conflict_do_update(
+            index_elements=[rate_limits.c.key],
+            set_={
+                "count": sa.case((current, rate_limits.c.count + 1), else_=1),
+                "window_start": sa.case((current, rate_limits.c.window_start), else_=now),
+            },
+        ).returning(rate_limits.c.count, rate_limits.c.window_start)
+        async with self._engine.begin() as conn:
+            row = (await conn.execute(stmt)).one()
+        return int(row[0]), max(0.0, float(row[1]) + window - now)
 
     async def peek(self, key: str, window: float, now: float) -> tuple[int, float]:
         """The current count without counting."""
