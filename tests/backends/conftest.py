@@ -91,9 +91,7 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def store_factory(
-    backend: str, request: pytest.FixtureRequest, tmp_path: Path
-) -> Iterator[object]:
+def store_factory(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> object:
     """A zero-argument async callable returning a started store of the current backend (each
     call: a new store object on the same database / prefix, as a second instance would)."""
     from jotkit.server.store.redis import RedisStore
@@ -115,7 +113,7 @@ def store_factory(
         await store.start()
         return store
 
-    yield make
+    return make
 
 
 @pytest.fixture

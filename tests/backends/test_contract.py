@@ -17,7 +17,7 @@ from jotkit.server.store.base import (
     UserExists,
 )
 
-pytestmark = [pytest.mark.anyio, pytest.mark.xdist_group("backends")]
+pytestmark = [pytest.mark.anyio, pytest.mark.postgres]
 
 T0 = 1_800_000_000.0
 IDLE = 3600.0

@@ -22,7 +22,7 @@ from jotkit.server.store.tables import metadata
 
 from .util import PASSWORD, jotkit_bin
 
-pytestmark = [pytest.mark.anyio, pytest.mark.xdist_group("backends")]
+pytestmark = [pytest.mark.anyio, pytest.mark.postgres]
 
 T0 = 1_800_000_000.0
 CLIENT = ClientInfo("127.0.0.1", "tests")

@@ -128,13 +128,12 @@ for _, member in ipairs(dead) do
   redis.call('ZREM', KEYS[3], member)
   redis.call('ZREM', KEYS[4], member)
 end
--- the log lives as long as its longest-lived entry
+-- the log (and its epoch and sequence) lives as long as its longest-lived entry
 local ttl_all = tonumber(ARGV[6 + n * 4])
 if ttl_all > 0 then
   local cur = redis.call('PTTL', KEYS[3])
   if cur < ttl_all then
-    redis.call('PEXPIRE', KEYS[3], ttl_all)
-    redis.call('PEXPIRE', KEYS[4], ttl_all)
+    for k = 1, 4 do redis.call('PEXPIRE', KEYS[k], ttl_all) end
   end
 end
 local msg = cjson.encode({e = tonumber(epoch), k = kind, s = last, x = out})
@@ -190,6 +189,7 @@ class RedisRevocationStore(RevocationStore):
         self._durable = durable
         self._marker_lifetime = marker_lifetime
         self._pending: list[tuple[str, list[tuple[str, float, float]]]] = []
+        self._journal_cursor = 0
         self._append = client.register_script(_APPEND)
         self._read = client.register_script(_READ_LOG)
         self._seed_lock = asyncio.Lock()
@@ -321,8 +321,41 @@ class RedisRevocationStore(RevocationStore):
         return float(at) if float(exp) > now else None
 
     async def changes_since(self, cursor: int, now: float) -> RevocationChanges:
-        """Entries after ``cursor``. The cursor carries Redis's epoch: after Redis lost its data
-        every entry is returned again (merged, never dropped, by the caller)."""
+        """Entries after ``cursor`` from the Redis change log, plus the journal entries this
+        store object has not returned yet (so a revocation that never reached Redis, e.g.
+        written while Redis was unreachable, is still found by the periodic sync).
+
+        The cursor carries Redis's epoch: after Redis lost its data every entry is returned
+        again (merged, never dropped, by the caller). While Redis is unreachable only the
+        journal part is returned and the cursor stays where it was."""
+        if cursor == 0:
+            self._journal_cursor = 0
+        try:
+            from_redis = await self._redis_changes(cursor, now)
+        except (RedisError, OSError):
+            if self._durable is None:
+                raise
+            from_redis = RevocationChanges((), (), cursor, reset=cursor == 0)
+        if self._durable is None:
+            return from_redis
+        journal = await self._durable.changes_since(self._journal_cursor, now)
+        self._journal_cursor = max(self._journal_cursor, journal.cursor)
+        if not journal.denied and not journal.markers:
+            return from_redis
+        denied: dict[str, float] = {}
+        for jti, exp in from_redis.denied + journal.denied:
+            denied[jti] = max(exp, denied.get(jti, exp))
+        markers: dict[str, float] = {}
+        for user_id, at in from_redis.markers + journal.markers:
+            markers[user_id] = max(at, markers.get(user_id, at))
+        return RevocationChanges(
+            tuple(denied.items()),
+            tuple(markers.items()),
+            from_redis.cursor,
+            reset=from_redis.reset,
+        )
+
+    async def _redis_changes(self, cursor: int, now: float) -> RevocationChanges:
         epoch_raw, top, rows = await self._read(keys=self._keys, args=[cursor & _SEQ_MASK])
         if not epoch_raw:
             await self.reseed(now)
@@ -481,9 +514,20 @@ class RedisStore(Store):
             await self.bus.start()
 
     async def close(self) -> None:
-        """Stop the bus, close the Redis client and the database engine."""
+        """Stop the bus, try once more to send pending revocations, close the Redis client and
+        the database engine."""
         if self.bus is not None:
             await self.bus.stop()
+        if self.revocations.pending:
+            try:
+                await self.revocations.flush_pending(self._clock())
+            except (RedisError, OSError) as exc:
+                _log.warning(
+                    "%d revocation(s) are in the database journal but could not be sent to "
+                    "Redis (%s); instances pick them up from the journal at their next sync",
+                    self.revocations.pending,
+                    exc,
+                )
         try:
             await self.redis.aclose()
         finally:

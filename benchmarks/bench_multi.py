@@ -1,0 +1,390 @@
+"""Multi-instance benchmark (issue 6): two ``jotkit serve`` on PostgreSQL + Redis next to one
+on SQLite, in the same run; plus revocation propagation between the two instances.
+
+* ``GET /auth/me`` and ``POST /auth/refresh``: requests/s and p50/p99 with ``wrk`` (one wrk per
+  instance, run at the same time; req/s summed, p99 = the worse of the two). Falls back to an
+  httpx async load generator when wrk is not installed (Debian package ``wrk``).
+* Revocation propagation: ``--revocations`` times, log in on A, make B verify (and cache) the
+  access token, log out on A while polling ``/auth/me`` on B; report p50/p99 of (a) logout
+  request sent on A -> first rejection on B, (b) logout response from A -> first rejection on B
+  (0 when B had already rejected before A's response arrived).
+
+    .venv/bin/python benchmarks/bench_multi.py [--duration 8] [--connections 32]
+        [--revocations 1000] [--postgres postgresql://postgres@127.0.0.1:5432/postgres]
+        [--redis redis://127.0.0.1:6379/0]
+
+Appends a markdown table to ``benchmarks/results-multi.md``. Not a test: nothing asserts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import os
+import platform
+import re
+import secrets
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import redis
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results-multi.md"
+PASSWORD = "bench-password-123"
+EMAIL = "bench@example.com"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _env(data_dir: str, database_url: str | None, redis_url: str | None,
+         prefix: str | None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JOTKIT_")}
+    env.update(
+        JOTKIT_DATA_DIR=data_dir,
+        JOTKIT_ISSUER="http://jotkit.bench",
+        JOTKIT_LOGIN_IP_LIMIT="1000000",
+        JOTKIT_LOGIN_ACCOUNT_LIMIT="1000000",
+        JOTKIT_ARGON2_TIME_COST="1",
+        JOTKIT_ARGON2_MEMORY_COST="1024",
+        JOTKIT_ARGON2_PARALLELISM="1",
+        JOTKIT_LOG_LEVEL="WARNING",
+    )
+    if database_url:
+        env["JOTKIT_DATABASE_URL"] = database_url
+    if redis_url:
+        env["JOTKIT_REDIS_URL"] = redis_url
+        env["JOTKIT_REDIS_PREFIX"] = prefix or "jotkit:"
+    return env
+
+
+def _jotkit() -> str:
+    candidate = Path(sys.executable).with_name("jotkit")
+    return str(candidate) if candidate.exists() else "jotkit"
+
+
+def _start(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
+    port = _free_port()
+    proc = subprocess.Popen(
+        [_jotkit(), "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env=env, start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("jotkit serve did not start")
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+async def _add_user(database_url: str) -> None:
+    from jotkit.server.passwords import PasswordPolicy
+    from jotkit.server.store.factory import normalize_database_url
+    from jotkit.server.store.sql import SqlStore
+
+    store = SqlStore(normalize_database_url(database_url))
+    try:
+        await store.start()
+        hashed = PasswordPolicy(1, 1024, 1).hash(PASSWORD)
+        await store.users.create(uuid.uuid4().hex, EMAIL, hashed, ["user"], time.time())
+    finally:
+        await store.close()
+
+
+# -- load ---------------------------------------------------------------------------------
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0, "m": 60000.0}
+
+
+def _ms(text: str) -> float:
+    m = re.match(r"([\d.]+)(us|ms|s|m)\b", text)
+    return float(m.group(1)) * _UNITS[m.group(2)] if m else float("nan")
+
+
+_REFRESH_LUA = """
+local tokens = {%s}
+request = function()
+  local t = table.remove(tokens) or "exhausted"
+  return wrk.format("POST", "/auth/refresh", {["Content-Type"] = "application/json"},
+                    '{"refresh_token":"' .. t .. '"}')
+end
+response = function(status, headers, body)
+  local t = body:match('"refresh_token":"([^"]+)"')
+  if t then table.insert(tokens, t) end
+end
+"""
+
+
+def _wrk_cmd(url: str, duration: int, connections: int, headers: dict[str, str] | None,
+             script: str | None) -> list[str]:
+    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency"]
+    for k, v in (headers or {}).items():
+        cmd += ["-H", f"{k}: {v}"]
+    if script:
+        cmd += ["-s", script]
+    return [*cmd, url]
+
+
+def _parse_wrk(out: str) -> dict[str, float]:
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    return {"rps": rps, "p50": p50, "p99": p99, "errors": float(non2xx.group(1)) if non2xx else 0}
+
+
+def _wrk_parallel(targets: list[tuple[str, dict[str, str] | None, str | None]], duration: int,
+                  connections: int) -> dict[str, float]:
+    """Run one wrk per target at the same time; sum req/s, keep the worst percentiles."""
+    per = max(1, connections // len(targets))
+    procs = [
+        subprocess.Popen(_wrk_cmd(url, duration, per, hdr, script), stdout=subprocess.PIPE,
+                         text=True)
+        for url, hdr, script in targets
+    ]
+    results = [_parse_wrk(p.communicate()[0]) for p in procs]
+    return {
+        "rps": sum(r["rps"] for r in results),
+        "p50": max(r["p50"] for r in results),
+        "p99": max(r["p99"] for r in results),
+        "errors": sum(r["errors"] for r in results),
+    }
+
+
+async def _httpx_load(targets: list[tuple[str, dict[str, str] | None, list[str] | None]],
+                      duration: float, connections: int) -> dict[str, float]:
+    latencies: list[float] = []
+    errors = 0
+    stop = time.perf_counter() + duration
+
+    async def worker(client: httpx.AsyncClient, url: str, hdr: dict[str, str] | None,
+                     token: str | None) -> None:
+        nonlocal errors
+        while time.perf_counter() < stop:
+            t0 = time.perf_counter()
+            if token is None:
+                r = await client.get(url, headers=hdr)
+            else:
+                r = await client.post(url, json={"refresh_token": token})
+                if r.status_code == 200:
+                    token = r.json()["refresh_token"]
+            latencies.append((time.perf_counter() - t0) * 1000)
+            errors += r.status_code != 200
+
+    async with httpx.AsyncClient(limits=httpx.Limits(max_connections=connections),
+                                 timeout=30) as client:
+        started = time.perf_counter()
+        jobs = []
+        for i in range(connections):
+            url, hdr, pool = targets[i % len(targets)]
+            jobs.append(worker(client, url, hdr, pool[i // len(targets)] if pool else None))
+        await asyncio.gather(*jobs)
+        elapsed = time.perf_counter() - started
+    q = statistics.quantiles(latencies, n=100)
+    return {"rps": len(latencies) / elapsed, "p50": q[49], "p99": q[98], "errors": errors}
+
+
+def _sessions(url: str, n: int) -> list[dict[str, str]]:
+    with httpx.Client(base_url=url, timeout=60) as c:
+        out = []
+        for _ in range(n):
+            r = c.post("/auth/login", json={"email": EMAIL, "password": PASSWORD})
+            r.raise_for_status()
+            out.append(r.json())
+        return out
+
+
+def _measure(label: str, urls: list[str], args: argparse.Namespace, tmp: str
+             ) -> list[tuple[str, dict[str, float]]]:
+    use_wrk = shutil.which("wrk") is not None
+    access = _sessions(urls[0], 1)[0]["access_token"]
+    auth = {"Authorization": f"Bearer {access}"}
+    for url in urls:  # warm-up (and every instance caches the verified token)
+        for _ in range(200):
+            httpx.get(url + "/auth/me", headers=auth)
+    rows: list[tuple[str, dict[str, float]]] = []
+    if use_wrk:
+        me = _wrk_parallel([(u + "/auth/me", auth, None) for u in urls], args.duration,
+                           args.connections)
+    else:
+        me = asyncio.run(_httpx_load([(u + "/auth/me", auth, None) for u in urls],
+                                     args.duration, args.connections))
+    rows.append((f"{label} GET /auth/me", me))
+    per = max(1, args.connections // len(urls))
+    pools = [[s["refresh_token"] for s in _sessions(urls[0], per + 4)] for _ in urls]
+    if use_wrk:
+        targets: list[tuple[str, dict[str, str] | None, str | None]] = []
+        for i, url in enumerate(urls):
+            script = Path(tmp) / f"refresh-{label.replace(' ', '_')}-{i}.lua"
+            script.write_text(_REFRESH_LUA % ",".join(json.dumps(t) for t in pools[i]))
+            targets.append((url, None, str(script)))
+        ref = _wrk_parallel(targets, args.duration, args.connections)
+    else:
+        ref = asyncio.run(_httpx_load(
+            [(u + "/auth/refresh", None, pools[i]) for i, u in enumerate(urls)],
+            args.duration, args.connections))
+    rows.append((f"{label} POST /auth/refresh", ref))
+    return rows
+
+
+async def _propagation(a: str, b: str, n: int) -> tuple[list[float], list[float]]:
+    """Per revocation: (logout sent on A -> B rejects, A's response -> B rejects), in ms."""
+    sent_to_reject: list[float] = []
+    resp_to_reject: list[float] = []
+    async with httpx.AsyncClient(base_url=a, timeout=30) as ca, httpx.AsyncClient(
+        base_url=b, timeout=30
+    ) as cb:
+        for _ in range(n):
+            r = await ca.post("/auth/login", json={"email": EMAIL, "password": PASSWORD})
+            r.raise_for_status()
+            token = r.json()["access_token"]
+            hdr = {"Authorization": f"Bearer {token}"}
+            assert (await cb.get("/auth/me", headers=hdr)).status_code == 200
+            responded: list[float] = []
+
+            async def logout(hdr: dict[str, str], responded: list[float]) -> None:
+                resp = await ca.post("/auth/logout", headers=hdr)
+                responded.append(time.perf_counter())
+                resp.raise_for_status()
+
+            t0 = time.perf_counter()
+            task = asyncio.create_task(logout(hdr, responded))
+            while True:
+                rr = await cb.get("/auth/me", headers=hdr)
+                if rr.status_code == 401:
+                    t1 = time.perf_counter()
+                    break
+                if time.perf_counter() - t0 > 10:
+                    raise RuntimeError("revocation never reached B")
+            await task
+            sent_to_reject.append((t1 - t0) * 1000)
+            resp_to_reject.append(max(0.0, (t1 - responded[0]) * 1000))
+    return sent_to_reject, resp_to_reject
+
+
+def _pct(values: list[float], p: int) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[p - 1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--duration", type=int, default=8)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--revocations", type=int, default=1000)
+    parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--redis", default="redis://127.0.0.1:6379/0")
+    args = parser.parse_args()
+
+    tool = (f"wrk -t1, {args.connections} connections in total" if shutil.which("wrk")
+            else f"httpx async, {args.connections} connections")
+    tmp = tempfile.mkdtemp(prefix="jotkit-bench-multi-")
+    db = f"jotkit_bench_{secrets.token_hex(4)}"
+    prefix = f"jotkit:bench:{secrets.token_hex(4)}:"
+    admin = args.postgres.rsplit("/", 1)[0]
+    pg_url = f"{admin}/{db}"
+
+    async def admin_sql(sql: str) -> None:
+        conn = await asyncpg.connect(args.postgres)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(admin_sql(f'CREATE DATABASE "{db}"'))
+    procs: list[subprocess.Popen[bytes]] = []
+    rows: list[tuple[str, dict[str, float]]] = []
+    try:
+        sqlite_dir = str(Path(tmp) / "sqlite")
+        asyncio.run(_add_user(f"sqlite:///{sqlite_dir}/jotkit.db"))
+        asyncio.run(_add_user(pg_url))
+        single, single_url = _start(_env(sqlite_dir, None, None, None))
+        procs.append(single)
+        rows += _measure("1 instance, SQLite:", [single_url], args, tmp)
+        _stop(single)
+        pg_env = _env(str(Path(tmp) / "pg"), pg_url, args.redis, prefix)
+        a, a_url = _start(pg_env)
+        b, b_url = _start(pg_env)
+        procs += [a, b]
+        rows += _measure("2 instances, PostgreSQL + Redis:", [a_url, b_url], args, tmp)
+        sent, resp = asyncio.run(_propagation(a_url, b_url, args.revocations))
+    finally:
+        for proc in procs:
+            _stop(proc)
+        asyncio.run(admin_sql(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            f"WHERE datname = '{db}' AND pid <> pg_backend_pid()"))
+        asyncio.run(admin_sql(f'DROP DATABASE IF EXISTS "{db}"'))
+        client: Any = redis.Redis.from_url(args.redis)
+        keys = list(client.scan_iter(match=prefix + "*"))
+        if keys:
+            client.delete(*keys)
+        client.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    load = os.getloadavg()[0]
+    lines = [
+        "",
+        f"## {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M UTC} — {tool}, {args.duration} s per run",
+        "",
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores shared by the instances, "
+        f"PostgreSQL, Redis and the load generator; Python {platform.python_version()}; "
+        f"uvicorn 1 worker per instance; ES256. Load average at the end: {load:.1f}.",
+        "",
+        "| setup / endpoint | req/s | p50 ms | p99 ms | non-2xx |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name, r in rows:
+        lines.append(f"| {name} | {r['rps']:.0f} | {r['p50']:.2f} | {r['p99']:.2f} | "
+                     f"{int(r['errors'])} |")
+    lines += [
+        "",
+        f"Revocation propagation A -> B over {len(sent)} logouts (B polls `/auth/me`):",
+        "",
+        "| measured from | p50 ms | p99 ms | max ms |",
+        "|---|---:|---:|---:|",
+        f"| logout request sent on A | {_pct(sent, 50):.2f} | {_pct(sent, 99):.2f} | "
+        f"{max(sent):.2f} |",
+        f"| logout response from A | {_pct(resp, 50):.2f} | {_pct(resp, 99):.2f} | "
+        f"{max(resp):.2f} |",
+        "",
+    ]
+    text = "\n".join(lines)
+    print(text)
+    if not RESULTS.exists():
+        RESULTS.write_text("# Multi-instance benchmark (benchmarks/bench_multi.py)\n")
+    with RESULTS.open("a") as fh:
+        fh.write(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,217 @@
+"""Faults with real servers: Redis restarted (empty) under running instances, PostgreSQL
+connections dropped. No mocks: a private redis-server is stopped and started again, and
+PostgreSQL backends are terminated with ``pg_terminate_backend``."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from jotkit.server.store.availability import is_unavailable
+
+from .util import (
+    PASSWORD,
+    PrivateRedis,
+    ServiceProcess,
+    add_user,
+    admin_execute,
+    bearer,
+    create_database,
+    drop_database,
+    jotkit_bin,
+    pg_url_for,
+    service_env,
+)
+
+pytestmark = [pytest.mark.xdist_group("backend-processes"), pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
+
+
+def _poll(check: Callable[[], bool], what: str, timeout: float = 10.0) -> float:
+    start = time.monotonic()
+    while not check():
+        if time.monotonic() - start > timeout:
+            pytest.fail(f"timed out waiting for: {what}")
+        time.sleep(0.02)
+    return time.monotonic() - start
+
+
+def _login(base: str, email: str) -> dict[str, str]:
+    r = httpx.post(base + "/auth/login", json={"email": email, "password": PASSWORD}, timeout=10)
+    assert r.status_code == 200, r.text
+    body: dict[str, str] = r.json()
+    return body
+
+
+def _me(base: str, token: str) -> httpx.Response:
+    return httpx.get(base + "/auth/me", headers=bearer(token), timeout=10)
+
+
+@pytest.fixture
+def database(postgres_url: str, pg_template: str) -> Iterator[tuple[str, str]]:
+    """(admin URL, database name) of a migrated throw-away database."""
+    name = f"jotkit_f_{secrets.token_hex(6)}"
+    create_database(postgres_url, name, template=pg_template)
+    try:
+        yield postgres_url, name
+    finally:
+        drop_database(postgres_url, name)
+
+
+@pytest.fixture
+def private_redis(redis_url: str, tmp_path: Path) -> Iterator[PrivateRedis]:
+    """A redis-server of our own, so stopping it disturbs no other test."""
+    if shutil.which("redis-server") is None:
+        pytest.fail("redis-server is not on PATH (apt-get install redis-server)")
+    server = PrivateRedis(tmp_path / "redis").start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_redis_restart(
+    database: tuple[str, str], private_redis: PrivateRedis, tmp_path: Path
+) -> None:
+    admin, name = database
+    url = pg_url_for(admin, name).replace("postgresql+asyncpg://", "postgresql://")
+    prefix = "jotkit:"
+    closed = ServiceProcess(service_env(url, private_redis.url, prefix, tmp_path),
+                           tmp_path / "closed.log")
+    opened = ServiceProcess(
+        service_env(url, private_redis.url, prefix, tmp_path, JOTKIT_REVOCATION_FAIL_OPEN="1"),
+        tmp_path / "open.log",
+    )
+    late = ServiceProcess(service_env(url, private_redis.url, prefix, tmp_path),
+                          tmp_path / "late.log")
+    try:
+        closed.start(wait=False)
+        opened.start(wait=False)
+        closed.wait_ready()
+        opened.wait_ready()
+        email = f"{secrets.token_hex(5)}@example.com"
+        asyncio.run(add_user(pg_url_for(admin, name), email))
+        s1 = _login(closed.url, email)
+        s2 = _login(closed.url, email)
+        other = f"{secrets.token_hex(5)}@example.com"
+        asyncio.run(add_user(pg_url_for(admin, name), other))
+        s_other = _login(opened.url, other)
+        assert _me(opened.url, s1["access_token"]).status_code == 200
+        r = httpx.post(closed.url + "/auth/logout", headers=bearer(s1["access_token"]))
+        assert r.status_code == 200
+        _poll(lambda: _me(opened.url, s1["access_token"]).status_code == 401, "propagation")
+
+        private_redis.stop()  # no persistence: Redis comes back empty
+        # fail closed (default): protected requests get 503 while Redis is unreachable
+        _poll(lambda: _me(closed.url, s2["access_token"]).status_code == 503, "fail closed")
+        r = _me(closed.url, s2["access_token"])
+        assert r.json()["error"] == "temporarily_unavailable" and "retry-after" in r.headers
+        assert httpx.get(closed.url + "/healthz").status_code == 503
+        # fail open: the local cache answers; what it knows stays revoked
+        assert _me(opened.url, s2["access_token"]).status_code == 200
+        assert _me(opened.url, s1["access_token"]).status_code == 401
+        assert httpx.get(opened.url + "/healthz").status_code == 200
+        # login throttling lives in Redis: logins are refused with 503, never a 500
+        r = httpx.post(opened.url + "/auth/login", json={"email": email, "password": PASSWORD})
+        assert r.status_code == 503, r.text
+        # a revocation while Redis is down (on the fail-open instance) is journaled
+        r = httpx.post(opened.url + "/auth/logout", headers=bearer(s2["access_token"]))
+        assert r.status_code == 200, r.text
+        assert _me(opened.url, s2["access_token"]).status_code == 401
+        # an operator disables a user meanwhile: the CLI cannot reach Redis, the revocation
+        # goes to the PostgreSQL journal, and the fail-open instance reads it from there
+        assert _me(opened.url, s_other["access_token"]).status_code == 200
+        done = subprocess.run([jotkit_bin(), "users", "disable", other], env=opened.env,
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        _poll(lambda: _me(opened.url, s_other["access_token"]).status_code == 401,
+              "journal fallback", 10)
+
+        private_redis.start()
+        # both revocations reach the fail-closed instance once Redis is back ...
+        waited = _poll(
+            lambda: _me(closed.url, s2["access_token"]).status_code == 401, "recovery", 15
+        )
+        assert _me(closed.url, s1["access_token"]).json()["reason"] == "revoked"
+        assert _me(closed.url, s2["access_token"]).json()["reason"] == "revoked"
+        # ... and to an instance started after the restart (Redis was re-seeded)
+        late.start()
+        for token in (s1["access_token"], s2["access_token"], s_other["access_token"]):
+            r = _me(late.url, token)
+            assert r.status_code == 401 and r.json()["reason"] == "revoked"
+        # and service is back to normal
+        s3 = _login(late.url, email)
+        assert _me(closed.url, s3["access_token"]).status_code == 200
+        print(f"\nfail-closed instance recovered {waited:.2f} s after Redis came back")
+    finally:
+        for proc in (closed, opened, late):
+            proc.stop()
+
+
+def test_postgres_connections_dropped(database: tuple[str, str], tmp_path: Path) -> None:
+    admin, name = database
+    url = pg_url_for(admin, name).replace("postgresql+asyncpg://", "postgresql://")
+    svc = ServiceProcess(service_env(url, None, None, tmp_path), tmp_path / "svc.log")
+    try:
+        svc.start()
+        email = f"{secrets.token_hex(5)}@example.com"
+        asyncio.run(add_user(pg_url_for(admin, name), email))
+        tokens = _login(svc.url, email)
+        admin_execute(
+            admin,
+            f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false',
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            f"WHERE datname = '{name}' AND pid <> pg_backend_pid()",
+        )
+        try:
+            for _ in range(3):
+                r = httpx.post(svc.url + "/auth/refresh",
+                               json={"refresh_token": tokens["refresh_token"]})
+                assert r.status_code == 503, r.text
+                assert r.json()["error"] == "temporarily_unavailable"
+            r = httpx.post(svc.url + "/auth/login", json={"email": email, "password": PASSWORD})
+            assert r.status_code == 503, r.text
+            assert httpx.get(svc.url + "/healthz").status_code == 503
+            # verification is stateless: access tokens keep working without the database
+            assert _me(svc.url, tokens["access_token"]).status_code == 200
+            assert httpx.get(svc.url + "/.well-known/jwks.json").status_code == 200
+        finally:
+            admin_execute(admin, f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+        # recovery: the failed attempts did not spend the refresh token
+        r = httpx.post(svc.url + "/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
+        assert r.status_code == 200, r.text
+        assert httpx.get(svc.url + "/healthz").status_code == 200
+        assert _login(svc.url, email)["access_token"]
+    finally:
+        svc.stop()
+
+
+def test_availability_classification(postgres_url: str) -> None:
+    """Connection trouble is transient (503); an SQL error is a bug (500)."""
+    import sqlalchemy as sa
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    async def probe(url: str, sql: str) -> BaseException:
+        engine = create_async_engine(url)
+        try:
+            async with engine.connect() as conn:
+                await conn.execute(sa.text(sql))
+        except Exception as exc:
+            return exc
+        finally:
+            await engine.dispose()
+        raise AssertionError("expected an error")
+
+    live = pg_url_for(postgres_url, "postgres")
+    assert not is_unavailable(asyncio.run(probe(live, "SELECT 1/0")))
+    assert not is_unavailable(asyncio.run(probe(live, "SELEC nonsense")))
+    dead = live.replace(":5432", ":1")
+    assert is_unavailable(asyncio.run(probe(dead, "SELECT 1")))
+    assert not is_unavailable(ValueError("x"))
