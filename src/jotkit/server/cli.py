@@ -240,4 +240,7 @@ def register(app: typer.Typer) -> None:
             return None
 
         _run(settings, work)
-        typer.echo(f"database at {settings.effective_database_url} is up to date")
+        from sqlalchemy.engine import make_url
+
+        shown = make_url(settings.effective_database_url).render_as_string(hide_password=True)
+        typer.echo(f"database at {shown} is up to date")
