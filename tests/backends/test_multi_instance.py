@@ -28,7 +28,12 @@ from .util import (
     service_env,
 )
 
-pytestmark = [pytest.mark.xdist_group("backend-processes"), pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
+pytestmark = [
+    pytest.mark.xdist_group("backend-processes"),  # server processes: not two modules at once
+    pytest.mark.slow,
+    pytest.mark.postgres,
+    pytest.mark.redis,
+]
 
 PROPAGATION_BOUND = 1.0  # the target: a logout on A is honoured by B within 1 s
 

@@ -64,6 +64,7 @@ def connect_redis(url: str) -> aioredis.Redis:
     client: aioredis.Redis = aioredis.Redis.from_url(
         url,
         decode_responses=True,
+        encoding_errors="replace",  # a junk message on the channel must not break the bus
         socket_connect_timeout=1.0,
         socket_timeout=2.0,
         retry=Retry(NoBackoff(), 0),
