@@ -46,6 +46,7 @@ import ipaddress
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -185,7 +186,10 @@ class JWKSClient:
         self._clock = clock
         self._state_lock = threading.Lock()
         self._fetch_lock = threading.Lock()
-        self._alocks: dict[int, asyncio.Lock] = {}
+        # one asyncio.Lock per event loop (a lock is bound to the loop it first waits on)
+        self._alocks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+            weakref.WeakKeyDictionary()
+        )
         self._snapshot: _Snapshot | None = None
         self._last_attempt: float | None = None
         self._last_error: JWKSError | None = None
@@ -443,11 +447,9 @@ class JWKSClient:
     def _alock(self) -> asyncio.Lock:
         loop = asyncio.get_running_loop()
         with self._state_lock:
-            lock = self._alocks.get(id(loop))
+            lock = self._alocks.get(loop)
             if lock is None:
-                # one lock per running loop; drop locks of loops that are gone
-                self._alocks = {k: v for k, v in self._alocks.items() if k == id(loop)}
-                lock = self._alocks[id(loop)] = asyncio.Lock()
+                lock = self._alocks[loop] = asyncio.Lock()
             return lock
 
     async def _fetch_async(self) -> _Snapshot:

@@ -622,3 +622,31 @@ def test_compressed_bomb_is_cut_off_at_max_bytes(jwks_server: JWKSServer, es_key
         client.get_key_set()
     assert info.value.code == "jwks_invalid"
     assert jwks_server.control.request_headers[0]["Accept-Encoding"] == "identity"
+
+
+def test_async_use_from_several_event_loops_at_once(jwks_server: JWKSServer, es_key):
+    """Each thread runs its own loop; the shared cache needs one fetch for all of them."""
+    jwks_server.publish(es_key)
+    jwks_server.control.delay = 0.2
+    client = JWKSClient(jwks_server.url)
+    barrier = threading.Barrier(4)
+    kids: list[str | None] = []
+
+    def worker() -> None:
+        async def many() -> list[str | None]:
+            keys = await asyncio.gather(
+                *[client.aresolve({"alg": "ES256", "kid": "k1"}) for _ in range(5)]
+            )
+            return [k.kid for k in keys]
+
+        barrier.wait()
+        kids.extend(asyncio.run(many()))
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert kids == ["k1"] * 20
+    # each loop has its own lock, so up to one fetch per loop may overlap; never one per call
+    assert 1 <= jwks_server.hits <= 4
