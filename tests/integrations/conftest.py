@@ -165,13 +165,20 @@ def node(request: pytest.FixtureRequest) -> str:
     """``node`` with tests/node's npm packages; runs ``npm ci`` first when they are missing."""
     npm = shutil.which("npm")
     if npm and not (NODE_DIR / "node_modules").exists():
-        subprocess.run(
-            [npm, "ci", "--no-audit", "--no-fund", "--silent"],
-            cwd=NODE_DIR,
-            check=False,
-            timeout=300,
-            capture_output=True,
-        )
+        import fcntl
+        import tempfile
+
+        # xdist workers may get here together: one `npm ci` at a time
+        with (Path(tempfile.gettempdir()) / "jotkit-npm-ci.lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not (NODE_DIR / "node_modules").exists():
+                subprocess.run(
+                    [npm, "ci", "--no-audit", "--no-fund", "--silent"],
+                    cwd=NODE_DIR,
+                    check=False,
+                    timeout=300,
+                    capture_output=True,
+                )
     node_bin: str = request.getfixturevalue("node_bin")
     return node_bin
 
