@@ -133,3 +133,29 @@ async def test_unreachable_redis_keeps_writes_for_resend(pg_db: str, redis_url: 
         assert live.revocations.pending == 0
     finally:
         await live.close()
+
+
+async def test_grace_state_in_redis(rstore: RedisStore, raw: Any) -> None:
+    """A won rotation leaves ``grace:<hash>`` (who, when) for exactly the grace window; a
+    benign retry is answered from it; reuse by another client still goes to SQL and clears it."""
+    from jotkit.server.store.base import FamilyRecord, RotateOutcome
+
+    await rstore.users.create("u1", "u1@example.com", "h", ["user"], T0)
+    fam = FamilyRecord("fam-1", "u1", T0, T0, T0 + 3600, T0 + 86400)
+    old, new = "a" * 64, "b" * 64
+    await rstore.sessions.create_family(fam, old)
+    res = await rstore.sessions.rotate_refresh(old, new, T0, 5.0, client="c1", idle_ttl=3600)
+    assert res.outcome is RotateOutcome.ROTATED
+    key = f"{rstore.prefix}grace:{old}"
+    assert await raw.get(key) == f"c1|{T0!r}"
+    assert 4_000 < await raw.pttl(key) <= 5_000
+    # the retry is answered from Redis: it does not even need the token row
+    await raw.set(f"{rstore.prefix}grace:{'c' * 64}", f"c1|{T0!r}", px=5000)
+    res = await rstore.sessions.rotate_refresh("c" * 64, "d" * 64, T0 + 1, 5.0, client="c1",
+                                               idle_ttl=3600)
+    assert res.outcome is RotateOutcome.RETRY
+    # past the window (by the caller's clock) the SQL store decides: reuse
+    res = await rstore.sessions.rotate_refresh(old, "e" * 64, T0 + 6, 5.0, client="c1",
+                                               idle_ttl=3600)
+    assert res.outcome is RotateOutcome.REUSED
+    assert await raw.get(key) is None

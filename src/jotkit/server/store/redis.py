@@ -10,10 +10,11 @@
   from the journal, so no revocation is lost once Redis is back.
 * :class:`RedisRateLimiter`: fixed-window login-throttle counters, one hash per key with a TTL of
   one window.
+* :class:`GraceSessionStore`: the rotation grace state (who spent a refresh token, when) in
+  Redis with a TTL of the grace window, so benign retries are answered without the database.
+  Rotation itself stays a conditional UPDATE in SQL, which remains authoritative.
 * :class:`RedisStore`: the SQL store for durable state (users, refresh families, key ring) with
-  the two Redis parts swapped in. Refresh rotation stays a conditional UPDATE in SQL, and the
-  grace state of a rotation (who spent a token, when) stays in the same row: the decision
-  "benign retry or reuse" must be atomic with the spend.
+  the Redis parts swapped in.
 
 Times are the caller's clock (the service's injectable clock); TTLs are computed relative to it
 (``exp - now``), and every read also compares the stored expiry with ``now``.
@@ -28,7 +29,7 @@ import math
 import secrets
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
@@ -41,10 +42,14 @@ from .base import (
     RateLimiter,
     RevocationChanges,
     RevocationStore,
+    RotateOutcome,
+    RotateResult,
+    SessionStore,
     Store,
 )
 
 __all__ = [
+    "GraceSessionStore",
     "RedisKeyStore",
     "RedisRateLimiter",
     "RedisRevocationStore",
@@ -468,6 +473,63 @@ class RedisKeyStore(KeyStore):
         await self._notify()
 
 
+class GraceSessionStore:
+    """The SQL session store with the rotation grace state also kept in Redis.
+
+    When a rotation wins, ``grace:<sha256 of the old token>`` records who spent it and when,
+    with a TTL of the grace window. A benign retry by the same client within the window (a
+    double-submitted refresh, a retry storm across instances) is then answered from Redis
+    without touching the database. Everything else, and any retry that arrives before the
+    winner recorded its grace entry, goes to the SQL store, which decides atomically with the
+    spend (its row keeps ``spent_at``/``spent_by``), so Redis never changes an outcome from
+    reuse to retry or back. Every other method is the SQL store's.
+    """
+
+    def __init__(self, inner: SessionStore, client: aioredis.Redis, prefix: str) -> None:
+        self._inner = inner
+        self._redis = client
+        self._prefix = prefix
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def _key(self, token_hash: str) -> str:
+        return f"{self._prefix}grace:{token_hash}"
+
+    async def rotate_refresh(
+        self,
+        old_hash: str,
+        new_hash: str,
+        now: float,
+        grace: float,
+        *,
+        client: str,
+        idle_ttl: float,
+    ) -> RotateResult:
+        """As :meth:`SessionStore.rotate_refresh`, with a Redis fast path for benign retries."""
+        key = self._key(old_hash)
+        if grace > 0:
+            try:
+                entry = await self._redis.get(key)
+            except (RedisError, OSError):
+                entry = None
+            if entry is not None:
+                who, _, spent = _text(entry).partition("|")
+                if who == client and 0 <= now - float(spent) <= grace:
+                    return RotateResult(RotateOutcome.RETRY)
+        result: RotateResult = await self._inner.rotate_refresh(
+            old_hash, new_hash, now, grace, client=client, idle_ttl=idle_ttl
+        )
+        try:
+            if result.outcome is RotateOutcome.ROTATED and grace > 0:
+                await self._redis.set(key, f"{client}|{now!r}", px=_ttl_ms(now + grace, now))
+            elif result.outcome in (RotateOutcome.REUSED, RotateOutcome.REVOKED):
+                await self._redis.delete(key)
+        except (RedisError, OSError) as exc:  # the SQL row stays authoritative
+            _log.debug("grace state not written to redis: %s", exc)
+        return result
+
+
 class _Lifecycle(Protocol):
     async def start(self) -> None: ...
 
@@ -494,7 +556,7 @@ class RedisStore(Store):
         self.prefix = prefix
         self.fail_open = fail_open
         self.users = sql.users
-        self.sessions = sql.sessions
+        self.sessions = cast(SessionStore, GraceSessionStore(sql.sessions, self.redis, prefix))
         self.keys = RedisKeyStore(sql.keys, self.redis, prefix)
         self.revocations: RedisRevocationStore = RedisRevocationStore(
             self.redis, prefix, durable=sql.revocations, marker_lifetime=marker_lifetime
