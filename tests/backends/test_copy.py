@@ -148,3 +148,23 @@ def test_db_upgrade_and_copy_cli(tmp_path: Path, postgres_url: str, empty_pg_db:
         env=env, capture_output=True, text=True, timeout=60,
     )
     assert again.returncode == 1 and "not empty" in again.stderr
+
+
+async def test_postgres_schema_matches_metadata(pg_db: str) -> None:
+    """The Alembic migrations create on PostgreSQL exactly the tables the code declares."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    store = SqlStore(pg_db)
+    try:
+        async with store.engine.connect() as conn:
+            diffs = await conn.run_sync(
+                lambda sync: compare_metadata(MigrationContext.configure(sync), metadata)
+            )
+            revision = await conn.run_sync(
+                lambda sync: MigrationContext.configure(sync).get_current_revision()
+            )
+    finally:
+        await store.close()
+    assert diffs == []
+    assert revision is not None

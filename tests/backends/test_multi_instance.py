@@ -263,3 +263,57 @@ def test_instances_report_health(cluster: Cluster) -> None:
     for proc in (cluster.a, cluster.b):
         r = httpx.get(proc.url + "/healthz")
         assert r.status_code == 200 and r.json()["status"] == "ok"
+
+
+def test_uvicorn_workers(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The documented ``uvicorn --factory jotkit.server.asgi:app --workers 2``: two worker
+    processes behind one port, sharing state with the cluster."""
+    import os
+    import signal
+    import sys
+
+    from .util import free_port
+
+    port = free_port()
+    log = tmp_path_factory.mktemp("workers") / "uvicorn.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "--factory", "jotkit.server.asgi:app",
+             "--host", "127.0.0.1", "--port", str(port), "--workers", "2",
+             "--log-level", "warning"],
+            env=cluster.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.05)
+        email = cluster.user()
+        tokens = _login(base, email)
+        with httpx.Client(base_url=base, timeout=10) as c:
+            # new connections each time, so both workers see the token
+            for _ in range(10):
+                r = httpx.get(base + "/auth/me", headers=bearer(tokens["access_token"]))
+                assert r.status_code == 200
+            # a logout on the cluster's instance A reaches every worker within the bound
+            assert httpx.post(cluster.a.url + "/auth/logout",
+                              headers=bearer(tokens["access_token"])).status_code == 200
+            _wait_rejected(c, tokens["access_token"], PROPAGATION_BOUND)
+            time.sleep(PROPAGATION_BOUND)
+            for _ in range(10):
+                r = httpx.get(base + "/auth/me", headers=bearer(tokens["access_token"]))
+                assert r.status_code == 401 and r.json()["reason"] == "revoked"
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=15)
