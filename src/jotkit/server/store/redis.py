@@ -59,6 +59,7 @@ __all__ = [
 
 _log = logging.getLogger("jotkit.server")
 
+_MAX_PENDING = 10_000  # batches kept for re-sending while Redis is unreachable
 _EPOCH_BITS = 32  # cursor = epoch << 32 | seq
 _SEQ_MASK = (1 << _EPOCH_BITS) - 1
 
@@ -235,6 +236,8 @@ class RedisRevocationStore(RevocationStore):
                 raise
             _log.warning("redis unavailable, revocation kept for re-send: %s", exc)
             self._pending.append((kind, rows))
+            if len(self._pending) > _MAX_PENDING:  # the journal still has them
+                del self._pending[0]
             return
         if fresh:
             await self.reseed(now)
@@ -344,7 +347,11 @@ class RedisRevocationStore(RevocationStore):
             from_redis = RevocationChanges((), (), cursor, reset=cursor == 0)
         if self._durable is None:
             return from_redis
-        journal = await self._durable.changes_since(self._journal_cursor, now)
+        try:
+            journal = await self._durable.changes_since(self._journal_cursor, now)
+        except Exception as exc:  # database down: Redis alone still answers
+            _log.debug("revocation journal unavailable: %s", exc)
+            return from_redis
         self._journal_cursor = max(self._journal_cursor, journal.cursor)
         if not journal.denied and not journal.markers:
             return from_redis
