@@ -271,6 +271,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.service = svc
+    app.add_api_route("/auth/me", auth.me, **auth.ME_ROUTE)
     app.include_router(auth.router)
     app.include_router(wellknown.router)
     app.include_router(oauth.router)
