@@ -132,3 +132,40 @@ async def test_junk_messages_are_ignored(
     await b.authenticate(issued.access_token)
     await a.logout(await a.authenticate(issued.access_token))
     await _rejected(b, issued.access_token)
+
+
+async def test_missed_message_recovered_by_periodic_sync(
+    make_service: Callable[..., Any], pg_db: str
+) -> None:
+    """B misses the pub/sub message (its subscription is down): the periodic sync, which the
+    app runs every ``revocation_sync_interval`` seconds, still delivers the revocation, both
+    from the Redis change log and, for a revocation that never reached Redis, from the
+    PostgreSQL journal."""
+    a = await make_service()
+    b = await make_service()
+    await a.add_user("dave@example.com", PASSWORD)
+    first = await a.login("dave@example.com", PASSWORD, CLIENT)
+    second = await a.login("dave@example.com", PASSWORD, CLIENT)
+    await b.authenticate(first.access_token)
+    await b.authenticate(second.access_token)
+    bus = b.store.bus  # type: ignore[attr-defined]
+    await bus.stop()
+    bus.fail_open = True  # keep answering while the subscription is down
+    await a.logout(await a.authenticate(first.access_token))
+    await asyncio.sleep(0.05)
+    assert (await b.authenticate(first.access_token))["sub"]  # missed: still accepted
+    await b.sync()
+    with pytest.raises(ServiceError) as exc:
+        await b.authenticate(first.access_token)
+    assert exc.value.code == "revoked"
+    # a revocation written only to the journal (Redis never saw it)
+    journal = SqlStore(pg_db)
+    try:
+        claims = await a.authenticate(second.access_token)
+        await journal.revocations.deny([(claims["jti"], float(claims["exp"]))], time.time())
+    finally:
+        await journal.close()
+    await b.sync()
+    with pytest.raises(ServiceError) as exc:
+        await b.authenticate(second.access_token)
+    assert exc.value.code == "revoked"
