@@ -157,3 +157,26 @@ def test_fuzzed_json_bodies_never_5xx(server, body, path):
     with server.client() as c:
         r = c.post(path, json=body)
         assert r.status_code < 500, r.text
+
+
+def test_deeply_nested_json_is_4xx(server):
+    with server.client() as c:
+        for depth in (5000, 30000):
+            body = b"[" * depth + b"]" * depth
+            r = c.post("/auth/login", content=body, headers={"Content-Type": "application/json"})
+            assert 400 <= r.status_code < 500, (depth, r.status_code, r.text[:200])
+
+
+def test_form_endpoints_reject_garbage(server):
+    with server.client() as c:
+        cases = [
+            (b"--x\r\nbroken", "multipart/form-data; boundary=x"),
+            (b"token=%ZZ", "application/x-www-form-urlencoded"),
+            (b"\x00\x01\x02", "application/octet-stream"),
+            (b'{"token": "abc"}', "application/json"),
+        ]
+        for body, ctype in cases:
+            for path in ("/oauth/revoke", "/oauth/introspect"):
+                r = c.post(path, content=body, headers={"Content-Type": ctype})
+                ok = 400 <= r.status_code < 500 or (path == "/oauth/revoke" and r.status_code == 200)
+                assert ok, (path, ctype, r.status_code, r.text[:200])
