@@ -160,6 +160,8 @@ def _parse_wrk(out: str) -> dict[str, float]:
     p50 = _ms(re.search(r"50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
     p99 = _ms(re.search(r"99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    if p50 != p50 or p99 != p99:  # NaN: show what wrk printed
+        print(out, file=sys.stderr)
     return {"rps": rps, "p50": p50, "p99": p99, "errors": float(non2xx.group(1)) if non2xx else 0}
 
 
