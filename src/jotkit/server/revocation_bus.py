@@ -47,7 +47,7 @@ class BusRevocationCache(RevocationCache):
         super().__init__()
         self._bus = bus
 
-    def reason(self, jti: str, sub: str, iat: float) -> str | None:
+    def reason(self, *args: Any, **kwargs: Any) -> str | None:
         """As :meth:`RevocationCache.reason`; raises 503 when the revocation state may be
         stale and the deployment fails closed."""
         if not self._bus.healthy and not self._bus.fail_open:
@@ -56,7 +56,7 @@ class BusRevocationCache(RevocationCache):
                 "Revocation state is unavailable (Redis is unreachable); retry shortly.",
                 headers={"Retry-After": "1"},
             )
-        return super().reason(jti, sub, iat)
+        return super().reason(*args, **kwargs)
 
 
 class RevocationBus:
