@@ -86,6 +86,10 @@ async def test_logout_reaches_the_other_instance(make_service: Callable[..., Any
     claims = await b.authenticate(issued.access_token)  # B verified and cached it
     await a.logout(claims)
     await _rejected(b, issued.access_token)
+    metrics = b.metrics.render().decode()
+    assert "jotkit_revocation_bus_connected 1.0" in metrics
+    assert "jotkit_revocation_pending 0.0" in metrics
+    assert "jotkit_revocation_bus_messages_total" in metrics
     # logout-all sets a revoked-before marker; it reaches B as well
     second = await a.login("alice@example.com", PASSWORD, CLIENT)
     third = await b.login("alice@example.com", PASSWORD, CLIENT)

@@ -28,6 +28,7 @@ import json
 import logging
 from typing import Any
 
+from prometheus_client import Counter, Gauge
 from redis.exceptions import RedisError
 
 from .errors import ServiceError
@@ -79,6 +80,26 @@ class RevocationBus:
         self.healthy = False
         self.messages = 0
         self.reconnects = 0
+        registry = svc.metrics.registry
+        self._m_connected = Gauge(
+            "jotkit_revocation_bus_connected",
+            "1 while subscribed to the Redis revocation channel.",
+            registry=registry,
+        )
+        self._m_messages = Counter(
+            "jotkit_revocation_bus_messages", "Pub/sub messages applied.", registry=registry
+        )
+        self._m_reconnects = Counter(
+            "jotkit_revocation_bus_disconnects",
+            "Times the subscription was lost.",
+            registry=registry,
+        )
+        pending = Gauge(
+            "jotkit_revocation_pending",
+            "Revocations written to the database journal but not yet to Redis.",
+            registry=registry,
+        )
+        pending.set_function(lambda: float(store.pending))
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
         self._keys_task: asyncio.Task[None] | None = None
@@ -104,6 +125,7 @@ class RevocationBus:
         self.healthy = False
 
     def _set_healthy(self, value: bool) -> None:
+        self._m_connected.set(1.0 if value else 0.0)
         if value != self.healthy:
             _log.log(
                 logging.INFO if value else logging.WARNING,
@@ -134,10 +156,12 @@ class RevocationBus:
             except (RedisError, OSError) as exc:
                 self._set_healthy(False)
                 self.reconnects += 1
+                self._m_reconnects.inc()
                 _log.debug("revocation bus: %s", exc)
             except Exception as exc:  # never let the listener die
                 self._set_healthy(False)
                 self.reconnects += 1
+                self._m_reconnects.inc()
                 _log.warning("revocation bus error: %s: %s", type(exc).__name__, exc)
             finally:
                 with contextlib.suppress(Exception):
@@ -154,6 +178,7 @@ class RevocationBus:
         if not isinstance(doc, dict):
             return
         self.messages += 1
+        self._m_messages.inc()
         if doc.get("k") == "keys":
             if self._keys_task is None or self._keys_task.done():
                 self._keys_task = asyncio.create_task(self._reload_keys())
