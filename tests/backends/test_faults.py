@@ -112,6 +112,7 @@ def test_redis_restart(
         other = f"{secrets.token_hex(5)}@example.com"
         asyncio.run(add_user(pg_url_for(admin, name), other))
         s_other = _login(opened.url, other)
+        s4 = _login(closed.url, email)
         assert _me(opened.url, s1["access_token"]).status_code == 200
         r = httpx.post(closed.url + "/auth/logout", headers=bearer(s1["access_token"]))
         assert r.status_code == 200
@@ -123,6 +124,10 @@ def test_redis_restart(
         r = _me(closed.url, s2["access_token"])
         assert r.json()["error"] == "temporarily_unavailable" and "retry-after" in r.headers
         assert httpx.get(closed.url + "/healthz").status_code == 503
+        # refresh needs only PostgreSQL: it keeps working, on either policy
+        r = httpx.post(closed.url + "/auth/refresh", json={"refresh_token": s4["refresh_token"]})
+        assert r.status_code == 200, r.text
+        assert httpx.get(closed.url + "/.well-known/jwks.json").status_code == 200
         # fail open: the local cache answers; what it knows stays revoked
         assert _me(opened.url, s2["access_token"]).status_code == 200
         assert _me(opened.url, s1["access_token"]).status_code == 401
