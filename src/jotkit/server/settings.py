@@ -157,6 +157,10 @@ class Settings:
             raise SettingsError("JOTKIT_REFRESH_ABSOLUTE_TTL must be >= JOTKIT_REFRESH_IDLE_TTL")
         if not (1 <= self.port <= 65535) and self.port != 0:
             raise SettingsError("JOTKIT_PORT: must be between 1 and 65535")
+        if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise SettingsError("JOTKIT_REDIS_URL: must start with redis://, rediss:// or unix://")
+        if not self.redis_prefix or any(c.isspace() for c in self.redis_prefix):
+            raise SettingsError("JOTKIT_REDIS_PREFIX: must be non-empty, without spaces")
 
     # -- derived values -------------------------------------------------------------------
     @property
