@@ -40,7 +40,6 @@ from .store.base import (
     RevocationStore,
     RotateOutcome,
     Store,
-    UserExists,
     UserRecord,
 )
 from .throttle import LoginThrottle
@@ -520,5 +519,3 @@ class AuthService:
                     }
         return {"active": False}
 
-
-__all__ += ["UserExists"]
