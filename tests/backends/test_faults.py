@@ -8,14 +8,15 @@ import asyncio
 import os
 import secrets
 import shutil
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from typer.testing import CliRunner
 
+from jotkit.cli import build_app
 from jotkit.server.store.availability import is_unavailable
 
 from .util import (
@@ -27,7 +28,6 @@ from .util import (
     bearer,
     create_database,
     drop_database,
-    jotkit_bin,
     pg_url_for,
     service_env,
 )
@@ -142,9 +142,8 @@ def test_redis_restart(
         # an operator disables a user meanwhile: the CLI cannot reach Redis, the revocation
         # goes to the PostgreSQL journal, and the fail-open instance reads it from there
         assert _me(opened.url, s_other["access_token"]).status_code == 200
-        done = subprocess.run([jotkit_bin(), "users", "disable", other], env=opened.env,
-                              capture_output=True, text=True, timeout=60)
-        assert done.returncode == 0, done.stderr
+        done = CliRunner().invoke(build_app(), ["users", "disable", other], env=opened.env)
+        assert done.exit_code == 0, done.output
         _poll(lambda: _me(opened.url, s_other["access_token"]).status_code == 401,
               "journal fallback", 10)
 

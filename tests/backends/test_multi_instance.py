@@ -23,7 +23,6 @@ from .util import (
     create_database,
     drop_database,
     drop_redis_prefix,
-    jotkit_bin,
     pg_url_for,
     service_env,
 )
@@ -231,11 +230,12 @@ def test_concurrent_refresh_same_client(cluster: Cluster) -> None:
 def test_key_rotation_on_a_is_published_by_b(cluster: Cluster) -> None:
     before = httpx.get(cluster.b.url + "/.well-known/jwks.json").json()
     kids_before = {k["kid"] for k in before["keys"]}
-    done = subprocess.run(
-        [jotkit_bin(), "keys", "rotate", "--delay", "0"],
-        env=cluster.env, capture_output=True, text=True, timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
+    from typer.testing import CliRunner
+
+    from jotkit.cli import build_app
+
+    done = CliRunner().invoke(build_app(), ["keys", "rotate", "--delay", "0"], env=cluster.env)
+    assert done.exit_code == 0, done.output
     deadline = time.monotonic() + 5
     while True:
         kids = {k["kid"] for k in httpx.get(cluster.b.url + "/.well-known/jwks.json").json()["keys"]}
