@@ -134,7 +134,7 @@ def test_password_rehash_on_parameter_change(make_server, tmp_path):
 
 
 def test_audit_events_are_json_lines_and_counted(server, caplog):
-    caplog.set_level(logging.INFO, logger="jotkit.audit")
+    caplog.set_level(logging.INFO, logger="jotkit.server.audit")
     with server.client() as c:
         c.post("/auth/login", json={"email": "alice@example.com", "password": "bad"})
         t = login(c, "alice@example.com")
@@ -145,7 +145,7 @@ def test_audit_events_are_json_lines_and_counted(server, caplog):
         c.post("/auth/logout", headers=bearer(r.json()["access_token"]))
         metrics = c.get("/metrics")
     events = [json.loads(rec.getMessage()) for rec in caplog.records
-              if rec.name == "jotkit.audit"]
+              if rec.name == "jotkit.server.audit"]
     names = [e["event"] for e in events]
     for expected in ("login_failed", "login_ok", "token_rejected", "refresh", "reuse_detected"):
         assert expected in names, names

@@ -218,6 +218,7 @@ jotkit auth service (demo mode) on {base}
   demo password  : {password}
   API docs       : {base}/docs
   JWKS           : {base}/.well-known/jwks.json
+  token debugger : {base}/debugger/
   metadata       : {base}/.well-known/openid-configuration
   introspection  : {clients or "(no clients configured)"}
 Try it:
@@ -276,6 +277,10 @@ def create_app(
     app.include_router(wellknown.router)
     app.include_router(oauth.router)
     app.include_router(ops.router)
+    if settings.demo:  # the local token debugger (runs in the browser, sends no token)
+        from jotkit.debugger import mount
+
+        mount(app, "/debugger")
     _install_handlers(app)
     _install_openapi(app)
     app.add_middleware(_Edge, metrics=metrics, max_body=settings.max_body_bytes)

@@ -11,7 +11,7 @@ from .metrics import Metrics
 
 __all__ = ["AUDIT_LOGGER", "AuditLog", "JsonLineFormatter"]
 
-AUDIT_LOGGER = "jotkit.audit"
+AUDIT_LOGGER = "jotkit.server.audit"
 
 
 class JsonLineFormatter(logging.Formatter):
