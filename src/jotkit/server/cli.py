@@ -91,10 +91,32 @@ DataDir = Annotated[
 Config = Annotated[Path | None, typer.Option("--config", help="TOML settings file.")]
 
 
+_EXAMPLES: dict[str, tuple[str, ...]] = {
+    "serve": (
+        "jotkit serve --demo   # http://127.0.0.1:8000, prints a demo user and curl lines",
+        "JOTKIT_DATA_DIR=/var/lib/jotkit JOTKIT_ISSUER=https://auth.example jotkit serve",
+    ),
+    "users add": (
+        "jotkit users add alice@example.com --role admin   # prompts for the password",
+        "printf '%s' \"$PASSWORD\" | jotkit users add bob@example.com",
+    ),
+    "users disable": ("jotkit users disable alice@example.com",),
+    "users list": ("jotkit users list",),
+    "keys rotate": ("jotkit keys rotate", "jotkit keys rotate --alg EdDSA --delay 600"),
+    "keys list": ("jotkit keys list",),
+    "db upgrade": ("JOTKIT_DATABASE_URL=postgresql://app@db/jotkit jotkit db upgrade",),
+}
+
+
+def _epilog(command: str) -> str:
+    lines = "\n\n".join(f"  $ {example}" for example in _EXAMPLES[command])
+    return f"Examples:\n\n{lines}"
+
+
 def register(app: typer.Typer) -> None:
     """Add ``serve``, ``users``, ``keys`` and ``db`` commands to a Typer app."""
 
-    @app.command("serve")
+    @app.command("serve", epilog=_epilog("serve"))
     def serve(
         host: Annotated[str | None, typer.Option(help="Bind address.")] = None,
         port: Annotated[int | None, typer.Option(help="Port.")] = None,
@@ -133,7 +155,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(db, name="db")
     store_copy.register(db)  # jotkit db copy --from URL --to URL
 
-    @users.command("add")
+    @users.command("add", epilog=_epilog("users add"))
     def users_add(
         email: str,
         role: Annotated[list[str] | None, typer.Option("--role", help="Role (repeatable).")] = None,
@@ -164,7 +186,7 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(2) from None
         typer.echo(f"created user {email.strip().lower()} (id {user_id})")
 
-    @users.command("disable")
+    @users.command("disable", epilog=_epilog("users disable"))
     def users_disable(email: str, data_dir: DataDir = None, config: Config = None) -> None:
         """Disable a user: login is refused and every session and token is revoked."""
         settings = _settings(data_dir, config)
@@ -178,7 +200,7 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(1)
         typer.echo(f"disabled {user.email}; all sessions revoked")
 
-    @users.command("list")
+    @users.command("list", epilog=_epilog("users list"))
     def users_list(data_dir: DataDir = None, config: Config = None) -> None:
         """List users."""
         settings = _settings(data_dir, config)
@@ -186,7 +208,7 @@ def register(app: typer.Typer) -> None:
             state = "disabled" if user.disabled else "active"
             typer.echo(f"{user.id}  {user.email}  {','.join(user.roles)}  {state}")
 
-    @keys.command("rotate")
+    @keys.command("rotate", epilog=_epilog("keys rotate"))
     def keys_rotate(
         alg: Annotated[
             str | None, typer.Option(help="Algorithm (default JOTKIT_SIGNING_ALG).")
@@ -215,7 +237,7 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(1) from None
         typer.echo(f"new key {record.kid} ({record.alg}) signs from {_ts(record.activate_at)}")
 
-    @keys.command("list")
+    @keys.command("list", epilog=_epilog("keys list"))
     def keys_list(data_dir: DataDir = None, config: Config = None) -> None:
         """List keys with their state (pending, active, retiring, expired)."""
         settings = _settings(data_dir, config)
@@ -231,7 +253,7 @@ def register(app: typer.Typer) -> None:
                 f"published until {until}"
             )
 
-    @db.command("upgrade")
+    @db.command("upgrade", epilog=_epilog("db upgrade"))
     def db_upgrade(data_dir: DataDir = None, config: Config = None) -> None:
         """Apply the Alembic migrations up to the latest revision."""
         settings = _settings(data_dir, config)

@@ -143,7 +143,13 @@ async def copy_database(
 def register(db: typer.Typer) -> None:
     """Add ``copy`` to the ``jotkit db`` Typer group."""
 
-    @db.command("copy")
+    @db.command(
+        "copy",
+        epilog=(
+            "Examples:\n\n  $ jotkit db copy --from sqlite:///.jotkit/jotkit.db "
+            "--to postgresql://jotkit@db.internal/jotkit"
+        ),
+    )
     def db_copy(
         source: Annotated[
             str, typer.Option("--from", help="Source database URL, e.g. sqlite:///.jotkit/jotkit.db")
