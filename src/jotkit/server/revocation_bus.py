@@ -8,13 +8,13 @@ Redis restarted); two mechanisms bound the damage:
 
 * on every (re)subscription the bus first subscribes, then catches up from the change log
   (``changes_since``), so nothing published while it was away is lost;
-* the service's background task re-syncs from the change log every
+* the service's background task re-syncs from the change log (and the database journal) every
   ``revocation_sync_interval`` seconds regardless (the bounded fallback refresh).
 
-While the subscription is down the instance cannot know about revocations made elsewhere.
+While the subscription is down the instance cannot learn revocations within milliseconds.
 :class:`BusRevocationCache` then fails closed (default: protected requests get HTTP 503
 ``temporarily_unavailable``) or, with ``JOTKIT_REVOCATION_FAIL_OPEN=1``, keeps answering
-from the possibly stale local cache.
+from the local cache, which the periodic sync still updates from the database journal.
 
 A ``{"k": "keys"}`` message (sent by the key store on rotation) makes the instance reload its
 key ring at once, so a rotation on one instance is published by all of them.

@@ -7,7 +7,9 @@
   an ordered change log and publishes the change on a pub/sub channel
   (:mod:`jotkit.server.revocation_bus` delivers it to every instance's in-process cache).
   If Redis lost its data (restart without persistence) the first instance to notice re-seeds it
-  from the journal, so no revocation is lost once Redis is back.
+  from the journal, so no revocation is lost once Redis is back; and :meth:`changes_since`
+  also returns journal rows this process has not seen, so the periodic sync finds revocations
+  that never reached Redis.
 * :class:`RedisRateLimiter`: fixed-window login-throttle counters, one hash per key with a TTL of
   one window.
 * :class:`GraceSessionStore`: the rotation grace state (who spent a refresh token, when) in
