@@ -273,6 +273,9 @@ class AuthService:
             self.audit.event("refresh_failed", reason="malformed", ip=client.ip)
             raise ServiceError("invalid_grant", "The refresh token is malformed.")
         new_token = secrets.token_urlsafe(32)
+        # The winner's access token is recorded inside the rotation, so a concurrent reuse
+        # that revokes the family deny-lists it as well (RFC 9700 §4.14.2).
+        jti, exp = secrets.token_urlsafe(16), float(int(now) + int(self.settings.access_ttl))
         result = await self.store.sessions.rotate_refresh(
             hash_refresh_token(refresh_token),
             hash_refresh_token(new_token),
@@ -280,6 +283,7 @@ class AuthService:
             self.settings.reuse_grace,
             client=client.fingerprint,
             idle_ttl=self.settings.refresh_idle_ttl,
+            access=(jti, exp),
         )
         family = result.family
         if result.outcome is RotateOutcome.ROTATED and family is not None:
@@ -288,7 +292,7 @@ class AuthService:
                 await self._revoke_family(family.id, "disabled")
                 self.audit.event("refresh_failed", reason="user_disabled", session_id=family.id)
                 raise ServiceError("invalid_grant", "The session is no longer valid.")
-            access, expires_in = await self._issue_access(user, family, now)
+            access, expires_in = await self._issue_access(user, family, now, recorded_jti=jti)
             self.audit.event("refresh", user_id=user.id, session_id=family.id, ip=client.ip)
             return IssuedTokens(access, expires_in, new_token, family.id, user)
         if result.outcome is RotateOutcome.RETRY:
@@ -319,10 +323,18 @@ class AuthService:
         raise ServiceError("invalid_grant", descriptions.get(reason, "Unknown refresh token."))
 
     async def _issue_access(
-        self, user: UserRecord, family: FamilyRecord, now: float
+        self,
+        user: UserRecord,
+        family: FamilyRecord,
+        now: float,
+        *,
+        recorded_jti: str | None = None,
     ) -> tuple[str, int]:
-        """Sign an RFC 9068 access token and remember its ``jti`` for the family."""
-        jti = secrets.token_urlsafe(16)
+        """Sign an RFC 9068 access token and remember its ``jti`` for the family.
+
+        ``recorded_jti`` names a token the store already recorded (during a rotation).
+        """
+        jti = recorded_jti or secrets.token_urlsafe(16)
         ttl = int(self.settings.access_ttl)
         claims = {
             "client_id": CLIENT_ID,
@@ -344,7 +356,7 @@ class AuthService:
         )
         _header, payload = jotkit.decode_unverified(token)
         exp = float(payload["exp"])
-        if not await self.store.sessions.record_access_token(
+        if recorded_jti is None and not await self.store.sessions.record_access_token(
             AccessTokenRecord(jti, family.id, user.id, exp)
         ):
             # A concurrent reuse/logout revoked the family between rotation and signing.

@@ -185,9 +185,13 @@ class SessionStore(ABC):
         *,
         client: str,
         idle_ttl: float,
+        access: tuple[str, float] | None = None,
     ) -> RotateResult:
         """Spend ``old_hash`` and store ``new_hash`` atomically (one conditional update).
 
+        ``access`` is the ``(jti, exp)`` of the access token the winner will be issued; it is
+        recorded for the family in the same transaction, so a concurrent reuse that revokes
+        the family deny-lists it too.
         Of many concurrent calls with the same ``old_hash`` exactly one gets ``ROTATED``.
         A spent token presented again by the same ``client`` within ``grace`` seconds of
         being spent is ``RETRY``; otherwise it is ``REUSED`` and the family is revoked in the

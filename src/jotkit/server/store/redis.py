@@ -514,6 +514,7 @@ class GraceSessionStore:
         *,
         client: str,
         idle_ttl: float,
+        access: tuple[str, float] | None = None,
     ) -> RotateResult:
         """As :meth:`SessionStore.rotate_refresh`, with a Redis fast path for benign retries."""
         key = self._key(old_hash)
@@ -527,7 +528,7 @@ class GraceSessionStore:
                 if who == client and 0 <= now - float(spent) <= grace:
                     return RotateResult(RotateOutcome.RETRY)
         result: RotateResult = await self._inner.rotate_refresh(
-            old_hash, new_hash, now, grace, client=client, idle_ttl=idle_ttl
+            old_hash, new_hash, now, grace, client=client, idle_ttl=idle_ttl, access=access
         )
         try:
             if result.outcome is RotateOutcome.ROTATED and grace > 0:

@@ -244,6 +244,7 @@ class SqlSessionStore(SessionStore):
         *,
         client: str,
         idle_ttl: float,
+        access: tuple[str, float] | None = None,
     ) -> RotateResult:
         """Spend ``old_hash`` and store ``new_hash`` atomically (see the interface)."""
         live_families = sa.select(refresh_families.c.id).where(
@@ -298,6 +299,12 @@ class SqlSessionStore(SessionStore):
                     .where(refresh_families.c.id == family.id)
                     .values(last_used_at=now, idle_expires_at=idle)
                 )
+                if access is not None:
+                    await conn.execute(
+                        sa.insert(access_tokens).values(
+                            jti=access[0], family_id=family.id, user_id=user.id, exp=access[1]
+                        )
+                    )
                 return RotateResult(
                     RotateOutcome.ROTATED, _replace_use(family, now, idle), user=user
                 )
