@@ -44,6 +44,7 @@ KeyArg = Any  # jotkit.Key | jotkit.KeySet | JWKSClient | Callable[[header], Key
 # RFC 6750 §3: error_description / scope use %x20-21 / %x23-5B / %x5D-7E only.
 _UNSAFE = re.compile(r"[^\x20\x21\x23-\x5b\x5d-\x7e]")
 # RFC 6750 §2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
+_BEARER_PREFIXES = frozenset({"Bearer ", "bearer ", "BEARER "})
 _B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 
 _DESCRIPTIONS: dict[str, str] = {
@@ -147,14 +148,18 @@ class BearerError(Exception):
 
 def claim_scopes(claims: Mapping[str, Any]) -> frozenset[str]:
     """Scopes granted by a token: ``scope`` (RFC 8693 §4.2, space-separated) or ``scp``."""
-    out: set[str] = set()
-    for name in ("scope", "scp"):
-        value = claims.get(name)
+    return frozenset(_granted(claims))
+
+
+def _granted(claims: Mapping[str, Any]) -> set[str]:
+    scope = claims.get("scope")
+    out: set[str] = set(scope.split()) if type(scope) is str else set()
+    for value in (scope, claims.get("scp")) if type(scope) is not str else (claims.get("scp"),):
         if isinstance(value, str):
             out.update(value.split())
         elif isinstance(value, list):
             out.update(v for v in value if isinstance(v, str))
-    return frozenset(out)
+    return out
 
 
 def claim_roles(claims: Mapping[str, Any]) -> frozenset[str]:
@@ -175,7 +180,7 @@ def check_grants(
     Every scope in ``scopes`` must be granted; of ``roles``, at least one.
     """
     if scopes:
-        granted = claim_scopes(claims)
+        granted = _granted(claims)
         if any(s not in granted for s in scopes):
             needed = tuple(dict.fromkeys(scopes))
             raise BearerError(
@@ -353,7 +358,10 @@ class TokenVerifier:
         malformed ``Authorization: Bearer`` header: 400 ``invalid_request``.
         """
         if authorization:
-            scheme, _, rest = authorization.strip().partition(" ")
+            if authorization[:7] in _BEARER_PREFIXES:  # the usual "Bearer <token>"
+                scheme, rest = "bearer", authorization[7:]
+            else:
+                scheme, _, rest = authorization.strip().partition(" ")
             if scheme.lower() == "bearer":
                 token = rest.strip()
                 if not token or not _B64TOKEN.fullmatch(token):
@@ -488,11 +496,11 @@ class TokenVerifier:
     # ---------------------------------------------------------- authorisation
 
     def authorize(
-        self, claims: Mapping[str, Any], scopes: Iterable[str] = (), roles: Iterable[str] = ()
+        self, claims: Mapping[str, Any], scopes: Sequence[str] = (), roles: Sequence[str] = ()
     ) -> None:
         """Require this verifier's and the route's scopes/roles (RFC 6750 §3.1, 403)."""
-        need_scopes = (*self.scopes, *scopes) if self.scopes else tuple(scopes)
-        need_roles = (*self.roles, *roles) if self.roles else tuple(roles)
+        need_scopes = (*self.scopes, *scopes) if self.scopes else scopes
+        need_roles = (*self.roles, *roles) if self.roles else roles
         if need_scopes or need_roles:
             check_grants(claims, need_scopes, need_roles)
 
@@ -501,8 +509,8 @@ class TokenVerifier:
         authorization: str | None,
         cookies: Mapping[str, str] | None = None,
         *,
-        scopes: Iterable[str] = (),
-        roles: Iterable[str] = (),
+        scopes: Sequence[str] = (),
+        roles: Sequence[str] = (),
     ) -> Claims:
         """Extract, verify and authorise in one call (sync)."""
         claims = self.verify(self.extract(authorization, cookies))
@@ -514,8 +522,8 @@ class TokenVerifier:
         authorization: str | None,
         cookies: Mapping[str, str] | None = None,
         *,
-        scopes: Iterable[str] = (),
-        roles: Iterable[str] = (),
+        scopes: Sequence[str] = (),
+        roles: Sequence[str] = (),
     ) -> Claims:
         """Extract, verify and authorise in one call (async)."""
         claims = await self.averify(self.extract(authorization, cookies))
