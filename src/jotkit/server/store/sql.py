@@ -476,6 +476,11 @@ def _replace_use(family: FamilyRecord, now: float, idle: float) -> FamilyRecord:
     return dataclasses.replace(family, last_used_at=now, idle_expires_at=idle)
 
 
+#: How many ``seq`` values behind the cursor are re-read on databases whose sequences can
+#: commit out of order (see :meth:`SqlRevocationStore.changes_since`).
+_SEQ_LOOKBACK = 512
+
+
 class SqlRevocationStore(RevocationStore):
     """Deny-list and revoked-before markers in the ``revocations`` table."""
 
@@ -535,13 +540,20 @@ class SqlRevocationStore(RevocationStore):
         return None if value is None else float(value)
 
     async def changes_since(self, cursor: int, now: float) -> RevocationChanges:
-        """Entries added after ``cursor`` that still matter (one query: the new cursor is the
-        highest ``seq`` actually read, so no row committed meanwhile is skipped)."""
+        """Entries added after ``cursor`` that still matter; the new cursor is the highest
+        ``seq`` read.
+
+        SQLite serialises writers, so ``seq`` values commit in order there. On PostgreSQL a
+        transaction can take a lower ``seq`` and commit after a higher one was read, so the
+        query also re-reads a window of ``_SEQ_LOOKBACK`` values behind the cursor (callers
+        apply changes idempotently) and a late commit is still seen.
+        """
+        lookback = 0 if self._engine.dialect.name == "sqlite" else _SEQ_LOOKBACK
         async with self._read.connect() as conn:
             rows = (
                 await conn.execute(
                     sa.select(revocations)
-                    .where(revocations.c.seq > cursor)
+                    .where(revocations.c.seq > max(0, cursor - lookback))
                     .order_by(revocations.c.seq)
                 )
             ).all()
