@@ -94,7 +94,7 @@ STATIC_NOTES = {
     "authlib": "JsonWebToken([alg]).decode(token, Key.import_key(...), claims_options="
     "{iss, aud, exp essential}) + claims.validate()",
     "python-jose": "jose.jwt.decode(token, jwk.construct(...), algorithms=, issuer=, "
-    "audience=, options={'require_exp': True}); no EdDSA support",
+    "audience=, options={'require_exp': True}); no PS256 or EdDSA support",
 }
 
 Verify = Callable[[str], Mapping[str, Any]]
