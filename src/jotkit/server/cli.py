@@ -12,20 +12,17 @@ import secrets
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
 import jotkit
 
-from .audit_log import AUDIT_LOGGER, AuditLog, JsonLineFormatter
-from .clock import SystemClock
-from .metrics import Metrics
-from .sessions import AuthService
+from .audit_log import AUDIT_LOGGER, JsonLineFormatter
 from .settings import Settings, SettingsError
-from .store import copy as store_copy
-from .store.base import UserExists
-from .store.factory import build_store
+
+if TYPE_CHECKING:  # the service stack is imported when a command runs, not for --help
+    from .sessions import AuthService
 
 __all__ = ["register"]
 
@@ -47,6 +44,12 @@ def _settings(
 
 
 def _run(settings: Settings, work: Callable[[AuthService], Awaitable[T]]) -> T:
+    from .audit_log import AuditLog
+    from .clock import SystemClock
+    from .metrics import Metrics
+    from .sessions import AuthService
+    from .store.factory import build_store
+
     async def main() -> T:
         metrics = Metrics()
         clock = SystemClock()
@@ -105,6 +108,9 @@ _EXAMPLES: dict[str, tuple[str, ...]] = {
     "keys rotate": ("jotkit keys rotate", "jotkit keys rotate --alg EdDSA --delay 600"),
     "keys list": ("jotkit keys list",),
     "db upgrade": ("JOTKIT_DATABASE_URL=postgresql://app@db/jotkit jotkit db upgrade",),
+    "db copy": (
+        "jotkit db copy --from sqlite:///.jotkit/jotkit.db --to postgresql://jotkit@db/jotkit",
+    ),
 }
 
 
@@ -153,7 +159,35 @@ def register(app: typer.Typer) -> None:
     app.add_typer(users, name="users")
     app.add_typer(keys, name="keys")
     app.add_typer(db, name="db")
-    store_copy.register(db)  # jotkit db copy --from URL --to URL
+
+    @db.command("copy", epilog=_epilog("db copy"))
+    def db_copy(
+        source: Annotated[
+            str,
+            typer.Option("--from", help="Source database URL, e.g. sqlite:///.jotkit/jotkit.db"),
+        ],
+        target: Annotated[
+            str, typer.Option("--to", help="Target database URL, e.g. postgresql://user@host/db")
+        ],
+    ) -> None:
+        """Copy every user, session, revocation and key to another (empty) database."""
+        import sqlalchemy as sa
+
+        from .store.copy import CopyError, copy_database
+
+        def show(name: str, n: int) -> None:
+            typer.echo(f"  {name:18} {n:>8} rows")
+
+        typer.echo("copying ...")
+        try:
+            report = asyncio.run(copy_database(source, target, progress=show))
+        except (CopyError, ValueError, sa.exc.ArgumentError) as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from None
+        except (sa.exc.DBAPIError, OSError) as exc:
+            typer.echo(f"error: database unavailable: {exc}", err=True)
+            raise typer.Exit(1) from None
+        typer.echo(f"copied {report.total} rows; verified row counts and primary keys")
 
     @users.command("add", epilog=_epilog("users add"))
     def users_add(
@@ -163,6 +197,8 @@ def register(app: typer.Typer) -> None:
         config: Config = None,
     ) -> None:
         """Create a user; the password is prompted, or read from stdin when piped."""
+        from .store.base import UserExists
+
         settings = _settings(data_dir, config)
         if sys.stdin.isatty():
             password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)

@@ -255,7 +255,12 @@ class RevocationStore(ABC):
 
     @abstractmethod
     async def changes_since(self, cursor: int, now: float) -> RevocationChanges:
-        """Entries added after ``cursor`` (0: everything still relevant)."""
+        """Entries added after ``cursor`` (0: everything still relevant).
+
+        Every entry added after ``cursor`` is returned; entries from shortly before it may be
+        returned again (so that out-of-order commits are never skipped), and callers apply
+        changes idempotently.
+        """
 
     @abstractmethod
     async def purge(self, now: float) -> int:

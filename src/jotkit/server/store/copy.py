@@ -9,14 +9,12 @@ every writer) while copying.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Any
 
 import sqlalchemy as sa
-import typer
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -25,7 +23,7 @@ from ..migrations import alembic_config, upgrade_connection
 from .factory import normalize_database_url
 from .tables import metadata
 
-__all__ = ["CopyError", "CopyReport", "copy_database", "register"]
+__all__ = ["CopyError", "CopyReport", "copy_database"]
 
 
 class CopyError(RuntimeError):
@@ -138,38 +136,3 @@ async def copy_database(
         await src.dispose()
         await dst.dispose()
     return CopyReport(tuple(copied))
-
-
-def register(db: typer.Typer) -> None:
-    """Add ``copy`` to the ``jotkit db`` Typer group."""
-
-    @db.command(
-        "copy",
-        epilog=(
-            "Examples:\n\n  $ jotkit db copy --from sqlite:///.jotkit/jotkit.db "
-            "--to postgresql://jotkit@db.internal/jotkit"
-        ),
-    )
-    def db_copy(
-        source: Annotated[
-            str, typer.Option("--from", help="Source database URL, e.g. sqlite:///.jotkit/jotkit.db")
-        ],
-        target: Annotated[
-            str, typer.Option("--to", help="Target database URL, e.g. postgresql://user@host/db")
-        ],
-    ) -> None:
-        """Copy every user, session, revocation and key to another (empty) database."""
-
-        def show(name: str, n: int) -> None:
-            typer.echo(f"  {name:18} {n:>8} rows")
-
-        typer.echo("copying ...")
-        try:
-            report = asyncio.run(copy_database(source, target, progress=show))
-        except (CopyError, ValueError, sa.exc.ArgumentError) as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(1) from None
-        except (sa.exc.DBAPIError, OSError) as exc:
-            typer.echo(f"error: database unavailable: {exc}", err=True)
-            raise typer.Exit(1) from None
-        typer.echo(f"copied {report.total} rows; verified row counts and primary keys")
