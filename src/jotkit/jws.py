@@ -251,6 +251,8 @@ def sign(payload: bytes, key: Key, *, headers: Mapping[str, Any] | None = None) 
 
 def header_segment(key: Key, headers: Mapping[str, Any] | None, typ: str | None = None) -> str:
     """The encoded protected header: ``alg`` from the key, ``typ``, ``kid``, then ``headers``."""
+    if not headers and typ == "JWT":
+        return key._jwt_header  # the common case, encoded once per key
     header: dict[str, Any] = {"alg": key.alg}
     if typ is not None:
         header["typ"] = typ

@@ -266,7 +266,17 @@ class Key:
     (or secret ``bytes`` for HMAC) to the constructor. Keys are immutable.
     """
 
-    __slots__ = ("_alg", "_crv", "_kid", "_private", "_public", "_secret", "_sign", "_verify")
+    __slots__ = (
+        "_alg",
+        "_crv",
+        "_jwt_header",
+        "_kid",
+        "_private",
+        "_public",
+        "_secret",
+        "_sign",
+        "_verify",
+    )
 
     _alg: Algorithm
     _kid: str | None
@@ -276,6 +286,8 @@ class Key:
     _sign: _Signer | None
     _verify: _Checker
     _crv: str | None
+    _jwt_header: str
+    """The encoded default JWT header ``{"alg", "typ": "JWT", "kid"}``, prepared once."""
 
     def __init__(
         self, alg: str, material: PrivateKey | PublicKey | bytes, *, kid: str | None = None
@@ -299,6 +311,10 @@ class Key:
             self._secret, self._private = None, None
             self._public = material  # type: ignore[assignment]
         self._sign, self._verify = _bind(spec, self._private, self._public, self._secret)
+        header = {"alg": spec.name, "typ": "JWT"}
+        if kid is not None:
+            header["kid"] = kid
+        self._jwt_header = b64encode(_json.dumps(header))
 
     # -- properties -------------------------------------------------------
     @property
