@@ -12,7 +12,7 @@ statuses and log lines; the message is for humans and may change.
     ├── InvalidToken                  (root for every token failure)
     │   ├── MalformedToken            malformed, token_too_large
     │   ├── UnsupportedAlgorithm      alg_not_allowed, alg_none, unknown_crit
-    │   ├── KeyNotFound               key_not_found, kid_missing, kid_ambiguous
+    │   ├── KeyNotFound               key_not_found, kid_missing
     │   ├── KeyMismatch               key_mismatch
     │   ├── InvalidSignature          bad_signature
     │   ├── InvalidType               invalid_typ

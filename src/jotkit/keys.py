@@ -847,7 +847,11 @@ class KeySet:
 
     @classmethod
     def from_jwks(
-        cls, data: Mapping[str, Any] | str | bytes, *, algorithms: Sequence[str] | None = None
+        cls,
+        data: Mapping[str, Any] | str | bytes,
+        *,
+        algorithms: Sequence[str] | None = None,
+        allow_symmetric: bool = False,
     ) -> KeySet:
         """Import a JWK Set from untrusted input (RFC 7517 §5).
 
@@ -856,6 +860,10 @@ class KeySet:
         :attr:`skipped`, as RFC 7517 §5 asks. A key without ``alg`` is bound to
         each algorithm of ``algorithms`` that fits it, or to the one its curve
         implies. A document that is not a JWK Set raises :class:`JWKSError`.
+
+        Symmetric (``oct``) keys are skipped unless ``allow_symmetric=True``: a secret
+        published in a key set is no secret, and anyone could sign HS256 tokens with it.
+        Pass it only for a private file of your own.
         """
         if isinstance(data, (str, bytes)):
             raw = data.encode("utf-8") if isinstance(data, str) else data
@@ -879,6 +887,9 @@ class KeySet:
                 continue
             if isinstance(entry.get("kid"), str):
                 label += f" (kid {entry['kid']!r})"
+            if entry.get("kty") == "oct" and not allow_symmetric:
+                skipped.append(f"{label}: symmetric key skipped (allow_symmetric=False)")
+                continue
             jwk_alg = entry.get("alg")
             if jwk_alg is not None:
                 if algorithms is not None and jwk_alg not in algorithms:

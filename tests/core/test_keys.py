@@ -447,7 +447,7 @@ def test_to_jwks_public_only_leaves_out_secrets():
     assert all("d" not in k for k in public["keys"])
     private = keys.to_jwks(private=True)
     assert {k["kid"] for k in private["keys"]} == {"h", "e"}
-    assert len(KeySet.from_jwks(private)) == 2
+    assert len(KeySet.from_jwks(private, allow_symmetric=True)) == 2
     assert len(keys.public()) == 1
 
 
@@ -479,3 +479,16 @@ def test_from_jwks_that_is_not_a_jwk_set_raises_jwks_error(doc):
     with pytest.raises(jotkit.JWKSError) as err:
         KeySet.from_jwks(doc)
     assert err.value.code == "jwks_invalid"
+
+
+def test_from_jwks_skips_symmetric_keys_unless_allowed():
+    """A secret published in a key set is no secret: an attacker could sign HS256 with it."""
+    leaked = Key.generate("HS256", kid="h")
+    doc = {"keys": [leaked.to_jwk(private=True), Key.generate("ES256", kid="e").to_jwk()]}
+    keys = KeySet.from_jwks(doc)
+    assert keys.kids == ("e",)
+    assert any("symmetric" in reason for reason in keys.skipped)
+    forged = jotkit.encode({"sub": "admin"}, leaked, expires_in=60)
+    with pytest.raises(KeyNotFound):
+        jotkit.decode(forged, keys, algorithms=["HS256", "ES256"])
+    assert KeySet.from_jwks(doc, allow_symmetric=True).kids == ("h", "e")

@@ -196,17 +196,25 @@ def _pem_alg(data: bytes, alg: str | None, token_alg: str | None) -> str:
 
 
 def keyset_from_jwks(
-    data: Any, algs: list[str] | None, token_alg: str | None, where: str
+    data: Any,
+    algs: list[str] | None,
+    token_alg: str | None,
+    where: str,
+    *,
+    allow_symmetric: bool = False,
 ) -> jotkit.KeySet:
     """A key set from JWKS data (RFC 7517 §5).
 
     With explicit ``algs`` only keys for them are kept. Otherwise keys carry their own
     ``alg`` (or the one their curve implies); when none of them is for the token's
-    ``alg``, keys without ``alg`` (typically RSA) are bound to it instead.
+    ``alg``, keys without ``alg`` (typically RSA) are bound to it instead. Symmetric keys
+    count only with ``allow_symmetric`` (a local file of the user's, never a URL).
     """
-    ks = jotkit.KeySet.from_jwks(data, algorithms=algs)
+    ks = jotkit.KeySet.from_jwks(data, algorithms=algs, allow_symmetric=allow_symmetric)
     if algs is None and token_alg and not any(k.alg == token_alg for k in ks):
-        bound = jotkit.KeySet.from_jwks(data, algorithms=[token_alg])
+        bound = jotkit.KeySet.from_jwks(
+            data, algorithms=[token_alg], allow_symmetric=allow_symmetric
+        )
         if len(bound):
             ks = bound
     if len(ks) == 0:
@@ -230,7 +238,9 @@ def load_key_file(
         except ValueError as exc:
             fail(f"{path}: not valid JSON: {exc}")
         if isinstance(obj, dict) and "keys" in obj:
-            return keyset_from_jwks(obj, [alg] if alg else None, token_alg, str(path))
+            return keyset_from_jwks(
+                obj, [alg] if alg else None, token_alg, str(path), allow_symmetric=True
+            )
         if not isinstance(obj, dict):
             fail(f"{path}: a JWK must be a JSON object")
         if "kty" not in obj and isinstance(obj.get("private"), dict):
