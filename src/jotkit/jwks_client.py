@@ -119,6 +119,26 @@ def _cache_ttl(headers: httpx.Headers) -> float | None:
     return max(0.0, ttl - max(0.0, age))
 
 
+class _CappedBody:
+    """A response body collected chunk by chunk, refused once it passes ``max_bytes``."""
+
+    __slots__ = ("_chunks", "_client", "_size")
+
+    def __init__(self, client: JWKSClient) -> None:
+        self._client = client
+        self._chunks: list[bytes] = []
+        self._size = 0
+
+    def add(self, chunk: bytes) -> None:
+        self._size += len(chunk)
+        if self._size > self._client.max_bytes:
+            raise self._client._too_large()
+        self._chunks.append(chunk)
+
+    def value(self) -> bytes:
+        return b"".join(self._chunks)
+
+
 @dataclass(frozen=True, slots=True)
 class _Snapshot:
     """One successfully fetched JWK set and when it goes stale."""
@@ -317,6 +337,14 @@ class JWKSClient:
             f"JWKS from {self.url} is larger than {self.max_bytes} bytes", code="jwks_invalid"
         )
 
+    def _fetch_failed(self, exc: httpx.HTTPError) -> JWKSError:
+        """The error for a failed request (sync and async alike)."""
+        if isinstance(exc, httpx.TimeoutException):
+            reason = f"timed out after {self.timeout}s"
+        else:
+            reason = f"failed: {type(exc).__name__}: {exc}"
+        return JWKSError(f"JWKS fetch from {self.url} {reason}", code="jwks_fetch_failed")
+
     # -------------------------------------------------------------- sync fetch
 
     def _fetch_sync(self) -> _Snapshot:
@@ -335,24 +363,12 @@ class JWKSClient:
                 follow_redirects=False,
             ) as resp:
                 self._check_length(resp.headers)
-                chunks: list[bytes] = []
-                size = 0
+                body = _CappedBody(self)
                 for chunk in resp.iter_bytes():
-                    size += len(chunk)
-                    if size > self.max_bytes:
-                        raise self._too_large()
-                    chunks.append(chunk)
-                return self._parse(resp.status_code, resp.headers, b"".join(chunks), started)
-        except httpx.TimeoutException as exc:
-            raise JWKSError(
-                f"JWKS fetch from {self.url} timed out after {self.timeout}s",
-                code="jwks_fetch_failed",
-            ) from exc
+                    body.add(chunk)
+                return self._parse(resp.status_code, resp.headers, body.value(), started)
         except httpx.HTTPError as exc:
-            raise JWKSError(
-                f"JWKS fetch from {self.url} failed: {type(exc).__name__}: {exc}",
-                code="jwks_fetch_failed",
-            ) from exc
+            raise self._fetch_failed(exc) from exc
         finally:
             if own:
                 client.close()
@@ -470,24 +486,12 @@ class JWKSClient:
                 follow_redirects=False,
             ) as resp:
                 self._check_length(resp.headers)
-                chunks: list[bytes] = []
-                size = 0
+                body = _CappedBody(self)
                 async for chunk in resp.aiter_bytes():
-                    size += len(chunk)
-                    if size > self.max_bytes:
-                        raise self._too_large()
-                    chunks.append(chunk)
-                return self._parse(resp.status_code, resp.headers, b"".join(chunks), started)
-        except httpx.TimeoutException as exc:
-            raise JWKSError(
-                f"JWKS fetch from {self.url} timed out after {self.timeout}s",
-                code="jwks_fetch_failed",
-            ) from exc
+                    body.add(chunk)
+                return self._parse(resp.status_code, resp.headers, body.value(), started)
         except httpx.HTTPError as exc:
-            raise JWKSError(
-                f"JWKS fetch from {self.url} failed: {type(exc).__name__}: {exc}",
-                code="jwks_fetch_failed",
-            ) from exc
+            raise self._fetch_failed(exc) from exc
         finally:
             if own:
                 await client.aclose()
