@@ -176,14 +176,12 @@ def _check_alg(alg: str, allowed: Collection[str]) -> None:
 def resolve_key(key: KeyLike, header: Mapping[str, Any]) -> Key:
     """Choose the key for a verified-header token: a Key, a KeySet or a resolver callable."""
     alg: str = header["alg"]
-    if type(key) is Key:
+    if isinstance(key, Key):
         if key.alg != alg:
             raise KeyMismatch(f"the key is for {key.alg}, the token uses {alg} (RFC 8725 §3.1)")
         return key
-    if type(key) is KeySet:
+    if isinstance(key, KeySet):
         return key.select(alg, header.get("kid"))
-    if isinstance(key, (Key, KeySet)):  # subclasses
-        return resolve_key(key, header)  # pragma: no cover
     if callable(key):
         resolved = key(header)
         if not isinstance(resolved, (Key, KeySet)):

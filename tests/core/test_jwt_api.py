@@ -305,3 +305,13 @@ def test_lone_surrogates_are_malformed_rfc7493_2_1(payload):
 def test_paired_surrogates_and_escapes_are_fine():
     token = jotkit.jws_sign(rb'{"sub":"\ud83d\ude00 \u00e9"}', HS)
     assert jotkit.decode(token, HS, algorithms=["HS256"], require=())["sub"] == "\U0001f600 é"
+
+
+def test_subclasses_of_key_and_keyset_are_accepted():
+    class MyKeySet(KeySet):
+        pass
+
+    token = jotkit.encode({"sub": "x"}, ES, expires_in=60)
+    assert jotkit.decode(token, MyKeySet([ES.public()]), algorithms=["ES256"])["sub"] == "x"
+    resolved = jotkit.decode(token, lambda header: MyKeySet([ES.public()]), algorithms=["ES256"])
+    assert resolved["sub"] == "x"
