@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.jotkit-installed
 PYTEST_ARGS ?=
 
-.PHONY: setup run test lint typecheck pytest test-deps bench bench-service clean
+.PHONY: setup run test lint typecheck pytest test-deps bench bench-service bench-multi clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -39,7 +39,13 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_core.py
 
 bench-service: $(STAMP)
+	@command -v wrk >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+		apt-get install -y -qq wrk >/dev/null 2>&1; } || \
+		echo "wrk is not installed (apt-get install wrk): using the slower Python load generator"
 	$(BIN)/python benchmarks/bench_service.py
+
+bench-multi: $(STAMP)
+	$(BIN)/python benchmarks/bench_multi.py
 
 clean:
 	rm -rf $(VENV) .jotkit .pytest_cache .mypy_cache .ruff_cache test-artifacts
