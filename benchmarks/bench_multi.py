@@ -24,11 +24,9 @@ import datetime as dt
 import json
 import os
 import platform
-import re
 import secrets
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -41,17 +39,12 @@ from typing import Any
 import asyncpg
 import httpx
 import redis
+from _wrk import REFRESH_LUA, free_port, parse_wrk, wrk_command  # benchmarks/_wrk.py
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results-multi.md"
 PASSWORD = "bench-password-123"
 EMAIL = "bench@example.com"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _env(data_dir: str, database_url: str | None, redis_url: str | None,
@@ -81,7 +74,7 @@ def _jotkit() -> str:
 
 
 def _start(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [_jotkit(), "serve", "--host", "127.0.0.1", "--port", str(port)],
         env=env, start_new_session=True,
@@ -123,58 +116,16 @@ async def _add_user(database_url: str) -> None:
 
 
 # -- load ---------------------------------------------------------------------------------
-_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0, "m": 60000.0}
-
-
-def _ms(text: str) -> float:
-    m = re.match(r"([\d.]+)(us|ms|s|m)\b", text)
-    return float(m.group(1)) * _UNITS[m.group(2)] if m else float("nan")
-
-
-_REFRESH_LUA = """
-local tokens = {%s}
-request = function()
-  local t = table.remove(tokens) or "exhausted"
-  return wrk.format("POST", "/auth/refresh", {["Content-Type"] = "application/json"},
-                    '{"refresh_token":"' .. t .. '"}')
-end
-response = function(status, headers, body)
-  local t = body:match('"refresh_token":"([^"]+)"')
-  if t then table.insert(tokens, t) end
-end
-"""
-
-
-def _wrk_cmd(url: str, duration: int, connections: int, headers: dict[str, str] | None,
-             script: str | None) -> list[str]:
-    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency"]
-    for k, v in (headers or {}).items():
-        cmd += ["-H", f"{k}: {v}"]
-    if script:
-        cmd += ["-s", script]
-    return [*cmd, url]
-
-
-def _parse_wrk(out: str) -> dict[str, float]:
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    p50 = _ms(re.search(r"50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
-    p99 = _ms(re.search(r"99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
-    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    if p50 != p50 or p99 != p99:  # NaN: show what wrk printed
-        print(out, file=sys.stderr)
-    return {"rps": rps, "p50": p50, "p99": p99, "errors": float(non2xx.group(1)) if non2xx else 0}
-
-
 def _wrk_parallel(targets: list[tuple[str, dict[str, str] | None, str | None]], duration: int,
                   connections: int) -> dict[str, float]:
     """Run one wrk per target at the same time; sum req/s, keep the worst percentiles."""
     per = max(1, connections // len(targets))
     procs = [
-        subprocess.Popen(_wrk_cmd(url, duration, per, hdr, script), stdout=subprocess.PIPE,
+        subprocess.Popen(wrk_command(url, duration, per, hdr, script), stdout=subprocess.PIPE,
                          text=True)
         for url, hdr, script in targets
     ]
-    results = [_parse_wrk(p.communicate()[0]) for p in procs]
+    results = [parse_wrk(p.communicate()[0]) for p in procs]
     return {
         "rps": sum(r["rps"] for r in results),
         "p50": max(r["p50"] for r in results),
@@ -248,7 +199,7 @@ def _measure(label: str, urls: list[str], args: argparse.Namespace, tmp: str
         targets: list[tuple[str, dict[str, str] | None, str | None]] = []
         for i, url in enumerate(urls):
             script = Path(tmp) / f"refresh-{label.replace(' ', '_')}-{i}.lua"
-            script.write_text(_REFRESH_LUA % ",".join(json.dumps(t) for t in pools[i]))
+            script.write_text(REFRESH_LUA % ",".join(json.dumps(t) for t in pools[i]))
             targets.append((url, None, str(script)))
         ref = _wrk_parallel(targets, args.duration, args.connections)
     else:

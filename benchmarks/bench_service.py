@@ -20,9 +20,7 @@ import datetime as dt
 import json
 import os
 import platform
-import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -31,6 +29,7 @@ import time
 from pathlib import Path
 
 import httpx
+from _wrk import REFRESH_LUA, free_port, parse_wrk, wrk_command  # benchmarks/_wrk.py
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results-service.md"
@@ -69,14 +68,8 @@ def _serve(kind: str, port: int, data_dir: str) -> None:
                 log_level="warning", access_log=False)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _start(kind: str, data_dir: str) -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [sys.executable, __file__, "--serve", kind, "--port", str(port), "--data-dir", data_dir],
         cwd=ROOT,
@@ -113,16 +106,6 @@ def _add_user(data_dir: str) -> None:
 
 
 # -- load generators ---------------------------------------------------------------------
-_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0, "m": 60000.0}
-
-
-def _ms(text: str) -> float:
-    m = re.match(r"([\d.]+)(us|ms|s|m)\b", text)
-    if not m:
-        return float("nan")
-    return float(m.group(1)) * _UNITS[m.group(2)]
-
-
 def _cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process (Linux /proc), to report CPU per request:
     unlike req/s it hardly depends on what else the shared machine is doing."""
@@ -141,32 +124,9 @@ def _measured(pid: int, run):  # type: ignore[no-untyped-def]
 
 def _wrk(url: str, duration: int, connections: int, headers: dict[str, str] | None = None,
          script: str | None = None) -> dict[str, float]:
-    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency"]
-    for k, v in (headers or {}).items():
-        cmd += ["-H", f"{k}: {v}"]
-    if script:
-        cmd += ["-s", script]
-    out = subprocess.run([*cmd, url], capture_output=True, text=True, check=True).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    p50 = _ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
-    p99 = _ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
-    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    return {"rps": rps, "p50": p50, "p99": p99, "duration": float(duration),
-            "errors": float(non2xx.group(1)) if non2xx else 0}
-
-
-_REFRESH_LUA = """
-local tokens = {%s}
-request = function()
-  local t = table.remove(tokens) or "exhausted"
-  return wrk.format("POST", "/auth/refresh", {["Content-Type"] = "application/json"},
-                    '{"refresh_token":"' .. t .. '"}')
-end
-response = function(status, headers, body)
-  local t = body:match('"refresh_token":"([^"]+)"')
-  if t then table.insert(tokens, t) end
-end
-"""
+    cmd = wrk_command(url, duration, connections, headers, script)
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    return {**parse_wrk(out), "duration": float(duration)}
 
 
 async def _httpx_load(url: str, duration: float, connections: int, method: str,
@@ -310,7 +270,7 @@ def main() -> None:
         pool = refresh_tokens[: args.connections + 4]
         if use_wrk:
             script = Path(tmp) / "refresh.lua"
-            script.write_text(_REFRESH_LUA % ",".join(json.dumps(t) for t in pool))
+            script.write_text(REFRESH_LUA % ",".join(json.dumps(t) for t in pool))
             rows.append(("jotkit POST /auth/refresh", _measured(svc_proc.pid, lambda: _wrk(
                 svc_url, args.duration, args.connections, script=str(script)))))
         else:
