@@ -165,3 +165,28 @@ def test_healthz(server):
         r = c.get("/healthz")
         assert r.status_code == 200
         assert r.json() == {"status": "ok", "database": True}
+
+
+def test_responses_of_the_last_resort_handler_are_counted(server):
+    """A backend outage (503) or a bug (500) in a route gets a clean JSON answer, on GET and
+    POST alike, the connection stays usable, and both reach jotkit_http_requests_total."""
+
+    async def outage() -> None:
+        raise ConnectionRefusedError("database unreachable")
+
+    async def bug() -> None:
+        raise RuntimeError("boom")
+
+    server.app.add_api_route("/test-outage", outage)
+    server.app.add_api_route("/test-bug", bug, methods=["POST"])
+    with server.client() as c:
+        r = c.get("/test-outage")
+        assert r.status_code == 503
+        assert r.headers["retry-after"] == "1"
+        assert r.json()["error"] == "temporarily_unavailable"
+        r = c.post("/test-bug", json={})
+        assert r.status_code == 500
+        assert r.json() == {"error": "server_error", "error_description": "Internal error."}
+        assert "Traceback" not in r.text
+        text = c.get("/metrics").text
+    assert 'jotkit_http_requests_total{status="5xx"} 2.0' in text

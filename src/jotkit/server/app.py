@@ -54,16 +54,24 @@ class _Edge:
             await self.app(scope, receive, send)
             return
         metrics = self.metrics
+        started = False
 
         async def send_wrapper(message: Message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 metrics.count_status(message["status"])
                 message.setdefault("headers", [])
                 message["headers"] = [*message["headers"], (b"x-content-type-options", b"nosniff")]
             await send(message)
 
         if scope["method"] in ("GET", "HEAD", "OPTIONS"):
-            await self.app(scope, receive, send_wrapper)
+            try:
+                await self.app(scope, receive, send_wrapper)
+            except Exception as exc:
+                if started:
+                    raise
+                await last_resort_response(exc)(scope, receive, send_wrapper)
             return
         declared = None
         for name, value in scope.get("headers", ()):
@@ -99,7 +107,14 @@ class _Edge:
                 return {"type": "http.request", "body": body, "more_body": False}
             return await receive()
 
-        await self.app(scope, replay, send_wrapper)
+        try:
+            await self.app(scope, replay, send_wrapper)
+        except Exception as exc:
+            # Answered here rather than by Starlette's outermost handler, which re-raises
+            # after responding: uvicorn then drops the connection instead of keeping it.
+            if started:
+                raise
+            await last_resort_response(exc)(scope, replay, send_wrapper)
 
     async def _too_large(self, send: Send, bad_length: bool) -> None:
         if bad_length:
@@ -158,21 +173,30 @@ def _install_handlers(app: FastAPI) -> None:
         return response
 
     @app.exception_handler(Exception)
-    async def _unexpected(_request: Request, exc: Exception) -> Response:
-        # Last line of defence only: every known bad input has its own 4xx path.
-        if is_unavailable(exc):  # database / Redis down: 503, the client retries
-            _log.warning("backend unavailable: %s: %s", type(exc).__name__, exc)
-            return error_response(
-                ServiceError(
-                    "temporarily_unavailable",
-                    "A backend is unreachable; retry shortly.",
-                    headers={"Retry-After": "1"},
-                )
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        # Only for errors raised outside _Edge (which answers the app's own): count it here.
+        response = last_resort_response(exc)
+        request.app.state.service.metrics.count_status(response.status_code)
+        return response
+
+
+def last_resort_response(exc: Exception) -> Response:
+    """The answer to an exception no route handled: 503 when a backend is unreachable (the
+    client retries), else a generic 500 without details. Every known bad input has its own
+    4xx path; this is the last line of defence."""
+    if is_unavailable(exc):  # database / Redis down
+        _log.warning("backend unavailable: %s: %s", type(exc).__name__, exc)
+        return error_response(
+            ServiceError(
+                "temporarily_unavailable",
+                "A backend is unreachable; retry shortly.",
+                headers={"Retry-After": "1"},
             )
-        _log.error("unhandled error: %s: %s", type(exc).__name__, exc)
-        return JSONResponse(
-            {"error": "server_error", "error_description": "Internal error."}, status_code=500
         )
+    _log.error("unhandled error: %s: %s", type(exc).__name__, exc, exc_info=exc)
+    return JSONResponse(
+        {"error": "server_error", "error_description": "Internal error."}, status_code=500
+    )
 
 
 def _install_openapi(app: FastAPI) -> None:
