@@ -66,12 +66,7 @@ class _Edge:
             await send(message)
 
         if scope["method"] in ("GET", "HEAD", "OPTIONS"):
-            try:
-                await self.app(scope, receive, send_wrapper)
-            except Exception as exc:
-                if started:
-                    raise
-                await last_resort_response(exc)(scope, receive, send_wrapper)
+            await self._answer(scope, receive, send_wrapper, lambda: started)
             return
         declared = None
         for name, value in scope.get("headers", ()):
@@ -107,14 +102,20 @@ class _Edge:
                 return {"type": "http.request", "body": body, "more_body": False}
             return await receive()
 
+        await self._answer(scope, replay, send_wrapper, lambda: started)
+
+    async def _answer(
+        self, scope: Scope, receive: Receive, send: Send, started: Callable[[], bool]
+    ) -> None:
+        """Run the app; an exception it did not handle is answered here rather than by
+        Starlette's outermost handler, which re-raises after responding (uvicorn then drops
+        the connection instead of keeping it)."""
         try:
-            await self.app(scope, replay, send_wrapper)
+            await self.app(scope, receive, send)
         except Exception as exc:
-            # Answered here rather than by Starlette's outermost handler, which re-raises
-            # after responding: uvicorn then drops the connection instead of keeping it.
-            if started:
+            if started():
                 raise
-            await last_resort_response(exc)(scope, replay, send_wrapper)
+            await last_resort_response(exc)(scope, receive, send)
 
     async def _too_large(self, send: Send, bad_length: bool) -> None:
         if bad_length:
