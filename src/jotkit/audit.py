@@ -186,7 +186,14 @@ _MISSING = object()
 
 
 def _is_number(v: object) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+    """A finite JSON number that fits a float (an integer of ~309+ digits does not; the
+    debugger page's ``JSON.parse`` turns it into Infinity, so both call it non-finite)."""
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        return False
+    try:
+        return math.isfinite(v)
+    except OverflowError:
+        return False
 
 
 def _fmt_duration(seconds: float) -> str:

@@ -96,10 +96,19 @@ def to_timestamp(now: Now, clock: Clock = time.time) -> float:
 
 
 def numeric_date(value: Any, claim: str) -> float:
-    """Check a NumericDate (RFC 7519 §2): a finite JSON number; bool, string and null fail."""
+    """Check a NumericDate (RFC 7519 §2): a finite JSON number; bool, string and null fail.
+
+    An integer too large for a float (about 309 digits and more) is no usable time either:
+    it fails like a non-finite number, as :class:`InvalidClaim`, never ``OverflowError``.
+    """
     kind = type(value)
     if kind is int:
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:
+            raise InvalidClaim(
+                f"the {claim!r} claim is a number too large to be a NumericDate", claim=claim
+            ) from None
     if kind is float and math.isfinite(value):
         return float(value)
     raise InvalidClaim(

@@ -267,3 +267,17 @@ def test_docs_python_example_runs(capsys):
     for block in blocks:
         exec(compile(block, "docs/tools.md", "exec"), {"__name__": "__docs__"})
     assert "sensitive_password" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("claim", ["exp", "nbf", "iat"])
+@pytest.mark.parametrize("value", [10**320, -(10**320), 10**4000], ids=["e320", "-e320", "e4000"])
+def test_audit_reports_huge_integer_numericdate_instead_of_overflow_error(claim, value):
+    """A 310+ digit exp/nbf/iat does not fit a float: it is a claim_type finding (the page's
+    JSON.parse makes it Infinity, "a non-finite number"), not an OverflowError."""
+    key = jotkit.Key.from_secret(STRONG, "HS256")
+    claims = {"sub": "alice", "exp": NOW + 600, claim: value}
+    tok = jotkit.encode(claims, key, headers={"typ": "at+jwt"}, iat=False)
+    findings = audit(tok, now=NOW, key=key)
+    details = {f.detail for f in findings if f.code == "claim_type"}
+    assert details == {f"{claim} is a non-finite number"}
+    assert "signature_invalid" not in {f.code for f in findings}  # the signature is good

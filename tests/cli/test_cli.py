@@ -649,3 +649,24 @@ def test_debugger_command_serves_the_page():
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@pytest.mark.parametrize("claim", ["exp", "nbf", "iat"])
+def test_huge_integer_numericdate_is_reported_cleanly_by_decode_verify_audit(
+    run, es_key, keyfiles, claim
+):
+    """A validly signed token with a 320-digit exp/nbf/iat: no traceback, no OverflowError."""
+    tok = jotkit.encode({"sub": "alice", "exp": NOW + 600, claim: 10**320}, es_key, now=NOW)
+    r = run("decode", tok, "--now", NOW, "--json")
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.stdout)
+    assert data["payload"][claim] == 10**320
+    assert claim not in data["times"]
+    r = run("decode", tok, "--now", NOW)
+    assert r.exit_code == 0, r.output
+    r = run("verify", tok, "--key", keyfiles["pub"], "--now", NOW)
+    assert r.exit_code == 1, r.output
+    assert _one_line_error(r).startswith("INVALID: invalid_claim")
+    r = run("audit", tok, "--now", NOW, "--json")
+    assert r.exit_code in (0, 1), r.output
+    assert f"{claim} is a non-finite number" in r.stdout

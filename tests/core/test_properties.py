@@ -81,10 +81,18 @@ def _claims_json(**extra: Any) -> str:
 
 # --------------------------------------------------------------------------- strategies
 
+#: Integers of any size JSON can carry: hypothesis's unbounded integers stay near 128 bits, so
+#: add magnitudes from 300 to 4000 decimal digits (past float range, up to the int digit limit).
+huge_ints = st.integers(min_value=300, max_value=4000).flatmap(
+    lambda digits: st.integers(min_value=10 ** (digits - 1), max_value=10**digits - 1)
+) | st.integers(min_value=300, max_value=4000).flatmap(
+    lambda digits: st.integers(min_value=-(10**digits) + 1, max_value=-(10 ** (digits - 1)))
+)
+any_ints = st.integers() | huge_ints
 json_scalars = (
     st.none()
     | st.booleans()
-    | st.integers(min_value=-(2**53) + 1, max_value=2**53 - 1)
+    | any_ints
     | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(max_size=16)
 )
@@ -621,11 +629,16 @@ def test_malformed_protected_header_rejected(header: bytes) -> None:
 
 
 CLAIM_NAMES = ["exp", "nbf", "iat", "iss", "aud", "sub", "jti", "typ", "scope"]
-claim_values = (
+#: NumericDate candidates (RFC 7519 §2): near-now times, any integer, any finite float, and
+#: the float extremes.
+numeric_dates = (
     st.integers(min_value=1_700_000_000, max_value=1_900_000_000)
     | st.floats(min_value=1.7e9, max_value=1.9e9)
-    | json_values
+    | any_ints
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.sampled_from([1.7976931348623157e308, -1.7976931348623157e308, 5e-324, -0.0])
 )
+claim_values = numeric_dates | json_values
 
 
 @settings(max_examples=300, deadline=None, derandomize=True)
@@ -666,3 +679,62 @@ def test_validly_signed_arbitrary_json_raises_only_invalid_token(
         assert (aud in accepted) if isinstance(aud, str) else bool(accepted & set(aud))
     if issuer is not None:
         assert claims.get("iss") == issuer
+
+
+#: JSON number literals for a NumericDate, written as text so that the ones json.dumps cannot
+#: produce are covered too: past-float-range exponents ("inf-like"), huge integers, -0, fractions.
+numericdate_literals = (
+    numeric_dates.map(lambda v: json.dumps(v))
+    | st.sampled_from(["1e400", "-1e400", "1E+309", "2e308", "1e-400", "-0", "0.0", "1.0e9"])
+    | st.integers(min_value=300, max_value=4200).map(lambda n: "9" * n)
+    | st.integers(min_value=300, max_value=4200).map(lambda n: "-" + "9" * n)
+    | st.integers(min_value=1, max_value=400).map(lambda n: f"1{'0' * n}.5")
+)
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(claim=st.sampled_from(["exp", "nbf", "iat"]), literal=numericdate_literals)
+def test_numericdate_of_any_json_number_raises_only_invalid_token(claim: str, literal: str) -> None:
+    """RFC 7519 §2: whatever number a validly signed token carries, every entry point either
+    accepts it or raises InvalidToken (never OverflowError), and they all agree."""
+    key = _key("HS256")
+    extra = "" if claim == "exp" else f',"exp":{int(NOW) + 600}'
+    token = _forge('{"alg":"HS256"}', f'{{"sub":"alice","{claim}":{literal}{extra}}}', key)
+    outcomes = []
+    for decode in (
+        lambda: jotkit.decode(token, key, algorithms=["HS256"], now=NOW, max_size=100_000),
+        lambda: jotkit.Verifier(key, algorithms=["HS256"], max_size=100_000).decode(token, now=NOW),
+    ):
+        try:
+            claims = decode()
+        except jotkit.InvalidToken as exc:
+            outcomes.append(exc.code)
+        else:
+            outcomes.append("ok")
+            value = claims[claim]
+            assert isinstance(value, (int, float)) and not isinstance(value, bool)
+            assert claims["exp"] > NOW
+    assert outcomes[0] == outcomes[1]
+
+
+@pytest.mark.parametrize("claim", ["exp", "nbf", "iat"])
+@pytest.mark.parametrize("digits", [309, 310, 400, 4000])
+@pytest.mark.parametrize("sign", ["", "-"])
+def test_huge_integer_numericdate_is_invalid_claim_not_overflow_error(
+    claim: str, digits: int, sign: str
+) -> None:
+    """A validly signed token whose exp/nbf/iat does not fit a float is refused as a bad
+    NumericDate by the one-shot and the prepared API (it used to raise OverflowError)."""
+    key = _key("HS256")
+    value = sign + "9" * digits
+    extra = "" if claim == "exp" else f',"exp":{int(NOW) + 600}'
+    token = _forge('{"alg":"HS256"}', f'{{"sub":"alice","{claim}":{value}{extra}}}', key)
+    for decode in (
+        lambda: jotkit.decode(token, key, algorithms=["HS256"], now=NOW, max_size=100_000),
+        lambda: jotkit.decode_complete(token, key, algorithms=["HS256"], now=NOW, max_size=10**5),
+        lambda: jotkit.Verifier(key, algorithms=["HS256"], max_size=100_000).decode(token, now=NOW),
+    ):
+        with pytest.raises(jotkit.InvalidClaim) as info:
+            decode()
+        assert info.value.code == "invalid_claim"
+        assert info.value.claim == claim

@@ -77,6 +77,10 @@ def _times(payload: dict[str, Any], now: float) -> dict[str, dict[str, Any]]:
     for name in _TIME_CLAIMS:
         value = payload.get(name)
         if isinstance(value, int | float) and not isinstance(value, bool):
+            try:
+                float(value)
+            except OverflowError:  # a 309+ digit integer is no time: shown in the payload only
+                continue
             out[name] = {
                 "epoch": value,
                 "iso": iso(value),
