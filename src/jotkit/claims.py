@@ -28,6 +28,7 @@ from .errors import (
 )
 
 __all__ = [
+    "MAX_TIMESPAN",
     "REGISTERED_CLAIMS",
     "ClaimsPolicy",
     "Clock",
@@ -46,39 +47,57 @@ Now = int | float | datetime | None
 Clock = Callable[[], float]
 REGISTERED_CLAIMS = ("iss", "sub", "aud", "exp", "nbf", "iat", "jti")
 
-_SPAN_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)")
+#: The longest span an option or a setting may hold: 100 years. Anything longer is a typo
+#: or a way to switch a check off (an "infinite" leeway accepts every expired token).
+MAX_TIMESPAN = 100 * 365.25 * 86400.0
+_SPAN_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+_SPAN_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 _SPAN_SIMPLE = re.compile(r"(\d{1,12})([smhdw])")  # the common "15m": no float, no findall
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _MISSING: Any = object()
 
 
 def parse_timespan(value: TimeSpan) -> float:
-    """Seconds in a span: ``"30s"``, ``"15m"``, ``"1h30m"``, ``"7d"``, a number, a timedelta."""
+    """Seconds in a span: ``"30s"``, ``"15m"``, ``"1h30m"``, ``"7d"``, a number, a timedelta.
+
+    The one duration grammar of jotkit (claims options, ``encode`` and the service settings):
+    a string is a plain decimal number of seconds (``"90"``, ``"1.5"``) or one or more
+    ``<decimal><unit>`` parts, units ``ms s m h d w``, case-insensitive, spaces allowed
+    between parts (``"1h 30m"``). No sign, exponent, ``inf`` or ``nan``. Every span must be
+    finite, not negative and at most :data:`MAX_TIMESPAN` (100 years): ``ValueError``
+    otherwise, ``TypeError`` for a bool or another type.
+    """
     if isinstance(value, bool):
         raise TypeError("a time span cannot be a bool")
     if isinstance(value, timedelta):
         seconds = value.total_seconds()
     elif isinstance(value, (int, float)):
-        seconds = float(value)
+        try:
+            seconds = float(value)
+        except OverflowError:
+            seconds = math.inf
     elif isinstance(value, str):
         simple = _SPAN_SIMPLE.fullmatch(value)
         if simple is not None:
-            return int(simple.group(1)) * _UNITS[simple.group(2)]
-        text = value.strip().lower()
-        try:
-            seconds = float(text)
-        except ValueError:
-            compact = text.replace(" ", "")
-            parts = _SPAN_PART.findall(compact)
-            if not parts or "".join(n + u for n, u in parts) != compact:
-                raise ValueError(
-                    f"cannot read time span {value!r}; use e.g. '30s', '15m', '1h', '7d'"
-                ) from None
-            seconds = sum(float(n) * _UNITS[u] for n, u in parts)
+            seconds = int(simple.group(1)) * _UNITS[simple.group(2)]
+        else:
+            text = value.strip().lower()
+            if _SPAN_NUMBER.fullmatch(text):
+                seconds = float(text)
+            else:
+                compact = text.replace(" ", "")
+                parts = _SPAN_PART.findall(compact)
+                if not parts or "".join(n + u for n, u in parts) != compact:
+                    raise ValueError(
+                        f"cannot read time span {value!r}; use e.g. '30s', '15m', '1h', '7d'"
+                    )
+                seconds = sum(float(n) * _UNITS[u] for n, u in parts)
     else:
         raise TypeError(f"a time span must be str, number or timedelta, not {type(value).__name__}")
-    if not math.isfinite(seconds) or seconds < 0:
-        raise ValueError(f"a time span must be finite and not negative, got {value!r}")
+    if not 0 <= seconds <= MAX_TIMESPAN:  # also false for nan
+        raise ValueError(
+            f"a time span must be finite, not negative and at most 100 years, got {value!r}"
+        )
     return seconds
 
 
@@ -137,19 +156,14 @@ def normalize_typ(value: str) -> str:
     return lowered[12:] if lowered.startswith("application/") else lowered
 
 
-def check_names(value: str | Collection[str] | None, what: str) -> str | Collection[str] | None:
-    """Accept ``None``, a string, or a non-empty collection of strings (caller options)."""
-    if value is None or type(value) is str:
-        return value
-    _names(value, what)
-    return value
-
-
 def _names(value: str | Collection[str] | None, what: str) -> frozenset[str] | None:
     if value is None:
         return None
     if isinstance(value, str):
         return frozenset((value,))
+    given: object = value
+    if not isinstance(given, Collection) or isinstance(given, (bytes, bytearray)):
+        raise TypeError(f"{what} must be a string or a collection of strings")
     names = frozenset(value)
     if not names or not all(isinstance(n, str) for n in names):
         raise ValueError(f"{what} must be a string or a non-empty collection of strings")
@@ -190,9 +204,19 @@ class ClaimsPolicy:
         max_age: TimeSpan | None = None,
         typ: str | None = None,
     ) -> ClaimsPolicy:
-        """Validate and normalize the options (``ValueError``/``TypeError`` on misuse)."""
-        if isinstance(require, str):
-            raise TypeError("require must be a collection of claim names, e.g. ('exp',)")
+        """Validate and normalize the options (``ValueError``/``TypeError`` on misuse).
+
+        The one constructor behind :func:`jotkit.decode` and :class:`jotkit.Verifier`:
+        both build their policy here, so the two APIs cannot drift apart.
+        """
+        if require == ("exp",):
+            names: tuple[str, ...] = ("exp",)  # the default, already normalized
+        else:
+            if isinstance(require, str) or not isinstance(require, Collection):
+                raise TypeError("require must be a collection of claim names, e.g. ('exp',)")
+            names = tuple(dict.fromkeys(require))
+            if not all(type(name) is str for name in names):
+                raise TypeError("require must hold claim names (str)")
         if subject is not None and not isinstance(subject, str):
             raise TypeError("subject must be a str")
         if typ is not None and not isinstance(typ, str):
@@ -201,8 +225,8 @@ class ClaimsPolicy:
             issuer=_names(issuer, "issuer"),
             audience=_names(audience, "audience"),
             subject=subject,
-            leeway=parse_timespan(leeway),
-            require=tuple(dict.fromkeys(require)),
+            leeway=0.0 if leeway == 0 and type(leeway) is int else parse_timespan(leeway),
+            require=names,
             max_age=None if max_age is None else parse_timespan(max_age),
             typ=None if typ is None else normalize_typ(typ),
         )
@@ -210,6 +234,21 @@ class ClaimsPolicy:
     def check_typ(self, header: Mapping[str, Any]) -> None:
         """Explicit typing (RFC 8725 §3.11): the ``typ`` header must be the expected one."""
         check_typ(header, self.typ)
+
+    def check(self, header: Mapping[str, Any], claims: Mapping[str, Any], now: float) -> None:
+        """The one check of a verified token: ``typ`` header, then the claims at ``now``."""
+        if self.typ is not None:
+            check_typ(header, self.typ)
+        validate_claims(
+            claims,
+            now,
+            issuer=self.issuer,
+            audience=self.audience,
+            subject=self.subject,
+            leeway=self.leeway,
+            require=self.require,
+            max_age=self.max_age,
+        )
 
     def validate(self, claims: Mapping[str, Any], now: float) -> None:
         """Check the registered claims against this policy at time ``now`` (RFC 7519 §4.1)."""

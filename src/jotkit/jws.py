@@ -197,7 +197,12 @@ def _verify_parts(
     max_size: int,
     header_cache: dict[str, dict[str, Any]] | None = None,
 ) -> tuple[dict[str, Any], str, Key]:
-    """Verify a compact JWS; return (header, payload segment, key). The shared hot path."""
+    """Verify a compact JWS; return ``(header, payload segment, key)`` (RFC 7515 §5.2).
+
+    The shared hot path of :func:`verify`, :func:`jotkit.decode` and :class:`jotkit.Verifier`;
+    ``allowed`` must come from :func:`check_algorithms`. ``header_cache`` (optional) maps
+    header segments already parsed and allowed to their header.
+    """
     text = _as_text(token, max_size)
     header_b64, payload_b64, sig_b64 = _split(text)
     header = None if header_cache is None else header_cache.get(header_b64)

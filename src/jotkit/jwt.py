@@ -15,18 +15,7 @@ from typing import Any
 
 from . import _json
 from ._b64 import _decode_checked, b64encode
-from .claims import (
-    ClaimsPolicy,
-    Clock,
-    Now,
-    TimeSpan,
-    check_names,
-    check_typ,
-    normalize_typ,
-    parse_timespan,
-    to_timestamp,
-    validate_claims,
-)
+from .claims import ClaimsPolicy, Clock, Now, TimeSpan, parse_timespan, to_timestamp
 from .errors import MalformedToken
 from .jws import (
     DEFAULT_MAX_SIZE,
@@ -37,7 +26,7 @@ from .jws import (
     header_segment,
 )
 from .jws import decode_unverified as _jws_unverified
-from .keys import Key
+from .keys import Key, KeySet
 
 __all__ = [
     "VerifiedToken",
@@ -62,18 +51,75 @@ class VerifiedToken:
 
 
 def _claims_of(payload_b64: str) -> dict[str, Any]:
+    if not payload_b64:
+        raise MalformedToken("the payload is empty; a JWT's payload is a JSON object")
     try:
         return _json.loads_object(_decode_checked(payload_b64))
     except ValueError as exc:
         raise MalformedToken(f"the payload is not a JSON object: {exc}") from None
 
 
+def _prepare(
+    key: KeyLike,
+    algorithms: Collection[str],
+    max_size: int,
+    issuer: str | Collection[str] | None,
+    audience: str | Collection[str] | None,
+    subject: str | None,
+    leeway: TimeSpan,
+    require: Collection[str],
+    max_age: TimeSpan | None,
+    typ: str | None,
+) -> tuple[Collection[str], ClaimsPolicy]:
+    """Check the caller's options: the one path of :func:`decode` and :class:`Verifier`.
+
+    Returns the allow-list and the frozen :class:`ClaimsPolicy`; misuse raises
+    ``TypeError``/``ValueError`` the same way for both APIs.
+    """
+    allowed = check_algorithms(algorithms)
+    if not isinstance(key, (Key, KeySet)) and not callable(key):
+        raise TypeError("key must be a jotkit.Key, a jotkit.KeySet or a callable returning one")
+    if type(max_size) is not int:
+        raise TypeError("max_size must be an int (characters)")
+    if max_size <= 0:
+        raise ValueError("max_size must be positive")
+    policy = ClaimsPolicy.create(
+        issuer=issuer,
+        audience=audience,
+        subject=subject,
+        leeway=leeway,
+        require=require,
+        max_age=max_age,
+        typ=typ,
+    )
+    return allowed, policy
+
+
+def _verify_token(
+    token: str | bytes,
+    key: KeyLike,
+    allowed: Collection[str],
+    max_size: int,
+    policy: ClaimsPolicy,
+    now: float,
+    header_cache: dict[str, dict[str, Any]] | None = None,
+) -> tuple[dict[str, Any], dict[str, Any], Key]:
+    """Verify the signature, then apply ``policy``: the one check of both APIs (RFC 7519 §7.2)."""
+    header, payload_b64, chosen = _verify_parts(token, key, allowed, max_size, header_cache)
+    if policy.typ is not None:  # before the payload is parsed, as RFC 8725 §3.11 suggests
+        policy.check_typ(header)
+    claims = _claims_of(payload_b64)
+    policy.check(header, claims, now)
+    return header, claims, chosen
+
+
 class Verifier:
     """A prepared, reusable token verifier: the fast path for services.
 
-    It validates its options once, keeps the allow-list and claims policy, and
-    caches parsed headers (bounded), so each call does only the per-token work.
-    Thread-safe: the only state is a header cache whose races are benign.
+    It validates its options once (through the same path as :func:`decode`), keeps the
+    allow-list and claims policy, and caches parsed headers (bounded), so each call
+    does only the per-token work. Thread-safe: the only state is a header cache whose
+    races are benign.
     """
 
     __slots__ = ("_allowed", "_clock", "_header_cache", "_key", "_max_size", "_policy")
@@ -93,17 +139,10 @@ class Verifier:
         max_size: int = DEFAULT_MAX_SIZE,
         clock: Clock = time.time,
     ) -> None:
-        self._allowed = frozenset(check_algorithms(algorithms))
-        self._policy = ClaimsPolicy.create(
-            issuer=issuer,
-            audience=audience,
-            subject=subject,
-            leeway=leeway,
-            require=require,
-            max_age=max_age,
-            typ=typ,
+        allowed, self._policy = _prepare(
+            key, algorithms, max_size, issuer, audience, subject, leeway, require, max_age, typ
         )
-        _check_keylike(key)
+        self._allowed = frozenset(allowed)
         self._key = key
         self._max_size = max_size
         self._clock = clock
@@ -121,34 +160,28 @@ class Verifier:
 
     def decode_complete(self, token: str | bytes, *, now: Now = None) -> VerifiedToken:
         """Verify the signature and validate the claims; return header, claims and key."""
-        header, payload_b64, key = _verify_parts(
-            token, self._key, self._allowed, self._max_size, self._header_cache
+        header, claims, key = _verify_token(
+            token,
+            self._key,
+            self._allowed,
+            self._max_size,
+            self._policy,
+            self._clock() if now is None else to_timestamp(now),
+            self._header_cache,
         )
-        policy = self._policy
-        if policy.typ is not None:
-            policy.check_typ(header)
-        claims = _claims_of(payload_b64)
-        policy.validate(claims, self._clock() if now is None else to_timestamp(now))
         return VerifiedToken(dict(header), claims, key)
 
     def decode(self, token: str | bytes, *, now: Now = None) -> dict[str, Any]:
         """Verify the signature and validate the claims; return the claims (RFC 7519 §7.2)."""
-        header, payload_b64, _ = _verify_parts(
-            token, self._key, self._allowed, self._max_size, self._header_cache
-        )
-        policy = self._policy
-        if policy.typ is not None:
-            policy.check_typ(header)
-        claims = _claims_of(payload_b64)
-        policy.validate(claims, self._clock() if now is None else to_timestamp(now))
-        return claims
-
-
-def _check_keylike(key: object) -> None:
-    from .keys import KeySet
-
-    if not isinstance(key, (Key, KeySet)) and not callable(key):
-        raise TypeError("key must be a jotkit.Key, a jotkit.KeySet or a callable returning one")
+        return _verify_token(
+            token,
+            self._key,
+            self._allowed,
+            self._max_size,
+            self._policy,
+            self._clock() if now is None else to_timestamp(now),
+            self._header_cache,
+        )[1]
 
 
 def _decode(
@@ -165,29 +198,11 @@ def _decode(
     now: Now,
     max_size: int,
 ) -> tuple[dict[str, Any], dict[str, Any], Key]:
-    """The one-shot path: check the caller's options cheaply, then verify and validate."""
-    allowed = check_algorithms(algorithms)
-    if isinstance(require, str):
-        raise TypeError("require must be a collection of claim names, e.g. ('exp',)")
-    if type(leeway) is not int and type(leeway) is not float:
-        leeway = parse_timespan(leeway)
-    if max_age is not None:
-        max_age = parse_timespan(max_age)
-    header, payload_b64, chosen = _verify_parts(token, key, allowed, max_size)
-    if typ is not None:
-        check_typ(header, normalize_typ(typ))
-    claims = _claims_of(payload_b64)
-    validate_claims(
-        claims,
-        to_timestamp(now),
-        issuer=check_names(issuer, "issuer"),
-        audience=check_names(audience, "audience"),
-        subject=subject,
-        leeway=leeway,
-        require=require,
-        max_age=max_age,
+    """The one-shot path: the same option checks and token checks as :class:`Verifier`."""
+    allowed, policy = _prepare(
+        key, algorithms, max_size, issuer, audience, subject, leeway, require, max_age, typ
     )
-    return header, claims, chosen
+    return _verify_token(token, key, allowed, max_size, policy, to_timestamp(now))
 
 
 def decode_complete(

@@ -315,3 +315,139 @@ def test_subclasses_of_key_and_keyset_are_accepted():
     assert jotkit.decode(token, MyKeySet([ES.public()]), algorithms=["ES256"])["sub"] == "x"
     resolved = jotkit.decode(token, lambda header: MyKeySet([ES.public()]), algorithms=["ES256"])
     assert resolved["sub"] == "x"
+
+
+# --------------------------------------------------------------------------- one policy path
+
+_EXPIRED = jotkit.encode({"sub": "u"}, HS, now=NOW - 3600, expires_in=60, issuer="i", audience="a")
+_FRESH = jotkit.encode(
+    {"sub": "u"},
+    HS,
+    now=NOW - 10,
+    expires_in=60,
+    issuer="i",
+    audience="a",
+    headers={"typ": "at+jwt"},
+)
+_OPTIONS = [
+    ({}, _FRESH),
+    ({}, _EXPIRED),
+    ({"leeway": float("nan")}, _EXPIRED),
+    ({"leeway": float("inf")}, _EXPIRED),
+    ({"leeway": float("-inf")}, _EXPIRED),
+    ({"leeway": -1}, _FRESH),
+    ({"leeway": 10**400}, _EXPIRED),
+    ({"leeway": 1e300}, _EXPIRED),
+    ({"leeway": "inf"}, _EXPIRED),
+    ({"leeway": "nan"}, _EXPIRED),
+    ({"leeway": "1e400"}, _EXPIRED),
+    ({"leeway": "2h"}, _EXPIRED),
+    ({"leeway": "bogus"}, _FRESH),
+    ({"leeway": True}, _FRESH),
+    ({"leeway": None}, _FRESH),
+    ({"leeway": timedelta(hours=2)}, _EXPIRED),
+    ({"leeway": timedelta(seconds=-1)}, _FRESH),
+    ({"max_age": float("nan")}, _FRESH),
+    ({"max_age": float("inf")}, _FRESH),
+    ({"max_age": -5}, _FRESH),
+    ({"max_age": "5s"}, _FRESH),
+    ({"max_age": "1m"}, _FRESH),
+    ({"issuer": "i", "audience": "a"}, _FRESH),
+    ({"issuer": "x"}, _FRESH),
+    ({"issuer": []}, _FRESH),
+    ({"issuer": [5]}, _FRESH),
+    ({"issuer": 5}, _FRESH),
+    ({"audience": ["a", "b"]}, _FRESH),
+    ({"audience": []}, _FRESH),
+    ({"audience": b"a"}, _FRESH),
+    ({"subject": "u"}, _FRESH),
+    ({"subject": "v"}, _FRESH),
+    ({"subject": 5}, _FRESH),
+    ({"require": "exp"}, _FRESH),
+    ({"require": ("exp", "jti")}, _FRESH),
+    ({"require": [5]}, _FRESH),
+    ({"require": ()}, _FRESH),
+    ({"typ": "at+jwt"}, _FRESH),
+    ({"typ": "application/AT+JWT"}, _FRESH),
+    ({"typ": "JWT"}, _FRESH),
+    ({"typ": 5}, _FRESH),
+    ({"algorithms": []}, _FRESH),
+    ({"algorithms": ["none"]}, _FRESH),
+    ({"algorithms": "HS256"}, _FRESH),
+    ({"algorithms": ["ES256"]}, _FRESH),
+    ({"max_size": 10}, _FRESH),
+    ({"max_size": 0}, _FRESH),
+    ({"max_size": -1}, _FRESH),
+    ({"max_size": "big"}, _FRESH),
+    ({"max_size": 1.5}, _FRESH),
+    ({"key": "not a key"}, _FRESH),
+    ({"key": b"s" * 32}, _FRESH),
+]
+
+
+def _outcome(call):
+    try:
+        claims = call()
+    except jotkit.InvalidToken as exc:
+        return ("rejected", type(exc).__name__, exc.code)
+    except (TypeError, ValueError) as exc:
+        return ("misuse", type(exc).__name__)
+    return ("accepted", claims)
+
+
+@pytest.mark.parametrize(
+    ("options", "token"),
+    _OPTIONS,
+    ids=[
+        f"{i}-{repr(o)[:40]}-{'fresh' if t is _FRESH else 'expired'}"
+        for i, (o, t) in enumerate(_OPTIONS)
+    ],
+)
+def test_decode_and_verifier_give_identical_outcomes_for_every_option(options, token):
+    """The one-shot and the prepared API build the same ClaimsPolicy with the same checks, so
+    the same options give the same outcome: accepted, or the same error type and code."""
+    opts = {"algorithms": ["HS256"], **options}
+    key = opts.pop("key", HS)
+    one_shot = _outcome(lambda: jotkit.decode(token, key, now=NOW, **opts))
+    complete = _outcome(lambda: jotkit.decode_complete(token, key, now=NOW, **opts).claims)
+    prepared = _outcome(lambda: jotkit.Verifier(key, **opts).decode(token, now=NOW))
+    assert one_shot == prepared == complete
+
+
+@pytest.mark.parametrize(
+    "leeway",
+    [float("nan"), float("inf"), "inf", "nan", 10**400],
+    ids=["nan", "inf", "s-inf", "s-nan", "e400"],
+)
+def test_leeway_nan_or_inf_cannot_accept_an_expired_token(leeway):
+    """nan compares false with everything, and inf swallows any exp: both used to make
+    jotkit.decode accept an expired token (Verifier refused them). Both are caller errors now."""
+    with pytest.raises(ValueError):
+        jotkit.decode(_EXPIRED, HS, algorithms=["HS256"], now=NOW, leeway=leeway)
+    with pytest.raises(ValueError):
+        jotkit.Verifier(HS, algorithms=["HS256"], leeway=leeway)
+
+
+def test_decode_and_verifier_build_the_policy_through_claims_policy_create(monkeypatch):
+    """One constructor for the policy, one check function, for both APIs."""
+    from jotkit import claims as claims_module
+
+    created: list[jotkit.ClaimsPolicy] = []
+    checked: list[jotkit.ClaimsPolicy] = []
+    create = claims_module.ClaimsPolicy.create.__func__  # type: ignore[attr-defined]
+    check = claims_module.ClaimsPolicy.check
+
+    def spy_create(cls, **kw):
+        created.append(create(cls, **kw))
+        return created[-1]
+
+    def spy_check(self, header, payload, now):
+        checked.append(self)
+        return check(self, header, payload, now)
+
+    monkeypatch.setattr(claims_module.ClaimsPolicy, "create", classmethod(spy_create))
+    monkeypatch.setattr(claims_module.ClaimsPolicy, "check", spy_check)
+    jotkit.decode(_FRESH, HS, algorithms=["HS256"], now=NOW, issuer="i", audience="a")
+    jotkit.Verifier(HS, algorithms=["HS256"], issuer="i", audience="a").decode(_FRESH, now=NOW)
+    assert len(created) == 2 and created[0] == created[1]
+    assert checked == created
