@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from jotkit.claims import MAX_TIMESPAN
 from jotkit.server.settings import Settings, SettingsError
 from jotkit.server.store.base import AccessTokenRecord, FamilyRecord, RotateOutcome, UserExists
 from jotkit.server.store.sql import SqlStore
@@ -248,6 +249,10 @@ def test_settings_from_env_and_toml(tmp_path: Path):
 @given(st.integers(min_value=0, max_value=10**6), st.sampled_from(["s", "m", "h", "d", "w", ""]))
 def test_timespan_parsing(n, unit):
     factor = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "": 1}[unit]
+    if n * factor > MAX_TIMESPAN:  # over 100 years: refused like in the core
+        with pytest.raises(SettingsError):
+            Settings.from_env({"JOTKIT_REUSE_GRACE": f"{n}{unit}"})
+        return
     s = Settings.from_env({"JOTKIT_REUSE_GRACE": f"{n}{unit}"})
     assert s.reuse_grace == n * factor
 

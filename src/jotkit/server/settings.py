@@ -22,26 +22,14 @@ class SettingsError(ValueError):
 
 
 def _timespan(value: Any, name: str) -> float:
-    """Parse ``"15m"``, ``"7d"``, ``"30s"``, ``"2h"``, ``"1w"`` or a number of seconds."""
-    if isinstance(value, bool):
-        raise SettingsError(f"{name}: expected a duration, got a boolean")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str):
-        text = value.strip().lower()
-        units = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
-        try:
-            if text and text[-1] in units:
-                seconds = float(text[:-1]) * units[text[-1]]
-            else:
-                seconds = float(text)
-        except ValueError:
-            raise SettingsError(f"{name}: {value!r} is not a duration like '15m'") from None
-    else:
-        raise SettingsError(f"{name}: expected a duration, got {type(value).__name__}")
-    if seconds < 0 or seconds != seconds:
-        raise SettingsError(f"{name}: duration must be >= 0")
-    return seconds
+    """A duration in jotkit's one grammar (:func:`jotkit.parse_timespan`): ``"15m"``, ``"7d"``,
+    ``"1h30m"`` or seconds; ``inf``, ``nan``, negative and over-100-year values are refused."""
+    from jotkit.claims import parse_timespan
+
+    try:
+        return parse_timespan(value)
+    except (TypeError, ValueError) as exc:
+        raise SettingsError(f"{name}: {exc}") from None
 
 
 def _bool(value: Any, name: str) -> bool:
@@ -142,6 +130,9 @@ class Settings:
     log_level: str = "INFO"
 
     def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):  # durations (float fields) follow the core grammar
+            if f.type in ("float", float):
+                _timespan(getattr(self, f.name), f"JOTKIT_{f.name.upper()}")
         if self.signing_alg not in SIGNING_ALGORITHMS:
             raise SettingsError(
                 "JOTKIT_SIGNING_ALG: must be an asymmetric algorithm: "
