@@ -498,16 +498,19 @@ class Key:
         if not isinstance(jwk, Mapping):
             raise InvalidKey("a JWK must be a JSON object")
         kty = jwk.get("kty")
-        if kty not in _THUMBPRINT_MEMBERS:
+        if type(kty) is not str or kty not in _THUMBPRINT_MEMBERS:  # members are untrusted JSON
             raise InvalidKey(f"unsupported JWK kty {kty!r}")
         use = jwk.get("use")
         if use is not None and use != "sig":
             raise InvalidKey(f"JWK use is {use!r}, not 'sig'")
         ops = jwk.get("key_ops")
-        if ops is not None and (
-            not isinstance(ops, list) or not ({"sign", "verify"} & set(map(str, ops)))
-        ):
-            raise InvalidKey("JWK key_ops allows neither 'sign' nor 'verify'")
+        if ops is not None:  # RFC 7517 §4.3: an array of distinct strings
+            if type(ops) is not list or not all(type(op) is str for op in ops):
+                raise InvalidKey("JWK key_ops must be an array of strings")
+            if len(set(ops)) != len(ops):
+                raise InvalidKey("JWK key_ops has duplicate values (RFC 7517 §4.3)")
+            if not {"sign", "verify"} & set(ops):
+                raise InvalidKey("JWK key_ops allows neither 'sign' nor 'verify'")
         jwk_alg = jwk.get("alg")
         if jwk_alg is not None and not isinstance(jwk_alg, str):
             raise InvalidKey("JWK alg must be a string")
@@ -892,6 +895,9 @@ class KeySet:
                 continue
             jwk_alg = entry.get("alg")
             if jwk_alg is not None:
+                if type(jwk_alg) is not str:
+                    skipped.append(f"{label}: JWK alg must be a string")
+                    continue
                 if algorithms is not None and jwk_alg not in algorithms:
                     skipped.append(f"{label}: alg {jwk_alg!r} not in the allowed algorithms")
                     continue

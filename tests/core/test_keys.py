@@ -492,3 +492,125 @@ def test_from_jwks_skips_symmetric_keys_unless_allowed():
     with pytest.raises(KeyNotFound):
         jotkit.decode(forged, keys, algorithms=["HS256", "ES256"])
     assert KeySet.from_jwks(doc, allow_symmetric=True).kids == ("h", "e")
+
+
+# --------------------------------------------------------------------------- hostile JWK sets
+
+_EC = Key.generate("ES256", kid="ec").to_jwk()
+_RSA = Key.generate("RS256", kid="rsa").to_jwk()
+_OKP = Key.generate("EdDSA", kid="ed").to_jwk()
+_OCT = Key.generate("HS256", kid="oct").to_jwk(private=True)
+_WRONG_TYPES = [
+    ("kty-list", {**_EC, "kty": ["EC"]}),
+    ("kty-object", {**_EC, "kty": {"EC": 1}}),
+    ("kty-number", {**_EC, "kty": 1}),
+    ("kid-number", {**_EC, "kid": 7}),
+    ("kid-list", {**_EC, "kid": ["a"]}),
+    ("alg-list", {**_EC, "alg": ["ES256"]}),
+    ("alg-object", {**_EC, "alg": {"ES256": True}}),
+    ("use-list", {**_EC, "use": ["sig"]}),
+    ("use-object", {**_EC, "use": {}}),
+    ("key_ops-string", {**_EC, "key_ops": "verify"}),
+    ("key_ops-object", {**_EC, "key_ops": {"verify": True}}),
+    ("key_ops-nested", {**_EC, "key_ops": [["verify"]]}),
+    ("crv-list", {**_EC, "crv": ["P-256"]}),
+    ("crv-object", {**_EC, "crv": {"P-256": 1}}),
+    ("crv-list-no-alg", {k: v for k, v in {**_EC, "crv": ["P-256"]}.items() if k != "alg"}),
+    ("okp-crv-object", {k: v for k, v in {**_OKP, "crv": {}}.items() if k != "alg"}),
+    ("x-number", {**_EC, "x": 5}),
+    ("y-list", {**_EC, "y": ["a"]}),
+    ("n-number", {**_RSA, "n": 12345}),
+    ("e-list", {**_RSA, "e": ["AQAB"]}),
+    ("d-object", {**_RSA, "d": {}}),
+    ("k-number", {**_OCT, "k": 5}),
+    ("oth-string", {**_RSA, "d": _RSA["n"], "oth": "x"}),
+]
+
+
+@pytest.mark.parametrize(("name", "entry"), _WRONG_TYPES, ids=[n for n, _ in _WRONG_TYPES])
+@pytest.mark.parametrize("algorithms", [None, ["ES256", "RS256", "EdDSA", "HS256"]])
+def test_jwks_entry_with_wrong_member_type_is_skipped_not_type_error(name, entry, algorithms):
+    """RFC 7517 §5: an entry a JWKS consumer cannot use is ignored. A member of the wrong JSON
+    type (e.g. "kty": [...]) used to raise TypeError out of from_jwks; now it is skipped."""
+    good = Key.generate("ES256", kid="good").to_jwk()
+    doc = {"keys": [entry, good]}
+    keys = KeySet.from_jwks(doc, algorithms=algorithms, allow_symmetric=True)
+    assert "good" in keys.kids
+    assert len(keys) == 1, [k.kid for k in keys]
+    assert len(keys.skipped) == 1 and keys.skipped[0].startswith("keys[0]")
+    with pytest.raises(InvalidKey):
+        Key.from_jwk(entry)
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=8)
+    | st.sampled_from(["EC", "RSA", "OKP", "oct", "P-256", "Ed25519", "ES256", "sig", "verify"]),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+_MEMBERS = [
+    "kty",
+    "kid",
+    "alg",
+    "use",
+    "key_ops",
+    "crv",
+    "x",
+    "y",
+    "d",
+    "n",
+    "e",
+    "k",
+    "oth",
+    "p",
+    "q",
+    "dp",
+    "dq",
+    "qi",
+    "x5c",
+]
+
+
+@settings(max_examples=400, deadline=None, derandomize=True)
+@given(
+    base=st.sampled_from([_EC, _RSA, _OKP, _OCT, {}]),
+    changes=st.dictionaries(st.sampled_from(_MEMBERS), _json_values | st.just(None), max_size=4),
+    algorithms=st.none() | st.just(["ES256", "RS256", "EdDSA", "HS256"]),
+)
+def test_from_jwks_with_arbitrary_member_values_raises_nothing_and_from_jwk_only_invalid_key(
+    base, changes, algorithms
+):
+    entry = {**base}
+    for name, value in changes.items():
+        if value is None:
+            entry.pop(name, None)
+        else:
+            entry[name] = value
+    keys = KeySet.from_jwks({"keys": [entry]}, algorithms=algorithms, allow_symmetric=True)
+    assert len(keys) + len(keys.skipped) >= 1
+    try:
+        Key.from_jwk(entry)
+    except InvalidKey:
+        pass
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(doc=_json_values)
+def test_from_jwks_of_any_json_raises_only_jwks_error(doc):
+    try:
+        KeySet.from_jwks(doc)  # type: ignore[arg-type]
+    except jotkit.JWKSError as exc:
+        assert exc.code == "jwks_invalid"
+    try:
+        KeySet.from_jwks(json.dumps(doc))
+    except jotkit.JWKSError as exc:
+        assert exc.code == "jwks_invalid"
