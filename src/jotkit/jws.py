@@ -39,7 +39,8 @@ DEFAULT_MAX_SIZE = 16 * 1024
 KeyResolver = Callable[[Mapping[str, Any]], Key | KeySet]
 KeyLike = Key | KeySet | KeyResolver
 
-_COMPACT = re.compile(r"([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)", re.ASCII)
+#: RFC 7515 §7.1: the payload segment may be empty (an empty payload), the others may not.
+_COMPACT = re.compile(r"([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]*)\.([A-Za-z0-9_-]+)", re.ASCII)
 _SEGMENT_NAMES = ("header", "payload", "signature")
 #: Header parameters registered by RFC 7515 §4.1 and RFC 7519 §5; ``crit`` may not name them.
 _REGISTERED_HEADERS = frozenset(
@@ -106,9 +107,9 @@ def _explain_shape(token: str) -> InvalidToken:
             f"a JWS compact token has 3 dot-separated segments, this one has {len(parts)}"
         )
     for name, part in zip(_SEGMENT_NAMES, parts, strict=True):
-        if not part:
+        if not part and name != "payload":
             return MalformedToken(f"the {name} segment is empty")
-        if re.fullmatch(r"[A-Za-z0-9_-]+", part, re.ASCII) is None:
+        if re.fullmatch(r"[A-Za-z0-9_-]*", part, re.ASCII) is None:
             return MalformedToken(
                 f"the {name} segment is not base64url (only A-Z a-z 0-9 - _ and no padding)"
             )
@@ -230,7 +231,9 @@ def verify(
 ) -> tuple[dict[str, Any], bytes]:
     """Verify a JWS compact token and return ``(header, payload bytes)`` (RFC 7515 §5.2).
 
-    ``algorithms`` is required. Raises :class:`jotkit.InvalidToken` subclasses only.
+    ``algorithms`` is required. The payload may be empty (``b""``, RFC 7515 §7.1); a JWT
+    never is (:func:`jotkit.decode` refuses it as ``malformed``). Raises
+    :class:`jotkit.InvalidToken` subclasses only.
     """
     allowed = check_algorithms(algorithms)
     header, payload_b64, _ = _verify_parts(token, key, allowed, max_size)
@@ -241,14 +244,13 @@ def sign(payload: bytes, key: Key, *, headers: Mapping[str, Any] | None = None) 
     """Produce a JWS compact token over ``payload`` (RFC 7515 §5.1, §7.1).
 
     The header gets ``alg`` from the key and ``kid`` when the key has one;
-    ``headers`` adds members but cannot change ``alg``.
+    ``headers`` adds members but cannot change ``alg``. An empty payload gives an
+    empty middle segment, as RFC 7515 allows.
     """
     if not isinstance(key, Key):
         raise TypeError("key must be a jotkit.Key")
     if not isinstance(payload, (bytes, bytearray)):
         raise TypeError("payload must be bytes")
-    if not payload:
-        raise ValueError("the payload is empty; jotkit tokens have three non-empty segments")
     return _sign_segments(header_segment(key, headers), b64encode(bytes(payload)), key)
 
 
@@ -285,7 +287,7 @@ def decode_unverified(
     """
     text = _as_text(token, max_size)
     parts = text.split(".")
-    if len(parts) != 3 or not parts[0] or not parts[1]:
+    if len(parts) != 3 or not parts[0]:
         raise _explain_shape(text)
     for name, part in zip(_SEGMENT_NAMES, parts, strict=True):
         if not is_canonical(part):
