@@ -531,14 +531,32 @@ def test_token_size_cap() -> None:
         jotkit.decode(huge, key, algorithms=["HS256"], now=NOW)
 
 
-def test_jws_empty_payload_sign_and_verify_agree() -> None:
-    key = _key("HS256")
-    try:
-        token = jotkit.jws_sign(b"", key)
-    except (ValueError, jotkit.JotkitError):
-        return  # refusing to produce an empty-payload JWS is a consistent choice
-    _header, payload = jotkit.jws_verify(token, key, algorithms=["HS256"])
-    assert payload == b""
+@pytest.mark.parametrize("alg", ["HS256", "ES256", "EdDSA"])
+def test_jws_empty_payload_rfc7515_round_trips_but_is_no_jwt(alg: str) -> None:
+    """RFC 7515 §7.1 allows an empty payload (``header..signature``): the JWS layer signs and
+    verifies it; the JWT layer still needs a JSON object and says so (malformed)."""
+    key = _key(alg)
+    token = jotkit.jws_sign(b"", key)
+    head, payload_segment, signature = token.split(".")
+    assert payload_segment == "" and head and signature
+    header, payload = jotkit.jws_verify(token, _verifier(alg), algorithms=[alg])
+    assert payload == b"" and header["alg"] == alg
+    assert jotkit.jws.decode_unverified(token)[1] == b""
+    # The signature covers the empty payload: any other payload (or none with a
+    # signature made over something else) fails.
+    other = jotkit.jws_sign(b"x", key)
+    with pytest.raises(jotkit.InvalidSignature):
+        jotkit.jws_verify(f"{head}..{other.split('.')[2]}", _verifier(alg), algorithms=[alg])
+    with pytest.raises(jotkit.InvalidSignature):
+        jotkit.jws_verify(f"{head}.eA.{signature}", _verifier(alg), algorithms=[alg])
+    for decode in (
+        lambda: jotkit.decode(token, _verifier(alg), algorithms=[alg], now=NOW, require=()),
+        lambda: jotkit.Verifier(_verifier(alg), algorithms=[alg], require=()).decode(token),
+        lambda: jotkit.decode_unverified(token),
+    ):
+        with pytest.raises(jotkit.MalformedToken) as info:
+            decode()
+        assert info.value.code == "malformed"
 
 
 @pytest.mark.parametrize(
@@ -739,3 +757,43 @@ def test_huge_integer_numericdate_is_invalid_claim_not_overflow_error(
             decode()
         assert info.value.code == "invalid_claim"
         assert info.value.claim == claim
+
+
+#: Group orders (SEC 2 v2 §2.4.2, §2.5.1, §2.6.1; FIPS 186-4 D.1.2) for the malleability test.
+EC_ORDERS = {
+    "ES256": (32, P256_ORDER),
+    "ES384": (
+        48,
+        0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFC7634D81F4372DDF581A0DB248B0A77AECEC196ACCC52973,
+    ),
+    "ES512": (
+        66,
+        0x1FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFA51868783BF2F966B7FCC0148F709A5D03BB5C9B8899C47AEBB6FB71E91386409,
+    ),
+    "ES256K": (32, 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141),
+}
+
+
+@pytest.mark.parametrize("alg", sorted(EC_ORDERS))
+def test_ecdsa_malleated_signature_n_minus_s_verifies_with_same_claims_and_jti(alg: str) -> None:
+    """ECDSA is malleable: (r, n - s) is a second valid signature over the same bytes. jotkit
+    accepts it, as RFC 7518 §3.4 and other JOSE libraries do (no low-s rule). It is harmless
+    for revocation keyed by jti: the jti sits in the signed payload, so the malleated token
+    carries the same claims and the same jti, and a jti deny-list still refuses it. Only
+    something keyed by the token text or its signature would tell the two apart."""
+    size, order = EC_ORDERS[alg]
+    key = _key(alg)
+    token = jotkit.encode({"sub": "alice"}, key, expires_in=600, now=NOW, jti=True)
+    head, payload, sig_b64 = token.split(".")
+    sig = base64.urlsafe_b64decode(sig_b64 + "=" * (-len(sig_b64) % 4))
+    r, s = sig[:size], int.from_bytes(sig[size:], "big")
+    malleated = f"{head}.{payload}.{b64u(r + (order - s).to_bytes(size, 'big'))}"
+    assert malleated != token
+    original = jotkit.decode(token, key.public(), algorithms=[alg], now=NOW)
+    twin = jotkit.decode(malleated, key.public(), algorithms=[alg], now=NOW)
+    assert twin == original and twin["jti"] == original["jti"]
+    denied = {original["jti"]}  # a deny-list keyed by jti refuses both spellings
+    assert all(
+        jotkit.decode(t, key.public(), algorithms=[alg], now=NOW)["jti"] in denied
+        for t in (token, malleated)
+    )
