@@ -239,28 +239,28 @@ class ClaimsPolicy:
         """The one check of a verified token: ``typ`` header, then the claims at ``now``."""
         if self.typ is not None:
             check_typ(header, self.typ)
-        validate_claims(
+        _check_claims(
             claims,
             now,
-            issuer=self.issuer,
-            audience=self.audience,
-            subject=self.subject,
-            leeway=self.leeway,
-            require=self.require,
-            max_age=self.max_age,
+            self.issuer,
+            self.audience,
+            self.subject,
+            self.leeway,
+            self.require,
+            self.max_age,
         )
 
     def validate(self, claims: Mapping[str, Any], now: float) -> None:
         """Check the registered claims against this policy at time ``now`` (RFC 7519 §4.1)."""
-        validate_claims(
+        _check_claims(
             claims,
             now,
-            issuer=self.issuer,
-            audience=self.audience,
-            subject=self.subject,
-            leeway=self.leeway,
-            require=self.require,
-            max_age=self.max_age,
+            self.issuer,
+            self.audience,
+            self.subject,
+            self.leeway,
+            self.require,
+            self.max_age,
         )
 
 
@@ -290,6 +290,20 @@ def validate_claims(
 
     ``issuer``/``audience`` are a string or a collection of accepted strings.
     """
+    _check_claims(claims, now, issuer, audience, subject, leeway, require, max_age)
+
+
+def _check_claims(
+    claims: Mapping[str, Any],
+    now: float,
+    issuer: str | Collection[str] | None,
+    audience: str | Collection[str] | None,
+    subject: str | None,
+    leeway: float,
+    require: Collection[str],
+    max_age: float | None,
+) -> None:
+    """The claim checks behind :func:`validate_claims` and :meth:`ClaimsPolicy.check`."""
     for name in require:
         if name not in claims:
             raise MissingClaim(f"the {name!r} claim is required", claim=name)

@@ -106,8 +106,6 @@ def _verify_token(
 ) -> tuple[dict[str, Any], dict[str, Any], Key]:
     """Verify the signature, then apply ``policy``: the one check of both APIs (RFC 7519 §7.2)."""
     header, payload_b64, chosen = _verify_parts(token, key, allowed, max_size, header_cache)
-    if policy.typ is not None:  # before the payload is parsed, as RFC 8725 §3.11 suggests
-        policy.check_typ(header)
     claims = _claims_of(payload_b64)
     policy.check(header, claims, now)
     return header, claims, chosen

@@ -165,15 +165,20 @@ def _bind(
 ) -> tuple[_Signer | None, _Checker]:
     """Build the sign and verify closures for one key (the prepared hot path)."""
     if secret is not None:
-        hash_name = alg.hash_name or ""
-        digest = hmac.digest
+        # The key schedule is done once; each call copies the prepared HMAC state
+        # (cheaper than hmac.digest, which sets the key up again every time).
+        copy = hmac.new(secret, digestmod=alg.hash_name or "").copy
         same = hmac.compare_digest
 
         def hmac_sign(msg: bytes) -> bytes:
-            return digest(secret, msg, hash_name)
+            mac = copy()
+            mac.update(msg)
+            return mac.digest()
 
         def hmac_verify(msg: bytes, sig: bytes) -> bool:
-            return same(digest(secret, msg, hash_name), sig)
+            mac = copy()
+            mac.update(msg)
+            return same(mac.digest(), sig)
 
         return hmac_sign, hmac_verify
 
