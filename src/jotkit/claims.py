@@ -221,14 +221,14 @@ class ClaimsPolicy:
             raise TypeError("subject must be a str")
         if typ is not None and not isinstance(typ, str):
             raise TypeError("typ must be a str")
-        return cls(
-            issuer=_names(issuer, "issuer"),
-            audience=_names(audience, "audience"),
-            subject=subject,
-            leeway=0.0 if leeway == 0 and type(leeway) is int else parse_timespan(leeway),
-            require=names,
-            max_age=None if max_age is None else parse_timespan(max_age),
-            typ=None if typ is None else normalize_typ(typ),
+        return cls(  # positional, in field order (cheaper for jotkit.decode's per-call policy)
+            _names(issuer, "issuer"),
+            _names(audience, "audience"),
+            subject,
+            0.0 if leeway == 0 and type(leeway) is int else parse_timespan(leeway),
+            names,
+            None if max_age is None else parse_timespan(max_age),
+            None if typ is None else normalize_typ(typ),
         )
 
     def check_typ(self, header: Mapping[str, Any]) -> None:
