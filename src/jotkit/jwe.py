@@ -68,6 +68,7 @@ __all__ = [
     "DecryptedToken",
     "decrypt",
     "decrypt_complete",
+    "decrypt_nested",
     "encrypt",
     "encrypt_json",
 ]
@@ -932,3 +933,25 @@ def encrypt_json(
         out["aad"] = aad_b64
     out.update(iv=b64encode(iv), ciphertext=b64encode(ct), tag=b64encode(tag))
     return out
+
+
+def decrypt_nested(
+    token: str | bytes,
+    key: KeyLike,
+    *,
+    algorithms: Collection[str],
+    encryptions: Collection[str],
+    max_size: int = DEFAULT_MAX_SIZE,
+) -> bytes:
+    """The inner JWS of a nested JWT: decrypt, and insist on ``cty: JWT`` (RFC 7519 §5.2, §11.2).
+
+    Only the compact form; a compressed nested JWT is refused (RFC 8725 §3.6).
+    """
+    if isinstance(token, Mapping):
+        raise MalformedToken("a nested JWT is a compact JWE, not a JSON serialization")
+    result = decrypt_complete(
+        token, key, algorithms=algorithms, encryptions=encryptions, max_size=max_size
+    )
+    if result.header.get("cty", "").upper() not in ("JWT", "APPLICATION/JWT"):
+        raise MalformedToken("a nested JWT's JWE header must say cty 'JWT' (RFC 7519 §5.2)")
+    return result.plaintext
