@@ -17,13 +17,12 @@ RSA1_5 padding error all raise :class:`jotkit.DecryptionFailed` alike.
 from __future__ import annotations
 
 import hmac
-import re
 import secrets
 import zlib
 from builtins import zip as _zip
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes, serialization
@@ -42,7 +41,7 @@ from cryptography.hazmat.primitives.keywrap import (
 )
 
 from . import _json
-from ._b64 import _decode_checked, _tail_ok, b64encode, is_canonical
+from ._b64 import _LAST_OK_2, _LAST_OK_3, _decode_checked, _tail_ok, b64encode, is_canonical
 from .errors import (
     DecryptionFailed,
     InvalidToken,
@@ -88,10 +87,8 @@ MIN_P2S = 8
 #: The JSON serialization is refused with more recipients than this.
 MAX_RECIPIENTS = 16
 
-_COMPACT = re.compile(
-    r"([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]*)\.([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]*)\.([A-Za-z0-9_-]+)",
-    re.ASCII,
-)
+#: The octets a compact JWE may hold: the base64url alphabet and the dots.
+_COMPACT_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_."
 _SEGMENTS = ("protected header", "encrypted key", "iv", "ciphertext", "tag")
 #: Header parameters jotkit sets itself; ``headers=`` cannot supply them.
 _RESERVED = frozenset({"alg", "enc", "zip", "epk", "iv", "tag", "p2s", "crit"})
@@ -128,14 +125,12 @@ class DecryptedToken:
     """The JSON serialization's additional authenticated data, if any."""
 
 
-@dataclass(frozen=True, slots=True)
-class _Recipient:
+class _Recipient(NamedTuple):
     header: dict[str, Any]
     encrypted_key: bytes
 
 
-@dataclass(frozen=True, slots=True)
-class _Parsed:
+class _Parsed(NamedTuple):
     protected_b64: str
     protected: dict[str, Any]
     unprotected: dict[str, Any]
@@ -169,7 +164,9 @@ def _public_of(key: Key) -> Any:
 # --------------------------------------------------------------------------- allow-lists
 
 
-def _check_names(names: Collection[str], table: Mapping[str, Any], what: str) -> frozenset[str]:
+def _check_names(names: Collection[str], table: Mapping[str, Any], what: str) -> Collection[str]:
+    if type(names) is list and len(names) == 1 and names[0] in table:
+        return names  # the common case, e.g. ["A256KW"]: already a valid allow-list
     if names is None:
         raise TypeError(
             f"{what} is required: pass the names you accept, e.g. [{next(iter(table))!r}]"
@@ -451,6 +448,8 @@ def _unwrap(
     km: KeyManagement, enc: ContentEncryption, key: Key, header: Mapping[str, Any], ek: bytes
 ) -> bytes:
     """Recover the CEK for one recipient (RFC 7516 §5.2 steps 9-11)."""
+    if km.family == "AESKW" and ek:  # the common wrapped case first
+        return _kw_unwrap(_secret_of(key), ek, enc)
     if km.direct:
         if ek:
             raise MalformedToken(f"{km.name} tokens have an empty encrypted key (RFC 7516 §5.2)")
@@ -523,6 +522,12 @@ def _sized(cek: bytes, enc: ContentEncryption) -> bytes:
 
 
 def _as_text(token: Any, max_size: int) -> str:
+    if type(token) is str:
+        if len(token) > max_size:
+            raise MalformedToken(
+                f"the token is larger than {max_size} bytes", code="token_too_large"
+            )
+        return token
     if isinstance(token, (bytes, bytearray, memoryview)):
         if len(token) > max_size:
             raise MalformedToken(
@@ -547,19 +552,27 @@ def _load_header(segment: str) -> dict[str, Any]:
 
 
 def _parse_compact(text: str) -> _Parsed:
-    match = _COMPACT.fullmatch(text)
-    if match is None:
-        parts = text.split(".")
-        if len(parts) != 5:
-            raise MalformedToken(
-                f"a JWE compact token has 5 dot-separated segments, this one has {len(parts)}"
-            )
-        raise MalformedToken("a JWE segment is empty or not base64url (A-Z a-z 0-9 - _)")
-    segments = match.groups()
-    for name, part in zip(_SEGMENTS, segments, strict=True):
-        if not _tail_ok(part):
-            raise MalformedToken(f"the {name} segment is not canonical base64url")
+    """Five segments of canonical base64url; the header, iv and tag non-empty (RFC 7516 §7.1)."""
+    try:
+        stray = text.encode("ascii").translate(None, _COMPACT_ALPHABET)
+    except UnicodeEncodeError:
+        stray = b"?"
+    if stray:  # anything but A-Z a-z 0-9 - _ and the dots
+        raise MalformedToken("a JWE segment is not base64url (A-Z a-z 0-9 - _, no padding)")
+    segments = text.split(".")
+    if len(segments) != 5:
+        raise MalformedToken(
+            f"a JWE compact token has 5 dot-separated segments, this one has {len(segments)}"
+        )
     protected_b64, ek, iv, ct, tag = segments
+    if not (protected_b64 and iv and tag):
+        raise MalformedToken("the protected header, iv and tag segments must not be empty")
+    for part in segments:  # no stray bits in the last character (RFC 4648 §3.5)
+        rem = len(part) & 3
+        if rem and (rem == 1 or part[-1] not in (_LAST_OK_2 if rem == 2 else _LAST_OK_3)):
+            for name, seg in zip(_SEGMENTS, segments, strict=True):
+                if not _tail_ok(seg):
+                    raise MalformedToken(f"the {name} segment is not canonical base64url")
     return _Parsed(
         protected_b64,
         _load_header(protected_b64),
@@ -642,7 +655,8 @@ def _parse(token: Any, max_size: int) -> _Parsed:
         except ValueError as exc:
             raise MalformedToken(f"the JWE mapping is not strict JSON: {exc}") from None
     text = _as_text(token, max_size)
-    if text.lstrip()[:1] == "{":
+    first = text[:1]
+    if first == "{" or (first.isspace() and text.lstrip()[:1] == "{"):
         try:
             obj = _json.loads_object(text.encode("utf-8"))
         except ValueError as exc:
@@ -657,12 +671,15 @@ def _parse(token: Any, max_size: int) -> _Parsed:
 
 def _joint_header(parsed: _Parsed, recipient: _Recipient) -> dict[str, Any]:
     """The JOSE header of one recipient; the three parts must be disjoint (RFC 7516 §7.2.1)."""
-    joint = dict(parsed.protected)
-    for part in (parsed.unprotected, recipient.header):
-        for name, value in part.items():
-            if name in joint:
-                raise MalformedToken(f"the header parameter {name!r} appears twice")
-            joint[name] = value
+    if parsed.unprotected or recipient.header:
+        joint = dict(parsed.protected)
+        for part in (parsed.unprotected, recipient.header):
+            for name, value in part.items():
+                if name in joint:
+                    raise MalformedToken(f"the header parameter {name!r} appears twice")
+                joint[name] = value
+    else:
+        joint = parsed.protected  # compact: the protected header is the whole header
     for name in ("alg", "enc"):
         if type(joint.get(name)) is not str:
             raise MalformedToken(f"the JOSE header has no {name!r} string (RFC 7516 §4.1)")
@@ -685,8 +702,8 @@ def _joint_header(parsed: _Parsed, recipient: _Recipient) -> dict[str, Any]:
 
 def _check_policy(
     joint: Mapping[str, Any],
-    algs: frozenset[str],
-    encs: frozenset[str],
+    algs: Collection[str],
+    encs: Collection[str],
     allow_compressed_jwt: bool,
 ) -> tuple[KeyManagement, ContentEncryption]:
     alg, enc = joint["alg"], joint["enc"]
@@ -741,37 +758,82 @@ def decrypt_complete(
     ``allow_compressed_jwt`` (RFC 8725 §3.6). Raises :class:`InvalidToken`
     subclasses only.
     """
+    plaintext, joint, chosen, index, parsed = _decrypt(
+        token, key, algorithms, encryptions, max_size, max_plaintext_size, allow_compressed_jwt
+    )
+    return DecryptedToken(
+        header=joint,
+        protected_header=parsed.protected,
+        plaintext=plaintext,
+        key=chosen,
+        recipient=index,
+        aad=_decode_checked(parsed.aad_b64) if parsed.aad_b64 is not None else None,
+    )
+
+
+def _decrypt(
+    token: Any,
+    key: KeyLike,
+    algorithms: Collection[str],
+    encryptions: Collection[str],
+    max_size: int,
+    max_plaintext_size: int,
+    allow_compressed_jwt: bool,
+) -> tuple[bytes, dict[str, Any], Key, int, _Parsed]:
+    """The shared path: ``(plaintext, header, key, recipient index, parsed token)``."""
     algs = _check_names(algorithms, KEY_MANAGEMENT, "algorithms")
     encs = _check_names(encryptions, CONTENT_ENCRYPTION, "encryptions")
-    parsed = _parse(token, max_size)
-    joints = [_joint_header(parsed, r) for r in parsed.recipients]
-    if len({j["enc"] for j in joints}) != 1:
-        raise MalformedToken("the recipients disagree on 'enc' (RFC 7516 §7.2.1)")
+    if type(token) is str and 0 < len(token) <= max_size and token[0] != "{":
+        parsed = _parse_compact(token)  # the common case, without the dispatch
+    else:
+        parsed = _parse(token, max_size)
     aad = _aad(parsed.protected_b64, parsed.aad_b64)
-    failure: InvalidToken | None = None
-    for index, (recipient, joint) in enumerate(zip(parsed.recipients, joints, strict=True)):
-        try:
-            km, enc = _check_policy(joint, algs, encs, allow_compressed_jwt)
-            _check_content_shape(enc, parsed.iv, parsed.ciphertext, parsed.tag)
-            chosen = resolve_key(key, joint)
-            cek = _unwrap(km, enc, chosen, joint, recipient.encrypted_key)
-            plaintext = _decrypt_content(enc, cek, parsed.iv, parsed.ciphertext, parsed.tag, aad)
-        except InvalidToken as exc:
-            if failure is None or isinstance(exc, DecryptionFailed):
-                failure = exc
-            continue
-        if "zip" in joint:
-            plaintext = _inflate(plaintext, max_plaintext_size)
-        return DecryptedToken(
-            header=joint,
-            protected_header=parsed.protected,
-            plaintext=plaintext,
-            key=chosen,
-            recipient=index,
-            aad=_decode_checked(parsed.aad_b64) if parsed.aad_b64 is not None else None,
+    recipients = parsed.recipients
+    if len(recipients) == 1:  # compact and flattened: one recipient, no retry loop
+        joint = _joint_header(parsed, recipients[0])
+        plaintext, chosen = _open(
+            parsed, recipients[0], joint, key, algs, encs, aad, allow_compressed_jwt
         )
-    assert failure is not None
-    raise failure
+        index = 0
+    else:
+        joints = [_joint_header(parsed, r) for r in recipients]
+        if len({j["enc"] for j in joints}) != 1:
+            raise MalformedToken("the recipients disagree on 'enc' (RFC 7516 §7.2.1)")
+        failure: InvalidToken | None = None
+        for index, (recipient, joint) in enumerate(zip(recipients, joints, strict=True)):  # noqa: B007
+            try:
+                plaintext, chosen = _open(
+                    parsed, recipient, joint, key, algs, encs, aad, allow_compressed_jwt
+                )
+            except InvalidToken as exc:
+                if failure is None or isinstance(exc, DecryptionFailed):
+                    failure = exc
+                continue
+            break
+        else:
+            assert failure is not None
+            raise failure
+    if "zip" in joint:
+        plaintext = _inflate(plaintext, max_plaintext_size)
+    return plaintext, joint, chosen, index, parsed
+
+
+def _open(
+    parsed: _Parsed,
+    recipient: _Recipient,
+    joint: dict[str, Any],
+    key: KeyLike,
+    algs: Collection[str],
+    encs: Collection[str],
+    aad: bytes,
+    allow_compressed_jwt: bool,
+) -> tuple[bytes, Key]:
+    """Decrypt for one recipient: policy, shape, key, CEK, tag (RFC 7516 §5.2 steps 6-16)."""
+    km, enc = _check_policy(joint, algs, encs, allow_compressed_jwt)
+    _check_content_shape(enc, parsed.iv, parsed.ciphertext, parsed.tag)
+    chosen = resolve_key(key, joint)
+    cek = _unwrap(km, enc, chosen, joint, recipient.encrypted_key)
+    return _decrypt_content(enc, cek, parsed.iv, parsed.ciphertext, parsed.tag, aad), chosen
 
 
 def decrypt(
@@ -785,15 +847,9 @@ def decrypt(
     allow_compressed_jwt: bool = False,
 ) -> bytes:
     """Decrypt a JWE and return the plaintext (RFC 7516 §5.2); see :func:`decrypt_complete`."""
-    return decrypt_complete(
-        token,
-        key,
-        algorithms=algorithms,
-        encryptions=encryptions,
-        max_size=max_size,
-        max_plaintext_size=max_plaintext_size,
-        allow_compressed_jwt=allow_compressed_jwt,
-    ).plaintext
+    return _decrypt(
+        token, key, algorithms, encryptions, max_size, max_plaintext_size, allow_compressed_jwt
+    )[0]
 
 
 def _prepare(key: Key, alg: str | None, enc: str) -> tuple[KeyManagement, ContentEncryption]:
