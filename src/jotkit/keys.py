@@ -917,10 +917,14 @@ def _candidate_algs(jwk: Mapping[str, Any], algorithms: Sequence[str] | None) ->
         if kty == "OKP" and crv in ("Ed25519", "Ed448"):
             return ["EdDSA"]
         return []
+    use = jwk.get("use")
     out = []
     for name in algorithms:
-        spec = ALGORITHMS.get(name)
-        if spec is None or spec.kty != kty:
+        spec: Algorithm | KeyManagement | None = ALGORITHMS.get(name) or KEY_MANAGEMENT.get(name)
+        if spec is None or use == ("sig" if isinstance(spec, KeyManagement) else "enc"):
+            continue
+        ecdh = isinstance(spec, KeyManagement) and spec.family == "ECDH-ES"
+        if spec.kty != kty and not (ecdh and kty == "OKP"):
             continue
         if spec.curves and crv not in spec.curves:
             continue

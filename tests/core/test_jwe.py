@@ -554,3 +554,25 @@ def test_key_set_mixes_signing_and_encryption_keys():
     both = jotkit.KeySet.from_jwks(jwks)
     assert sorted(k.alg for k in both) == ["ECDH-ES+A256KW", "ES256"]
     assert [k["use"] for k in jwks["keys"]] == ["sig", "enc"]
+
+
+def test_jwks_without_alg_binds_encryption_keys_by_use_and_curve():
+    """A recipient's JWKS often has no 'alg': bind by the caller's allow-list, 'use' and curve."""
+    ec = jotkit.Key.generate("ECDH-ES+A256KW", kid="ec").public().to_jwk()
+    x = jotkit.Key.generate("ECDH-ES", kid="x", crv="X25519").public().to_jwk()
+    sig = jotkit.Key.generate("ES256", kid="sig").public().to_jwk()
+    for jwk in (ec, x, sig):
+        del jwk["alg"]
+    keys = jotkit.KeySet.from_jwks(
+        {"keys": [ec, x, sig]}, algorithms=["ES256", "ECDH-ES+A256KW", "ECDH-ES"]
+    )
+    bound = sorted((k.kid, k.alg) for k in keys)
+    assert bound == [
+        ("ec", "ECDH-ES"),
+        ("ec", "ECDH-ES+A256KW"),
+        ("sig", "ES256"),
+        ("x", "ECDH-ES"),
+        ("x", "ECDH-ES+A256KW"),
+    ]
+    token = jwe.encrypt(b"to x", keys.select("ECDH-ES", "x"))
+    assert token.count(".") == 4
