@@ -172,8 +172,8 @@ def _five_segments(draw: st.DrawFn) -> str:
 
 
 ANY_INPUT = (
-    st.text(max_size=300)
-    | st.binary(max_size=300)
+    st.text()
+    | st.binary()
     | JSON_VALUES.map(json.dumps)
     | _jwe_like_documents()
     | _jwe_like_documents().map(json.dumps)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import pytest
 from _vectors import b64u, b64u_decode, load
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import jotkit
 from jotkit import jws
@@ -252,3 +255,39 @@ def test_detached_compact_shape_is_strict():
 def test_encryption_keys_cannot_sign_json():
     with pytest.raises(ValueError, match="cannot sign"):
         jws.sign_json(b"x", jotkit.Key.generate("A256KW"))
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+MEMBERS = ["payload", "protected", "header", "signature", "signatures"]
+
+
+@st.composite
+def _jws_like(draw: st.DrawFn) -> dict:
+    doc = {}
+    for name in draw(st.lists(st.sampled_from(MEMBERS), unique=True)):
+        doc[name] = draw(st.text(alphabet="AbcQw09-_", max_size=40) | JSON_VALUES)
+    return doc
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(
+    token=st.text()
+    | st.binary()
+    | JSON_VALUES.map(json.dumps)
+    | _jws_like()
+    | _jws_like().map(json.dumps),
+    payload=st.none() | st.binary(max_size=20),
+)
+def test_arbitrary_input_only_raises_invalid_token(token, payload):
+    key = jotkit.Key.from_secret(b"k" * 32, "HS256")
+    with contextlib.suppress(jotkit.InvalidToken):
+        jws.verify_json(token, key, algorithms=["HS256"], payload=payload)
+    if isinstance(token, (str, bytes)):
+        with contextlib.suppress(jotkit.InvalidToken):
+            jws.verify_detached(token, payload or b"", key, algorithms=["HS256"])
