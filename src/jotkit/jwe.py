@@ -762,7 +762,7 @@ def decrypt_complete(
         token, key, algorithms, encryptions, max_size, max_plaintext_size, allow_compressed_jwt
     )
     return DecryptedToken(
-        header=joint,
+        header=dict(joint),  # its own dict: the compact path shares the protected one
         protected_header=parsed.protected,
         plaintext=plaintext,
         key=chosen,
