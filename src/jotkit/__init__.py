@@ -1,7 +1,8 @@
 """jotkit: JSON Web Tokens done right.
 
 Sign and verify JWS compact tokens and JWT claims (RFC 7515, 7517, 7518, 7519,
-7638, 8037, 8725, 9864) with keys that are each bound to one algorithm::
+7638, 8037, 8725, 9864), and encrypt and decrypt JWE (RFC 7516, :mod:`jotkit.jwe`),
+with keys that are each bound to one algorithm::
 
     import jotkit
 
@@ -18,10 +19,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from . import jwe as jwe
 from .algorithms import ALGORITHM_NAMES as ALGORITHM_NAMES
 from .algorithms import Algorithm as Algorithm
 from .claims import ClaimsPolicy as ClaimsPolicy
 from .claims import parse_timespan as parse_timespan
+from .errors import DecryptionFailed as DecryptionFailed
 from .errors import ExpiredToken as ExpiredToken
 from .errors import ImmatureToken as ImmatureToken
 from .errors import InvalidAudience as InvalidAudience
@@ -62,6 +65,7 @@ __all__ = [
     "ALGORITHM_NAMES",
     "Algorithm",
     "ClaimsPolicy",
+    "DecryptionFailed",
     "ExpiredToken",
     "ImmatureToken",
     "InvalidAudience",

@@ -358,6 +358,9 @@ def audit(
     size = len(token.encode("utf-8"))
     if size > rules.max_bytes:
         out.append(_finding(rules, "token_oversized", f"{size} bytes > {rules.max_bytes}"))
+    if token.count(".") == 4:  # a JWE (RFC 7516 §7.1): only its header can be audited
+        out.extend(_jwe_checks(rules, token))
+        return _sorted(out)
     try:
         header, payload = jotkit.decode_unverified(token)
     except jotkit.InvalidToken as exc:
@@ -425,3 +428,49 @@ def _sorted(findings: Sequence[Finding]) -> list[Finding]:
     rank = {s: i for i, s in enumerate(SEVERITIES)}
     unique = dict.fromkeys(findings)
     return sorted(unique, key=lambda f: (rank[f.severity], f.code, f.detail))
+
+
+def _jwe_checks(rules: _Rules, token: str) -> Iterator[Finding]:
+    """A JWE's protected header: RSA1_5, PBES2 p2c, zip, enc, key headers (RFC 7516, 8725)."""
+    from jotkit import _json
+    from jotkit._b64 import b64decode
+
+    try:
+        header = _json.loads_object(b64decode(token.split(".", 1)[0]))
+    except ValueError as exc:
+        yield _finding(rules, "malformed", f"the JWE protected header is not a JSON object: {exc}")
+        return
+    spec = rules.raw["jwe"]
+    alg, enc = header.get("alg", _MISSING), header.get("enc", _MISSING)
+    if not isinstance(alg, str) or alg not in spec["key_management"]:
+        yield _finding(rules, "alg_unexpected", _alg_text(alg))
+    if not isinstance(enc, str) or enc not in spec["content_encryption"]:
+        shown = (
+            f"enc is {_js(enc)}"
+            if isinstance(enc, str)
+            else "enc is missing"
+            if enc is _MISSING
+            else f"enc is {_kind(enc)}"
+        )
+        yield _finding(rules, "jwe_enc_unexpected", shown)
+    if alg == "RSA1_5":
+        yield _finding(rules, "jwe_rsa1_5")
+    p2c = header.get("p2c")
+    if isinstance(alg, str) and alg.startswith("PBES2") and _is_number(p2c):
+        if p2c < spec["pbes2_min_p2c"]:
+            yield _finding(rules, "jwe_p2c_low", f"p2c {p2c} < {spec['pbes2_min_p2c']}")
+        if p2c > spec["pbes2_max_p2c"]:
+            yield _finding(rules, "jwe_p2c_high", f"p2c {p2c} > {spec['pbes2_max_p2c']}")
+    if "zip" in header:
+        nested = str(header.get("cty", "")).upper() in ("JWT", "APPLICATION/JWT")
+        yield _finding(rules, "jwe_zip", "zip on a nested JWT" if nested else "zip present")
+    for name in ("jku", "x5u", "jwk", "x5c"):
+        if name in header:
+            yield _finding(rules, f"header_{name}", f"{name} present")
+    kid = header.get("kid")
+    if isinstance(kid, str):
+        if rules.kid_path.search(kid):
+            yield _finding(rules, "kid_path", f"kid {_js(kid)}")
+        if rules.kid_sql.search(kid):
+            yield _finding(rules, "kid_sql", f"kid {_js(kid)}")
+    yield _finding(rules, "jwe_payload_hidden")

@@ -10,11 +10,14 @@ statuses and log lines; the message is for humans and may change.
 
     JotkitError                       code
     ├── InvalidToken                  (root for every token failure)
-    │   ├── MalformedToken            malformed, token_too_large
-    │   ├── UnsupportedAlgorithm      alg_not_allowed, alg_none, unknown_crit
+    │   ├── MalformedToken            malformed, token_too_large, invalid_epk,
+    │   │                             p2c_out_of_range, plaintext_too_large
+    │   ├── UnsupportedAlgorithm      alg_not_allowed, alg_none, unknown_crit,
+    │   │                             enc_not_allowed, zip_not_allowed
     │   ├── KeyNotFound               key_not_found, kid_missing
     │   ├── KeyMismatch               key_mismatch
     │   ├── InvalidSignature          bad_signature
+    │   ├── DecryptionFailed          decryption_failed   (JWE, RFC 7516 §5.2)
     │   ├── InvalidType               invalid_typ
     │   ├── InvalidClaim              invalid_claim
     │   │   ├── MissingClaim          missing_claim
@@ -32,6 +35,7 @@ statuses and log lines; the message is for humans and may change.
 from __future__ import annotations
 
 __all__ = [
+    "DecryptionFailed",
     "ExpiredToken",
     "ImmatureToken",
     "InvalidAudience",
@@ -107,6 +111,17 @@ class InvalidSignature(InvalidToken):
     """The signature does not verify (RFC 7515 §5.2)."""
 
     code = "bad_signature"
+
+
+class DecryptionFailed(InvalidToken):
+    """A JWE does not decrypt: wrong key, altered token, or bad padding (RFC 7516 §5.2).
+
+    Every way the content encryption key or the authentication tag can fail
+    gives this one class and code, so that the error is no padding or key
+    oracle (RFC 7516 §11.4-11.5).
+    """
+
+    code = "decryption_failed"
 
 
 class InvalidType(InvalidToken):

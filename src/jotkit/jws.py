@@ -293,3 +293,14 @@ def decode_unverified(
         if not is_canonical(part):
             raise MalformedToken(f"the {name} segment is not canonical base64url")
     return _load_segment(parts[0], "header"), _decode_checked(parts[1])
+
+
+# JSON serialization, RFC 7797 unencoded payloads and detached content live in
+# their own module (jotkit.jws_json); re-exported here as the JWS API.
+from .jws_json import VerifiedJWS as VerifiedJWS  # noqa: E402
+from .jws_json import sign_detached as sign_detached  # noqa: E402
+from .jws_json import sign_json as sign_json  # noqa: E402
+from .jws_json import verify_detached as verify_detached  # noqa: E402
+from .jws_json import verify_json as verify_json  # noqa: E402
+
+__all__ += ["VerifiedJWS", "sign_detached", "sign_json", "verify_detached", "verify_json"]

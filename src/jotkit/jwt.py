@@ -217,8 +217,12 @@ def decode_complete(
     max_age: TimeSpan | None = None,
     now: Now = None,
     max_size: int = DEFAULT_MAX_SIZE,
+    decryption_key: KeyLike | None = None,
+    key_algorithms: Collection[str] | None = None,
+    encryptions: Collection[str] | None = None,
 ) -> VerifiedToken:
     """Like :func:`decode`, but also return the protected header and the key that verified."""
+    token = _nested(token, decryption_key, key_algorithms, encryptions)
     return VerifiedToken(
         *_decode(
             token,
@@ -251,6 +255,9 @@ def decode(
     max_age: TimeSpan | None = None,
     now: Now = None,
     max_size: int = DEFAULT_MAX_SIZE,
+    decryption_key: KeyLike | None = None,
+    key_algorithms: Collection[str] | None = None,
+    encryptions: Collection[str] | None = None,
 ) -> dict[str, Any]:
     """Verify a JWT's signature and validate its claims; return the claims (RFC 7519 §7.2).
 
@@ -259,7 +266,12 @@ def decode(
     required unless ``require`` says otherwise; ``iss``/``aud`` match exactly;
     ``typ`` checks the header (e.g. ``"at+jwt"``, RFC 9068). Every failure is a
     :class:`jotkit.InvalidToken` subclass with a stable ``code``.
+
+    A nested JWT (signed, then encrypted, RFC 7519 §11.2) is decrypted first with
+    ``decryption_key``, whose JWE ``key_algorithms`` and ``encryptions`` are
+    required allow-lists; then it must be encrypted (a bare JWS is refused).
     """
+    token = _nested(token, decryption_key, key_algorithms, encryptions)
     return _decode(
         token,
         key,
@@ -274,6 +286,26 @@ def decode(
         now,
         max_size,
     )[1]
+
+
+def _nested(
+    token: str | bytes,
+    decryption_key: KeyLike | None,
+    key_algorithms: Collection[str] | None,
+    encryptions: Collection[str] | None,
+) -> str | bytes:
+    """Unwrap the JWE of a nested JWT when the caller asks for one (RFC 7519 §11.2)."""
+    if decryption_key is None:
+        if key_algorithms is not None or encryptions is not None:
+            raise TypeError("key_algorithms/encryptions need decryption_key")
+        return token
+    if key_algorithms is None or encryptions is None:
+        raise TypeError("decryption_key needs key_algorithms and encryptions (allow-lists)")
+    from .jwe import decrypt_nested
+
+    return decrypt_nested(
+        token, decryption_key, algorithms=key_algorithms, encryptions=encryptions
+    )
 
 
 def decode_unverified(
@@ -318,6 +350,9 @@ def encode(
     headers: Mapping[str, Any] | None = None,
     now: Now = None,
     iat: bool = True,
+    encrypt_to: Key | None = None,
+    alg: str | None = None,
+    enc: str = "A256GCM",
 ) -> str:
     """Sign ``claims`` as a JWT with ``key`` (RFC 7519 §7.1).
 
@@ -325,6 +360,10 @@ def encode(
     timedelta) sets ``exp``; ``not_before`` is a span from now or a datetime;
     ``jti=True`` adds a random 128-bit ID. The header is ``{"alg", "typ": "JWT",
     "kid"}`` plus ``headers``. Datetimes in exp/nbf/iat become NumericDates.
+
+    ``encrypt_to`` makes a nested JWT (RFC 7519 §11.2): the signed JWT is then
+    encrypted to that JWE key (``alg`` defaults to the key's, ``enc`` to A256GCM),
+    with ``cty: JWT`` in the JWE header and no compression (RFC 8725 §3.6).
     """
     if not isinstance(claims, Mapping):
         raise TypeError("claims must be a mapping")
@@ -358,7 +397,12 @@ def encode(
     elif isinstance(jti, str):
         _set_once(payload, "jti", jti)
     header_b64 = header_segment(key, headers, typ="JWT")
-    return _sign_segments(header_b64, b64encode(_json.dumps(payload)), key)
+    signed = _sign_segments(header_b64, b64encode(_json.dumps(payload)), key)
+    if encrypt_to is None:
+        return signed
+    from .jwe import encrypt
+
+    return encrypt(signed.encode("ascii"), encrypt_to, alg=alg, enc=enc, headers={"cty": "JWT"})
 
 
 def unsafe_encode_none(claims: Mapping[str, Any], headers: Mapping[str, Any] | None = None) -> str:

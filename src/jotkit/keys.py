@@ -1,6 +1,7 @@
 """Keys and key sets (RFC 7517, RFC 7518 §6, RFC 7638, RFC 8037 §2, RFC 9278).
 
-A :class:`Key` is bound to exactly one JWS algorithm (RFC 8725 §3.1) and is
+A :class:`Key` is bound to exactly one JWS algorithm, or one JWE key-management
+algorithm (RFC 7518 §4, see :mod:`jotkit.jwe_algorithms`), (RFC 8725 §3.1) and is
 checked against it when created: HMAC secrets must be at least as long as the
 hash output (RFC 7518 §3.2), RSA moduli at least 2048 bits, EC and OKP keys on
 the curve the algorithm names. Key formats are never guessed from bytes: each
@@ -19,7 +20,15 @@ from typing import Any, Literal
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import (
+    ec,
+    ed448,
+    ed25519,
+    padding,
+    rsa,
+    x448,
+    x25519,
+)
 from cryptography.hazmat.primitives.asymmetric.utils import (
     decode_dss_signature,
     encode_dss_signature,
@@ -29,6 +38,7 @@ from . import _json
 from ._b64 import b64decode, b64encode
 from .algorithms import ALGORITHMS, Algorithm, get_algorithm
 from .errors import InvalidKey, JWKSError, KeyMismatch, KeyNotFound
+from .jwe_algorithms import CONTENT_ENCRYPTION, KEY_MANAGEMENT, KeyManagement
 
 __all__ = ["Key", "KeySet"]
 
@@ -37,10 +47,20 @@ PrivateKey = (
     | ec.EllipticCurvePrivateKey
     | ed25519.Ed25519PrivateKey
     | ed448.Ed448PrivateKey
+    | x25519.X25519PrivateKey
+    | x448.X448PrivateKey
 )
 PublicKey = (
-    rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey | ed448.Ed448PublicKey
+    rsa.RSAPublicKey
+    | ec.EllipticCurvePublicKey
+    | ed25519.Ed25519PublicKey
+    | ed448.Ed448PublicKey
+    | x25519.X25519PublicKey
+    | x448.X448PublicKey
 )
+_OKP_SIZES = {"Ed25519": 32, "Ed448": 57, "X25519": 32, "X448": 56}
+#: Octet lengths a ``dir`` key may have: the CEK sizes of RFC 7518 §5.1.
+_DIR_SIZES = frozenset(e.key_size for e in CONTENT_ENCRYPTION.values())
 _Signer = Callable[[bytes], bytes]
 _Checker = Callable[[bytes, bytes], bool]
 
@@ -82,6 +102,13 @@ _THUMBPRINT_MEMBERS = {
 }
 
 
+def _lookup(name: str) -> Algorithm | KeyManagement:
+    """A JWS algorithm or a JWE key-management algorithm (caller misuse: ``ValueError``)."""
+    if isinstance(name, str) and name in KEY_MANAGEMENT:
+        return KEY_MANAGEMENT[name]
+    return get_algorithm(name)
+
+
 def _int_to_b64(n: int, size: int | None = None) -> str:
     length = size if size is not None else max(1, (n.bit_length() + 7) // 8)
     return b64encode(n.to_bytes(length, "big"))
@@ -94,6 +121,10 @@ def _crv_of(material: PrivateKey | PublicKey | bytes) -> str | None:
         return "Ed25519"
     if isinstance(material, (ed448.Ed448PrivateKey, ed448.Ed448PublicKey)):
         return "Ed448"
+    if isinstance(material, (x25519.X25519PrivateKey, x25519.X25519PublicKey)):
+        return "X25519"
+    if isinstance(material, (x448.X448PrivateKey, x448.X448PublicKey)):
+        return "X448"
     return None
 
 
@@ -111,6 +142,10 @@ def _kty_of(material: PrivateKey | PublicKey | bytes) -> str:
             ed25519.Ed25519PublicKey,
             ed448.Ed448PrivateKey,
             ed448.Ed448PublicKey,
+            x25519.X25519PrivateKey,
+            x25519.X25519PublicKey,
+            x448.X448PrivateKey,
+            x448.X448PublicKey,
         ),
     ):
         return "OKP"
@@ -126,12 +161,58 @@ def _is_private(material: PrivateKey | PublicKey | bytes) -> bool:
             ec.EllipticCurvePrivateKey,
             ed25519.Ed25519PrivateKey,
             ed448.Ed448PrivateKey,
+            x25519.X25519PrivateKey,
+            x448.X448PrivateKey,
         ),
     )
 
 
-def _check_material(alg: Algorithm, material: PrivateKey | PublicKey | bytes) -> None:
+def _check_jwe_material(alg: KeyManagement, material: PrivateKey | PublicKey | bytes) -> None:
+    """Refuse key material that does not fit a JWE ``alg`` (RFC 7518 §4, RFC 8037 §3.2)."""
+    kty = _kty_of(material)
+    if alg.family == "ECDH-ES":
+        if kty not in ("EC", "OKP") or _crv_of(material) not in alg.curves:
+            raise InvalidKey(f"{alg.name} needs an EC or OKP key on {', '.join(alg.curves)}")
+        return
+    if kty != alg.kty:
+        raise InvalidKey(f"{alg.name} needs a {alg.kty} key, got a {kty} key")
+    if isinstance(material, bytes):
+        if material.lstrip().startswith(_NOT_A_SECRET):
+            raise InvalidKey(
+                "this looks like a PEM or SSH key, not a secret"
+                " (algorithm confusion, RFC 8725 §2.1)"
+            )
+        if alg.family in ("AESKW", "AESGCMKW") and len(material) != alg.wrap_size:
+            raise InvalidKey(
+                f"{alg.name} needs a key of exactly {alg.wrap_size} bytes, got {len(material)}"
+                " (RFC 7518 §4.4)",
+                code="weak_key" if len(material) < alg.wrap_size else "invalid_key",
+            )
+        if alg.family == "dir" and len(material) not in _DIR_SIZES:
+            raise InvalidKey(
+                f"a 'dir' key is a content encryption key of {sorted(_DIR_SIZES)} bytes,"
+                f" got {len(material)} (RFC 7518 §5)"
+            )
+        if alg.family == "PBES2" and not material:
+            raise InvalidKey("a PBES2 password must not be empty", code="weak_key")
+        return
+    if (
+        isinstance(material, (rsa.RSAPrivateKey, rsa.RSAPublicKey))
+        and material.key_size < MIN_RSA_BITS
+    ):
+        raise InvalidKey(
+            f"RSA keys must have at least {MIN_RSA_BITS} bits, got {material.key_size}",
+            code="weak_key",
+        )
+
+
+def _check_material(
+    alg: Algorithm | KeyManagement, material: PrivateKey | PublicKey | bytes
+) -> None:
     """Refuse key material that does not fit ``alg`` (RFC 8725 §3.1, RFC 7518 §3)."""
+    if isinstance(alg, KeyManagement):
+        _check_jwe_material(alg, material)
+        return
     kty = _kty_of(material)
     if kty != alg.kty:
         raise InvalidKey(f"{alg.name} needs a {alg.kty} key, got a {kty} key")
@@ -160,10 +241,19 @@ def _check_material(alg: Algorithm, material: PrivateKey | PublicKey | bytes) ->
         raise InvalidKey(f"{alg.name} needs curve {' or '.join(alg.curves)}, got {crv}")
 
 
+def _never_verifies(msg: bytes, sig: bytes) -> bool:
+    return False
+
+
 def _bind(
-    alg: Algorithm, private: PrivateKey | None, public: PublicKey | None, secret: bytes | None
+    alg: Algorithm | KeyManagement,
+    private: PrivateKey | None,
+    public: PublicKey | None,
+    secret: bytes | None,
 ) -> tuple[_Signer | None, _Checker]:
     """Build the sign and verify closures for one key (the prepared hot path)."""
+    if isinstance(alg, KeyManagement):
+        return None, _never_verifies  # an encryption key never signs nor verifies
     if secret is not None:
         # The key schedule is done once; each call copies the prepared HMAC state
         # (cheaper than hmac.digest, which sets the key up again every time).
@@ -283,7 +373,7 @@ class Key:
         "_verify",
     )
 
-    _alg: Algorithm
+    _alg: Algorithm | KeyManagement
     _kid: str | None
     _private: PrivateKey | None
     _public: PublicKey | None
@@ -297,7 +387,7 @@ class Key:
     def __init__(
         self, alg: str, material: PrivateKey | PublicKey | bytes, *, kid: str | None = None
     ) -> None:
-        spec = get_algorithm(alg)
+        spec = _lookup(alg)
         if kid is not None and not isinstance(kid, str):
             raise TypeError("kid must be a str")
         if not isinstance(material, bytes) and isinstance(material, (bytearray, memoryview)):
@@ -324,13 +414,18 @@ class Key:
     # -- properties -------------------------------------------------------
     @property
     def alg(self) -> str:
-        """The one JWS algorithm this key may be used with."""
+        """The one JWS (or JWE key-management) algorithm this key may be used with."""
         return self._alg.name
 
     @property
-    def algorithm(self) -> Algorithm:
-        """The algorithm table entry."""
+    def algorithm(self) -> Algorithm | KeyManagement:
+        """The algorithm table entry (:class:`KeyManagement` for JWE keys)."""
         return self._alg
+
+    @property
+    def is_encryption_key(self) -> bool:
+        """True when the key is bound to a JWE key-management algorithm (RFC 7516)."""
+        return isinstance(self._alg, KeyManagement)
 
     @property
     def kid(self) -> str | None:
@@ -340,6 +435,8 @@ class Key:
     @property
     def kty(self) -> str:
         """The JWK key type: ``oct``, ``RSA``, ``EC`` or ``OKP`` (RFC 7517 §4.1)."""
+        if self._crv in _OKP_SIZES:
+            return "OKP"
         return self._alg.kty
 
     @property
@@ -349,8 +446,8 @@ class Key:
 
     @property
     def is_private(self) -> bool:
-        """True when the key can sign (HMAC secrets always can)."""
-        return self._sign is not None
+        """True when the key can sign or decrypt (secrets always can)."""
+        return self._secret is not None or self._private is not None
 
     @property
     def is_symmetric(self) -> bool:
@@ -365,6 +462,10 @@ class Key:
     def sign(self, data: bytes) -> bytes:
         """Sign ``data`` and return the raw JWS signature octets (RFC 7515 §5.1)."""
         if self._sign is None:
+            if self.is_encryption_key:
+                raise ValueError(
+                    f"this key is bound to the JWE algorithm {self.alg}; it cannot sign"
+                )
             raise ValueError("a public key cannot sign")
         return self._sign(data)
 
@@ -379,11 +480,15 @@ class Key:
     ) -> Key:
         """Generate a fresh key for ``alg``.
 
-        ``size`` is the RSA modulus size (default 2048, minimum 2048); ``crv``
-        picks ``Ed448`` over the default ``Ed25519`` for ``EdDSA``.
+        ``size`` is the RSA modulus size (default 2048, minimum 2048), or the
+        bits of a ``dir`` content encryption key (default 256); ``crv`` picks
+        ``Ed448`` over the default ``Ed25519`` for ``EdDSA``, and the curve of
+        an ``ECDH-ES`` key (default ``P-256``; also P-384, P-521, X25519, X448).
         """
-        spec = get_algorithm(alg)
+        spec = _lookup(alg)
         material: PrivateKey | bytes
+        if isinstance(spec, KeyManagement) and spec.kty != "RSA":
+            return cls(alg, _generate_jwe_material(spec, size, crv), kid=kid)
         if spec.kty == "oct":
             material = secrets.token_bytes(spec.digest_size)
         elif spec.kty == "RSA":
@@ -413,8 +518,8 @@ class Key:
             secret = secret.encode("utf-8")
         if not isinstance(secret, (bytes, bytearray, memoryview)):
             raise TypeError("secret must be bytes or str")
-        if get_algorithm(alg).kty != "oct":
-            raise InvalidKey(f"{alg} is not an HMAC algorithm; use from_pem or from_jwk")
+        if _lookup(alg).kty != "oct":
+            raise InvalidKey(f"{alg} is not a secret-key algorithm; use from_pem or from_jwk")
         return cls(alg, bytes(secret), kid=kid)
 
     @classmethod
@@ -431,7 +536,7 @@ class Key:
         """
         if isinstance(data, str):
             data = data.encode("utf-8")
-        spec = get_algorithm(alg)
+        spec = _lookup(alg)
         if spec.kty == "oct":
             raise InvalidKey(f"{alg} uses a shared secret, not a PEM key; use from_secret")
         label = None
@@ -465,7 +570,7 @@ class Key:
         password: bytes | None = None,
     ) -> Key:
         """Load DER bytes; ``kind`` says what they hold (formats are never guessed)."""
-        get_algorithm(alg)
+        _lookup(alg)
         try:
             material: PrivateKey | PublicKey
             if kind == "private":
@@ -505,23 +610,15 @@ class Key:
         kty = jwk.get("kty")
         if type(kty) is not str or kty not in _THUMBPRINT_MEMBERS:  # members are untrusted JSON
             raise InvalidKey(f"unsupported JWK kty {kty!r}")
-        use = jwk.get("use")
-        if use is not None and use != "sig":
-            raise InvalidKey(f"JWK use is {use!r}, not 'sig'")
-        ops = jwk.get("key_ops")
-        if ops is not None:  # RFC 7517 §4.3: an array of distinct strings
-            if type(ops) is not list or not all(type(op) is str for op in ops):
-                raise InvalidKey("JWK key_ops must be an array of strings")
-            if len(set(ops)) != len(ops):
-                raise InvalidKey("JWK key_ops has duplicate values (RFC 7517 §4.3)")
-            if not {"sign", "verify"} & set(ops):
-                raise InvalidKey("JWK key_ops allows neither 'sign' nor 'verify'")
         jwk_alg = jwk.get("alg")
         if jwk_alg is not None and not isinstance(jwk_alg, str):
             raise InvalidKey("JWK alg must be a string")
+        if jwk_alg in CONTENT_ENCRYPTION and alg in (None, "dir"):
+            jwk_alg = "dir"  # a direct key may name the 'enc' it serves (RFC 7520 §5.6)
         if alg is not None and jwk_alg is not None and alg != jwk_alg:
             raise InvalidKey(f"JWK is for {jwk_alg}, not {alg}")
         chosen = alg or jwk_alg
+        _check_use(jwk, chosen is not None and chosen in KEY_MANAGEMENT)
         if chosen is None:
             crv = jwk.get("crv")
             if kty == "EC" and isinstance(crv, str) and crv in _UNAMBIGUOUS_ALG:
@@ -530,7 +627,7 @@ class Key:
                 chosen = "EdDSA"
             else:
                 raise InvalidKey(f"{kty} JWK has no 'alg'; pass alg= to choose one")
-        if chosen not in ALGORITHMS:
+        if chosen not in ALGORITHMS and chosen not in KEY_MANAGEMENT:
             raise InvalidKey(f"unsupported JWK alg {chosen!r}")
         jwk_kid = jwk.get("kid")
         if jwk_kid is not None and not isinstance(jwk_kid, str):
@@ -593,12 +690,28 @@ class Key:
             if private and isinstance(self._private, ec.EllipticCurvePrivateKey):
                 out["d"] = _int_to_b64(self._private.private_numbers().private_value, size)
         else:
-            assert isinstance(pub, (ed25519.Ed25519PublicKey, ed448.Ed448PublicKey))
+            assert isinstance(
+                pub,
+                (
+                    ed25519.Ed25519PublicKey,
+                    ed448.Ed448PublicKey,
+                    x25519.X25519PublicKey,
+                    x448.X448PublicKey,
+                ),
+            )
             raw = pub.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
             out = {"kty": "OKP", "crv": self._crv, "x": b64encode(raw)}
             if private and self._private is not None:
                 priv = self._private
-                assert isinstance(priv, (ed25519.Ed25519PrivateKey, ed448.Ed448PrivateKey))
+                assert isinstance(
+                    priv,
+                    (
+                        ed25519.Ed25519PrivateKey,
+                        ed448.Ed448PrivateKey,
+                        x25519.X25519PrivateKey,
+                        x448.X448PrivateKey,
+                    ),
+                )
                 out["d"] = b64encode(
                     priv.private_bytes(
                         serialization.Encoding.Raw,
@@ -609,7 +722,7 @@ class Key:
         return out
 
     def to_jwk(self, private: bool = False) -> dict[str, Any]:
-        """Export as a JWK dict with ``alg``, ``use: sig`` and ``kid`` (RFC 7517 §4).
+        """Export as a JWK with ``alg``, ``use`` (``enc`` for JWE keys) and ``kid`` (RFC 7517 §4).
 
         ``private=True`` includes the private members; HMAC secrets only export
         that way, since they have no public form.
@@ -620,7 +733,7 @@ class Key:
             raise ValueError("an HMAC secret has no public form; pass private=True")
         out = self._jwk_members(private)
         out["alg"] = self.alg
-        out["use"] = "sig"
+        out["use"] = "enc" if self.is_encryption_key else "sig"
         if self._kid is not None:
             out["kid"] = self._kid
         return out
@@ -660,6 +773,54 @@ class Key:
             )
             return self._private.private_bytes(encoding, serialization.PrivateFormat.PKCS8, enc)
         return self._public.public_bytes(encoding, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def _check_use(jwk: Mapping[str, Any], encryption: bool) -> None:
+    """``use`` and ``key_ops`` must allow what the key is bound to (RFC 7517 §4.2-4.3)."""
+    use = jwk.get("use")
+    wanted = "enc" if encryption else "sig"
+    if use is not None and use != wanted:
+        raise InvalidKey(f"JWK use is {use!r}, not {wanted!r}")
+    ops = jwk.get("key_ops")
+    if ops is None:
+        return
+    # RFC 7517 §4.3: an array of distinct strings (untrusted JSON: check the types first)
+    if type(ops) is not list or not all(type(op) is str for op in ops):
+        raise InvalidKey("JWK key_ops must be an array of strings")
+    if len(set(ops)) != len(ops):
+        raise InvalidKey("JWK key_ops has duplicate values (RFC 7517 §4.3)")
+    allowed = (
+        {"encrypt", "decrypt", "wrapKey", "unwrapKey", "deriveKey", "deriveBits"}
+        if encryption
+        else {"sign", "verify"}
+    )
+    if not allowed & set(ops):
+        raise InvalidKey(f"JWK key_ops allows none of {', '.join(sorted(allowed))}")
+
+
+def _generate_jwe_material(
+    spec: KeyManagement, size: int | None, crv: str | None
+) -> PrivateKey | bytes:
+    """Fresh material for a JWE key-management algorithm (RSA is generated by the caller)."""
+    if spec.family == "ECDH-ES":
+        curve = crv or "P-256"
+        if curve not in spec.curves:
+            raise ValueError(f"{spec.name} does not use curve {curve}")
+        if curve == "X25519":
+            return x25519.X25519PrivateKey.generate()
+        if curve == "X448":
+            return x448.X448PrivateKey.generate()
+        return ec.generate_private_key(_EC_CURVES[curve]())
+    if crv is not None:
+        raise ValueError(f"{spec.name} keys have no curve")
+    if spec.family == "dir":
+        bits = size if size is not None else 256
+        if bits % 8 or bits // 8 not in _DIR_SIZES:
+            raise ValueError(f"a 'dir' key has {sorted(s * 8 for s in _DIR_SIZES)} bits")
+        return secrets.token_bytes(bits // 8)
+    if size is not None:
+        raise ValueError(f"{spec.name} keys have a fixed size")
+    return secrets.token_bytes(spec.wrap_size or 32)  # PBES2: a random 256-bit password
 
 
 def _member(jwk: Mapping[str, Any], name: str, *, size: int | None = None) -> bytes:
@@ -718,8 +879,10 @@ def _material_from_jwk(jwk: Mapping[str, Any], kty: str) -> PrivateKey | PublicK
             raise InvalidKey("EC JWK private value 'd' does not match 'x'/'y'")
         return private_key
     # OKP (RFC 8037 §2)
+    if crv in ("X25519", "X448"):
+        return _xdh_from_jwk(jwk, crv)
     if crv not in ("Ed25519", "Ed448"):
-        raise InvalidKey(f"unsupported OKP curve {crv!r} (only Ed25519 and Ed448 sign)")
+        raise InvalidKey(f"unsupported OKP curve {crv!r}")
     size = 32 if crv == "Ed25519" else 57
     x_raw = _member(jwk, "x", size=size)
     okp_cls: Any = ed25519 if crv == "Ed25519" else ed448
@@ -737,6 +900,26 @@ def _material_from_jwk(jwk: Mapping[str, Any], kty: str) -> PrivateKey | PublicK
     return okp_priv
 
 
+def _xdh_from_jwk(jwk: Mapping[str, Any], crv: str) -> PrivateKey | PublicKey:
+    """An X25519 / X448 key-agreement JWK (RFC 8037 §2, §3.2)."""
+    size = _OKP_SIZES[crv]
+    x_raw = _member(jwk, "x", size=size)
+    module: Any = x25519 if crv == "X25519" else x448
+    prefix = "X25519" if crv == "X25519" else "X448"
+    public_key: PublicKey = getattr(module, prefix + "PublicKey").from_public_bytes(x_raw)
+    if "d" not in jwk:
+        return public_key
+    private_key: PrivateKey = getattr(module, prefix + "PrivateKey").from_private_bytes(
+        _member(jwk, "d", size=size)
+    )
+    derived = private_key.public_key().public_bytes(
+        serialization.Encoding.Raw, serialization.PublicFormat.Raw
+    )
+    if derived != x_raw:
+        raise InvalidKey("OKP JWK private value 'd' does not match 'x'")
+    return private_key
+
+
 def _candidate_algs(jwk: Mapping[str, Any], algorithms: Sequence[str] | None) -> list[str]:
     """Algorithms a JWK without ``alg`` may be bound to (RFC 7517 §4.4 leaves it open)."""
     kty, crv = jwk.get("kty"), jwk.get("crv")
@@ -746,10 +929,14 @@ def _candidate_algs(jwk: Mapping[str, Any], algorithms: Sequence[str] | None) ->
         if kty == "OKP" and crv in ("Ed25519", "Ed448"):
             return ["EdDSA"]
         return []
+    use = jwk.get("use")
     out = []
     for name in algorithms:
-        spec = ALGORITHMS.get(name)
-        if spec is None or spec.kty != kty:
+        spec: Algorithm | KeyManagement | None = ALGORITHMS.get(name) or KEY_MANAGEMENT.get(name)
+        if spec is None or use == ("sig" if isinstance(spec, KeyManagement) else "enc"):
+            continue
+        ecdh = isinstance(spec, KeyManagement) and spec.family == "ECDH-ES"
+        if spec.kty != kty and not (ecdh and kty == "OKP"):
             continue
         if spec.curves and crv not in spec.curves:
             continue

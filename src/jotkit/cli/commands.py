@@ -99,9 +99,17 @@ def _print_json_block(console: Console, title: str, style: str, obj: Any) -> Non
 
 
 def decode(token: TokenArg = None, as_json: JsonOpt = False, now: NowOpt = None) -> None:
-    """Show a token's header and payload WITHOUT verifying it (RFC 7519 §7.2)."""
+    """Show a token's header and payload WITHOUT verifying it (RFC 7519 §7.2).
+
+    For a JWE (RFC 7516) only the protected header and the sizes can be shown.
+    """
     with handle_errors():
         tok = read_token(token)
+        from .jwe_commands import is_jwe, print_jwe_description
+
+        if is_jwe(tok):
+            print_jwe_description(tok, as_json)
+            return
         header, payload = jotkit.decode_unverified(tok)
         t = parse_now(now)
         times = _times(payload, t)
@@ -563,3 +571,6 @@ def register(app: typer.Typer) -> None:
     """Add the token commands to the ``jotkit`` Typer app."""
     for fn in (decode, verify, sign, keygen, jwks, thumbprint, audit, debugger):
         app.command(name=fn.__name__, epilog=examples_epilog(fn.__name__))(fn)
+    from .jwe_commands import register as register_jwe
+
+    register_jwe(app)  # encrypt, decrypt (RFC 7516)

@@ -1,5 +1,8 @@
 // jotkit debugger page: decoding, verification, audit and signing, all in the page.
-import { decodeUnverified, verifyToken, signToken, generateKey, b64urlEncode, TokenError } from "./jose.js";
+import {
+  decodeUnverified, verifyToken, signToken, generateKey, b64urlEncode, TokenError,
+  decryptJWE, parseJSONObject, b64urlDecode, JWE_WEBCRYPTO_LIMITS,
+} from "./jose.js";
 import { loadRules, audit, fmtDuration } from "./audit.js";
 
 const $ = (id) => document.getElementById(id);
@@ -111,10 +114,46 @@ function keyMaterial() {
   };
 }
 
+const isJWE = (token) => token.split(".").length === 5;
+
+// A JWE (RFC 7516): decrypt with the pasted key through WebCrypto instead of verifying.
+async function runDecrypt(token, mat, box) {
+  const my = ++seq;
+  if (rules) {
+    const findings = await audit(token, rules);
+    if (my === seq) renderFindings(findings);
+  }
+  if (!mat.text.trim()) {
+    box.dataset.state = "idle";
+    delete box.dataset.code;
+    box.textContent = "Paste the recipient's private JWK (or the secret) to decrypt this JWE in the page.";
+    return;
+  }
+  const res = await decryptJWE(token, mat);
+  if (my !== seq) return;
+  box.dataset.state = res.ok ? "valid" : "invalid";
+  box.dataset.code = res.ok ? "decrypted" : res.code;
+  if (!res.ok) {
+    box.textContent = `✘ Not decrypted — ${res.message}`;
+    return;
+  }
+  box.textContent = `✔ Decrypted — ${res.plaintext.length} bytes; the header is now authenticated`;
+  let shown = res.text;
+  try {
+    shown = JSON.stringify(JSON.parse(res.text), null, 2);
+  } catch {
+    // not JSON (a nested JWT, or text): show as is
+  }
+  $("payload").textContent = shown;
+  $("unverified-badge").textContent = "DECRYPTED";
+  $("unverified-badge").className = "badge verified";
+}
+
 async function runVerify() {
   const token = $("token").value.trim();
   const box = $("verify-result");
   const mat = keyMaterial();
+  if (token && isJWE(token)) return runDecrypt(token, mat, box);
   if (!token || !mat.text.trim()) {
     box.dataset.state = "idle";
     delete box.dataset.code;
@@ -161,6 +200,24 @@ async function onToken() {
   $("claims").querySelector("tbody").replaceChildren();
   $("unverified-badge").textContent = "UNVERIFIED";
   $("unverified-badge").className = "badge unverified";
+  const note = $("jwe-note");
+  note.hidden = true;
+  if (token && isJWE(token)) {
+    note.textContent = JWE_WEBCRYPTO_LIMITS;
+    note.hidden = false;
+    try {
+      const header = parseJSONObject(b64urlDecode(token.split(".")[0]));
+      $("header").textContent = JSON.stringify(header, null, 2);
+      $("payload").textContent = "(encrypted JWE: paste the recipient's key to decrypt it in this page)";
+      $("signature").textContent = "(a JWE has no signature: the authentication tag is checked on decryption)";
+    } catch (e) {
+      err.textContent = `Cannot decode the JWE header: ${e.message}`;
+      err.hidden = false;
+    }
+    tickCountdown();
+    await runVerify();
+    return;
+  }
   if (!token) {
     renderFindings([]);
     $("audit-summary").textContent = "";
@@ -324,6 +381,10 @@ window.jotkitDebugger = {
   ready: init(),
   audit: (token, opts) => audit(token, rules, opts || {}),
   verify: (token, material) => verifyToken(token, material),
+  decryptJWE: async (token, material) => {
+    const res = await decryptJWE(token, material);
+    return res.ok ? { ok: true, text: res.text, header: res.header } : res;
+  },
   decode: (token) => decodeUnverified(token),
   b64urlEncode,
 };

@@ -2,7 +2,7 @@
 // Same rules file (audit_rules.json) and same logic as jotkit/audit.py, so the
 // two give the same findings. Nothing here touches the network except loading
 // the rules file from the page's own origin.
-import { decodeUnverified, b64urlDecode, verifyToken, secretBytes } from "./jose.js";
+import { decodeUnverified, b64urlDecode, verifyToken, secretBytes, parseJSONObject } from "./jose.js";
 
 const HMAC_HASH = { HS256: "SHA-256", HS384: "SHA-384", HS512: "SHA-512" };
 
@@ -217,6 +217,46 @@ function sortFindings(rules, findings) {
   );
 }
 
+// A JWE's protected header (mirrors _jwe_checks in audit.py): RSA1_5, PBES2 p2c, zip, enc.
+function jweChecks(rules, token) {
+  let header;
+  try {
+    header = parseJSONObject(b64urlDecode(token.split(".")[0]));
+  } catch (e) {
+    return [finding(rules, "malformed", `the JWE protected header is not a JSON object: ${e.message}`)];
+  }
+  const spec = rules.raw.jwe;
+  const out = [];
+  const has = (name) => Object.prototype.hasOwnProperty.call(header, name);
+  const alg = header.alg;
+  const enc = header.enc;
+  if (typeof alg !== "string" || !spec.key_management.includes(alg)) out.push(finding(rules, "alg_unexpected", algText(header)));
+  if (typeof enc !== "string" || !spec.content_encryption.includes(enc)) {
+    const shown = typeof enc === "string" ? `enc is ${JSON.stringify(enc)}` : !has("enc") ? "enc is missing" : `enc is ${kind(enc)}`;
+    out.push(finding(rules, "jwe_enc_unexpected", shown));
+  }
+  if (alg === "RSA1_5") out.push(finding(rules, "jwe_rsa1_5"));
+  const p2c = header.p2c;
+  if (typeof alg === "string" && alg.startsWith("PBES2") && isNumber(p2c)) {
+    if (p2c < spec.pbes2_min_p2c) out.push(finding(rules, "jwe_p2c_low", `p2c ${p2c} < ${spec.pbes2_min_p2c}`));
+    if (p2c > spec.pbes2_max_p2c) out.push(finding(rules, "jwe_p2c_high", `p2c ${p2c} > ${spec.pbes2_max_p2c}`));
+  }
+  if (has("zip")) {
+    const nested = ["JWT", "APPLICATION/JWT"].includes(String(has("cty") ? header.cty : "").toUpperCase());
+    out.push(finding(rules, "jwe_zip", nested ? "zip on a nested JWT" : "zip present"));
+  }
+  for (const name of ["jku", "x5u", "jwk", "x5c"]) {
+    if (has(name)) out.push(finding(rules, `header_${name}`, `${name} present`));
+  }
+  const kid = header.kid;
+  if (typeof kid === "string") {
+    if (rules.kidPath.test(kid)) out.push(finding(rules, "kid_path", `kid ${JSON.stringify(kid)}`));
+    if (rules.kidSql.test(kid)) out.push(finding(rules, "kid_sql", `kid ${JSON.stringify(kid)}`));
+  }
+  out.push(finding(rules, "jwe_payload_hidden"));
+  return out;
+}
+
 /** Audit a token (mirrors jotkit.audit.audit without a key). now: epoch seconds. */
 // Signature checks with a key or secret the user gave (mirrors _check_key in audit.py).
 async function keyChecks(rules, token, dec, material) {
@@ -241,6 +281,11 @@ export async function audit(token, rules, { now = Date.now() / 1000, expectedAlg
   const out = [];
   const size = new TextEncoder().encode(token).length;
   if (size > rules.maxBytes) out.push(finding(rules, "token_oversized", `${size} bytes > ${rules.maxBytes}`));
+  if (token.split(".").length === 5) {
+    // A JWE (RFC 7516 §7.1): only its protected header can be audited.
+    out.push(...jweChecks(rules, token));
+    return sortFindings(rules, out);
+  }
   let dec;
   try {
     dec = decodeUnverified(token);

@@ -415,3 +415,175 @@ export async function generateKey(alg) {
   const spki = new Uint8Array(await crypto.subtle.exportKey("spki", pair.publicKey));
   return { privateKey: pair.privateKey, publicJwk, publicPem: toPem("PUBLIC KEY", spki) };
 }
+
+// ---- JWE decryption (RFC 7516) through WebCrypto ----
+// What WebCrypto can do here: RSA-OAEP (SHA-1, SHA-256), AES-KW, AES-GCM, AES-CBC + HMAC,
+// ECDH on P-256/384/521. What it cannot: RSA1_5 (no RSAES-PKCS1-v1_5 encryption in
+// WebCrypto), 192-bit AES (Chromium refuses 192-bit AES keys: A192KW, A192GCMKW, A192GCM,
+// A192CBC-HS384), PBES2 (not offered by this page), X25519/X448 ECDH (not in every browser),
+// and zip (not decompressed here). Use `jotkit decrypt` for those.
+export const JWE_WEBCRYPTO_LIMITS =
+  "WebCrypto in this page decrypts RSA-OAEP, RSA-OAEP-256, A128KW, A256KW, dir and ECDH-ES " +
+  "(+A128KW/+A256KW) on P-256/P-384/P-521, with A128GCM, A256GCM, A128CBC-HS256 or " +
+  "A256CBC-HS512. It cannot do RSA1_5 (WebCrypto has no PKCS #1 v1.5 encryption), 192-bit AES " +
+  "(A192KW, A192GCMKW, A192GCM, A192CBC-HS384: Chromium refuses 192-bit AES keys), the GCM key " +
+  "wrap and PBES2 algorithms, X25519/X448, or zip; use `jotkit decrypt` for those.";
+
+const JWE_ALGS = {
+  "RSA-OAEP": { kind: "rsa", hash: "SHA-1" },
+  "RSA-OAEP-256": { kind: "rsa", hash: "SHA-256" },
+  A128KW: { kind: "kw", bits: 128 },
+  A256KW: { kind: "kw", bits: 256 },
+  dir: { kind: "dir" },
+  "ECDH-ES": { kind: "ecdh", bits: 0 },
+  "ECDH-ES+A128KW": { kind: "ecdh", bits: 128 },
+  "ECDH-ES+A256KW": { kind: "ecdh", bits: 256 },
+};
+const JWE_ENCS = {
+  A128GCM: { kind: "gcm", bytes: 16 },
+  A256GCM: { kind: "gcm", bytes: 32 },
+  "A128CBC-HS256": { kind: "cbc", bytes: 32, hash: "SHA-256", tag: 16 },
+  "A256CBC-HS512": { kind: "cbc", bytes: 64, hash: "SHA-512", tag: 32 },
+};
+const WHY_NOT = {
+  RSA1_5: "WebCrypto has no RSAES-PKCS1-v1_5 encryption",
+  A192KW: "Chromium refuses 192-bit AES keys",
+  A192GCMKW: "Chromium refuses 192-bit AES keys",
+  A192GCM: "Chromium refuses 192-bit AES keys",
+  "A192CBC-HS384": "Chromium refuses 192-bit AES keys",
+  "ECDH-ES+A192KW": "Chromium refuses 192-bit AES keys",
+};
+
+function concatBytes(...parts) {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let i = 0;
+  for (const p of parts) {
+    out.set(p, i);
+    i += p.length;
+  }
+  return out;
+}
+
+function u32(n) {
+  return new Uint8Array([(n >>> 24) & 255, (n >>> 16) & 255, (n >>> 8) & 255, n & 255]);
+}
+
+// Concat KDF, SHA-256 (RFC 7518 §4.6.2): WebCrypto has no such KDF, so it is framed here
+// over crypto.subtle.digest.
+async function concatKdf(z, algId, bytes, apu, apv) {
+  const name = new TextEncoder().encode(algId);
+  const other = concatBytes(u32(name.length), name, u32(apu.length), apu, u32(apv.length), apv, u32(bytes * 8));
+  const out = [];
+  for (let round = 1; out.length * 32 < bytes; round++) {
+    out.push(new Uint8Array(await crypto.subtle.digest("SHA-256", concatBytes(u32(round), z, other))));
+  }
+  return concatBytes(...out).slice(0, bytes);
+}
+
+async function unwrapAesKw(kekBytes, ek) {
+  const kek = await crypto.subtle.importKey("raw", kekBytes, "AES-KW", false, ["unwrapKey"]);
+  // Unwrap as an extractable HMAC key: any length fits, then export the raw CEK.
+  const cek = await crypto.subtle.unwrapKey("raw", ek, kek, "AES-KW", { name: "HMAC", hash: "SHA-256" }, true, ["sign"]);
+  return new Uint8Array(await crypto.subtle.exportKey("raw", cek));
+}
+
+function jweFail(code, message) {
+  return { ok: false, code, message };
+}
+
+function cleanJwk(jwk) {
+  const out = { ...jwk };
+  for (const name of ["alg", "use", "key_ops", "kid"]) delete out[name];
+  return out;
+}
+
+/** Decrypt a compact JWE with a private JWK, an oct JWK or a secret (RFC 7516 §5.2).
+ * Returns {ok: true, plaintext (Uint8Array), text, header} or {ok: false, code, message}. */
+export async function decryptJWE(token, material) {
+  const parts = (token || "").trim().split(".");
+  if (parts.length !== 5) return jweFail("malformed", "a compact JWE has five segments");
+  let header;
+  let ek;
+  let iv;
+  let ct;
+  let tag;
+  try {
+    header = parseJSONObject(b64urlDecode(parts[0]));
+    [ek, iv, ct, tag] = parts.slice(1).map((p) => b64urlDecode(p));
+  } catch (e) {
+    return jweFail("malformed", e.message);
+  }
+  const alg = header.alg;
+  const enc = header.enc;
+  if (WHY_NOT[alg] || WHY_NOT[enc] || (typeof alg === "string" && alg.startsWith("PBES2")) || header.zip !== undefined) {
+    const what = WHY_NOT[alg] ? `${alg}: ${WHY_NOT[alg]}` : WHY_NOT[enc] ? `${enc}: ${WHY_NOT[enc]}` : header.zip !== undefined ? "zip: not decompressed in this page" : `${alg}: not offered by this page`;
+    return jweFail("webcrypto_unsupported", `cannot decrypt here (${what}); use jotkit decrypt`);
+  }
+  const km = JWE_ALGS[alg];
+  const ce = JWE_ENCS[enc];
+  if (!km || !ce) return jweFail("webcrypto_unsupported", `cannot decrypt alg ${alg} / enc ${enc} here; use jotkit decrypt`);
+  let jwk = null;
+  let secret = null;
+  try {
+    if (material.type === "secret") secret = secretBytes(material);
+    else if (material.type === "jwk") jwk = JSON.parse(material.text);
+    else return jweFail("invalid_key", "paste the recipient's private JWK (or the secret) to decrypt");
+  } catch (e) {
+    return jweFail("invalid_key", `the key is not JSON: ${e.message}`);
+  }
+  if (jwk && jwk.kty === "oct") secret = b64urlDecode(jwk.k || "");
+  try {
+    let cek;
+    if (km.kind === "dir") {
+      if (!secret) return jweFail("key_mismatch", "dir needs the shared secret (an oct JWK)");
+      cek = secret;
+    } else if (km.kind === "kw") {
+      if (!secret || secret.length * 8 !== km.bits) return jweFail("key_mismatch", `${alg} needs a ${km.bits}-bit key`);
+      cek = await unwrapAesKw(secret, ek);
+    } else if (km.kind === "rsa") {
+      if (!jwk || jwk.kty !== "RSA" || !jwk.d) return jweFail("key_mismatch", `${alg} needs the recipient's private RSA JWK`);
+      const key = await crypto.subtle.importKey("jwk", cleanJwk(jwk), { name: "RSA-OAEP", hash: km.hash }, false, ["decrypt"]);
+      cek = new Uint8Array(await crypto.subtle.decrypt({ name: "RSA-OAEP" }, key, ek));
+    } else {
+      const epk = header.epk;
+      if (!jwk || jwk.kty !== "EC" || !jwk.d) return jweFail("key_mismatch", `${alg} needs the recipient's private EC JWK (P-256/384/521)`);
+      if (!epk || epk.kty !== "EC" || epk.crv !== jwk.crv) return jweFail("invalid_epk", "the epk is not on the key's curve");
+      const params = { name: "ECDH", namedCurve: jwk.crv };
+      const priv = await crypto.subtle.importKey("jwk", cleanJwk(jwk), params, false, ["deriveBits"]);
+      let pub;
+      try {
+        pub = await crypto.subtle.importKey("jwk", { kty: "EC", crv: epk.crv, x: epk.x, y: epk.y }, params, false, []);
+      } catch (e) {
+        return jweFail("invalid_epk", `the epk is not a valid ${jwk.crv} point`);
+      }
+      const bits = { "P-256": 256, "P-384": 384, "P-521": 528 }[jwk.crv];
+      const z = new Uint8Array(await crypto.subtle.deriveBits({ name: "ECDH", public: pub }, priv, bits));
+      const apu = header.apu ? b64urlDecode(header.apu) : new Uint8Array(0);
+      const apv = header.apv ? b64urlDecode(header.apv) : new Uint8Array(0);
+      if (km.bits === 0) cek = await concatKdf(z, enc, ce.bytes, apu, apv);
+      else cek = await unwrapAesKw(await concatKdf(z, alg, km.bits / 8, apu, apv), ek);
+    }
+    if (cek.length !== ce.bytes) return jweFail("decryption_failed", "the token does not decrypt with this key");
+    const aad = new TextEncoder().encode(parts[0]);
+    let plain;
+    if (ce.kind === "gcm") {
+      const key = await crypto.subtle.importKey("raw", cek, "AES-GCM", false, ["decrypt"]);
+      plain = await crypto.subtle.decrypt({ name: "AES-GCM", iv, additionalData: aad, tagLength: 128 }, key, concatBytes(ct, tag));
+    } else {
+      const half = ce.bytes / 2;
+      const mac = await crypto.subtle.importKey("raw", cek.slice(0, half), { name: "HMAC", hash: ce.hash }, false, ["sign"]);
+      const al = new Uint8Array(8);
+      new DataView(al.buffer).setUint32(4, aad.length * 8);
+      const full = new Uint8Array(await crypto.subtle.sign("HMAC", mac, concatBytes(aad, iv, ct, al)));
+      let diff = tag.length === ce.tag ? 0 : 1;
+      for (let i = 0; i < ce.tag; i++) diff |= full[i] ^ (tag[i] || 0);
+      if (diff) return jweFail("decryption_failed", "the token does not decrypt with this key");
+      const key = await crypto.subtle.importKey("raw", cek.slice(half), "AES-CBC", false, ["decrypt"]);
+      plain = await crypto.subtle.decrypt({ name: "AES-CBC", iv }, key, ct);
+    }
+    const bytes = new Uint8Array(plain);
+    return { ok: true, plaintext: bytes, text: new TextDecoder().decode(bytes), header };
+  } catch (e) {
+    return jweFail("decryption_failed", "the token does not decrypt with this key");
+  }
+}
