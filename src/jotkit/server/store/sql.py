@@ -202,7 +202,12 @@ class SqlUserStore(UserStore):
 
 
 class SqlSessionStore(SessionStore):
-    """Refresh families and tokens in SQL; rotation is one conditional UPDATE."""
+    """Refresh families and tokens in SQL; rotation is one conditional UPDATE.
+
+    Rotation and revocation serialise on the family row: both lock it (``SELECT ... FOR
+    UPDATE`` / ``UPDATE``) before reading or writing the family's tokens, so a revocation
+    always sees every access token a concurrent rotation recorded, or the rotation sees the
+    revocation."""
 
     def __init__(self, engine: AsyncEngine, read_engine: AsyncEngine | None = None) -> None:
         self._engine = engine
@@ -261,7 +266,21 @@ class SqlSessionStore(SessionStore):
             )
             .values(spent_at=now, spent_by=client)
         )
+        # Lock the family row first (PostgreSQL; SQLite has one writer at a time): a
+        # revocation updates that row too, so it either commits before this rotation (which
+        # then sees ``revoked_at`` and spends nothing) or waits for it and, under READ
+        # COMMITTED, reads the access token recorded below. Without the lock the family check
+        # in ``spend`` reads a snapshot, and a revocation that runs in between reads the
+        # family's access tokens before this one is inserted: a live token after logout.
+        lock_family = (
+            sa.select(refresh_families.c.id)
+            .join(refresh_tokens, refresh_tokens.c.family_id == refresh_families.c.id)
+            .where(refresh_tokens.c.token_hash == old_hash)
+            .with_for_update(of=refresh_families)
+        )
         async with self._engine.begin() as conn:
+            if (await conn.execute(lock_family)).first() is None:
+                return RotateResult(RotateOutcome.NOT_FOUND)
             won = (await conn.execute(spend)).rowcount == 1
             row = (
                 await conn.execute(
