@@ -105,3 +105,78 @@ def test_logout_racing_refresh_leaves_no_live_token(backend_server: Server) -> N
     assert not live, f"{len(live)} of {TRIALS} revoked families yielded a live token: {live}"
     assert all(o.get("refresh_again", 400) == 400 for o in outcomes), outcomes
     print("\nrefresh outcomes:", Counter(o["refresh"] for o in outcomes))
+
+
+def test_login_burst_queues_for_pool_connections_instead_of_failing(
+    backend_server: Server,
+) -> None:
+    """200 concurrent correct logins (200 accounts) over real HTTP: the Redis and SQL
+    connection pools queue the burst (redis-py's default pool raised MaxConnectionsError,
+    59-73 x 503). Every login succeeds; anything shed would be a 429/503 with Retry-After."""
+    srv = backend_server
+    emails = [f"burst-{i}-{secrets.token_hex(3)}@example.com" for i in range(200)]
+
+    async def add_all() -> None:
+        for email in emails:
+            await srv.service.add_user(email, PASSWORD)
+
+    srv.run(add_all())
+
+    async def burst() -> list[httpx.Response]:
+        async with httpx.AsyncClient(
+            base_url=srv.url, timeout=120, limits=httpx.Limits(max_connections=200)
+        ) as ac:
+            return list(
+                await asyncio.gather(
+                    *(
+                        ac.post("/auth/login", json={"email": e, "password": PASSWORD})
+                        for e in emails
+                    )
+                )
+            )
+
+    responses = asyncio.run(burst())
+    statuses = Counter(r.status_code for r in responses)
+    shed = [r for r in responses if r.status_code != 200]
+    assert all(r.status_code in (429, 503) and "retry-after" in r.headers for r in shed), [
+        (r.status_code, r.text) for r in shed[:5]
+    ]
+    assert statuses == {200: 200}, (statuses, [r.text for r in shed[:3]])
+
+
+def test_redis_pool_exhaustion_sheds_with_retry_after(
+    pg_db: str, redis_url: str, redis_prefix: str, tmp_path: Path
+) -> None:
+    """While every Redis pool connection is busy, a login waits ``redis_pool_timeout`` and
+    then sheds with 503 + Retry-After (never a 500); once one is free, logins work again."""
+    settings = make_settings(
+        tmp_path / "data", database_url=pg_db, redis_url=redis_url, redis_prefix=redis_prefix,
+        redis_max_connections=2, redis_pool_timeout=0.2,
+    )
+    srv = Server(settings, FrozenClock(START)).start()
+    try:
+        srv.add_user("alice@example.com")
+        pool = srv.service.store.redis.connection_pool  # type: ignore[attr-defined]
+
+        async def take_all() -> list[Any]:
+            taken = []
+            while pool.can_get_connection():
+                taken.append(await pool.get_connection())
+            return taken
+
+        taken = srv.run(take_all())
+        body = {"email": "alice@example.com", "password": PASSWORD}
+        with srv.client() as c:
+            r = c.post("/auth/login", json=body)
+            assert r.status_code == 503, r.text
+            assert r.headers["retry-after"] == "1"
+            assert r.json()["error"] == "temporarily_unavailable"
+
+            async def give_back() -> None:
+                for conn in taken:
+                    await pool.release(conn)
+
+            srv.run(give_back())
+            assert c.post("/auth/login", json=body).status_code == 200
+    finally:
+        srv.stop()

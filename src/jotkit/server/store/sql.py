@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,15 +48,34 @@ from .tables import (
     users,
 )
 
-__all__ = ["SqlStore", "make_engine"]
+__all__ = ["PoolSettings", "SqlStore", "make_engine"]
 
 
-def make_engine(url: str) -> AsyncEngine:
+@dataclass(frozen=True, slots=True)
+class PoolSettings:
+    """Connection-pool sizing of a server database (SQLAlchemy ``QueuePool``): a request
+    waits up to ``timeout`` seconds for a connection; after that SQLAlchemy raises
+    ``TimeoutError``, which the service answers with 503 and ``Retry-After``."""
+
+    size: int = 10
+    max_overflow: int = 10
+    timeout: float = 10.0
+
+
+def make_engine(url: str, pool: PoolSettings | None = None) -> AsyncEngine:
     """Create an async engine; SQLite gets WAL, foreign keys, a busy timeout and one pooled
-    connection (SQLite has a single writer; serialising in-process avoids lock errors)."""
+    connection (SQLite has a single writer; serialising in-process avoids lock errors).
+    Other databases get a queue pool sized by ``pool``."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_async_engine(url, pool_pre_ping=True)
+        sizing = pool or PoolSettings()
+        return create_async_engine(
+            url,
+            pool_pre_ping=True,
+            pool_size=sizing.size,
+            max_overflow=sizing.max_overflow,
+            pool_timeout=sizing.timeout,
+        )
     database = parsed.database
     if database and database != ":memory:" and not database.startswith("file:"):
         _private_file(Path(database).expanduser())
@@ -695,9 +715,9 @@ class SqlKeyStore(KeyStore):
 class SqlStore(Store):
     """Every store interface on one SQLAlchemy async engine."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, pool: PoolSettings | None = None) -> None:
         self.url = url
-        self.engine = make_engine(url)
+        self.engine = make_engine(url, pool)
         self.read_engine = make_read_engine(url)
         self.users = SqlUserStore(self.engine, self.read_engine)
         self.sessions = SqlSessionStore(self.engine, self.read_engine)
