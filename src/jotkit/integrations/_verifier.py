@@ -233,7 +233,7 @@ class Introspection:
 @dataclass(slots=True)
 class _Entry:
     claims: Claims
-    exp: float | None
+    kid: Any  # the header's kid: a hit needs it still in the JWK set
     until: float
 
 
@@ -388,17 +388,29 @@ class TokenVerifier:
         if now >= entry.until:
             self._cache.pop(token)
             return None
-        if entry.exp is not None and now > entry.exp + self.leeway:
+        if self._jwks is not None:
+            # A key the issuer withdrew (``jotkit keys revoke``) is gone from the set at the
+            # next JWKS fetch: from then on its tokens are verified again, and refused.
+            key_set = self._jwks.cached_key_set
+            if key_set is None or not isinstance(entry.kid, str) or entry.kid not in key_set:
+                self._cache.pop(token)
+                return None
+        try:
+            # the core's own claim checks (exp, nbf, iat at ``now``): one rule for a hit and
+            # a full verification, e.g. a token is refused at exactly ``now == exp``
+            self._verifier.policy.validate(entry.claims, now)
+        except InvalidToken as exc:
             self._cache.pop(token)
-            raise self._token_error(jotkit.ExpiredToken("token expired", expired_at=entry.exp))
+            raise self._token_error(exc) from None
         return entry.claims
 
     def _remember(self, token: str, claims: Claims, now: float) -> None:
         if self._cache.size <= 0:
             return
-        exp = claims.get("exp")
-        exp_f = float(exp) if isinstance(exp, int | float) else None
-        self._cache.put(token, _Entry(claims, exp_f, now + self.cache_ttl))
+        kid = None
+        if self._jwks is not None:
+            kid = jotkit.decode_unverified(token)[0].get("kid")
+        self._cache.put(token, _Entry(claims, kid, now + self.cache_ttl))
 
     def _fast_verifier(self) -> jotkit.Verifier | None:
         """A Verifier over the JWKS client's fresh cached set, or None if a fetch is due."""
