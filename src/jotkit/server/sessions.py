@@ -367,6 +367,7 @@ class AuthService:
 
     # -- the hot path ---------------------------------------------------------------------
     def _remember(self, token: str, claims: dict[str, Any], exp: float) -> None:
+        """Put a verified token in the bounded LRU, evicting the least recently used."""
         cache = self._verified
         cache[token] = (claims, exp)
         if len(cache) > self._cache_size:
@@ -387,6 +388,7 @@ class AuthService:
             self._remember(token, claims, exp)
         else:
             self.metrics.cache_hit.inc()
+            self._verified.move_to_end(token)  # least recently used is evicted first
             claims, exp = entry
             if now >= exp:
                 self._verified.pop(token, None)
