@@ -492,6 +492,13 @@ class RedisKeyStore(KeyStore):
         await self._inner.delete(kid)
         await self._notify()
 
+    async def revoke(self, kid: str, now: float, replacement: KeyRecord | None = None) -> bool:
+        """Withdraw a key and announce it: every instance reloads its ring at once."""
+        done = await self._inner.revoke(kid, now, replacement)
+        if done:
+            await self._notify()
+        return done
+
 
 class GraceSessionStore:
     """The SQL session store with the rotation grace state also kept in Redis.

@@ -690,21 +690,41 @@ class SqlKeyStore(KeyStore):
                 sa.select(signing_keys).order_by(signing_keys.c.activate_at, signing_keys.c.kid)
             )
             return [
-                KeyRecord(r.kid, r.alg, r.private_jwk, r.created_at, r.activate_at) for r in rows
+                KeyRecord(
+                    r.kid, r.alg, r.private_jwk, r.created_at, r.activate_at, r.revoked_at
+                )
+                for r in rows
             ]
+
+    @staticmethod
+    def _insert(record: KeyRecord) -> sa.Insert:
+        return sa.insert(signing_keys).values(
+            kid=record.kid,
+            alg=record.alg,
+            private_jwk=record.private_jwk,
+            created_at=record.created_at,
+            activate_at=record.activate_at,
+            revoked_at=record.revoked_at,
+        )
 
     async def add(self, record: KeyRecord) -> None:
         """Insert a key."""
         async with self._engine.begin() as conn:
-            await conn.execute(
-                sa.insert(signing_keys).values(
-                    kid=record.kid,
-                    alg=record.alg,
-                    private_jwk=record.private_jwk,
-                    created_at=record.created_at,
-                    activate_at=record.activate_at,
-                )
+            await conn.execute(self._insert(record))
+
+    async def revoke(self, kid: str, now: float, replacement: KeyRecord | None = None) -> bool:
+        """Set ``revoked_at`` and insert the replacement key in one transaction."""
+        async with self._engine.begin() as conn:
+            done = await conn.execute(
+                sa.update(signing_keys)
+                .where(signing_keys.c.kid == kid, signing_keys.c.revoked_at.is_(None))
+                .values(revoked_at=now)
             )
+            if done.rowcount != 1:  # unknown or already revoked: nothing was changed
+                return False
+            if replacement is not None:
+                await conn.execute(self._insert(replacement))
+            return True
 
     async def delete(self, kid: str) -> None:
         """Remove a key."""
