@@ -107,6 +107,40 @@ def test_logout_racing_refresh_leaves_no_live_token(backend_server: Server) -> N
     print("\nrefresh outcomes:", Counter(o["refresh"] for o in outcomes))
 
 
+def test_users_disable_racing_login_leaves_no_live_token(backend_server: Server) -> None:
+    """48 trials of (login || ``users disable``) for one account each: a login that answers
+    200 while the account is being disabled must not hold a live access token afterwards
+    (the revoked-before marker alone misses a token issued in the same second)."""
+    srv = backend_server
+
+    async def one(ac: httpx.AsyncClient) -> dict[str, Any]:
+        email = f"{secrets.token_hex(6)}@example.com"
+        await asyncio.wrap_future(
+            asyncio.run_coroutine_threadsafe(srv.service.add_user(email, PASSWORD), srv._loop())
+        )
+        disable = asyncio.wrap_future(
+            asyncio.run_coroutine_threadsafe(srv.service.disable_user(email), srv._loop())
+        )
+        r, _ = await asyncio.gather(
+            ac.post("/auth/login", json={"email": email, "password": PASSWORD}), disable
+        )
+        out: dict[str, Any] = {"login": r.status_code}
+        if r.status_code == 200:
+            token = r.json()["access_token"]
+            me = await ac.get("/auth/me", headers={"Authorization": f"Bearer {token}"})
+            out["me"] = me.status_code
+        return out
+
+    async def trials() -> list[dict[str, Any]]:
+        async with httpx.AsyncClient(base_url=srv.url, timeout=60) as ac:
+            return [await one(ac) for _ in range(TRIALS)]
+
+    outcomes = asyncio.run(trials())
+    live = [o for o in outcomes if o.get("me") == 200]
+    assert not live, f"{len(live)} of {TRIALS} disabled accounts kept a live token"
+    print("\nlogin outcomes:", Counter(o["login"] for o in outcomes))
+
+
 def test_login_burst_queues_for_pool_connections_instead_of_failing(
     backend_server: Server,
 ) -> None:

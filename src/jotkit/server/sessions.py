@@ -272,7 +272,10 @@ class AuthService:
             client_ip=client.ip[:64] or None,
         )
         await self.store.sessions.create_family(family, hash_refresh_token(refresh))
-        access, expires_in = await self._issue_access(user, family, now)
+        try:
+            access, expires_in = await self._issue_access(user, family, now)
+        except ServiceError:  # disabled (or the session revoked) while the password was checked
+            raise ServiceError("invalid_credentials") from None
         self.audit.event("login_ok", user_id=user.id, session_id=family.id, ip=client.ip)
         return IssuedTokens(access, expires_in, refresh, family.id, user)
 

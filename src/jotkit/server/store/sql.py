@@ -403,9 +403,12 @@ class SqlSessionStore(SessionStore):
             return [_family(r) for r in rows]
 
     async def record_access_token(self, record: AccessTokenRecord) -> bool:
-        """Remember an issued access token unless its family is revoked: one
-        ``INSERT … SELECT … FOR UPDATE`` (the row lock on the family means a concurrent
-        revocation either sees this row or is seen by it; SQLite serialises writers)."""
+        """Remember an issued access token unless its family is revoked or its user disabled:
+        one ``INSERT … SELECT … FOR UPDATE`` (the row lock on the family means a concurrent
+        revocation either sees this row or is seen by it; SQLite serialises writers). The
+        user check closes a login racing ``users disable``: the disable commits before this
+        statement (nothing is recorded) or its ``revoke_user`` runs after it and sees the
+        family and this token."""
         live_family = (
             sa.select(
                 sa.literal(record.jti, sa.String(64)),
@@ -413,11 +416,13 @@ class SqlSessionStore(SessionStore):
                 sa.literal(record.user_id, sa.String(36)),
                 sa.literal(record.exp, sa.Double),
             )
+            .join(users, users.c.id == refresh_families.c.user_id)
             .where(
                 refresh_families.c.id == record.family_id,
                 refresh_families.c.revoked_at.is_(None),
+                users.c.disabled.is_(False),
             )
-            .with_for_update()
+            .with_for_update(of=refresh_families)
         )
         async with self._engine.begin() as conn:
             result = await conn.execute(
