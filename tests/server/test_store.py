@@ -327,3 +327,37 @@ def test_sqlite_files_are_private(tmp_path):
     run_with_store(f"sqlite+aiosqlite:///{db}", lambda store: store.ping())
     assert stat.S_IMODE(os.stat(db.parent).st_mode) == 0o700
     assert stat.S_IMODE(os.stat(db).st_mode) == 0o600
+
+
+def test_migration_0002_keeps_the_keys_of_an_existing_database(tmp_path):
+    """A database created before ``keys revoke`` (schema 0001) upgrades in place: its keys
+    survive, unrevoked, and can then be revoked."""
+    import sqlalchemy as sa
+
+    from jotkit.server.keyring import new_key_record
+    from jotkit.server.migrations import upgrade_connection
+    from jotkit.server.store.sql import make_engine
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'old.db'}"
+    rec = new_key_record("ES256", 1.0, 1.0)
+
+    async def make_old():
+        engine = make_engine(url)
+        try:
+            async with engine.begin() as conn:
+                await conn.run_sync(lambda sync: upgrade_connection(sync, "0001"))
+                await conn.execute(sa.text(
+                    "INSERT INTO signing_keys (kid, alg, private_jwk, created_at, activate_at) "
+                    "VALUES (:kid, :alg, :jwk, 1.0, 1.0)"
+                ), {"kid": rec.kid, "alg": rec.alg, "jwk": rec.private_jwk})
+        finally:
+            await engine.dispose()
+
+    asyncio.run(make_old())
+
+    async def body(store):
+        assert await store.keys.list() == [rec]  # revoked_at is None
+        assert await store.keys.revoke(rec.kid, 5.0) is True
+        return [k.revoked_at for k in await store.keys.list()]
+
+    assert run_with_store(url, body) == [5.0]
