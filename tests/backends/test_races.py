@@ -1,8 +1,9 @@
-"""Races between revocation and rotation, over real HTTP on every backend.
+"""Races and bursts over real HTTP on every backend (SQLite, PostgreSQL, PostgreSQL + Redis).
 
 A logout (or DELETE /auth/sessions/{id}, /oauth/revoke, ``users disable``) sent at the same
 moment as a refresh of the same family must never leave the refresh's new access token alive:
-whatever the interleaving, a revoked family yields no live token.
+whatever the interleaving, a revoked family yields no live token. A burst of logins queues for
+pooled connections instead of failing in the pool.
 """
 
 from __future__ import annotations
@@ -108,7 +109,7 @@ def test_logout_racing_refresh_leaves_no_live_token(backend_server: Server) -> N
 
 
 def test_users_disable_racing_login_leaves_no_live_token(backend_server: Server) -> None:
-    """48 trials of (login || ``users disable``) for one account each: a login that answers
+    """40 trials of (login || ``users disable``) for one account each: a login that answers
     200 while the account is being disabled must not hold a live access token afterwards
     (the revoked-before marker alone misses a token issued in the same second)."""
     srv = backend_server
@@ -133,11 +134,11 @@ def test_users_disable_racing_login_leaves_no_live_token(backend_server: Server)
 
     async def trials() -> list[dict[str, Any]]:
         async with httpx.AsyncClient(base_url=srv.url, timeout=60) as ac:
-            return [await one(ac) for _ in range(TRIALS)]
+            return [await one(ac) for _ in range(40)]
 
     outcomes = asyncio.run(trials())
     live = [o for o in outcomes if o.get("me") == 200]
-    assert not live, f"{len(live)} of {TRIALS} disabled accounts kept a live token"
+    assert not live, f"{len(live)} of 40 disabled accounts kept a live token"
     print("\nlogin outcomes:", Counter(o["login"] for o in outcomes))
 
 

@@ -275,6 +275,7 @@ class AuthService:
         try:
             access, expires_in = await self._issue_access(user, family, now)
         except ServiceError:  # disabled (or the session revoked) while the password was checked
+            self.audit.event("login_failed", reason="disabled", ip=client.ip, user_id=user.id)
             raise ServiceError("invalid_credentials") from None
         self.audit.event("login_ok", user_id=user.id, session_id=family.id, ip=client.ip)
         return IssuedTokens(access, expires_in, refresh, family.id, user)
