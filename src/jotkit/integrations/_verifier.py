@@ -10,6 +10,7 @@ and JSON body are identical in every framework.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import threading
@@ -230,9 +231,13 @@ class Introspection:
             raise ValueError("cache_ttl must be >= 0 and timeout > 0")
 
 
+_TIME_CLAIMS = ("exp", "nbf", "iat")
+
+
 @dataclass(slots=True)
 class _Entry:
     claims: Claims
+    times: Claims  # the time claims (exp, nbf, iat), re-validated on every hit
     kid: Any  # the header's kid: a hit needs it still in the JWK set
     until: float
 
@@ -344,6 +349,10 @@ class TokenVerifier:
         }
         # the key, or the JWKS client as a resolver (which may fetch synchronously)
         self._verifier = jotkit.Verifier(key, **options)
+        # the same policy, restricted to what time can change (exp, nbf, iat): cache hits
+        self._time_policy = dataclasses.replace(
+            self._verifier.policy, issuer=None, audience=None, subject=None, require=()
+        )
         # JWKS fast path: a Verifier over the client's fresh cached KeySet, rebuilt
         # when the client's cache changes; no locks, no I/O (see _fast_verifier)
         self._snap_verifier: tuple[Any, jotkit.Verifier] | None = None
@@ -396,9 +405,10 @@ class TokenVerifier:
                 self._cache.pop(token)
                 return None
         try:
-            # the core's own claim checks (exp, nbf, iat at ``now``): one rule for a hit and
-            # a full verification, e.g. a token is refused at exactly ``now == exp``
-            self._verifier.policy.validate(entry.claims, now)
+            # the core's own check of the time claims at ``now`` (the other claims cannot
+            # change): one rule for a hit and a full verification, e.g. a token is refused
+            # at exactly ``now == exp`` (RFC 7519 §4.1.4)
+            self._time_policy.validate(entry.times, now)
         except InvalidToken as exc:
             self._cache.pop(token)
             raise self._token_error(exc) from None
@@ -410,7 +420,8 @@ class TokenVerifier:
         kid = None
         if self._jwks is not None:
             kid = jotkit.decode_unverified(token)[0].get("kid")
-        self._cache.put(token, _Entry(claims, kid, now + self.cache_ttl))
+        times = {name: claims[name] for name in _TIME_CLAIMS if name in claims}
+        self._cache.put(token, _Entry(claims, times, kid, now + self.cache_ttl))
 
     def _fast_verifier(self) -> jotkit.Verifier | None:
         """A Verifier over the JWKS client's fresh cached set, or None if a fetch is due."""
