@@ -337,7 +337,7 @@ def test_keys_revoke_on_the_cli_is_honoured_by_both_instances_at_once(cluster: C
     ) as b:
         for c in (a, b):  # verified and cached on both instances
             assert c.get("/auth/me", headers=bearer(leaked["access_token"])).status_code == 200
-        done = CliRunner().invoke(build_app(), ["keys", "revoke", kid], env=cluster.env)
+        done = CliRunner().invoke(build_app(), ["keys", "revoke", "--", kid], env=cluster.env)
         assert done.exit_code == 0, done.output
         for c in (a, b):
             _wait_rejected(c, leaked["access_token"], PROPAGATION_BOUND)

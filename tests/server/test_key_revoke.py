@@ -55,7 +55,7 @@ def test_revoked_key_tokens_are_refused_at_once_by_every_instance(make_server, t
             assert c.get("/auth/me", headers=bearer(leaked["access_token"])).status_code == 200
         old_generation = login(ca, "alice@example.com")
 
-        r = cli("keys", "revoke", kid)
+        r = cli("keys", "revoke", "--", kid)
         assert r.exit_code == 0, r.output
         assert f"revoked key {kid}" in r.output and "new key" in r.output  # it was signing
         # B: what each instance's background task does every sync interval (the key ring is
@@ -80,7 +80,7 @@ def test_revoked_key_tokens_are_refused_at_once_by_every_instance(make_server, t
 
         listed = cli("keys", "list").output
         assert f"{kid}  ES256  revoked" in listed
-        r = cli("keys", "revoke", kid)
+        r = cli("keys", "revoke", "--", kid)
         assert r.exit_code == 1 and "already revoked" in r.output
         r = cli("keys", "revoke", "no-such-kid")
         assert r.exit_code == 1 and "no key" in r.output

@@ -108,7 +108,7 @@ _EXAMPLES: dict[str, tuple[str, ...]] = {
     "keys rotate": ("jotkit keys rotate", "jotkit keys rotate --alg EdDSA --delay 600"),
     "keys list": ("jotkit keys list",),
     "keys revoke": (
-        "jotkit keys revoke Qz1b...   # a leaked key: out of the JWKS, its tokens refused",
+        "jotkit keys revoke -- KID   # a leaked key ('--': a kid may start with '-')",
     ),
     "db upgrade": ("JOTKIT_DATABASE_URL=postgresql://app@db/jotkit jotkit db upgrade",),
     "db copy": (
