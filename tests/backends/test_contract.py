@@ -303,6 +303,14 @@ async def test_key_store(store_factory: Any) -> None:
         assert await b.keys.list() == [k1, k2]  # a second instance sees the shared ring
         await b.keys.delete("k1")
         assert [k.kid for k in await a.keys.list()] == ["k0"]
+        # withdrawal: the mark and the replacement land together, once
+        k3 = KeyRecord("k3", "ES256", '{"kty":"EC"}', T0 + 10, T0 + 10)
+        assert await a.keys.revoke("k0", T0 + 10, k3) is True
+        listed = await b.keys.list()
+        assert [(k.kid, k.revoked_at) for k in listed] == [("k3", None), ("k0", T0 + 10)]
+        assert await b.keys.revoke("k0", T0 + 11, None) is False  # already revoked
+        assert await b.keys.revoke("nope", T0 + 11, None) is False
+        assert len(await a.keys.list()) == 2
     finally:
         await a.close()
         await b.close()

@@ -318,3 +318,33 @@ def test_uvicorn_workers(cluster: Cluster, tmp_path_factory: pytest.TempPathFact
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=15)
+
+
+def test_keys_revoke_on_the_cli_is_honoured_by_both_instances_at_once(cluster: Cluster) -> None:
+    """``jotkit keys revoke KID`` (a leaked key): both running instances drop the key from
+    their JWKS and refuse every token it signed, cached ones included, within the propagation
+    bound (the key store announces the change on the Redis bus); new tokens come from the
+    replacement key and pass on both."""
+    from typer.testing import CliRunner
+
+    from jotkit.cli import build_app
+
+    email = cluster.user()
+    leaked = _login(cluster.a.url, email)
+    kid = jotkit.decode_unverified(leaked["access_token"])[0]["kid"]
+    with httpx.Client(base_url=cluster.a.url, timeout=10) as a, httpx.Client(
+        base_url=cluster.b.url, timeout=10
+    ) as b:
+        for c in (a, b):  # verified and cached on both instances
+            assert c.get("/auth/me", headers=bearer(leaked["access_token"])).status_code == 200
+        done = CliRunner().invoke(build_app(), ["keys", "revoke", "--", kid], env=cluster.env)
+        assert done.exit_code == 0, done.output
+        for c in (a, b):
+            _wait_rejected(c, leaked["access_token"], PROPAGATION_BOUND)
+            kids = {k["kid"] for k in c.get("/.well-known/jwks.json").json()["keys"]}
+            assert kid not in kids
+        fresh = _login(cluster.b.url, email)
+        new_kid = jotkit.decode_unverified(fresh["access_token"])[0]["kid"]
+        assert new_kid != kid
+        for c in (a, b):
+            assert c.get("/auth/me", headers=bearer(fresh["access_token"])).status_code == 200

@@ -63,3 +63,38 @@ async def test_build_store_picks_the_backend(tmp_path: Path) -> None:
     assert (both.prefix, both.fail_open) == ("p:", True)
     for store in (plain, pg, both):
         await _close(store)
+
+
+def test_pool_settings_size_the_sql_and_redis_pools() -> None:
+    s = Settings.from_env({
+        "JOTKIT_DATABASE_URL": "postgresql://u@h/db",
+        "JOTKIT_REDIS_URL": "redis://127.0.0.1:6379/0",
+        "JOTKIT_DATABASE_POOL_SIZE": "7",
+        "JOTKIT_DATABASE_MAX_OVERFLOW": "0",
+        "JOTKIT_DATABASE_POOL_TIMEOUT": "3s",
+        "JOTKIT_REDIS_MAX_CONNECTIONS": "12",
+        "JOTKIT_REDIS_POOL_TIMEOUT": "250",
+    })
+    store = build_store(s)
+    assert isinstance(store, RedisStore)
+    pool = store.redis.connection_pool
+    assert type(pool).__name__ == "BlockingConnectionPool"  # queues instead of failing
+    assert (pool.max_connections, pool.timeout) == (12, 250.0)
+    assert isinstance(store.sql, SqlStore)
+    engine_pool = store.sql.engine.pool
+    assert (engine_pool.size(), engine_pool._max_overflow, engine_pool._timeout) == (7, 0, 3.0)
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"JOTKIT_REDIS_MAX_CONNECTIONS": "0"},
+        {"JOTKIT_DATABASE_POOL_SIZE": "0"},
+        {"JOTKIT_DATABASE_MAX_OVERFLOW": "-1"},
+        {"JOTKIT_DATABASE_POOL_TIMEOUT": "0"},
+        {"JOTKIT_REDIS_POOL_TIMEOUT": "inf"},
+    ],
+)
+def test_invalid_pool_settings(env: dict[str, str]) -> None:
+    with pytest.raises(SettingsError, match=next(iter(env))):
+        Settings.from_env(env)

@@ -14,6 +14,7 @@ SERVICE_COMMANDS = [
     "users list",
     "keys rotate",
     "keys list",
+    "keys revoke",
     "db upgrade",
     "db copy",
 ]

@@ -234,3 +234,56 @@ def test_introspection_settings_are_checked():
     assert "top-secret" not in repr(cfg)
     with pytest.raises(ValueError):
         Introspection("https://auth.example.com/i", "id", "s", timeout=0)
+
+
+def test_cached_token_at_exactly_exp_is_refused_like_the_core(es_key, clock):
+    """RFC 7519 §4.1.4: a token must not be accepted on or after ``exp``. The core refuses
+    it at ``now == exp``; a verified-token cache hit must give the same answer."""
+    v = make(es_key.public(), clock, cache_ttl=600)
+    token = make_token(es_key, now=clock.now, expires_in=60)
+    v.verify(token)  # verified and cached (for longer than the token lives)
+    clock.advance(60)  # now == exp
+    with pytest.raises(jotkit.ExpiredToken):
+        jotkit.decode(token, es_key.public(), algorithms=["ES256"], audience=AUDIENCE,
+                      now=clock.now)
+    with pytest.raises(BearerError) as info:
+        v.verify(token)
+    assert info.value.reason == "expired"
+    with pytest.raises(BearerError) as info:
+        asyncio.run(v.averify(token))
+    assert info.value.reason == "expired"
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_cached_token_of_a_withdrawn_key_stops_passing_after_the_next_jwks_fetch(
+    jwks_server, mode
+):
+    """An emergency key withdrawal (``jotkit keys revoke``): once the JWKS is fetched again
+    without the key, a token it signed is refused even though it sits in the verified-token
+    cache (cache_ttl is longer than the JWKS max-age here)."""
+    from jotkit.jwks_client import JWKSClient
+
+    from .conftest import FakeClock
+
+    clock = FakeClock()
+    old = jotkit.Key.generate("ES256", kid="old")
+    new = jotkit.Key.generate("ES256", kid="new")
+    jwks_server.publish(old, new)
+    client = JWKSClient(jwks_server.url, max_age=10, min_refetch_interval=0, clock=clock)
+    v = make(client, clock, cache_ttl=600)
+    withdrawn = make_token(old, now=clock.now)
+    kept = make_token(new, now=clock.now)
+
+    def check(token):
+        return v.verify(token) if mode == "sync" else asyncio.run(v.averify(token))
+
+    assert check(withdrawn)["sub"] == "user-1"
+    assert check(kept)["sub"] == "user-1"
+    jwks_server.publish(new)  # the issuer withdrew "old"
+    clock.advance(11)  # the cached JWK set is stale: the next miss refetches it
+    assert check(make_token(new, now=clock.now))["sub"] == "user-1"  # a miss: refetch
+    assert jwks_server.hits == 2
+    with pytest.raises(BearerError) as info:
+        check(withdrawn)
+    assert info.value.reason == "key_not_found"
+    assert check(kept)["sub"] == "user-1"  # tokens of the remaining key still pass

@@ -183,8 +183,9 @@ def test_migrated_schema_matches_table_metadata(tmp_path):
     assert run_with_store(url, body) == []
 
 
-def test_key_ring_timeline():
-    from jotkit.server.keyring import KeyRing
+def _memory_keys():
+    import dataclasses
+
     from jotkit.server.store.base import KeyStore
 
     class MemoryKeys(KeyStore):
@@ -192,13 +193,73 @@ def test_key_ring_timeline():
             self.rows = []
 
         async def list(self):
-            return sorted(self.rows, key=lambda r: r.activate_at)
+            return sorted(self.rows, key=lambda r: (r.activate_at, r.kid))
 
         async def add(self, record):
             self.rows.append(record)
 
         async def delete(self, kid):
             self.rows = [r for r in self.rows if r.kid != kid]
+
+        async def revoke(self, kid, now, replacement=None):
+            found = [r for r in self.rows if r.kid == kid and r.revoked_at is None]
+            if not found:
+                return False
+            self.rows = [dataclasses.replace(r, revoked_at=now) if r.kid == kid else r
+                         for r in self.rows]
+            if replacement is not None:
+                self.rows.append(replacement)
+            return True
+
+    return MemoryKeys()
+
+
+def test_key_ring_revoke_withdraws_the_key_at_once_and_replaces_the_signer():
+    """Emergency withdrawal: the key leaves the JWKS at once (no retirement window), a
+    withdrawn signer is replaced by a key that signs at once, and the other keys' timeline
+    does not move (a retiring predecessor keeps its retirement time)."""
+    from jotkit.server.keyring import KeyRing
+
+    async def body():
+        ring = KeyRing(_memory_keys(), issuer="i", audience="a", access_ttl=100, retire_margin=10)
+        first = await ring.ensure_key("ES256", 1000.0)
+        second = await ring.rotate("ES256", 1500.0, delay=0)  # first retires at 1610
+        kids = lambda t: [k["kid"] for k in ring.jwks(t)["keys"]]  # noqa: E731
+        assert kids(1520.0) == [first.kid, second.kid]
+        done = await ring.revoke(second.kid, 1520.0)  # the signer: replaced at once
+        third = done.replacement
+        assert third is not None and third.activate_at == 1520.0
+        assert kids(1520.0) == [first.kid, third.kid]
+        assert ring.signing_key(1520.0).kid == third.kid
+        assert ring.is_revoked(second.kid) and not ring.is_revoked(third.kid)
+        assert kids(1609.0) == [first.kid, third.kid]  # first still retires at 1610
+        assert kids(1610.0) == [third.kid]
+        states = {s.kid: s.state for s in ring.statuses(1520.0)}
+        assert states == {first.kid: "retiring", second.kid: "revoked", third.kid: "active"}
+        # a retiring key is withdrawn without a replacement
+        done = await ring.revoke(first.kid, 1530.0)
+        assert done.replacement is None and kids(1530.0) == [third.kid]
+        # a pending key that is withdrawn never signs, and the signer does not retire for it
+        pending = await ring.rotate("ES256", 1540.0, delay=300)
+        assert (await ring.revoke(pending.kid, 1550.0)).replacement is None
+        assert ring.signing_key(2000.0).kid == third.kid
+        assert kids(5000.0) == [third.kid]
+        with pytest.raises(LookupError):
+            await ring.revoke(second.kid, 1560.0)  # already revoked
+        with pytest.raises(LookupError):
+            await ring.revoke("no-such-kid", 1560.0)
+        # the only usable key: a replacement is created in the same step
+        only = await ring.revoke(third.kid, 1570.0, alg="EdDSA")
+        assert only.replacement is not None and only.replacement.alg == "EdDSA"
+        assert kids(1570.0) == [only.replacement.kid]
+
+    asyncio.run(body())
+
+
+def test_key_ring_timeline():
+    from jotkit.server.keyring import KeyRing
+
+    MemoryKeys = lambda: _memory_keys()  # noqa: E731
 
     async def body():
         ring = KeyRing(MemoryKeys(), issuer="i", audience="a", access_ttl=100, retire_margin=10)
@@ -271,3 +332,37 @@ def test_sqlite_files_are_private(tmp_path):
     run_with_store(f"sqlite+aiosqlite:///{db}", lambda store: store.ping())
     assert stat.S_IMODE(os.stat(db.parent).st_mode) == 0o700
     assert stat.S_IMODE(os.stat(db).st_mode) == 0o600
+
+
+def test_migration_0002_keeps_the_keys_of_an_existing_database(tmp_path):
+    """A database created before ``keys revoke`` (schema 0001) upgrades in place: its keys
+    survive, unrevoked, and can then be revoked."""
+    import sqlalchemy as sa
+
+    from jotkit.server.keyring import new_key_record
+    from jotkit.server.migrations import upgrade_connection
+    from jotkit.server.store.sql import make_engine
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'old.db'}"
+    rec = new_key_record("ES256", 1.0, 1.0)
+
+    async def make_old():
+        engine = make_engine(url)
+        try:
+            async with engine.begin() as conn:
+                await conn.run_sync(lambda sync: upgrade_connection(sync, "0001"))
+                await conn.execute(sa.text(
+                    "INSERT INTO signing_keys (kid, alg, private_jwk, created_at, activate_at) "
+                    "VALUES (:kid, :alg, :jwk, 1.0, 1.0)"
+                ), {"kid": rec.kid, "alg": rec.alg, "jwk": rec.private_jwk})
+        finally:
+            await engine.dispose()
+
+    asyncio.run(make_old())
+
+    async def body(store):
+        assert await store.keys.list() == [rec]  # revoked_at is None
+        assert await store.keys.revoke(rec.kid, 5.0) is True
+        return [k.revoked_at for k in await store.keys.list()]
+
+    assert run_with_store(url, body) == [5.0]

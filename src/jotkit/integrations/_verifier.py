@@ -10,6 +10,7 @@ and JSON body are identical in every framework.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import threading
@@ -230,10 +231,14 @@ class Introspection:
             raise ValueError("cache_ttl must be >= 0 and timeout > 0")
 
 
+_TIME_CLAIMS = ("exp", "nbf", "iat")
+
+
 @dataclass(slots=True)
 class _Entry:
     claims: Claims
-    exp: float | None
+    times: Claims  # the time claims (exp, nbf, iat), re-validated on every hit
+    kid: Any  # the header's kid: a hit needs it still in the JWK set
     until: float
 
 
@@ -344,6 +349,10 @@ class TokenVerifier:
         }
         # the key, or the JWKS client as a resolver (which may fetch synchronously)
         self._verifier = jotkit.Verifier(key, **options)
+        # the same policy, restricted to what time can change (exp, nbf, iat): cache hits
+        self._time_policy = dataclasses.replace(
+            self._verifier.policy, issuer=None, audience=None, subject=None, require=()
+        )
         # JWKS fast path: a Verifier over the client's fresh cached KeySet, rebuilt
         # when the client's cache changes; no locks, no I/O (see _fast_verifier)
         self._snap_verifier: tuple[Any, jotkit.Verifier] | None = None
@@ -388,17 +397,31 @@ class TokenVerifier:
         if now >= entry.until:
             self._cache.pop(token)
             return None
-        if entry.exp is not None and now > entry.exp + self.leeway:
+        if self._jwks is not None:
+            # A key the issuer withdrew (``jotkit keys revoke``) is gone from the set at the
+            # next JWKS fetch: from then on its tokens are verified again, and refused.
+            key_set = self._jwks.cached_key_set
+            if key_set is None or not isinstance(entry.kid, str) or entry.kid not in key_set:
+                self._cache.pop(token)
+                return None
+        try:
+            # the core's own check of the time claims at ``now`` (the other claims cannot
+            # change): one rule for a hit and a full verification, e.g. a token is refused
+            # at exactly ``now == exp`` (RFC 7519 §4.1.4)
+            self._time_policy.validate(entry.times, now)
+        except InvalidToken as exc:
             self._cache.pop(token)
-            raise self._token_error(jotkit.ExpiredToken("token expired", expired_at=entry.exp))
+            raise self._token_error(exc) from None
         return entry.claims
 
     def _remember(self, token: str, claims: Claims, now: float) -> None:
         if self._cache.size <= 0:
             return
-        exp = claims.get("exp")
-        exp_f = float(exp) if isinstance(exp, int | float) else None
-        self._cache.put(token, _Entry(claims, exp_f, now + self.cache_ttl))
+        kid = None
+        if self._jwks is not None:
+            kid = jotkit.decode_unverified(token)[0].get("kid")
+        times = {name: claims[name] for name in _TIME_CLAIMS if name in claims}
+        self._cache.put(token, _Entry(claims, times, kid, now + self.cache_ttl))
 
     def _fast_verifier(self) -> jotkit.Verifier | None:
         """A Verifier over the JWKS client's fresh cached set, or None if a fetch is due."""

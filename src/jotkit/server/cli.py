@@ -107,6 +107,9 @@ _EXAMPLES: dict[str, tuple[str, ...]] = {
     "users list": ("jotkit users list",),
     "keys rotate": ("jotkit keys rotate", "jotkit keys rotate --alg EdDSA --delay 600"),
     "keys list": ("jotkit keys list",),
+    "keys revoke": (
+        "jotkit keys revoke -- KID   # a leaked key ('--': a kid may start with '-')",
+    ),
     "db upgrade": ("JOTKIT_DATABASE_URL=postgresql://app@db/jotkit jotkit db upgrade",),
     "db copy": (
         "jotkit db copy --from sqlite:///.jotkit/jotkit.db --to postgresql://jotkit@db/jotkit",
@@ -273,6 +276,38 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(1) from None
         typer.echo(f"new key {record.kid} ({record.alg}) signs from {_ts(record.activate_at)}")
 
+    @keys.command("revoke", epilog=_epilog("keys revoke"))
+    def keys_revoke(
+        kid: Annotated[str, typer.Argument(help="The kid to withdraw (see `jotkit keys list`).")],
+        alg: Annotated[
+            str | None,
+            typer.Option(help="Algorithm of the replacement key (default: the revoked key's)."),
+        ] = None,
+        data_dir: DataDir = None,
+        config: Config = None,
+    ) -> None:
+        """Withdraw a signing key at once (e.g. its private key leaked): it leaves the JWKS and
+        every token it signed is refused by every instance. If it is the key signing now, a
+        replacement is created in the same transaction and signs at once (there is no
+        publish delay: relying parties fetch the JWKS again on the unknown kid)."""
+        settings = _settings(data_dir, config)
+
+        async def work(svc: AuthService) -> Any:
+            return await svc.keyring.revoke(kid, svc.clock.now(), alg)
+
+        try:
+            done = _run(settings, work)
+        except LookupError as exc:
+            typer.echo(f"error: cannot revoke: {exc.args[0]}", err=True)
+            raise typer.Exit(1) from None
+        except (ValueError, jotkit.JotkitError) as exc:
+            typer.echo(f"error: cannot revoke: {exc}", err=True)
+            raise typer.Exit(1) from None
+        typer.echo(f"revoked key {done.kid}: removed from the JWKS, its tokens are refused")
+        if done.replacement is not None:
+            new = done.replacement
+            typer.echo(f"new key {new.kid} ({new.alg}) signs from now on")
+
     @keys.command("list", epilog=_epilog("keys list"))
     def keys_list(data_dir: DataDir = None, config: Config = None) -> None:
         """List keys with their state (pending, active, retiring, expired)."""
@@ -284,9 +319,9 @@ def register(app: typer.Typer) -> None:
 
         for st in _run(settings, work):
             until = _ts(st.published_until) if st.published_until else "further notice"
+            shown = f"revoked at {until}" if st.state == "revoked" else f"published until {until}"
             typer.echo(
-                f"{st.kid}  {st.alg}  {st.state:8}  activates {_ts(st.activate_at)}  "
-                f"published until {until}"
+                f"{st.kid}  {st.alg}  {st.state:8}  activates {_ts(st.activate_at)}  {shown}"
             )
 
     @db.command("upgrade", epilog=_epilog("db upgrade"))

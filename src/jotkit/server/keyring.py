@@ -6,6 +6,13 @@ Each key has an ``activate_at`` time. At time *t* the signing key is the key wit
 the JWKS see it before it signs). A key stays published until every token it signed has
 expired: its successor's ``activate_at + access_ttl + key_retire_margin``. The whole state is a
 pure function of the stored rows and the time, so several instances agree without messages.
+
+An emergency withdrawal (:meth:`KeyRing.revoke`, ``jotkit keys revoke``) marks a key revoked:
+it leaves the JWKS and the verifier at once (each instance when it reloads the ring: at once
+over the Redis bus, else at its next sync), so every token it signed is refused. Withdrawing
+the key that signs now also adds a replacement that signs at once, in the same transaction,
+so the ring never lacks a signer. A revoked key keeps its row: it still marks when its
+predecessor stopped signing (that key's retirement time does not move).
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ import jotkit
 from .settings import SIGNING_ALGORITHMS
 from .store.base import KeyRecord, KeyStore
 
-__all__ = ["KeyRing", "KeyStatus", "new_key_record"]
+__all__ = ["KeyRevocation", "KeyRing", "KeyStatus", "new_key_record"]
 
 
 def new_key_record(alg: str, now: float, activate_at: float) -> KeyRecord:
@@ -46,9 +53,18 @@ class KeyStatus:
 
     kid: str
     alg: str
-    state: str  # pending | active | retiring | expired
+    state: str  # pending | active | retiring | expired | revoked
     activate_at: float
     published_until: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRevocation:
+    """What :meth:`KeyRing.revoke` did: the withdrawn kid and the replacement, if one was
+    needed because the withdrawn key was signing."""
+
+    kid: str
+    replacement: KeyRecord | None
 
 
 class _Snapshot:
@@ -105,7 +121,9 @@ class KeyRing:
     async def load(self) -> bool:
         """Re-read the ring from the store; return True when it changed."""
         records = await self._store.list()
-        if [r.kid for r in records] == [r.kid for r in self._records]:
+        if [(r.kid, r.revoked_at) for r in records] == [
+            (r.kid, r.revoked_at) for r in self._records
+        ]:
             return False
         keys = dict(self._keys)
         for rec in records:
@@ -119,7 +137,7 @@ class KeyRing:
     async def ensure_key(self, alg: str, now: float) -> KeyRecord | None:
         """Create the first key (active at once) when the ring is empty."""
         await self.load()
-        if self._records:
+        if any(r.revoked_at is None for r in self._records):
             return None
         record = new_key_record(alg, now, now)
         await self._store.add(record)
@@ -133,12 +151,48 @@ class KeyRing:
         await self.load()
         return record
 
+    async def revoke(self, kid: str, now: float, alg: str | None = None) -> KeyRevocation:
+        """Withdraw ``kid`` at ``now`` (emergency: it leaves the JWKS, every token it signed
+        is refused). When it is the key signing at ``now``, or no other usable key would be
+        left, a replacement of ``alg`` (default: the withdrawn key's) is created that signs at
+        once, in the same transaction. Raise ``LookupError`` for an unknown or already
+        revoked kid."""
+        await self.load()
+        record = next((r for r in self._records if r.kid == kid), None)
+        if record is None:
+            raise LookupError(f"no key {kid!r} in the ring")
+        if record.revoked_at is not None:
+            raise LookupError(f"key {kid!r} is already revoked")
+        others = [
+            r for r in self._records if r.kid != kid and r.revoked_at is None
+        ]
+        signing = self._signer_index(now)
+        needs_new = not others or (
+            signing is not None and self._records[signing].kid == kid
+        )
+        replacement = new_key_record(alg or record.alg, now, now) if needs_new else None
+        if not await self._store.revoke(kid, now, replacement):
+            raise LookupError(f"key {kid!r} is unknown or already revoked")
+        await self.load()
+        return KeyRevocation(kid, replacement)
+
     # -- queries --------------------------------------------------------------------------
+    def is_revoked(self, kid: object) -> bool:
+        """True when ``kid`` names a key withdrawn by :meth:`revoke`."""
+        return any(r.kid == kid and r.revoked_at is not None for r in self._records)
+
+    def _signed(self, index: int) -> bool:
+        """Whether key ``index`` ever signed: not revoked, or revoked after activating."""
+        rec = self._records[index]
+        return rec.revoked_at is None or rec.activate_at < rec.revoked_at
+
     def _retire_at(self, index: int) -> float | None:
-        """When key ``index`` leaves the JWKS (None: it has no successor yet)."""
-        if index + 1 >= len(self._records):
-            return None
-        return self._records[index + 1].activate_at + self._access_ttl + self._margin
+        """When key ``index`` leaves the JWKS (None: it has no successor yet): its successor
+        (the next key that signed, or will) activated, plus the token lifetime and margin."""
+        for nxt in range(index + 1, len(self._records)):
+            if self._signed(nxt):
+                return self._records[nxt].activate_at + self._access_ttl + self._margin
+        return None
 
     def statuses(self, now: float) -> list[KeyStatus]:
         """Every stored key with its state at ``now``."""
@@ -146,7 +200,10 @@ class KeyRing:
         signer = self._signer_index(now)
         for i, rec in enumerate(self._records):
             retire = self._retire_at(i)
-            if rec.activate_at > now:
+            if rec.revoked_at is not None:
+                state = "revoked"
+                retire = rec.revoked_at
+            elif rec.activate_at > now:
                 state = "pending"
             elif i == signer:
                 state = "active"
@@ -157,10 +214,12 @@ class KeyRing:
             out.append(KeyStatus(rec.kid, rec.alg, state, rec.activate_at, retire))
         return out
 
-    def _signer_index(self, now: float) -> int:
-        index = 0
+    def _signer_index(self, now: float) -> int | None:
+        """The unrevoked key activated last at ``now``; before any activation, the first
+        unrevoked key; None when every key is revoked."""
+        index = None
         for i, rec in enumerate(self._records):
-            if rec.activate_at <= now:
+            if rec.revoked_at is None and (rec.activate_at <= now or index is None):
                 index = i
         return index
 
@@ -172,9 +231,13 @@ class KeyRing:
         if not self._records:
             raise RuntimeError("the key ring is empty; call ensure_key() first")
         signer = self._signer_index(now)
+        if signer is None:
+            raise RuntimeError("every key of the ring is revoked; run `jotkit keys rotate`")
         published: list[jotkit.Key] = []
         transitions: list[float] = []
         for i, rec in enumerate(self._records):
+            if rec.revoked_at is not None:
+                continue  # withdrawn: never published again
             retire = self._retire_at(i)
             if rec.activate_at > now:
                 transitions.append(rec.activate_at)

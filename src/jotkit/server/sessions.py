@@ -5,6 +5,7 @@
   (:meth:`SessionStore.rotate_refresh`), grouped in families (one per login).
 * Every protected request goes through :meth:`AuthService.authenticate`: a bounded LRU of
   already-verified tokens (keyed by the token string) skips the signature check, but ``exp``,
+  the signing key (still published: not withdrawn by ``jotkit keys revoke``, not retired),
   the deny-list and the user's revoked-before marker are checked on every request against an
   in-process :class:`RevocationCache` that local revocations update immediately and a
   background task re-syncs from the store every ``revocation_sync_interval`` seconds.
@@ -96,6 +97,14 @@ class IssuedTokens:
     user: UserRecord
 
 
+def _header_kid(token: str) -> object:
+    """The ``kid`` of a token's header (unverified; only to name the reason of a refusal)."""
+    try:
+        return jotkit.decode_unverified(token)[0].get("kid")
+    except jotkit.InvalidToken:
+        return None
+
+
 class RevocationCache:
     """In-process copy of the deny-list and revoked-before markers."""
 
@@ -170,7 +179,8 @@ class AuthService:
             ip_window=settings.login_ip_window,
         )
         self.revocations = RevocationCache()
-        self._verified: OrderedDict[str, tuple[dict[str, Any], float]] = OrderedDict()
+        # token -> (claims, exp, kid of the signing key)
+        self._verified: OrderedDict[str, tuple[dict[str, Any], float, str]] = OrderedDict()
         self._cache_size = settings.token_cache_size
         self._last_key_reload = 0.0
 
@@ -262,7 +272,11 @@ class AuthService:
             client_ip=client.ip[:64] or None,
         )
         await self.store.sessions.create_family(family, hash_refresh_token(refresh))
-        access, expires_in = await self._issue_access(user, family, now)
+        try:
+            access, expires_in = await self._issue_access(user, family, now)
+        except ServiceError:  # disabled (or the session revoked) while the password was checked
+            self.audit.event("login_failed", reason="disabled", ip=client.ip, user_id=user.id)
+            raise ServiceError("invalid_credentials") from None
         self.audit.event("login_ok", user_id=user.id, session_id=family.id, ip=client.ip)
         return IssuedTokens(access, expires_in, refresh, family.id, user)
 
@@ -343,9 +357,10 @@ class AuthService:
             "sid": family.id,
             "auth_time": int(family.created_at),
         }
+        signing_key = self.keyring.signing_key(now)
         token = jotkit.encode(
             claims,
-            self.keyring.signing_key(now),
+            signing_key,
             expires_in=ttl,
             issuer=self.issuer,
             audience=self.settings.audience,
@@ -362,13 +377,14 @@ class AuthService:
             # A concurrent reuse/logout revoked the family between rotation and signing.
             self.audit.event("refresh_failed", reason="revoked", session_id=family.id)
             raise ServiceError("invalid_grant", "The session has been revoked; log in again.")
-        self._remember(token, dict(payload), exp)
+        self._remember(token, dict(payload), exp, str(signing_key.kid))
         return token, ttl
 
     # -- the hot path ---------------------------------------------------------------------
-    def _remember(self, token: str, claims: dict[str, Any], exp: float) -> None:
+    def _remember(self, token: str, claims: dict[str, Any], exp: float, kid: str) -> None:
+        """Put a verified token in the bounded LRU, evicting the least recently used."""
         cache = self._verified
-        cache[token] = (claims, exp)
+        cache[token] = (claims, exp, kid)
         if len(cache) > self._cache_size:
             cache.popitem(last=False)
 
@@ -382,25 +398,41 @@ class AuthService:
         entry = self._verified.get(token)
         if entry is None:
             self.metrics.cache_miss.inc()
-            claims = await self._verify(token, now)
+            claims, kid = await self._verify_with_kid(token, now)
             exp = float(claims["exp"])
-            self._remember(token, claims, exp)
+            self._remember(token, claims, exp, kid)
         else:
             self.metrics.cache_hit.inc()
-            claims, exp = entry
+            self._verified.move_to_end(token)  # least recently used is evicted first
+            claims, exp, kid = entry
             if now >= exp:
                 self._verified.pop(token, None)
                 raise self._reject("expired", "The access token has expired.")
+            if kid not in self.keyring.snapshot(now).kids:  # withdrawn or retired since
+                self._verified.pop(token, None)
+                raise self._key_gone(kid)
         reason = self.revocations.reason(claims["jti"], claims["sub"], claims["iat"])
         if reason is not None:
             raise self._reject(reason, "The access token has been revoked.")
         return claims
 
     async def _verify(self, token: str, now: float) -> dict[str, Any]:
+        return (await self._verify_with_kid(token, now))[0]
+
+    def _key_gone(self, kid: object) -> ServiceError:
+        if self.keyring.is_revoked(kid):
+            return self._reject("revoked", "The access token was signed by a withdrawn key.")
+        return self._reject("key_not_found", "The access token's signing key is not published.")
+
+    async def _verify_with_kid(self, token: str, now: float) -> tuple[dict[str, Any], str]:
+        """Verify signature and claims; return the claims and the signing key's kid."""
         snap = self.keyring.snapshot(now)
         try:
-            claims = snap.verifier.decode(token, now=now)
+            verified = snap.verifier.decode_complete(token, now=now)
         except jotkit.KeyNotFound as exc:
+            kid = _header_kid(token)
+            if self.keyring.is_revoked(kid):
+                raise self._key_gone(kid) from None
             # Maybe another process (``jotkit keys rotate``) added a key: reload, at most 1/s.
             if time.monotonic() - self._last_key_reload < 1.0:
                 raise self._reject(exc.code, exc.message) from None
@@ -408,17 +440,20 @@ class AuthService:
             if not await self.keyring.load():
                 raise self._reject(exc.code, exc.message) from None
             try:
-                claims = self.keyring.snapshot(now).verifier.decode(token, now=now)
+                verified = self.keyring.snapshot(now).verifier.decode_complete(token, now=now)
             except jotkit.InvalidToken as exc2:
+                if self.keyring.is_revoked(kid):
+                    raise self._key_gone(kid) from None
                 raise self._reject(exc2.code, exc2.message) from None
         except jotkit.InvalidToken as exc:
             raise self._reject(exc.code, exc.message) from None
+        claims = verified.claims
         for name in ("sub", "jti", "sid"):
             if not isinstance(claims.get(name), str):
                 raise self._reject("invalid_claim", f"The {name!r} claim must be a string.")
         if not isinstance(claims.get("iat"), int | float) or isinstance(claims["iat"], bool):
             raise self._reject("invalid_claim", "The 'iat' claim must be a number.")
-        return claims
+        return claims, str(verified.key.kid)
 
     def _reject(self, code: str, message: str) -> ServiceError:
         self.audit.event("token_rejected", reason=code)

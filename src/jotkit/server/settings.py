@@ -128,6 +128,13 @@ class Settings:
     introspection_clients: tuple[tuple[str, str], ...] = field(default=())
     trust_forwarded_for: bool = False
     log_level: str = "INFO"
+    # connection pools: a burst waits up to the timeout for a connection, then gets 503 +
+    # Retry-After (docs/deployment.md); SQLite keeps its one writer connection
+    database_pool_size: int = 10
+    database_max_overflow: int = 10
+    database_pool_timeout: float = 10.0
+    redis_max_connections: int = 64
+    redis_pool_timeout: float = 5.0
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):  # durations (float fields) follow the core grammar
@@ -152,6 +159,10 @@ class Settings:
             raise SettingsError("JOTKIT_REDIS_URL: must start with redis://, rediss:// or unix://")
         if not self.redis_prefix or any(c.isspace() for c in self.redis_prefix):
             raise SettingsError("JOTKIT_REDIS_PREFIX: must be non-empty, without spaces")
+        if not (0 < self.database_pool_timeout < float("inf")):
+            raise SettingsError("JOTKIT_DATABASE_POOL_TIMEOUT: must be a finite duration > 0")
+        if not (0 < self.redis_pool_timeout < float("inf")):
+            raise SettingsError("JOTKIT_REDIS_POOL_TIMEOUT: must be a finite duration > 0")
 
     # -- derived values -------------------------------------------------------------------
     @property
@@ -223,6 +234,8 @@ def _convert(name: str, value: Any) -> Any:
         "login_ip_window",
         "revocation_sync_interval",
         "keyring_sync_interval",
+        "database_pool_timeout",
+        "redis_pool_timeout",
     }
     if name in durations:
         return _timespan(value, label)
@@ -243,8 +256,12 @@ def _convert(name: str, value: Any) -> Any:
         "max_body_bytes",
         "token_cache_size",
         "jwks_max_age",
+        "database_pool_size",
+        "redis_max_connections",
     }:
         return _int(value, label, 1)
+    if name == "database_max_overflow":
+        return _int(value, label, 0)
     if name == "port":
         return _int(value, label, 0)
     if name == "data_dir":

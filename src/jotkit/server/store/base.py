@@ -98,13 +98,17 @@ class AccessTokenRecord:
 
 @dataclass(frozen=True, slots=True)
 class KeyRecord:
-    """A signing key of the key ring; ``private_jwk`` is JSON text (plaintext at rest)."""
+    """A signing key of the key ring; ``private_jwk`` is JSON text (plaintext at rest).
+
+    ``revoked_at`` is set by an emergency withdrawal (``jotkit keys revoke``): the key is no
+    longer published, signs nothing and every token it signed is refused."""
 
     kid: str
     alg: str
-    private_jwk: str
+    private_jwk: str = field(repr=False)
     created_at: float
     activate_at: float
+    revoked_at: float | None = None
 
 
 class RotateOutcome(enum.Enum):
@@ -297,6 +301,12 @@ class KeyStore(ABC):
     @abstractmethod
     async def delete(self, kid: str) -> None:
         """Remove a key (only once nothing it signed can still be valid)."""
+
+    @abstractmethod
+    async def revoke(self, kid: str, now: float, replacement: KeyRecord | None = None) -> bool:
+        """Withdraw a key at ``now`` and insert ``replacement`` (if any) in one transaction.
+
+        Return False (and change nothing) when no unrevoked key ``kid`` exists."""
 
 
 class Store(ABC):

@@ -45,9 +45,14 @@ def build_store(settings: Settings, clock: Callable[[], float] | None = None) ->
     """The store for ``settings``: :class:`~.sql.SqlStore` on the configured database, wrapped
     in a :class:`~.redis.RedisStore` when ``redis_url`` is set. ``clock`` (epoch seconds) is the
     service clock, used when Redis must be re-seeded."""
-    from .sql import SqlStore
+    from .sql import PoolSettings, SqlStore
 
-    sql = SqlStore(normalize_database_url(settings.effective_database_url))
+    pool = PoolSettings(
+        settings.database_pool_size,
+        settings.database_max_overflow,
+        settings.database_pool_timeout,
+    )
+    sql = SqlStore(normalize_database_url(settings.effective_database_url), pool)
     if not settings.redis_url:
         return sql
     from .redis import RedisStore
@@ -59,4 +64,6 @@ def build_store(settings: Settings, clock: Callable[[], float] | None = None) ->
         fail_open=settings.revocation_fail_open,
         marker_lifetime=float(settings.access_ttl) + float(settings.key_retire_margin) + 1.0,
         clock=clock or time.time,
+        max_connections=settings.redis_max_connections,
+        pool_timeout=settings.redis_pool_timeout,
     )

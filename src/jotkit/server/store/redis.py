@@ -66,11 +66,21 @@ _EPOCH_BITS = 32  # cursor = epoch << 32 | seq
 _SEQ_MASK = (1 << _EPOCH_BITS) - 1
 
 
-def connect_redis(url: str) -> aioredis.Redis:
-    """A redis-py asyncio client that fails fast (no retries, short timeouts) so callers can
-    apply their fail-open/fail-closed policy instead of hanging."""
-    client: aioredis.Redis = aioredis.Redis.from_url(
+def connect_redis(
+    url: str, *, max_connections: int = 64, pool_timeout: float = 5.0
+) -> aioredis.Redis:
+    """A redis-py asyncio client that fails fast on a dead server (no retries, short
+    timeouts) so callers can apply their fail-open/fail-closed policy instead of hanging.
+
+    The pool is a :class:`redis.asyncio.BlockingConnectionPool`: when all
+    ``max_connections`` are busy a command waits up to ``pool_timeout`` seconds for one
+    (redis-py's default pool raises ``MaxConnectionsError`` at once, which turned a login
+    burst into 503s); after the timeout it raises ``ConnectionError``, answered with 503 and
+    ``Retry-After``. The revocation bus's subscription holds one of the connections."""
+    pool = aioredis.BlockingConnectionPool.from_url(
         url,
+        max_connections=max_connections,
+        timeout=pool_timeout,
         decode_responses=True,
         encoding_errors="replace",  # a junk message on the channel must not break the bus
         socket_connect_timeout=1.0,
@@ -78,6 +88,7 @@ def connect_redis(url: str) -> aioredis.Redis:
         retry=Retry(NoBackoff(), 0),
         health_check_interval=5,
     )
+    client: aioredis.Redis = aioredis.Redis.from_pool(pool)
     return client
 
 
@@ -481,6 +492,13 @@ class RedisKeyStore(KeyStore):
         await self._inner.delete(kid)
         await self._notify()
 
+    async def revoke(self, kid: str, now: float, replacement: KeyRecord | None = None) -> bool:
+        """Withdraw a key and announce it: every instance reloads its ring at once."""
+        done = await self._inner.revoke(kid, now, replacement)
+        if done:
+            await self._notify()
+        return done
+
 
 class GraceSessionStore:
     """The SQL session store with the rotation grace state also kept in Redis.
@@ -559,10 +577,14 @@ class RedisStore(Store):
         fail_open: bool = False,
         marker_lifetime: float = 86400.0,
         clock: Callable[[], float] = time.time,
+        max_connections: int = 64,
+        pool_timeout: float = 5.0,
     ) -> None:
         self.sql = sql
         self._clock = clock
-        self.redis = connect_redis(redis_url)
+        self.redis = connect_redis(
+            redis_url, max_connections=max_connections, pool_timeout=pool_timeout
+        )
         self.prefix = prefix
         self.fail_open = fail_open
         self.users = sql.users

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,15 +48,34 @@ from .tables import (
     users,
 )
 
-__all__ = ["SqlStore", "make_engine"]
+__all__ = ["PoolSettings", "SqlStore", "make_engine"]
 
 
-def make_engine(url: str) -> AsyncEngine:
+@dataclass(frozen=True, slots=True)
+class PoolSettings:
+    """Connection-pool sizing of a server database (SQLAlchemy ``QueuePool``): a request
+    waits up to ``timeout`` seconds for a connection; after that SQLAlchemy raises
+    ``TimeoutError``, which the service answers with 503 and ``Retry-After``."""
+
+    size: int = 10
+    max_overflow: int = 10
+    timeout: float = 10.0
+
+
+def make_engine(url: str, pool: PoolSettings | None = None) -> AsyncEngine:
     """Create an async engine; SQLite gets WAL, foreign keys, a busy timeout and one pooled
-    connection (SQLite has a single writer; serialising in-process avoids lock errors)."""
+    connection (SQLite has a single writer; serialising in-process avoids lock errors).
+    Other databases get a queue pool sized by ``pool``."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_async_engine(url, pool_pre_ping=True)
+        sizing = pool or PoolSettings()
+        return create_async_engine(
+            url,
+            pool_pre_ping=True,
+            pool_size=sizing.size,
+            max_overflow=sizing.max_overflow,
+            pool_timeout=sizing.timeout,
+        )
     database = parsed.database
     if database and database != ":memory:" and not database.startswith("file:"):
         _private_file(Path(database).expanduser())
@@ -202,7 +222,12 @@ class SqlUserStore(UserStore):
 
 
 class SqlSessionStore(SessionStore):
-    """Refresh families and tokens in SQL; rotation is one conditional UPDATE."""
+    """Refresh families and tokens in SQL; rotation is one conditional UPDATE.
+
+    Rotation and revocation serialise on the family row: both lock it (``SELECT ... FOR
+    UPDATE`` / ``UPDATE``) before reading or writing the family's tokens, so a revocation
+    always sees every access token a concurrent rotation recorded, or the rotation sees the
+    revocation."""
 
     def __init__(self, engine: AsyncEngine, read_engine: AsyncEngine | None = None) -> None:
         self._engine = engine
@@ -261,7 +286,21 @@ class SqlSessionStore(SessionStore):
             )
             .values(spent_at=now, spent_by=client)
         )
+        # Lock the family row first (PostgreSQL; SQLite has one writer at a time): a
+        # revocation updates that row too, so it either commits before this rotation (which
+        # then sees ``revoked_at`` and spends nothing) or waits for it and, under READ
+        # COMMITTED, reads the access token recorded below. Without the lock the family check
+        # in ``spend`` reads a snapshot, and a revocation that runs in between reads the
+        # family's access tokens before this one is inserted: a live token after logout.
+        lock_family = (
+            sa.select(refresh_families.c.id)
+            .join(refresh_tokens, refresh_tokens.c.family_id == refresh_families.c.id)
+            .where(refresh_tokens.c.token_hash == old_hash)
+            .with_for_update(of=refresh_families)
+        )
         async with self._engine.begin() as conn:
+            if (await conn.execute(lock_family)).first() is None:
+                return RotateResult(RotateOutcome.NOT_FOUND)
             won = (await conn.execute(spend)).rowcount == 1
             row = (
                 await conn.execute(
@@ -364,9 +403,12 @@ class SqlSessionStore(SessionStore):
             return [_family(r) for r in rows]
 
     async def record_access_token(self, record: AccessTokenRecord) -> bool:
-        """Remember an issued access token unless its family is revoked: one
-        ``INSERT … SELECT … FOR UPDATE`` (the row lock on the family means a concurrent
-        revocation either sees this row or is seen by it; SQLite serialises writers)."""
+        """Remember an issued access token unless its family is revoked or its user disabled:
+        one ``INSERT … SELECT … FOR UPDATE`` (the row lock on the family means a concurrent
+        revocation either sees this row or is seen by it; SQLite serialises writers). The
+        user check closes a login racing ``users disable``: the disable commits before this
+        statement (nothing is recorded) or its ``revoke_user`` runs after it and sees the
+        family and this token."""
         live_family = (
             sa.select(
                 sa.literal(record.jti, sa.String(64)),
@@ -374,11 +416,13 @@ class SqlSessionStore(SessionStore):
                 sa.literal(record.user_id, sa.String(36)),
                 sa.literal(record.exp, sa.Double),
             )
+            .join(users, users.c.id == refresh_families.c.user_id)
             .where(
                 refresh_families.c.id == record.family_id,
                 refresh_families.c.revoked_at.is_(None),
+                users.c.disabled.is_(False),
             )
-            .with_for_update()
+            .with_for_update(of=refresh_families)
         )
         async with self._engine.begin() as conn:
             result = await conn.execute(
@@ -651,21 +695,41 @@ class SqlKeyStore(KeyStore):
                 sa.select(signing_keys).order_by(signing_keys.c.activate_at, signing_keys.c.kid)
             )
             return [
-                KeyRecord(r.kid, r.alg, r.private_jwk, r.created_at, r.activate_at) for r in rows
+                KeyRecord(
+                    r.kid, r.alg, r.private_jwk, r.created_at, r.activate_at, r.revoked_at
+                )
+                for r in rows
             ]
+
+    @staticmethod
+    def _insert(record: KeyRecord) -> sa.Insert:
+        return sa.insert(signing_keys).values(
+            kid=record.kid,
+            alg=record.alg,
+            private_jwk=record.private_jwk,
+            created_at=record.created_at,
+            activate_at=record.activate_at,
+            revoked_at=record.revoked_at,
+        )
 
     async def add(self, record: KeyRecord) -> None:
         """Insert a key."""
         async with self._engine.begin() as conn:
-            await conn.execute(
-                sa.insert(signing_keys).values(
-                    kid=record.kid,
-                    alg=record.alg,
-                    private_jwk=record.private_jwk,
-                    created_at=record.created_at,
-                    activate_at=record.activate_at,
-                )
+            await conn.execute(self._insert(record))
+
+    async def revoke(self, kid: str, now: float, replacement: KeyRecord | None = None) -> bool:
+        """Set ``revoked_at`` and insert the replacement key in one transaction."""
+        async with self._engine.begin() as conn:
+            done = await conn.execute(
+                sa.update(signing_keys)
+                .where(signing_keys.c.kid == kid, signing_keys.c.revoked_at.is_(None))
+                .values(revoked_at=now)
             )
+            if done.rowcount != 1:  # unknown or already revoked: nothing was changed
+                return False
+            if replacement is not None:
+                await conn.execute(self._insert(replacement))
+            return True
 
     async def delete(self, kid: str) -> None:
         """Remove a key."""
@@ -676,9 +740,9 @@ class SqlKeyStore(KeyStore):
 class SqlStore(Store):
     """Every store interface on one SQLAlchemy async engine."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, pool: PoolSettings | None = None) -> None:
         self.url = url
-        self.engine = make_engine(url)
+        self.engine = make_engine(url, pool)
         self.read_engine = make_read_engine(url)
         self.users = SqlUserStore(self.engine, self.read_engine)
         self.sessions = SqlSessionStore(self.engine, self.read_engine)

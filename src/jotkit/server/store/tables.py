@@ -94,4 +94,5 @@ signing_keys = sa.Table(
     sa.Column("private_jwk", sa.Text, nullable=False),
     sa.Column("created_at", sa.Double, nullable=False),
     sa.Column("activate_at", sa.Double, nullable=False),
+    sa.Column("revoked_at", sa.Double, nullable=True),  # jotkit keys revoke (migration 0002)
 )
