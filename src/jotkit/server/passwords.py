@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 import secrets
 import unicodedata
 from types import MappingProxyType
@@ -33,6 +34,8 @@ __all__ = [
     "argon2_floor_problem",
     "normalize_password",
 ]
+
+_log = logging.getLogger("jotkit.server")
 
 MIN_PASSWORD_LENGTH = 8
 """Characters (after NFKC) a new password needs (NIST SP 800-63B §5.1.1.2, OWASP ASVS 2.1.1)."""
@@ -98,8 +101,10 @@ class PasswordPolicy:
         insecure_test_costs: bool = False,
     ) -> None:
         problem = argon2_floor_problem(time_cost, memory_cost, parallelism)
-        if problem is not None and not insecure_test_costs:
-            raise ValueError(problem)
+        if problem is not None:
+            if not insecure_test_costs:
+                raise ValueError(problem)
+            _log.warning("INSECURE password hashing for tests: %s", problem)
         self._hasher = PasswordHasher(
             time_cost=time_cost,
             memory_cost=memory_cost,
