@@ -175,6 +175,7 @@ def service_env(database_url: str, redis_url: str | None, prefix: str | None,
         JOTKIT_KEYRING_SYNC_INTERVAL="0.5",
         JOTKIT_LOG_LEVEL="WARNING",
         JOTKIT_LOGIN_IP_LIMIT="1000",
+        JOTKIT_LOGIN_PAIR_LIMIT="1000",  # bursts of correct logins for one user, one address
     )
     if redis_url:
         env["JOTKIT_REDIS_URL"] = redis_url
