@@ -265,3 +265,22 @@ async def test_rate_limiter_release_takes_back_one_hit(store: Any) -> None:
     assert (await rl.hit("g", 60, t0))[0] == 1
     count, reset = await rl.hit("g", 240, t0 + 100)
     assert (count, reset) == (2, 140.0)
+
+
+async def test_sprayed_emails_do_not_grow_the_throttle_counters_forever(
+    make_service: Callable[..., Any], backend: str
+) -> None:
+    """Every email and address tried leaves counters; the periodic purge deletes those whose
+    windows are over (SQL), Redis expires them by TTL."""
+    svc = await make_service()
+    for i in range(20):
+        with pytest.raises(ServiceError):
+            await svc.login(f"nobody{i}@example.com", "guess-1234", ClientInfo("198.51.100.1", "t"))
+    assert await svc.throttle.purge(svc.clock.now()) == 0  # all still relevant
+    svc.clock.advance(svc.throttle.longest_window + 1)
+    purged = await svc.purge()
+    if backend == "postgres+redis":
+        assert purged == 0
+    else:
+        assert purged >= 41  # 20 x (pair, account) + the address
+        assert await svc.throttle.purge(svc.clock.now()) == 0

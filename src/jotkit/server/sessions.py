@@ -200,9 +200,14 @@ class AuthService:
         self.metrics.denylist_size.set(len(self.revocations.denied))
 
     async def purge(self) -> int:
-        """Delete expired rows (access-token records, dead families, old deny entries)."""
+        """Delete expired rows (access-token records, dead families, old deny entries, old
+        login-throttle counters)."""
         now = self.clock.now()
-        return await self.store.sessions.purge(now) + await self.store.revocations.purge(now)
+        return (
+            await self.store.sessions.purge(now)
+            + await self.store.revocations.purge(now)
+            + await self.throttle.purge(now)
+        )
 
     # -- users ----------------------------------------------------------------------------
     async def add_user(

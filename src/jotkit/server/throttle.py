@@ -126,6 +126,18 @@ class LoginThrottle:
         # for the grown window.
         await self._limiter.hit(attempt.pair_key, self.pair_window(lockouts), attempt.now)
 
+    @property
+    def longest_window(self) -> float:
+        """No counter matters longer than this after its window started."""
+        return max(
+            self._ip_window, self._backoff_max, self._backoff_memory, self._account_window
+        )
+
+    async def purge(self, now: float) -> int:
+        """Delete counters that can no longer matter (the SQL table would grow with every
+        email and address ever tried)."""
+        return await self._limiter.purge(now - self.longest_window)
+
     async def succeeded(self, attempt: LoginAttempt) -> None:
         """Settle a successful attempt: it is not a failure, so the account ceiling gets it
         back, and this address's failure and lockout counters for the account are cleared."""

@@ -293,6 +293,11 @@ class RateLimiter(ABC):
     async def reset(self, key: str) -> None:
         """Forget a counter (e.g. after a successful login)."""
 
+    @abstractmethod
+    async def purge(self, started_before: float) -> int:
+        """Delete counters whose window started before ``started_before`` (a store whose
+        counters expire by themselves returns 0)."""
+
 
 class KeyStore(ABC):
     """The persisted signing-key ring."""

@@ -649,6 +649,14 @@ class SqlRateLimiter(RateLimiter):
         async with self._engine.begin() as conn:
             await conn.execute(sa.delete(rate_limits).where(rate_limits.c.key == key))
 
+    async def purge(self, started_before: float) -> int:
+        """Delete counters whose window started before ``started_before``."""
+        async with self._engine.begin() as conn:
+            res = await conn.execute(
+                sa.delete(rate_limits).where(rate_limits.c.window_start < started_before)
+            )
+            return int(res.rowcount)
+
 
 class SqlKeyStore(KeyStore):
     """Signing keys in the ``signing_keys`` table."""
