@@ -48,6 +48,7 @@ class LoginAttempt:
     pair_key: str
     strikes_key: str
     pair_count: int  # this attempt's place in the pair window (1 .. pair limit)
+    lockouts: int  # lockouts of the pair remembered when the attempt was reserved
     now: float
 
 
@@ -112,7 +113,7 @@ class LoginThrottle:
         if count > self._account_limit:
             await limiter.release(pair_key, window, now)
             raise self._reject(reset)
-        return LoginAttempt(account_key, pair_key, strikes_key, pair_count, now)
+        return LoginAttempt(account_key, pair_key, strikes_key, pair_count, lockouts, now)
 
     async def failed(self, attempt: LoginAttempt) -> None:
         """Settle a failed attempt: it stays counted. The failure that fills the pair window
@@ -143,4 +144,5 @@ class LoginThrottle:
         back, and this address's failure and lockout counters for the account are cleared."""
         await self._limiter.release(attempt.account_key, self._account_window, attempt.now)
         await self._limiter.reset(attempt.pair_key)
-        await self._limiter.reset(attempt.strikes_key)
+        if attempt.lockouts:
+            await self._limiter.reset(attempt.strikes_key)
