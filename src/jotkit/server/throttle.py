@@ -24,6 +24,7 @@ ceiling, so the owner, from their own address, still logs in until the ceiling i
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import math
 from dataclasses import dataclass
@@ -99,11 +100,13 @@ class LoginThrottle:
         """Count the attempt against every counter before the password is checked; raise
         429 (and take back what was counted for the account) when a limit is reached."""
         limiter = self._limiter
-        count, reset = await limiter.hit(_key("ip", client_ip), self._ip_window, now)
+        pair_key, strikes_key = _key("pair", email, client_ip), _key("strikes", email, client_ip)
+        (count, reset), (lockouts, _) = await asyncio.gather(  # one round trip, not two
+            limiter.hit(_key("ip", client_ip), self._ip_window, now),
+            limiter.peek(strikes_key, self._backoff_memory, now),
+        )
         if count > self._ip_limit:
             raise self._reject(reset)
-        pair_key, strikes_key = _key("pair", email, client_ip), _key("strikes", email, client_ip)
-        lockouts, _ = await limiter.peek(strikes_key, self._backoff_memory, now)
         window = self.pair_window(lockouts)
         pair_count, reset = await limiter.hit(pair_key, window, now)
         if pair_count > self._pair_limit:
@@ -142,7 +145,9 @@ class LoginThrottle:
     async def succeeded(self, attempt: LoginAttempt) -> None:
         """Settle a successful attempt: it is not a failure, so the account ceiling gets it
         back, and this address's failure and lockout counters for the account are cleared."""
-        await self._limiter.release(attempt.account_key, self._account_window, attempt.now)
-        await self._limiter.reset(attempt.pair_key)
-        if attempt.lockouts:
-            await self._limiter.reset(attempt.strikes_key)
+        limiter = self._limiter
+        await asyncio.gather(
+            limiter.release(attempt.account_key, self._account_window, attempt.now),
+            limiter.reset(attempt.pair_key),
+            *([limiter.reset(attempt.strikes_key)] if attempt.lockouts else []),
+        )
