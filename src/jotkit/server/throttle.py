@@ -98,7 +98,8 @@ class LoginThrottle:
 
     async def reserve(self, email: str, client_ip: str, now: float) -> LoginAttempt:
         """Count the attempt against every counter before the password is checked; raise
-        429 (and take back what was counted for the account) when a limit is reached."""
+        429 when a limit is reached (a refusal by the account ceiling takes back the
+        (account, address) count it had made)."""
         limiter = self._limiter
         pair_key, strikes_key = _key("pair", email, client_ip), _key("strikes", email, client_ip)
         (count, reset), (lockouts, _) = await asyncio.gather(  # one round trip, not two
