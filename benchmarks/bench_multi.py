@@ -55,9 +55,11 @@ def _env(data_dir: str, database_url: str | None, redis_url: str | None,
         JOTKIT_ISSUER="http://jotkit.bench",
         JOTKIT_LOGIN_IP_LIMIT="1000000",
         JOTKIT_LOGIN_ACCOUNT_LIMIT="1000000",
+        JOTKIT_LOGIN_PAIR_LIMIT="1000000",
         JOTKIT_ARGON2_TIME_COST="1",
         JOTKIT_ARGON2_MEMORY_COST="1024",
         JOTKIT_ARGON2_PARALLELISM="1",
+        JOTKIT_ARGON2_INSECURE_TEST_COSTS="1",
         JOTKIT_LOG_LEVEL="WARNING",
     )
     if database_url:
@@ -109,7 +111,7 @@ async def _add_user(database_url: str) -> None:
     store = SqlStore(normalize_database_url(database_url))
     try:
         await store.start()
-        hashed = PasswordPolicy(1, 1024, 1).hash(PASSWORD)
+        hashed = PasswordPolicy(1, 1024, 1, insecure_test_costs=True).hash(PASSWORD)
         await store.users.create(uuid.uuid4().hex, EMAIL, hashed, ["user"], time.time())
     finally:
         await store.close()

@@ -62,7 +62,8 @@ def _serve(kind: str, port: int, data_dir: str) -> None:
 
     settings = Settings.from_env(
         {"JOTKIT_DATA_DIR": data_dir, "JOTKIT_PORT": str(port), "JOTKIT_LOGIN_IP_LIMIT": "100000",
-         "JOTKIT_LOGIN_ACCOUNT_LIMIT": "100000", "JOTKIT_LOG_LEVEL": "WARNING"}
+         "JOTKIT_LOGIN_ACCOUNT_LIMIT": "100000", "JOTKIT_LOGIN_PAIR_LIMIT": "100000",
+         "JOTKIT_LOG_LEVEL": "WARNING"}
     )
     uvicorn.run(create_app(settings), host="127.0.0.1", port=port, workers=1,
                 log_level="warning", access_log=False)

@@ -35,6 +35,7 @@ def _service(url: str, clock: FrozenClock, tmp_path: Path) -> AuthService:
         argon2_time_cost=1,
         argon2_memory_cost=1024,
         argon2_parallelism=1,
+        argon2_insecure_test_costs=True,
     )
     metrics = Metrics()
     return AuthService(settings, SqlStore(url), clock, metrics, AuditLog(clock, metrics))

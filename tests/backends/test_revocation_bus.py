@@ -36,6 +36,7 @@ def _settings(tmp_path: Path, **changes: Any) -> Settings:
         argon2_time_cost=1,
         argon2_memory_cost=1024,
         argon2_parallelism=1,
+        argon2_insecure_test_costs=True,
         **changes,
     )
 

@@ -170,10 +170,12 @@ def service_env(database_url: str, redis_url: str | None, prefix: str | None,
         JOTKIT_ARGON2_TIME_COST="1",
         JOTKIT_ARGON2_MEMORY_COST="1024",
         JOTKIT_ARGON2_PARALLELISM="1",
+        JOTKIT_ARGON2_INSECURE_TEST_COSTS="1",
         JOTKIT_REVOCATION_SYNC_INTERVAL="0.5",
         JOTKIT_KEYRING_SYNC_INTERVAL="0.5",
         JOTKIT_LOG_LEVEL="WARNING",
         JOTKIT_LOGIN_IP_LIMIT="1000",
+        JOTKIT_LOGIN_PAIR_LIMIT="1000",  # bursts of correct logins for one user, one address
     )
     if redis_url:
         env["JOTKIT_REDIS_URL"] = redis_url
@@ -257,7 +259,7 @@ async def add_user(database_url: str, email: str, password: str = PASSWORD) -> s
     store = SqlStore(database_url)
     try:
         user_id = uuid.uuid4().hex
-        hashed = PasswordPolicy(1, 1024, 1).hash(password)
+        hashed = PasswordPolicy(1, 1024, 1, insecure_test_costs=True).hash(password)
         await store.users.create(user_id, email, hashed, ["user"], time.time())
         return user_id
     finally:

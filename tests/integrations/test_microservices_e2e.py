@@ -124,6 +124,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "JOTKIT_ARGON2_TIME_COST": "1",
         "JOTKIT_ARGON2_MEMORY_COST": "8192",
         "JOTKIT_ARGON2_PARALLELISM": "1",
+        "JOTKIT_ARGON2_INSECURE_TEST_COSTS": "1",
         "JOTKIT_LOG_LEVEL": "WARNING",
     }
     processes = Processes(tmp)
@@ -337,6 +338,7 @@ def cookie_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "JOTKIT_ARGON2_TIME_COST": "1",
         "JOTKIT_ARGON2_MEMORY_COST": "8192",
         "JOTKIT_ARGON2_PARALLELISM": "1",
+        "JOTKIT_ARGON2_INSECURE_TEST_COSTS": "1",
         "JOTKIT_LOG_LEVEL": "WARNING",
     }
     processes = Processes(tmp)

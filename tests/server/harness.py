@@ -28,6 +28,7 @@ def make_settings(data_dir: Path, **overrides: Any) -> Settings:
         argon2_time_cost=1,
         argon2_memory_cost=1024,
         argon2_parallelism=1,
+        argon2_insecure_test_costs=True,
         cookie_secure=True,
         revocation_sync_interval=0.2,
         keyring_sync_interval=0.2,

@@ -19,6 +19,7 @@ def cli(tmp_path, monkeypatch):
     monkeypatch.setenv("JOTKIT_ARGON2_MEMORY_COST", "1024")
     monkeypatch.setenv("JOTKIT_ARGON2_TIME_COST", "1")
     monkeypatch.setenv("JOTKIT_ARGON2_PARALLELISM", "1")
+    monkeypatch.setenv("JOTKIT_ARGON2_INSECURE_TEST_COSTS", "1")
     runner = CliRunner()
 
     def run(*args, input=None):
@@ -31,7 +32,7 @@ def test_users_add_list_disable(cli, tmp_path):
     r = cli("users", "add", "Zed@Example.com", "--role", "admin", input="s3cret-pass\n")
     assert r.exit_code == 0, r.output
     assert "created user zed@example.com" in r.output
-    r = cli("users", "add", "zed@example.com", input="other\n")
+    r = cli("users", "add", "zed@example.com", input="other-password\n")
     assert r.exit_code == 1
     assert "already exists" in r.output
     r = cli("users", "add", "not-an-email", input="pw\n")

@@ -44,8 +44,8 @@ def test_address_throttle(make_server):
         assert login(c, "fay@example.com")["access_token"]
 
 
-def test_success_resets_account_failures(make_server):
-    srv = make_server(login_account_limit=3)
+def test_success_resets_account_failures_from_that_address(make_server):
+    srv = make_server(login_pair_limit=3)
     srv.add_user("gus@example.com")
     with srv.client() as c:
         for _ in range(2):

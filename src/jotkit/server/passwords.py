@@ -1,20 +1,110 @@
-"""Password hashing with argon2id (RFC 9106) via argon2-cffi."""
+"""Password rules and hashing with argon2id (RFC 9106) via argon2-cffi.
+
+* Passwords are NFKC-normalised before hashing and before verifying (NIST SP 800-63B §5.1.1.2),
+  so the same password typed as NFC or NFD (or with compatibility characters) is the same
+  password. Hashes made before normalisation was introduced still verify: when the typed
+  password is not in NFKC form, the raw form is tried as well, and the hash is upgraded.
+* New passwords need :data:`MIN_PASSWORD_LENGTH` characters (counted after normalisation) and at
+  most :data:`MAX_PASSWORD_LENGTH` characters as typed; login refuses longer input with the same
+  constant, so every password ``jotkit users add`` accepts can log in.
+* New passwords on the common-secret list shipped for the token audit
+  (``audit_rules.json``, read through :func:`jotkit.audit.load_rules`) are refused, also with
+  different case or with digits and symbols appended (``Password123!``).
+* The argon2id cost cannot go below :data:`ARGON2_FLOOR` (the OWASP Password Storage Cheat
+  Sheet's minimum configurations) unless ``insecure_test_costs=True`` says so explicitly.
+"""
 
 from __future__ import annotations
 
+import functools
+import logging
 import secrets
+import unicodedata
+from types import MappingProxyType
 
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-__all__ = ["PasswordPolicy"]
+__all__ = [
+    "ARGON2_FLOOR",
+    "MAX_PASSWORD_LENGTH",
+    "MIN_PASSWORD_LENGTH",
+    "PasswordPolicy",
+    "WeakPassword",
+    "argon2_floor_problem",
+    "normalize_password",
+]
+
+_log = logging.getLogger("jotkit.server")
+
+MIN_PASSWORD_LENGTH = 8
+"""Characters (after NFKC) a new password needs (NIST SP 800-63B §5.1.1.2, OWASP ASVS 2.1.1)."""
+
+MAX_PASSWORD_LENGTH = 1024
+"""Characters as typed: the most ``users add`` accepts and the most ``/auth/login`` reads."""
+
+ARGON2_FLOOR: MappingProxyType[int, int] = MappingProxyType(
+    {1: 47104, 2: 19456, 3: 12288, 4: 9216, 5: 7168}
+)
+"""The least argon2id memory cost (KiB) per time cost, from the OWASP Password Storage Cheat
+Sheet (m=46 MiB t=1, m=19 MiB t=2, m=12 MiB t=3, m=9 MiB t=4, m=7 MiB t=5; p=1). A time cost
+above 5 still needs 7 MiB."""
+
+
+class WeakPassword(ValueError):
+    """A new password breaks the password rules; the message says which one."""
+
+
+def normalize_password(password: str) -> str:
+    """NFKC form of ``password`` (NIST SP 800-63B §5.1.1.2)."""
+    return unicodedata.normalize("NFKC", password)
+
+
+def argon2_floor_problem(time_cost: int, memory_cost: int, parallelism: int) -> str | None:
+    """Why these argon2id costs are below :data:`ARGON2_FLOOR`, or None when they are not."""
+    if time_cost < 1 or parallelism < 1:
+        return "time cost and parallelism must be >= 1"
+    need = ARGON2_FLOOR[min(time_cost, 5)]
+    if memory_cost < need:
+        return (
+            f"argon2id memory cost {memory_cost} KiB with time cost {time_cost} is below the "
+            f"floor of {need} KiB (OWASP: m=19456 KiB t=2, m=12288 KiB t=3, ...)"
+        )
+    return None
+
+
+@functools.lru_cache(maxsize=1)
+def _common_secrets() -> frozenset[str]:
+    from jotkit.audit import load_rules  # the one copy of the list, shared with the audit
+
+    return frozenset(s.decode("utf-8").casefold() for s in load_rules().secrets)
+
+
+def _stem(text: str) -> str:
+    """``text`` without trailing digits and punctuation (``password123!`` -> ``password``)."""
+    end = len(text)
+    while end and not text[end - 1].isalpha():
+        end -= 1
+    return text[:end]
 
 
 class PasswordPolicy:
-    """Hash and verify passwords; unknown users are verified against a dummy hash so the
-    login path costs the same whether or not the email exists."""
+    """Check new passwords, hash and verify. Unknown users are verified against a dummy hash
+    so the login path costs the same whether or not the email exists."""
 
-    def __init__(self, time_cost: int = 3, memory_cost: int = 65536, parallelism: int = 4) -> None:
+    def __init__(
+        self,
+        time_cost: int = 3,
+        memory_cost: int = 65536,
+        parallelism: int = 4,
+        *,
+        insecure_test_costs: bool = False,
+    ) -> None:
+        problem = argon2_floor_problem(time_cost, memory_cost, parallelism)
+        if problem is not None:
+            if not insecure_test_costs:
+                raise ValueError(problem)
+            _log.warning("INSECURE password hashing for tests: %s", problem)
         self._hasher = PasswordHasher(
             time_cost=time_cost,
             memory_cost=memory_cost,
@@ -25,17 +115,44 @@ class PasswordPolicy:
         )
         self._dummy = self._hasher.hash(secrets.token_urlsafe(24))
 
+    @staticmethod
+    def check_new(password: str, email: str | None = None) -> str:
+        """Return the normalised ``password`` or raise :class:`WeakPassword` (too short, too
+        long, common, or the email / its local part)."""
+        if len(password) > MAX_PASSWORD_LENGTH:
+            raise WeakPassword(f"the password must be at most {MAX_PASSWORD_LENGTH} characters")
+        normalized = normalize_password(password)
+        if len(normalized) < MIN_PASSWORD_LENGTH:
+            raise WeakPassword(f"the password must be at least {MIN_PASSWORD_LENGTH} characters")
+        folded = normalized.casefold()
+        common = _common_secrets()
+        stem = _stem(folded)
+        if folded in common or (stem and stem in common):
+            raise WeakPassword("the password is on the list of common passwords")
+        if email:
+            address = email.strip().casefold()
+            if folded in {address, address.partition("@")[0]}:
+                raise WeakPassword("the password must not be the email address")
+        return normalized
+
     def hash(self, password: str) -> str:
-        """A fresh argon2id hash (PHC string format) of ``password``."""
-        return self._hasher.hash(password)
+        """A fresh argon2id hash (PHC string format) of the NFKC form of ``password``."""
+        return self._hasher.hash(normalize_password(password))
 
     def verify(self, stored_hash: str | None, password: str) -> tuple[bool, bool]:
-        """Return ``(ok, needs_rehash)``. ``stored_hash=None`` burns the same time and fails."""
+        """Return ``(ok, needs_rehash)``. ``stored_hash=None`` burns the same time and fails.
+
+        The NFKC form is checked first; a password typed in another form is also checked as
+        typed (a hash from before normalisation), and then needs a rehash."""
         target = self._dummy if stored_hash is None else stored_hash
-        try:
-            self._hasher.verify(target, password)
-        except (VerifyMismatchError, VerificationError, InvalidHashError):
-            return False, False
-        if stored_hash is None:
-            return False, False
-        return True, self._hasher.check_needs_rehash(stored_hash)
+        normalized = normalize_password(password)
+        candidates = (normalized,) if normalized == password else (normalized, password)
+        for index, candidate in enumerate(candidates):
+            try:
+                self._hasher.verify(target, candidate)
+            except (VerifyMismatchError, VerificationError, InvalidHashError):
+                continue
+            if stored_hash is None:
+                return False, False
+            return True, index > 0 or self._hasher.check_needs_rehash(stored_hash)
+        return False, False

@@ -162,7 +162,10 @@ class AuthService:
         self.audit = audit
         self.issuer = settings.effective_issuer
         self.passwords = PasswordPolicy(
-            settings.argon2_time_cost, settings.argon2_memory_cost, settings.argon2_parallelism
+            settings.argon2_time_cost,
+            settings.argon2_memory_cost,
+            settings.argon2_parallelism,
+            insecure_test_costs=settings.argon2_insecure_test_costs,
         )
         self.keyring = KeyRing(
             store.keys,
@@ -177,6 +180,10 @@ class AuthService:
             account_window=settings.login_account_window,
             ip_limit=settings.login_ip_limit,
             ip_window=settings.login_ip_window,
+            pair_limit=settings.login_pair_limit,
+            pair_window=settings.login_pair_window,
+            backoff_max=settings.login_backoff_max,
+            backoff_memory=settings.login_backoff_memory,
         )
         self.revocations = RevocationCache()
         # token -> (claims, exp, kid of the signing key)
@@ -203,18 +210,23 @@ class AuthService:
         self.metrics.denylist_size.set(len(self.revocations.denied))
 
     async def purge(self) -> int:
-        """Delete expired rows (access-token records, dead families, old deny entries)."""
+        """Delete expired rows (access-token records, dead families, old deny entries, old
+        login-throttle counters)."""
         now = self.clock.now()
-        return await self.store.sessions.purge(now) + await self.store.revocations.purge(now)
+        return (
+            await self.store.sessions.purge(now)
+            + await self.store.revocations.purge(now)
+            + await self.throttle.purge(now)
+        )
 
     # -- users ----------------------------------------------------------------------------
     async def add_user(
         self, email: str, password: str, roles: Sequence[str] = ("user",)
     ) -> UserRecord:
-        """Create a user (raises ``ValueError`` on a bad email, ``UserExists``)."""
+        """Create a user (raises ``ValueError`` on a bad email, ``WeakPassword`` (a
+        ``ValueError``) when the password breaks the rules of :mod:`.passwords`, ``UserExists``)."""
         normalized = normalize_email(email)
-        if not password:
-            raise ValueError("password must not be empty")
+        self.passwords.check_new(password, normalized)
         hashed = await anyio.to_thread.run_sync(self.passwords.hash, password)
         return await self.store.users.create(
             uuid.uuid4().hex, normalized, hashed, list(roles), self.clock.now()
@@ -239,7 +251,8 @@ class AuthService:
         except ValueError:
             normalized = email.strip().lower()[:320]
         try:
-            await self.throttle.before_attempt(normalized, client.ip, now)
+            # Reserved atomically before the password check (docs/service.md, throttling).
+            attempt = await self.throttle.reserve(normalized, client.ip, now)
         except ServiceError:
             self.audit.event("login_throttled", ip=client.ip)
             raise
@@ -248,7 +261,7 @@ class AuthService:
         stored = user.password_hash if (user is not None and usable) else None
         ok, rehash = await anyio.to_thread.run_sync(self.passwords.verify, stored, password)
         if not ok or user is None:
-            await self.throttle.failed(normalized, now)
+            await self.throttle.failed(attempt)
             reason = "unknown_user" if user is None else ("disabled" if not usable else "password")
             self.audit.event(
                 "login_failed", reason=reason, ip=client.ip, user_id=user.id if user else None
@@ -258,7 +271,7 @@ class AuthService:
             new_hash = await anyio.to_thread.run_sync(self.passwords.hash, password)
             await self.store.users.set_password_hash(user.id, new_hash)
             self.audit.event("password_rehashed", user_id=user.id)
-        await self.throttle.succeeded(normalized)
+        await self.throttle.succeeded(attempt)
         refresh = secrets.token_urlsafe(32)
         family = FamilyRecord(
             id=secrets.token_urlsafe(16),

@@ -117,10 +117,15 @@ class Settings:
     argon2_time_cost: int = 3
     argon2_memory_cost: int = 65536
     argon2_parallelism: int = 4
-    login_account_limit: int = 5
-    login_account_window: float = 300.0
+    argon2_insecure_test_costs: bool = False  # tests only: allow costs below the OWASP floor
+    login_account_limit: int = 100  # failed logins per account from all addresses (ceiling)
+    login_account_window: float = 3600.0
     login_ip_limit: int = 30
     login_ip_window: float = 60.0
+    login_pair_limit: int = 5  # failed logins per (account, address) per pair window
+    login_pair_window: float = 300.0  # doubles with each lockout (backoff) ...
+    login_backoff_max: float = 3600.0  # ... up to this
+    login_backoff_memory: float = 86400.0  # lockouts are remembered this long
     max_body_bytes: int = 65536
     token_cache_size: int = 10000
     revocation_sync_interval: float = 2.0
@@ -163,6 +168,18 @@ class Settings:
             raise SettingsError("JOTKIT_DATABASE_POOL_TIMEOUT: must be a finite duration > 0")
         if not (0 < self.redis_pool_timeout < float("inf")):
             raise SettingsError("JOTKIT_REDIS_POOL_TIMEOUT: must be a finite duration > 0")
+        from .passwords import argon2_floor_problem
+
+        floor = argon2_floor_problem(
+            self.argon2_time_cost, self.argon2_memory_cost, self.argon2_parallelism
+        )
+        if floor is not None and not self.argon2_insecure_test_costs:
+            raise SettingsError(
+                f"JOTKIT_ARGON2_*: {floor}; raise JOTKIT_ARGON2_MEMORY_COST or _TIME_COST "
+                "(only a test setup may set JOTKIT_ARGON2_INSECURE_TEST_COSTS=1)"
+            )
+        if self.login_backoff_max < self.login_pair_window:
+            raise SettingsError("JOTKIT_LOGIN_BACKOFF_MAX must be >= JOTKIT_LOGIN_PAIR_WINDOW")
 
     # -- derived values -------------------------------------------------------------------
     @property
@@ -232,6 +249,9 @@ def _convert(name: str, value: Any) -> Any:
         "key_retire_margin",
         "login_account_window",
         "login_ip_window",
+        "login_pair_window",
+        "login_backoff_max",
+        "login_backoff_memory",
         "revocation_sync_interval",
         "keyring_sync_interval",
         "database_pool_timeout",
@@ -245,6 +265,7 @@ def _convert(name: str, value: Any) -> Any:
         "demo",
         "trust_forwarded_for",
         "revocation_fail_open",
+        "argon2_insecure_test_costs",
     }:
         return _bool(value, label)
     if name in {
@@ -253,6 +274,7 @@ def _convert(name: str, value: Any) -> Any:
         "argon2_parallelism",
         "login_account_limit",
         "login_ip_limit",
+        "login_pair_limit",
         "max_body_bytes",
         "token_cache_size",
         "jwks_max_age",

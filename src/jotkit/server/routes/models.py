@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..passwords import MAX_PASSWORD_LENGTH
+
 __all__ = [
     "ErrorBody",
     "LoginRequest",
@@ -29,7 +31,7 @@ class LoginRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
     email: str = Field(min_length=3, max_length=320, examples=["demo@example.com"])
-    password: str = Field(min_length=1, max_length=1024)
+    password: str = Field(min_length=1, max_length=MAX_PASSWORD_LENGTH)
 
 
 class RefreshRequest(BaseModel):

@@ -272,19 +272,35 @@ class RevocationStore(ABC):
 
 
 class RateLimiter(ABC):
-    """Fixed-window counters for login throttling."""
+    """Fixed-window counters for login throttling.
+
+    A window starts at the first hit after the previous one ended. ``window`` is given on every
+    call and may grow between calls (login backoff); the counter then lives longer."""
 
     @abstractmethod
     async def hit(self, key: str, window: float, now: float) -> tuple[int, float]:
-        """Count one event; return ``(count in window, seconds until the window resets)``."""
+        """Count one event atomically; return ``(count in window including this one, seconds
+        until the window resets)``. Of N concurrent hits exactly one sees each count."""
 
     @abstractmethod
     async def peek(self, key: str, window: float, now: float) -> tuple[int, float]:
         """Like :meth:`hit` without counting."""
 
     @abstractmethod
+    async def release(self, key: str, window: float, now: float) -> None:
+        """Take back one event counted by :meth:`hit` in the current window (never below 0).
+
+        Login throttling reserves an attempt with :meth:`hit` before the password check and
+        releases it when the attempt turns out not to be a failure."""
+
+    @abstractmethod
     async def reset(self, key: str) -> None:
         """Forget a counter (e.g. after a successful login)."""
+
+    @abstractmethod
+    async def purge(self, started_before: float) -> int:
+        """Delete counters whose window started before ``started_before`` (a store whose
+        counters expire by themselves returns 0)."""
 
 
 class KeyStore(ABC):

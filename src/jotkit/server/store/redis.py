@@ -169,19 +169,27 @@ local rows = redis.call('ZRANGEBYSCORE', KEYS[3], '(' .. ARGV[1], '+inf')
 return {epoch, top, rows}
 """
 
-# KEYS: counter hash. ARGV: now, window, ttl_ms, count(1 = count, 0 = peek)
+# KEYS: counter hash. ARGV: now, window, ttl_ms, op (1 = count, 0 = peek, -1 = release)
 _HIT = """
 local start = redis.call('HGET', KEYS[1], 's')
 local now = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
 if (not start) or tonumber(start) <= now - window then
-  if ARGV[4] == '0' then return {0, ARGV[1]} end
+  if ARGV[4] ~= '1' then return {0, ARGV[1]} end
   redis.call('HSET', KEYS[1], 's', ARGV[1], 'c', 1)
   redis.call('PEXPIRE', KEYS[1], ARGV[3])
   return {1, ARGV[1]}
 end
 if ARGV[4] == '0' then
   return {tonumber(redis.call('HGET', KEYS[1], 'c') or '0'), start}
+end
+-- a window that grew (login backoff) keeps the counter alive until its new end
+local ttl = math.ceil((tonumber(start) + window - now) * 1000)
+if ttl > redis.call('PTTL', KEYS[1]) then redis.call('PEXPIRE', KEYS[1], ttl) end
+if ARGV[4] == '-1' then
+  local c = tonumber(redis.call('HGET', KEYS[1], 'c') or '0')
+  if c > 0 then c = redis.call('HINCRBY', KEYS[1], 'c', -1) end
+  return {c, start}
 end
 return {redis.call('HINCRBY', KEYS[1], 'c', 1), start}
 """
@@ -440,10 +448,10 @@ class RedisRateLimiter(RateLimiter):
         self.prefix = prefix
         self._hit = client.register_script(_HIT)
 
-    async def _run(self, key: str, window: float, now: float, count: bool) -> tuple[int, float]:
+    async def _run(self, key: str, window: float, now: float, op: str) -> tuple[int, float]:
         result = await self._hit(
             keys=[f"{self.prefix}rl:{key}"],
-            args=[repr(now), repr(window), _ttl_ms(now + window, now), "1" if count else "0"],
+            args=[repr(now), repr(window), _ttl_ms(now + window, now), op],
         )
         n, start = int(result[0]), float(result[1])
         if n == 0:
@@ -451,16 +459,24 @@ class RedisRateLimiter(RateLimiter):
         return n, max(0.0, start + window - now)
 
     async def hit(self, key: str, window: float, now: float) -> tuple[int, float]:
-        """Count one event in the current window."""
-        return await self._run(key, window, now, True)
+        """Count one event in the current window (the TTL follows a window that grew)."""
+        return await self._run(key, window, now, "1")
 
     async def peek(self, key: str, window: float, now: float) -> tuple[int, float]:
         """The current count without counting."""
-        return await self._run(key, window, now, False)
+        return await self._run(key, window, now, "0")
+
+    async def release(self, key: str, window: float, now: float) -> None:
+        """Take back one event of the current window."""
+        await self._run(key, window, now, "-1")
 
     async def reset(self, key: str) -> None:
         """Forget a counter."""
         await self._redis.delete(f"{self.prefix}rl:{key}")
+
+    async def purge(self, started_before: float) -> int:
+        """Nothing to do: every counter has a TTL of its window."""
+        return 0
 
 
 class RedisKeyStore(KeyStore):

@@ -675,10 +675,31 @@ class SqlRateLimiter(RateLimiter):
             return 0, 0.0
         return int(row._mapping["count"]), max(0.0, row.window_start + window - now)
 
+    async def release(self, key: str, window: float, now: float) -> None:
+        """Take back one event of the current window (one conditional ``UPDATE``)."""
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                sa.update(rate_limits)
+                .where(
+                    rate_limits.c.key == key,
+                    rate_limits.c.window_start > now - window,
+                    rate_limits.c.count > 0,
+                )
+                .values(count=rate_limits.c.count - 1)
+            )
+
     async def reset(self, key: str) -> None:
         """Forget a counter."""
         async with self._engine.begin() as conn:
             await conn.execute(sa.delete(rate_limits).where(rate_limits.c.key == key))
+
+    async def purge(self, started_before: float) -> int:
+        """Delete counters whose window started before ``started_before``."""
+        async with self._engine.begin() as conn:
+            res = await conn.execute(
+                sa.delete(rate_limits).where(rate_limits.c.window_start < started_before)
+            )
+            return int(res.rowcount)
 
 
 class SqlKeyStore(KeyStore):

@@ -1,0 +1,167 @@
+"""Password rules (issue 9.9; NIST SP 800-63B §5.1.1.2, OWASP ASVS 2.1, OWASP Password
+Storage Cheat Sheet): length limits shared by ``users add`` and login, common passwords,
+NFKC normalisation, the argon2id cost floor, and hashes made before normalisation."""
+
+from __future__ import annotations
+
+import unicodedata
+
+import pytest
+import typer
+from argon2 import PasswordHasher, Type
+from typer.testing import CliRunner
+
+from jotkit.server import FrozenClock, Settings
+from jotkit.server.cli import register
+from jotkit.server.passwords import (
+    ARGON2_FLOOR,
+    MAX_PASSWORD_LENGTH,
+    PasswordPolicy,
+    WeakPassword,
+)
+from jotkit.server.settings import SettingsError
+
+from .harness import START, Server, login, make_settings
+
+NFC = unicodedata.normalize("NFC", "Crème brûlée façade à Noël")
+NFD = unicodedata.normalize("NFD", NFC)
+
+
+@pytest.fixture
+def cli(tmp_path, monkeypatch):
+    app = typer.Typer()
+    register(app)
+    monkeypatch.setenv("JOTKIT_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("JOTKIT_ARGON2_MEMORY_COST", "1024")
+    monkeypatch.setenv("JOTKIT_ARGON2_TIME_COST", "1")
+    monkeypatch.setenv("JOTKIT_ARGON2_PARALLELISM", "1")
+    monkeypatch.setenv("JOTKIT_ARGON2_INSECURE_TEST_COSTS", "1")
+    runner = CliRunner()
+
+    def run(*args, input=None):
+        return runner.invoke(app, list(args), input=input, catch_exceptions=False)
+
+    return run
+
+
+def test_users_add_and_login_agree_on_the_longest_password(cli, tmp_path):
+    """``users add`` used to store a 1 MiB password that login then refused (max 1024)."""
+    longest = "x7Q!" * (MAX_PASSWORD_LENGTH // 4)
+    assert len(longest) == MAX_PASSWORD_LENGTH
+    r = cli("users", "add", "long@example.com", input=longest + "\n")
+    assert r.exit_code == 0, r.output
+    for too_long in (longest + "y", "z" * (1 << 20)):
+        r = cli("users", "add", "longer@example.com", input=too_long + "\n")
+        assert r.exit_code == 2
+        assert f"at most {MAX_PASSWORD_LENGTH} characters" in r.output
+    srv = Server(make_settings(tmp_path / "data"), FrozenClock(START)).start()
+    try:
+        with srv.client() as c:
+            assert login(c, "long@example.com", longest)["access_token"]
+            r = c.post("/auth/login", json={"email": "long@example.com", "password": longest + "y"})
+            assert r.status_code == 422
+    finally:
+        srv.stop()
+
+
+@pytest.mark.parametrize(
+    ("password", "why"),
+    [
+        ("Sh0rt!x", "at least 8 characters"),
+        ("abcdefe\u0301", "at least 8 characters"),  # 8 code points typed, 7 characters in NFKC
+        ("password", "common"),
+        ("Password123!", "common"),
+        ("QWERTYUIOP", "common"),
+        ("letmein2024", "common"),
+        ("changeme123", "common"),
+        ("zed@example.com", "email"),
+    ],
+)
+def test_users_add_refuses_short_common_and_guessable_passwords(cli, password, why):
+    r = cli("users", "add", "zed@example.com", input=password + "\n")
+    assert r.exit_code == 2, r.output
+    assert why in r.output
+    assert "zed@example.com" not in cli("users", "list").output
+
+
+def test_users_add_accepts_a_decent_password(cli):
+    r = cli("users", "add", "zed@example.com", input="tulip-orbit-93\n")
+    assert r.exit_code == 0, r.output
+
+
+def test_password_typed_in_nfd_logs_in(make_server):
+    """NFKC before hashing and before verifying: the same password typed decomposed (NFD, as
+    some keyboards and platforms send it) is the same password."""
+    assert NFD != NFC and len(NFD) > len(NFC)
+    srv = make_server()
+    srv.add_user("nfd@example.com", NFC)
+    srv.add_user("nfc@example.com", NFD)
+    with srv.client() as c:
+        assert login(c, "nfd@example.com", NFD)["access_token"]
+        assert login(c, "nfc@example.com", NFC)["access_token"]
+
+
+def test_hash_from_before_normalisation_still_verifies_and_is_upgraded(make_server):
+    """A hash of the raw NFD text (as stored before NFKC was applied) keeps working, and the
+    first login rehashes it into the normalised form."""
+    srv = make_server()
+    user = srv.add_user("old@example.com", "placeholder-password")
+    legacy = PasswordHasher(
+        time_cost=1, memory_cost=1024, parallelism=1, hash_len=32, salt_len=16, type=Type.ID
+    ).hash(NFD)
+    srv.run(srv.service.store.users.set_password_hash(user.id, legacy))
+    with srv.client() as c:
+        assert login(c, "old@example.com", NFD)["access_token"]
+        upgraded = srv.run(srv.service.store.users.get(user.id)).password_hash
+        assert upgraded != legacy
+        assert login(c, "old@example.com", NFC)["access_token"]  # now NFKC-hashed
+        r = c.post("/auth/login", json={"email": "old@example.com", "password": NFC + "x"})
+        assert r.status_code == 401
+
+
+def test_new_password_rules_do_not_apply_to_login(make_server):
+    """An account created before the rules (short password) can still log in."""
+    srv = make_server()
+    user = srv.add_user("legacy@example.com", "placeholder-password")
+    srv.run(
+        srv.service.store.users.set_password_hash(user.id, srv.service.passwords.hash("abc"))
+    )
+    with srv.client() as c:
+        assert login(c, "legacy@example.com", "abc")["access_token"]
+
+
+@pytest.mark.parametrize(
+    ("time_cost", "memory_cost"),
+    [(1, 1024), (1, 19456), (2, 19455), (3, 12287), (4, 9215), (9, 7167), (3, 8192)],
+)
+def test_argon2_costs_below_the_owasp_floor_are_refused(time_cost, memory_cost):
+    with pytest.raises(SettingsError, match="JOTKIT_ARGON2"):
+        Settings(argon2_time_cost=time_cost, argon2_memory_cost=memory_cost, argon2_parallelism=1)
+    env = {"JOTKIT_ARGON2_TIME_COST": str(time_cost), "JOTKIT_ARGON2_MEMORY_COST": str(memory_cost)}
+    with pytest.raises(SettingsError):
+        Settings.from_env(env)
+    with pytest.raises(ValueError, match="floor"):
+        PasswordPolicy(time_cost, memory_cost, 1)
+
+
+def test_argon2_floor_accepts_the_owasp_configurations_and_the_defaults():
+    for time_cost, memory_cost in ARGON2_FLOOR.items():
+        Settings(argon2_time_cost=time_cost, argon2_memory_cost=memory_cost, argon2_parallelism=1)
+    defaults = Settings()
+    assert ARGON2_FLOOR[min(defaults.argon2_time_cost, 5)] <= defaults.argon2_memory_cost
+    # Going below the floor takes an explicit, test-only switch.
+    cheap = Settings.from_env(
+        {
+            "JOTKIT_ARGON2_TIME_COST": "1",
+            "JOTKIT_ARGON2_MEMORY_COST": "1024",
+            "JOTKIT_ARGON2_INSECURE_TEST_COSTS": "1",
+        }
+    )
+    assert cheap.argon2_memory_cost == 1024
+    assert PasswordPolicy(1, 1024, 1, insecure_test_costs=True).hash("tulip-orbit-93")
+
+
+def test_weak_password_is_a_value_error_with_the_rule():
+    with pytest.raises(WeakPassword, match="at least 8"):
+        PasswordPolicy.check_new("short")
+    assert PasswordPolicy.check_new("ﬁne-tulip-93") == "fine-tulip-93"  # NFKC: the ﬁ ligature
