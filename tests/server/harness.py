@@ -14,6 +14,7 @@ import httpx
 import uvicorn
 
 from jotkit.server import FrozenClock, Settings, create_app
+from jotkit.server.serving import uvicorn_options
 from jotkit.server.sessions import AuthService
 
 START = 1_800_000_000.0
@@ -50,9 +51,9 @@ class Server:
 
     def start(self) -> Server:
         self.app = create_app(self.settings, clock=self.clock, banner_stream=self.banner)
-        config = uvicorn.Config(
-            self.app, host="127.0.0.1", port=0, log_level="warning", lifespan="on",
-            access_log=False,
+        config = uvicorn.Config(  # with the HTTP-level limits of `jotkit serve`
+            self.app, **uvicorn_options(self.settings, host="127.0.0.1", port=0,
+                                        log_level="warning", lifespan="on"),
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True)

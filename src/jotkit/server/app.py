@@ -44,10 +44,11 @@ class _Edge:
     """Pure-ASGI middleware: caps request bodies (413 before the app sees them), counts
     responses by status class, and adds ``X-Content-Type-Options: nosniff``."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics, max_body: int) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics, max_body: int, max_head: int) -> None:
         self.app = app
         self.metrics = metrics
         self.max_body = max_body
+        self.max_head = max_head
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -65,16 +66,21 @@ class _Edge:
                 message["headers"] = [*message["headers"], (b"x-content-type-options", b"nosniff")]
             await send(message)
 
-        if scope["method"] in ("GET", "HEAD", "OPTIONS"):
-            await self._answer(scope, receive, send_wrapper, lambda: started)
-            return
+        head = len(scope.get("raw_path") or b"") + len(scope.get("query_string") or b"")
         declared = None
         for name, value in scope.get("headers", ()):
+            head += len(name) + len(value) + 4
             if name == b"content-length":
                 try:
                     declared = int(value)
                 except ValueError:
                     declared = -1
+        if head > self.max_head:  # the server bounds what it buffers; this is the hard cap
+            await self._refuse(send_wrapper, ServiceError("header_too_large"))
+            return
+        if scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            await self._answer(scope, receive, send_wrapper, lambda: started)
+            return
         if declared is not None and (declared < 0 or declared > self.max_body):
             await self._too_large(send_wrapper, declared < 0)
             return
@@ -124,6 +130,10 @@ class _Edge:
             exc = ServiceError(
                 "payload_too_large", f"The request body exceeds {self.max_body} bytes."
             )
+        await self._refuse(send, exc)
+
+    @staticmethod
+    async def _refuse(send: Send, exc: ServiceError) -> None:
         response = error_response(exc)
         await send(
             {
@@ -308,7 +318,16 @@ def create_app(
         mount(app, "/debugger")
     _install_handlers(app)
     _install_openapi(app)
-    app.add_middleware(_Edge, metrics=metrics, max_body=settings.max_body_bytes)
+    app.add_middleware(
+        _Edge,
+        metrics=metrics,
+        max_body=settings.max_body_bytes,
+        max_head=settings.max_header_bytes,
+    )
+    if settings.trusted_proxies:  # outermost: everything inside sees the real client
+        from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(settings.trusted_proxies))
     return app
 
 

@@ -37,14 +37,11 @@ def service(request: Request) -> AuthService:
 
 
 def client_info(request: Request) -> ClientInfo:
-    """Client address (``X-Forwarded-For`` only when trusted) and user agent."""
-    svc = service(request)
+    """Client address and user agent. Behind ``JOTKIT_TRUSTED_PROXIES`` the address is the
+    right-most ``X-Forwarded-For`` entry that is not a trusted proxy (uvicorn's
+    ``ProxyHeadersMiddleware``, installed by ``create_app``); otherwise the TCP peer."""
     ip = request.client.host if request.client else "unknown"
-    if svc.settings.trust_forwarded_for:
-        forwarded = request.headers.get("x-forwarded-for")
-        if forwarded:
-            ip = forwarded.split(",")[0].strip()[:64] or ip
-    return ClientInfo(ip=ip, user_agent=request.headers.get("user-agent", "")[:512])
+    return ClientInfo(ip=ip[:64], user_agent=request.headers.get("user-agent", "")[:512])
 
 
 def check_csrf(request: Request) -> None:

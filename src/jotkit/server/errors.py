@@ -31,6 +31,9 @@ ERRORS: dict[str, ErrorSpec] = {
     "invalid_json": ErrorSpec(400, "invalid_request", None, "The body is not valid JSON."),
     "validation_error": ErrorSpec(422, "invalid_request", None, "The request failed validation."),
     "payload_too_large": ErrorSpec(413, "payload_too_large", None, "The body is too large."),
+    "header_too_large": ErrorSpec(
+        431, "invalid_request", None, "The request line and headers are too large."
+    ),
     "unsupported_media_type": ErrorSpec(
         415, "unsupported_media_type", None, "Unsupported Content-Type."
     ),

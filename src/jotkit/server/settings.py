@@ -140,6 +140,15 @@ class Settings:
     introspection_clients: tuple[tuple[str, str], ...] = field(default=())
     trust_forwarded_for: bool = False
     log_level: str = "INFO"
+    # edge (HTTP layer, docs/deployment.md): proxies, request limits, headers, ops endpoints
+    trusted_proxies: tuple[str, ...] = ()  # IPs/CIDRs whose X-Forwarded-For/-Proto is used
+    max_header_bytes: int = 32768  # request line + headers; larger -> 400, connection closed
+    header_timeout: float = 10.0  # the request head must arrive within this
+    body_timeout: float = 30.0  # the body must arrive within this after the head
+    keep_alive_timeout: int = 5  # idle keep-alive connections are closed after this
+    metrics_token: str | None = field(default=None, repr=False)  # /metrics needs this Bearer
+    docs: bool = True  # /docs, /redoc and /openapi.json
+    csrf_secret: str | None = field(default=None, repr=False)  # HMAC key of CSRF tokens
 
     def __post_init__(self) -> None:
         if self.signing_alg not in SIGNING_ALGORITHMS:
@@ -161,6 +170,7 @@ class Settings:
             raise SettingsError("JOTKIT_REDIS_URL: must start with redis://, rediss:// or unix://")
         if not self.redis_prefix or any(c.isspace() for c in self.redis_prefix):
             raise SettingsError("JOTKIT_REDIS_PREFIX: must be non-empty, without spaces")
+        _check_edge(self)
 
     # -- derived values -------------------------------------------------------------------
     @property
@@ -219,6 +229,40 @@ class Settings:
         return cls(**{name: _convert(name, value) for name, value in raw.items()})
 
 
+def _proxies(value: Any, name: str) -> tuple[str, ...]:
+    """``"10.0.0.1, 10.1.0.0/16, ::1"`` or a TOML list; each entry an IP or a CIDR."""
+    import ipaddress
+
+    items = value if isinstance(value, list | tuple) else str(value).split(",")
+    out: list[str] = []
+    for item in (str(i).strip() for i in items):
+        if not item:
+            continue
+        try:
+            out.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError:
+            raise SettingsError(f"{name}: {item!r} is not an IP address or CIDR") from None
+    return tuple(out)
+
+
+def _check_edge(s: Settings) -> None:
+    if s.trust_forwarded_for:
+        raise SettingsError(
+            "JOTKIT_TRUST_FORWARDED_FOR was removed: it trusted the left-most X-Forwarded-For "
+            "entry, which any client can set. List your reverse proxies instead, e.g. "
+            "JOTKIT_TRUSTED_PROXIES=127.0.0.1,10.0.0.0/8 (docs/deployment.md)."
+        )
+    if s.max_header_bytes < 4096:
+        raise SettingsError("JOTKIT_MAX_HEADER_BYTES: must be >= 4096")
+    for label, seconds in (("HEADER", s.header_timeout), ("BODY", s.body_timeout)):
+        if not 0 < seconds < float("inf"):
+            raise SettingsError(f"JOTKIT_{label}_TIMEOUT: must be a finite duration > 0")
+    if s.metrics_token is not None and len(s.metrics_token) < 16:
+        raise SettingsError("JOTKIT_METRICS_TOKEN: use at least 16 characters")
+    if s.csrf_secret is not None and len(s.csrf_secret) < 32:
+        raise SettingsError("JOTKIT_CSRF_SECRET: use at least 32 characters")
+
+
 def _convert(name: str, value: Any) -> Any:
     label = f"JOTKIT_{name.upper()}"
     durations = {
@@ -232,6 +276,8 @@ def _convert(name: str, value: Any) -> Any:
         "login_ip_window",
         "revocation_sync_interval",
         "keyring_sync_interval",
+        "header_timeout",
+        "body_timeout",
     }
     if name in durations:
         return _timespan(value, label)
@@ -241,6 +287,7 @@ def _convert(name: str, value: Any) -> Any:
         "demo",
         "trust_forwarded_for",
         "revocation_fail_open",
+        "docs",
     }:
         return _bool(value, label)
     if name in {
@@ -252,6 +299,8 @@ def _convert(name: str, value: Any) -> Any:
         "max_body_bytes",
         "token_cache_size",
         "jwks_max_age",
+        "max_header_bytes",
+        "keep_alive_timeout",
     }:
         return _int(value, label, 1)
     if name == "port":
@@ -260,8 +309,11 @@ def _convert(name: str, value: Any) -> Any:
         return Path(str(value)).expanduser()
     if name == "introspection_clients":
         return _clients(value, label)
+    if name == "trusted_proxies":
+        return _proxies(value, label)
     if name == "cookie_samesite":
         return str(value).strip().lower()
     if name == "signing_alg":
         return str(value).strip()
-    return None if value == "" and name in {"database_url", "redis_url", "issuer"} else str(value)
+    nullable = {"database_url", "redis_url", "issuer", "metrics_token", "csrf_secret"}
+    return None if value == "" and name in nullable else str(value)
