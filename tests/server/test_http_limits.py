@@ -178,5 +178,5 @@ def test_example_orders_api_refuses_huge_header_and_closes_slowloris(orders_exam
 
 def test_http_limits_defaults_are_bounded():
     options = http_limits()
-    assert options["h11_max_incomplete_event_size"] <= 65536
+    assert options["http"].max_head <= 65536
     assert options["server_header"] is False and options["proxy_headers"] is False

@@ -2,20 +2,23 @@
 
 uvicorn's defaults suit a trusted network, not the open internet:
 
-* ``--http auto`` picks httptools, which accepts header blocks of any size (a 32 MiB header
-  line kept one core busy for seconds). h11 refuses a request whose head exceeds
-  ``h11_max_incomplete_event_size`` as soon as its receive buffer passes it (uvicorn then
-  answers 400 and closes the connection), so the service runs on h11 with
-  :attr:`Settings.max_header_bytes`.
-* uvicorn has no read timeout: ``timeout_keep_alive`` runs only between requests and is
-  cancelled by the first byte of the next one, so a client that sends half a request and
-  then idles (slowloris) holds its connection for ever. :func:`hardened_h11` adds two
-  deadlines to uvicorn's own h11 protocol: the request head must be complete within
-  :attr:`Settings.header_timeout` of its first byte (or of the connection), and the body
-  within :attr:`Settings.body_timeout` of the head. Past a deadline the connection is closed.
-* ``Server: uvicorn`` is not sent, and uvicorn's own ``X-Forwarded-For`` handling (which
-  trusts 127.0.0.1 by default) is off: the app trusts exactly ``JOTKIT_TRUSTED_PROXIES``
-  (see :func:`jotkit.server.app.create_app`).
+* its httptools protocol buffers a request head of any size (one 32 MiB header line kept
+  the event loop busy for seconds, stalling every other client);
+* it has no read timeout: ``timeout_keep_alive`` runs only between requests and is cancelled
+  by the first byte of the next one, so a client that sends half a request and idles
+  (slowloris) holds its connection for ever.
+
+:func:`hardened_httptools` subclasses uvicorn's own httptools protocol (the fast one that
+``--http auto`` picks) with three limits: a request head that is still incomplete after
+``max_header_bytes`` is answered 400 and the connection closed (uvicorn's own parser-error
+path); the head must be complete within ``header_timeout`` of its first byte (or of the
+connection); the body within ``body_timeout`` of the head. Past a deadline the connection is
+closed. The app itself answers a complete head over the limit with 431 (``_Edge``).
+
+uvicorn's h11 protocol has a head limit (``h11_max_incomplete_event_size``) but no deadline
+either, and served ``/auth/me`` at about half the rate of httptools here, so it is not used.
+``Server: uvicorn`` is not sent, and uvicorn's own ``X-Forwarded-For`` handling (which trusts
+127.0.0.1 by default) is off: the app trusts exactly ``JOTKIT_TRUSTED_PROXIES``.
 """
 
 from __future__ import annotations
@@ -23,22 +26,26 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import h11
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from .settings import Settings
 
-__all__ = ["hardened_h11", "http_limits", "uvicorn_options"]
+__all__ = ["hardened_httptools", "http_limits", "uvicorn_options"]
 
 
-class _DeadlineH11Protocol(H11Protocol):
-    """uvicorn's h11 protocol with a deadline for the request head and one for the body."""
+class _LimitedHttpTools(HttpToolsProtocol):
+    """uvicorn's httptools protocol with a bounded request head and read deadlines."""
 
+    max_head: int = 32768
     header_timeout: float = 10.0
     body_timeout: float = 30.0
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self._in_head = True  # waiting for (the rest of) a request head
+        self._in_body = False  # head done, body still arriving
+        self._head_bytes = 0
+        self._boundary = False  # a head or a message ended inside the current chunk
         self._deadline: asyncio.TimerHandle | None = None
         self._deadline_phase: str | None = None
 
@@ -47,9 +54,29 @@ class _DeadlineH11Protocol(H11Protocol):
         super().connection_made(transport)  # type: ignore[arg-type]
         self._arm("head")
 
+    def on_headers_complete(self) -> None:
+        """The head is complete: its byte count and deadline end, the body's begins."""
+        self._in_head, self._in_body, self._boundary = False, True, True
+        self._head_bytes = 0
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        """The body is complete; the next bytes start a new head."""
+        self._in_head, self._in_body, self._boundary = True, False, True
+        super().on_message_complete()
+
     def data_received(self, data: bytes) -> None:
-        """Feed uvicorn, then move the deadline to the phase the request is in."""
+        """Feed uvicorn; refuse a head that outgrows the limit; move the deadline."""
+        self._boundary = False
         super().data_received(data)
+        if self.transport.is_closing():
+            self._disarm()
+            return
+        if self._in_head and not self._boundary:
+            self._head_bytes += len(data)
+            if self._head_bytes > self.max_head:
+                self._refuse_head()
+                return
         self._track()
 
     def on_response_complete(self) -> None:
@@ -62,20 +89,24 @@ class _DeadlineH11Protocol(H11Protocol):
         self._disarm()
         super().connection_lost(exc)
 
+    def _refuse_head(self) -> None:
+        self._disarm()
+        if self.cycle is not None and not self.cycle.response_complete:
+            self.transport.close()  # an earlier request is still being answered
+        else:
+            self.send_400_response("Request header fields too large.")
+
     def _track(self) -> None:
         if self.transport.is_closing():
             self._disarm()
-            return
-        state = self.conn.their_state
-        if state is h11.IDLE:
-            if self.timeout_keep_alive_task is not None:
-                self._disarm()  # idle between requests: uvicorn's keep-alive timer applies
-            else:
-                self._arm("head")  # (part of) a request head has arrived
-        elif state is h11.SEND_BODY:
+        elif self._in_body:
             self._arm("body")
+        elif self.timeout_keep_alive_task is not None:
+            self._disarm()  # idle between requests: uvicorn's keep-alive timer applies
+        elif self._in_head and (self.cycle is None or self.cycle.response_complete):
+            self._arm("head")  # (part of) a request head has arrived
         else:
-            self._disarm()
+            self._disarm()  # the app is answering
 
     def _arm(self, phase: str) -> None:
         if self._deadline_phase == phase:
@@ -92,26 +123,22 @@ class _DeadlineH11Protocol(H11Protocol):
         self._deadline_phase = None
 
     def _expired(self) -> None:
-        self._deadline = None
-        if self._deadline_phase == "body" and self.flow.read_paused:
-            # The app, not the client, is slow to read the body: wait for it.
-            self._deadline_phase = None
-            self._arm("body")
+        phase, self._deadline, self._deadline_phase = self._deadline_phase, None, None
+        if phase == "body" and self.flow.read_paused:
+            self._arm("body")  # the app, not the client, is slow to read the body
             return
-        self._deadline_phase = None
         self.logger.debug("closing a connection whose request did not arrive in time")
-        if self.cycle is not None and not self.cycle.response_complete:
-            self.cycle.disconnected = True
-            self.cycle.message_event.set()
         self.transport.close()
 
 
-def hardened_h11(header_timeout: float, body_timeout: float) -> type[H11Protocol]:
-    """uvicorn's h11 protocol class with read deadlines for the request head and body."""
+def hardened_httptools(
+    max_head: int, header_timeout: float, body_timeout: float
+) -> type[HttpToolsProtocol]:
+    """uvicorn's httptools protocol class with a head-size limit and read deadlines."""
     return type(
-        "JotkitH11Protocol",
-        (_DeadlineH11Protocol,),
-        {"header_timeout": header_timeout, "body_timeout": body_timeout},
+        "JotkitHttpToolsProtocol",
+        (_LimitedHttpTools,),
+        {"max_head": max_head, "header_timeout": header_timeout, "body_timeout": body_timeout},
     )
 
 
@@ -127,8 +154,7 @@ def http_limits(
     uvicorn-side ``X-Forwarded-For`` trust. Any uvicorn-served ASGI app can use them
     (``uvicorn.run(app, **http_limits())``, as examples/orders_api.py does)."""
     return {
-        "http": hardened_h11(header_timeout, body_timeout),
-        "h11_max_incomplete_event_size": max_header_bytes,
+        "http": hardened_httptools(max_header_bytes, header_timeout, body_timeout),
         "timeout_keep_alive": keep_alive_timeout,
         "server_header": False,
         "proxy_headers": False,
