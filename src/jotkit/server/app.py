@@ -18,7 +18,7 @@ from starlette.responses import JSONResponse, Response
 
 from .audit_log import AuditLog
 from .clock import Clock, SystemClock
-from .errors import ServiceError, error_response
+from .errors import ServiceError, describe_validation, error_response
 from .metrics import Metrics
 from .revocation_bus import attach_revocation_bus
 from .routes import auth, oauth, ops, wellknown
@@ -145,19 +145,6 @@ class _Edge:
         await send({"type": "http.response.body", "body": response.body})
 
 
-def _describe_validation(exc: RequestValidationError) -> tuple[str, str]:
-    parts: list[str] = []
-    code = "validation_error"
-    for err in exc.errors()[:5]:
-        loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
-        if err.get("type") == "json_invalid":
-            code = "invalid_json"
-            parts.append(f"body is not valid JSON ({err.get('ctx', {}).get('error', 'syntax')})")
-            continue
-        parts.append(f"{loc}: {err.get('msg', 'invalid')}")
-    return code, "; ".join(parts) or "The request is invalid."
-
-
 def _install_handlers(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
     async def _service_error(_request: Request, exc: ServiceError) -> Response:
@@ -165,7 +152,7 @@ def _install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> Response:
-        code, description = _describe_validation(exc)
+        code, description = describe_validation(exc)
         return error_response(ServiceError(code, description))
 
     @app.exception_handler(StarletteHTTPException)

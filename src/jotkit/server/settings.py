@@ -149,6 +149,8 @@ class Settings:
     metrics_token: str | None = field(default=None, repr=False)  # /metrics needs this Bearer
     docs: bool = True  # /docs, /redoc and /openapi.json
     csrf_secret: str | None = field(default=None, repr=False)  # HMAC key of CSRF tokens
+    client_auth_limit: int = 10  # failed /oauth/* client authentications per address ...
+    client_auth_window: float = 300.0  # ... in this window, then 429
 
     def __post_init__(self) -> None:
         if self.signing_alg not in SIGNING_ALGORITHMS:
@@ -278,6 +280,7 @@ def _convert(name: str, value: Any) -> Any:
         "keyring_sync_interval",
         "header_timeout",
         "body_timeout",
+        "client_auth_window",
     }
     if name in durations:
         return _timespan(value, label)
@@ -301,6 +304,7 @@ def _convert(name: str, value: Any) -> Any:
         "jwks_max_age",
         "max_header_bytes",
         "keep_alive_timeout",
+        "client_auth_limit",
     }:
         return _int(value, label, 1)
     if name == "port":

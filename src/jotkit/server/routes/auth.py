@@ -21,6 +21,7 @@ from ..deps import (
 from ..errors import ServiceError
 from ..sessions import AuthService, IssuedTokens
 from .models import (
+    SESSION_ID,
     ErrorBody,
     LoginRequest,
     MeResponse,
@@ -228,7 +229,9 @@ async def sessions(claims: Claims, svc: Service) -> list[SessionItem]:
     summary="End one session",
 )
 async def end_session(
-    session_id: Annotated[str, Path(min_length=1, max_length=64)], claims: Claims, svc: Service
+    session_id: Annotated[str, Path(min_length=1, max_length=64, pattern=SESSION_ID)],
+    claims: Claims,
+    svc: Service,
 ) -> StatusResponse:
     """Revoke one of the user's sessions and its outstanding access tokens."""
     if not await svc.end_session(claims["sub"], session_id):
