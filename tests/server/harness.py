@@ -19,6 +19,7 @@ from jotkit.server.sessions import AuthService
 
 START = 1_800_000_000.0
 PASSWORD = "correct horse battery staple"
+METRICS_TOKEN = "metrics-token-for-tests"
 
 
 def make_settings(data_dir: Path, **overrides: Any) -> Settings:
@@ -33,6 +34,7 @@ def make_settings(data_dir: Path, **overrides: Any) -> Settings:
         revocation_sync_interval=0.2,
         keyring_sync_interval=0.2,
         introspection_clients=(("rs1", "rs1-secret"),),
+        metrics_token=METRICS_TOKEN,
     )
     return base.replace(**overrides) if overrides else base
 

@@ -6,7 +6,7 @@ import json
 import logging
 from http.cookies import SimpleCookie
 
-from .harness import PASSWORD, bearer, login
+from .harness import METRICS_TOKEN, PASSWORD, bearer, login
 
 
 def test_account_throttle_429_with_retry_after(make_server):
@@ -143,7 +143,7 @@ def test_audit_events_are_json_lines_and_counted(server, caplog):
         server.clock.advance(30)
         c.post("/auth/refresh", json={"refresh_token": t["refresh_token"]})
         c.post("/auth/logout", headers=bearer(r.json()["access_token"]))
-        metrics = c.get("/metrics")
+        metrics = c.get("/metrics", headers=bearer(METRICS_TOKEN))
     events = [json.loads(rec.getMessage()) for rec in caplog.records
               if rec.name == "jotkit.server.audit"]
     names = [e["event"] for e in events]
@@ -188,5 +188,5 @@ def test_responses_of_the_last_resort_handler_are_counted(server):
         assert r.status_code == 500
         assert r.json() == {"error": "server_error", "error_description": "Internal error."}
         assert "Traceback" not in r.text
-        text = c.get("/metrics").text
+        text = c.get("/metrics", headers=bearer(METRICS_TOKEN)).text
     assert 'jotkit_http_requests_total{status="5xx"} 2.0' in text
