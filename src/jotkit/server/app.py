@@ -329,6 +329,10 @@ def create_app(
         openapi_url="/openapi.json" if settings.docs else None,
     )
     app.state.service = svc
+    if settings.cookie_mode:
+        from .csrf import CsrfSigner, load_csrf_key
+
+        app.state.csrf = CsrfSigner(load_csrf_key(settings))
     app.add_api_route("/auth/me", auth.me, **auth.ME_ROUTE)
     app.include_router(auth.router)
     app.include_router(wellknown.router)

@@ -263,6 +263,12 @@ def _check_edge(s: Settings) -> None:
         raise SettingsError("JOTKIT_METRICS_TOKEN: use at least 16 characters")
     if s.csrf_secret is not None and len(s.csrf_secret) < 32:
         raise SettingsError("JOTKIT_CSRF_SECRET: use at least 32 characters")
+    shared_db = bool(s.database_url) and not str(s.database_url).startswith("sqlite")
+    if s.cookie_mode and shared_db and s.csrf_secret is None:
+        raise SettingsError(
+            "JOTKIT_CSRF_SECRET is required with JOTKIT_COOKIE_MODE on a shared database: "
+            "every instance must accept the CSRF tokens the others issue"
+        )
 
 
 def _convert(name: str, value: Any) -> Any:
