@@ -180,3 +180,41 @@ def test_http_limits_defaults_are_bounded():
     options = http_limits()
     assert options["http"].max_head <= 65536
     assert options["server_header"] is False and options["proxy_headers"] is False
+
+
+def test_uvicorn_command_line_with_hardened_protocol_refuses_huge_header(tmp_path):
+    """The raw uvicorn command of docs/deployment.md gets the same head limit."""
+    import os
+    import subprocess
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "JOTKIT_DATA_DIR": str(tmp_path / "data"), "JOTKIT_LOG_LEVEL": "WARNING"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "--factory", "jotkit.server.asgi:app",
+         "--port", str(port), "--http", "jotkit.server.serving:HardenedHttpTools",
+         "--no-proxy-headers", "--no-server-header", "--log-level", "warning"],
+        env=env, cwd=tmp_path,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                r = httpx.get(url + "/healthz", timeout=2)
+                break
+            except httpx.HTTPError:
+                assert proc.poll() is None and time.monotonic() < deadline, "uvicorn did not start"
+                time.sleep(0.1)
+        assert "server" not in r.headers
+
+        def check_health() -> None:
+            assert httpx.get(url + "/healthz").status_code == 200
+
+        sent, answer = _send_huge_header(url, check_health)
+        assert sent < CAP
+        assert answer == b"" or answer.startswith(b"HTTP/1.1 400"), answer[:80]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

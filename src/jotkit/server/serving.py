@@ -30,7 +30,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from .settings import Settings
 
-__all__ = ["hardened_httptools", "http_limits", "uvicorn_options"]
+__all__ = ["HardenedHttpTools", "hardened_httptools", "http_limits", "uvicorn_options"]
 
 
 class _LimitedHttpTools(HttpToolsProtocol):
@@ -140,6 +140,11 @@ def hardened_httptools(
         (_LimitedHttpTools,),
         {"max_head": max_head, "header_timeout": header_timeout, "body_timeout": body_timeout},
     )
+
+
+#: The protocol with the default limits, for the uvicorn command line:
+#: ``uvicorn --http jotkit.server.serving:HardenedHttpTools ...``.
+HardenedHttpTools = hardened_httptools(32768, 10.0, 30.0)
 
 
 def http_limits(
