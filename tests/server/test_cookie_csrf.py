@@ -84,6 +84,8 @@ def test_correct_session_bound_csrf_token_is_accepted(cookie_server):
 
 def test_csrf_token_survives_a_restart(make_server, tmp_path):
     first = make_server(cookie_mode=True, data_dir=tmp_path / "d")
+    key_file = tmp_path / "d" / "csrf.key"
+    assert key_file.stat().st_mode & 0o777 == 0o600
     first.add_user("vic@example.com")
     with first.client() as c:
         jar = _login(c, "vic@example.com")

@@ -14,6 +14,8 @@ token of another session, is refused.
 from __future__ import annotations
 
 import base64
+import contextlib
+import os
 import re
 import secrets
 from dataclasses import dataclass, field
@@ -89,21 +91,20 @@ def load_csrf_key(settings: Settings) -> bytes:
     if settings.csrf_secret is not None:
         return settings.csrf_secret.encode("utf-8")
     path = Path(settings.data_dir) / "csrf.key"
-    try:
-        return bytes.fromhex(path.read_text().strip())
-    except FileNotFoundError:
-        pass
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    key = secrets.token_bytes(32)
-    try:
-        with open(path, "x", encoding="ascii", opener=_private) as handle:
-            handle.write(key.hex())
-    except FileExistsError:  # another process won the race: use its key
-        return bytes.fromhex(path.read_text().strip())
-    return key
-
-
-def _private(path: str, flags: int) -> int:
-    import os
-
-    return os.open(path, flags, 0o600)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # Write a private temporary file, then link it into place: the key file appears
+        # whole or not at all, and of two processes starting together one key wins.
+        tmp = path.with_name(f".csrf.key.{secrets.token_hex(8)}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "w", encoding="ascii") as handle:
+                handle.write(secrets.token_bytes(32).hex())
+            with contextlib.suppress(FileExistsError):
+                os.link(tmp, path)
+        finally:
+            tmp.unlink()
+    key = path.read_text(encoding="ascii").strip()
+    if not re.fullmatch(r"[0-9a-f]{64}", key):
+        raise ValueError(f"{path} is not a CSRF key (64 hex digits); delete it to make a new one")
+    return bytes.fromhex(key)
