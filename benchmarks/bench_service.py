@@ -65,8 +65,9 @@ def _serve(kind: str, port: int, data_dir: str) -> None:
          "JOTKIT_LOGIN_ACCOUNT_LIMIT": "100000", "JOTKIT_LOGIN_PAIR_LIMIT": "100000",
          "JOTKIT_LOG_LEVEL": "WARNING"}
     )
-    uvicorn.run(create_app(settings), host="127.0.0.1", port=port, workers=1,
-                log_level="warning", access_log=False)
+    from jotkit.server.serving import uvicorn_options  # what `jotkit serve` runs
+
+    uvicorn.run(create_app(settings), **uvicorn_options(settings, workers=1, log_level="warning"))
 
 
 def _start(kind: str, data_dir: str) -> tuple[subprocess.Popen[bytes], str]:

@@ -52,12 +52,20 @@ def create_app(config: ResourceServerConfig) -> FastAPI:
     return app
 
 
+def server_options(host: str, port: int, **limits: Any) -> dict[str, Any]:
+    """uvicorn options with request limits: a bounded request head (400 past 32 KiB), read
+    deadlines against slowloris, no ``Server`` header (see docs/deployment.md)."""
+    from jotkit.server.serving import http_limits
+
+    return {"host": host, "port": port, "log_level": "warning", **http_limits(**limits)}
+
+
 def main() -> None:
     """Serve with uvicorn on JOTKIT_RS_HOST:JOTKIT_RS_PORT (default 127.0.0.1:8001)."""
     import uvicorn
 
     config = ResourceServerConfig.from_env(default_port=8001)
-    uvicorn.run(create_app(config), host=config.host, port=config.port, log_level="warning")
+    uvicorn.run(create_app(config), **server_options(config.host, config.port))
 
 
 if __name__ == "__main__":

@@ -14,10 +14,12 @@ import httpx
 import uvicorn
 
 from jotkit.server import FrozenClock, Settings, create_app
+from jotkit.server.serving import uvicorn_options
 from jotkit.server.sessions import AuthService
 
 START = 1_800_000_000.0
 PASSWORD = "correct horse battery staple"
+METRICS_TOKEN = "metrics-token-for-tests"
 
 
 def make_settings(data_dir: Path, **overrides: Any) -> Settings:
@@ -33,6 +35,7 @@ def make_settings(data_dir: Path, **overrides: Any) -> Settings:
         revocation_sync_interval=0.2,
         keyring_sync_interval=0.2,
         introspection_clients=(("rs1", "rs1-secret"),),
+        metrics_token=METRICS_TOKEN,
     )
     return base.replace(**overrides) if overrides else base
 
@@ -51,9 +54,9 @@ class Server:
 
     def start(self) -> Server:
         self.app = create_app(self.settings, clock=self.clock, banner_stream=self.banner)
-        config = uvicorn.Config(
-            self.app, host="127.0.0.1", port=0, log_level="warning", lifespan="on",
-            access_log=False,
+        config = uvicorn.Config(  # with the HTTP-level limits of `jotkit serve`
+            self.app, **uvicorn_options(self.settings, host="127.0.0.1", port=0,
+                                        log_level="warning", lifespan="on"),
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True)

@@ -6,7 +6,7 @@ import base64
 import json
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import jotkit
@@ -180,3 +180,88 @@ def test_form_endpoints_reject_garbage(server):
                 r = c.post(path, content=body, headers={"Content-Type": ctype})
                 ok = 400 <= r.status_code < 500 or (path == "/oauth/revoke" and r.status_code == 200)
                 assert ok, (path, ctype, r.status_code, r.text[:200])
+
+
+# -- unbounded text: NUL, non-ASCII, lone surrogates, control characters ------------------
+ANY_TEXT = st.text(st.characters(codec=None, exclude_categories=()))
+FUZZ = settings(max_examples=60, deadline=None,
+                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+
+
+def _raw(url: str, request: bytes) -> int:
+    """Send raw bytes (the HTTP clients refuse NUL in headers); return the status code."""
+    import socket
+
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(request)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    assert data.startswith(b"HTTP/1.1 "), data[:100]
+    return int(data[9:12])
+
+
+def _header_bytes(text: str) -> bytes:
+    return text.encode("utf-8", "surrogatepass").replace(b"\r", b"").replace(b"\n", b"")
+
+
+@FUZZ
+@given(
+    email=st.just("alice@example.com") | ANY_TEXT, password=ANY_TEXT, refresh=ANY_TEXT,
+    path=st.sampled_from(["/auth/login", "/auth/refresh"]),
+)
+@example(email="alice\x00@example.com", password="x", refresh="", path="/auth/login")
+@example(email="", password="", refresh="a" * 42 + "\x00", path="/auth/refresh")
+def test_unbounded_json_strings_never_5xx(server, email, password, refresh, path):
+    body = {"email": email, "password": password} if path == "/auth/login" else {
+        "refresh_token": refresh}
+    with server.client() as c:
+        r = c.post(path, content=json.dumps(body).encode(),
+                   headers={"Content-Type": "application/json"})
+        assert r.status_code < 500, r.text
+
+
+@pytest.mark.parametrize("name", ["Authorization", "X-CSRF-Token", "User-Agent",
+                                  "X-Forwarded-For", "Content-Type", "If-None-Match"])
+@FUZZ
+@given(
+    value=st.tuples(st.sampled_from(["", "Basic ", "Bearer "]), ANY_TEXT).map("".join),
+    target=st.sampled_from([b"GET /auth/me", b"POST /auth/logout", b"POST /oauth/introspect",
+                            b"GET /.well-known/jwks.json", b"POST /auth/refresh",
+                            b"GET /metrics"]),
+)
+@example(value="Basic \u00e9", target=b"POST /oauth/introspect")  # issue 9 point 6
+@example(value="Basic a\u00e9\x00:b", target=b"POST /oauth/revoke")
+@example(value="\u00e9\x00", target=b"POST /auth/logout")
+def test_unbounded_header_values_never_5xx(server, name, value, target):
+    form = b"" if name == "Content-Type" else b"Content-Type: application/x-www-form-urlencoded\r\n"
+    request = (target + b" HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: 7\r\n"
+               + form + name.encode() + b": " + _header_bytes(value) + b"\r\n\r\ntoken=x")
+    assert _raw(server.url, request) < 500
+
+
+@FUZZ
+@given(
+    values=st.lists(ANY_TEXT, min_size=3, max_size=3),
+    csrf=ANY_TEXT,
+    target=st.sampled_from([b"POST /auth/logout", b"POST /auth/refresh",
+                            b"DELETE /auth/sessions/abc"]),
+)
+@example(values=["a", "\u00e9", "b"], csrf="\u00e9", target=b"POST /auth/logout")
+@example(values=["a", "x", "b"], csrf="\u00e9\x00", target=b"POST /auth/refresh")
+def test_unbounded_cookies_never_5xx(cookie_server, values, csrf, target):
+    pairs = [(prefix + name, value) for prefix in ("", "__Host-")
+             for name, value in zip(("jotkit_access", "jotkit_csrf", "jotkit_refresh"), values,
+                                       strict=True)]
+    cookie = b"; ".join(n.encode() + b"=" + _header_bytes(v) for n, v in pairs)
+    request = (target + b" HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: 0\r\n"
+               b"Cookie: " + cookie + b"\r\nX-CSRF-Token: " + _header_bytes(csrf) + b"\r\n\r\n")
+    assert _raw(cookie_server.url, request) < 500
+
+
+@pytest.fixture
+def cookie_server(make_server):
+    srv = make_server(cookie_mode=True)
+    srv.add_user("alice@example.com")
+    return srv

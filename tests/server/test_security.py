@@ -6,7 +6,7 @@ import json
 import logging
 from http.cookies import SimpleCookie
 
-from .harness import PASSWORD, bearer, login
+from .harness import METRICS_TOKEN, PASSWORD, bearer, login
 
 
 def test_account_throttle_429_with_retry_after(make_server):
@@ -75,12 +75,13 @@ def test_cookie_mode_with_csrf(make_server):
         body = r.json()
         assert "access_token" not in body and "refresh_token" not in body
         cookies = _cookies(r)
-        access, refresh, csrf = (cookies[n] for n in ("jotkit_access", "jotkit_refresh",
-                                                       "jotkit_csrf"))
+        access, refresh, csrf = (cookies[n] for n in ("__Host-jotkit_access",
+                                                       "__Host-jotkit_refresh",
+                                                       "__Host-jotkit_csrf"))
         for m in (access, refresh):
             assert m["httponly"] and m["secure"] and m["samesite"].lower() == "strict"
-        assert refresh["path"] == "/auth/refresh"
-        assert access["path"] == "/"
+        for m in (access, refresh, csrf):  # __Host-: Path=/ and no Domain
+            assert m["path"] == "/" and not m["domain"]
         assert not csrf["httponly"]
         assert csrf.value == body["csrf_token"]
         c.cookies.clear()  # the jar would not send Secure cookies over http: send by hand
@@ -102,9 +103,9 @@ def test_cookie_mode_with_csrf(make_server):
         r = c.post("/auth/refresh", headers={**hdr, "X-CSRF-Token": csrf.value})
         assert r.status_code == 200, r.text
         new = _cookies(r)
-        assert new["jotkit_refresh"].value != refresh.value
+        assert new["__Host-jotkit_refresh"].value != refresh.value
 
-        access2, csrf2 = new["jotkit_access"], new["jotkit_csrf"]
+        access2, csrf2 = new["__Host-jotkit_access"], new["__Host-jotkit_csrf"]
         r = c.post("/auth/logout", headers={"Cookie": cookie_header(access2, csrf2)})
         assert r.status_code == 403
         r = c.post(
@@ -113,7 +114,7 @@ def test_cookie_mode_with_csrf(make_server):
         )
         assert r.status_code == 200
         cleared = _cookies(r)
-        assert cleared["jotkit_access"]["max-age"] == "0"
+        assert cleared["__Host-jotkit_access"]["max-age"] == "0"
         r = c.get("/auth/me", headers={"Cookie": cookie_header(access2)})
         assert r.status_code == 401
 
@@ -143,7 +144,7 @@ def test_audit_events_are_json_lines_and_counted(server, caplog):
         server.clock.advance(30)
         c.post("/auth/refresh", json={"refresh_token": t["refresh_token"]})
         c.post("/auth/logout", headers=bearer(r.json()["access_token"]))
-        metrics = c.get("/metrics")
+        metrics = c.get("/metrics", headers=bearer(METRICS_TOKEN))
     events = [json.loads(rec.getMessage()) for rec in caplog.records
               if rec.name == "jotkit.server.audit"]
     names = [e["event"] for e in events]
@@ -188,5 +189,5 @@ def test_responses_of_the_last_resort_handler_are_counted(server):
         assert r.status_code == 500
         assert r.json() == {"error": "server_error", "error_description": "Internal error."}
         assert "Traceback" not in r.text
-        text = c.get("/metrics").text
+        text = c.get("/metrics", headers=bearer(METRICS_TOKEN)).text
     assert 'jotkit_http_requests_total{status="5xx"} 2.0' in text

@@ -38,8 +38,9 @@ __all__ = [
 _log = logging.getLogger("jotkit.integrations")
 
 Claims = dict[str, Any]
-DEFAULT_COOKIE_NAME = "jotkit_access"
-"""The access-token cookie ``jotkit serve`` sets in cookie mode."""
+DEFAULT_COOKIE_NAME = "__Host-jotkit_access"
+"""The access-token cookie ``jotkit serve`` sets in cookie mode (``jotkit_access`` when
+``JOTKIT_COOKIE_SECURE=0``)."""
 KeyArg = Any  # jotkit.Key | jotkit.KeySet | JWKSClient | Callable[[header], Key | KeySet]
 
 # RFC 6750 §3: error_description / scope use %x20-21 / %x23-5B / %x5D-7E only.

@@ -18,10 +18,10 @@ from starlette.responses import JSONResponse, Response
 
 from .audit_log import AuditLog
 from .clock import Clock, SystemClock
-from .errors import ServiceError, error_response
+from .errors import ServiceError, describe_validation, error_response
 from .metrics import Metrics
 from .revocation_bus import attach_revocation_bus
-from .routes import auth, oauth, ops, wellknown
+from .routes import auth, docs, oauth, ops, wellknown
 from .sessions import AuthService
 from .settings import Settings
 from .store.availability import is_unavailable
@@ -40,14 +40,32 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
-class _Edge:
-    """Pure-ASGI middleware: caps request bodies (413 before the app sees them), counts
-    responses by status class, and adds ``X-Content-Type-Options: nosniff``."""
+#: Content-Security-Policy of every API response: nothing may load, nothing may frame it.
+#: Pages (``/docs``, ``/debugger/``) set their own, which the edge keeps.
+API_CSP = b"default-src 'none'; frame-ancestors 'none'"
+HSTS = b"max-age=63072000; includeSubDomains"
+_SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"content-security-policy", API_CSP),
+)
 
-    def __init__(self, app: ASGIApp, metrics: Metrics, max_body: int) -> None:
+
+class _Edge:
+    """Pure-ASGI middleware: refuses oversized request heads (431) and bodies (413) before
+    the app sees them, counts responses by status class, and adds the security headers
+    (CSP, ``X-Frame-Options``, ``Referrer-Policy``, ``nosniff``; HSTS over https) to every
+    response, errors included."""
+
+    def __init__(
+        self, app: ASGIApp, metrics: Metrics, max_body: int, max_head: int, https: bool
+    ) -> None:
         self.app = app
         self.metrics = metrics
         self.max_body = max_body
+        self.max_head = max_head
+        self.https = https  # the issuer is https: send HSTS whatever the hop scheme
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -56,25 +74,36 @@ class _Edge:
         metrics = self.metrics
         started = False
 
+        hsts = self.https or scope.get("scheme") == "https"
+
         async def send_wrapper(message: Message) -> None:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
                 metrics.count_status(message["status"])
-                message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"x-content-type-options", b"nosniff")]
+                headers = list(message.get("headers", ()))
+                present = {name.lower() for name, _ in headers}
+                headers += [h for h in _SECURITY_HEADERS if h[0] not in present]
+                if hsts:
+                    headers.append((b"strict-transport-security", HSTS))
+                message["headers"] = headers
             await send(message)
 
-        if scope["method"] in ("GET", "HEAD", "OPTIONS"):
-            await self._answer(scope, receive, send_wrapper, lambda: started)
-            return
+        head = len(scope.get("raw_path") or b"") + len(scope.get("query_string") or b"")
         declared = None
         for name, value in scope.get("headers", ()):
+            head += len(name) + len(value) + 4
             if name == b"content-length":
                 try:
                     declared = int(value)
                 except ValueError:
                     declared = -1
+        if head > self.max_head:  # the server bounds what it buffers; this is the hard cap
+            await self._refuse(send_wrapper, ServiceError("header_too_large"))
+            return
+        if scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            await self._answer(scope, receive, send_wrapper, lambda: started)
+            return
         if declared is not None and (declared < 0 or declared > self.max_body):
             await self._too_large(send_wrapper, declared < 0)
             return
@@ -124,6 +153,10 @@ class _Edge:
             exc = ServiceError(
                 "payload_too_large", f"The request body exceeds {self.max_body} bytes."
             )
+        await self._refuse(send, exc)
+
+    @staticmethod
+    async def _refuse(send: Send, exc: ServiceError) -> None:
         response = error_response(exc)
         await send(
             {
@@ -135,19 +168,6 @@ class _Edge:
         await send({"type": "http.response.body", "body": response.body})
 
 
-def _describe_validation(exc: RequestValidationError) -> tuple[str, str]:
-    parts: list[str] = []
-    code = "validation_error"
-    for err in exc.errors()[:5]:
-        loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
-        if err.get("type") == "json_invalid":
-            code = "invalid_json"
-            parts.append(f"body is not valid JSON ({err.get('ctx', {}).get('error', 'syntax')})")
-            continue
-        parts.append(f"{loc}: {err.get('msg', 'invalid')}")
-    return code, "; ".join(parts) or "The request is invalid."
-
-
 def _install_handlers(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
     async def _service_error(_request: Request, exc: ServiceError) -> Response:
@@ -155,7 +175,7 @@ def _install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> Response:
-        code, description = _describe_validation(exc)
+        code, description = describe_validation(exc)
         return error_response(ServiceError(code, description))
 
     @app.exception_handler(StarletteHTTPException)
@@ -196,11 +216,13 @@ def last_resort_response(exc: Exception) -> Response:
         )
     _log.error("unhandled error: %s: %s", type(exc).__name__, exc, exc_info=exc)
     return JSONResponse(
-        {"error": "server_error", "error_description": "Internal error."}, status_code=500
+        {"error": "server_error", "error_description": "Internal error."},
+        status_code=500,
+        headers={name.decode(): value.decode() for name, value in _SECURITY_HEADERS},
     )
 
 
-def _install_openapi(app: FastAPI) -> None:
+def _install_openapi(app: FastAPI, cookie_mode: bool) -> None:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema:
             return app.openapi_schema
@@ -213,7 +235,14 @@ def _install_openapi(app: FastAPI) -> None:
         schema.setdefault("components", {})["securitySchemes"] = {
             "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
             "clientBasic": {"type": "http", "scheme": "basic"},
+            "metricsBearer": {"type": "http", "scheme": "bearer"},
         }
+        if not cookie_mode:  # the refresh token can only come in the body
+            body = schema["paths"]["/auth/refresh"]["post"]["requestBody"]
+            body["required"] = True
+            body["content"]["application/json"]["schema"] = {
+                "$ref": "#/components/schemas/RefreshRequest"
+            }
         app.openapi_schema = schema
         return schema
 
@@ -295,20 +324,39 @@ def create_app(
         version="0.1.0",
         description="Login, refresh-token rotation, revocation and JWKS for jotkit.",
         lifespan=lifespan,
+        docs_url=None,  # /docs is served offline by routes/docs.py
+        redoc_url=None,
+        openapi_url="/openapi.json" if settings.docs else None,
     )
     app.state.service = svc
+    if settings.cookie_mode:
+        from .csrf import CsrfSigner, load_csrf_key
+
+        app.state.csrf = CsrfSigner(load_csrf_key(settings))
     app.add_api_route("/auth/me", auth.me, **auth.ME_ROUTE)
     app.include_router(auth.router)
     app.include_router(wellknown.router)
     app.include_router(oauth.router)
     app.include_router(ops.router)
+    if settings.docs:
+        app.include_router(docs.router)
     if settings.demo:  # the local token debugger (runs in the browser, sends no token)
         from jotkit.debugger import mount
 
         mount(app, "/debugger")
     _install_handlers(app)
-    _install_openapi(app)
-    app.add_middleware(_Edge, metrics=metrics, max_body=settings.max_body_bytes)
+    _install_openapi(app, settings.cookie_mode)
+    app.add_middleware(
+        _Edge,
+        metrics=metrics,
+        max_body=settings.max_body_bytes,
+        max_head=settings.max_header_bytes,
+        https=settings.effective_issuer.startswith("https://"),
+    )
+    if settings.trusted_proxies:  # outermost: everything inside sees the real client
+        from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(settings.trusted_proxies))
     return app
 
 

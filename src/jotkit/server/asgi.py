@@ -1,4 +1,9 @@
-"""ASGI entry point for process managers: ``uvicorn --factory jotkit.server.asgi:app``.
+"""ASGI entry point for process managers::
+
+    uvicorn --factory jotkit.server.asgi:app --http jotkit.server.serving:HardenedHttpTools \
+        --no-proxy-headers --no-server-header
+
+(the three options give it the HTTP limits of ``jotkit serve``: see docs/deployment.md).
 
 Each call builds one service from ``JOTKIT_*`` variables (and ``$JOTKIT_CONFIG``), so uvicorn's
 ``--workers N`` (or gunicorn with uvicorn workers) runs N independent instances; on PostgreSQL

@@ -147,14 +147,9 @@ def register(app: typer.Typer) -> None:
             )
         settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         _configure_logging(settings.log_level)
-        uvicorn.run(
-            create_app(settings),
-            host=settings.host,
-            port=settings.port,
-            workers=1,
-            log_level=settings.log_level.lower(),
-            access_log=False,
-        )
+        from .serving import uvicorn_options
+
+        uvicorn.run(create_app(settings), **uvicorn_options(settings, workers=1))
 
     users = typer.Typer(help="Manage users.", no_args_is_help=True)
     keys = typer.Typer(help="Manage the signing-key ring.", no_args_is_help=True)

@@ -7,24 +7,21 @@ from typing import Any
 
 from fastapi import Request
 
+from .csrf import CookieNames, CsrfSigner, cookie_names
 from .errors import ServiceError
 from .sessions import AuthService, ClientInfo
 
 __all__ = [
-    "ACCESS_COOKIE",
-    "CSRF_COOKIE",
     "CSRF_HEADER",
-    "REFRESH_COOKIE",
     "SAFE_METHODS",
     "check_csrf",
     "client_info",
+    "cookies",
+    "csrf_signer",
     "require_auth",
     "service",
 ]
 
-ACCESS_COOKIE = "jotkit_access"
-REFRESH_COOKIE = "jotkit_refresh"
-CSRF_COOKIE = "jotkit_csrf"
 CSRF_HEADER = "x-csrf-token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 BEARER_SECURITY: dict[str, Any] = {"security": [{"bearerAuth": []}]}
@@ -37,21 +34,33 @@ def service(request: Request) -> AuthService:
 
 
 def client_info(request: Request) -> ClientInfo:
-    """Client address (``X-Forwarded-For`` only when trusted) and user agent."""
-    svc = service(request)
+    """Client address and user agent. Behind ``JOTKIT_TRUSTED_PROXIES`` the address is the
+    right-most ``X-Forwarded-For`` entry that is not a trusted proxy (uvicorn's
+    ``ProxyHeadersMiddleware``, installed by ``create_app``); otherwise the TCP peer."""
     ip = request.client.host if request.client else "unknown"
-    if svc.settings.trust_forwarded_for:
-        forwarded = request.headers.get("x-forwarded-for")
-        if forwarded:
-            ip = forwarded.split(",")[0].strip()[:64] or ip
-    return ClientInfo(ip=ip, user_agent=request.headers.get("user-agent", "")[:512])
+    return ClientInfo(ip=ip[:64], user_agent=request.headers.get("user-agent", "")[:512])
 
 
-def check_csrf(request: Request) -> None:
-    """Double-submit check: the ``X-CSRF-Token`` header must equal the CSRF cookie."""
-    cookie = request.cookies.get(CSRF_COOKIE, "")
+def cookies(request: Request) -> CookieNames:
+    """The cookie names of this service (``__Host-`` prefixed when cookies are Secure)."""
+    return cookie_names(service(request).settings.cookie_secure)
+
+
+def csrf_signer(request: Request) -> CsrfSigner:
+    """The app's CSRF token signer (cookie mode)."""
+    signer: CsrfSigner = request.app.state.csrf
+    return signer
+
+
+def check_csrf(request: Request, session_id: str) -> None:
+    """Signed double-submit check (OWASP): the ``X-CSRF-Token`` header must equal the CSRF
+    cookie, and be a token this service issued for ``session_id``."""
+    cookie = request.cookies.get(cookies(request).csrf, "")
     header = request.headers.get(CSRF_HEADER, "")
-    if not cookie or not header or not secrets.compare_digest(cookie, header):
+    same = secrets.compare_digest(
+        cookie.encode("utf-8", "surrogateescape"), header.encode("utf-8", "surrogateescape")
+    )
+    if not (cookie and same and csrf_signer(request).valid(header, session_id)):
         raise ServiceError("csrf_failed", "Missing or wrong X-CSRF-Token header.")
 
 
@@ -69,9 +78,10 @@ async def require_auth(request: Request) -> dict[str, Any]:
             raise ServiceError("malformed", "The Authorization header has no single token.")
         return await svc.authenticate(token)
     if svc.settings.cookie_mode:
-        cookie = request.cookies.get(ACCESS_COOKIE)
+        cookie = request.cookies.get(cookies(request).access)
         if cookie:
+            claims = await svc.authenticate(cookie)
             if request.method not in SAFE_METHODS:
-                check_csrf(request)
-            return await svc.authenticate(cookie)
+                check_csrf(request, str(claims["sid"]))
+            return claims
     raise ServiceError("missing_token")

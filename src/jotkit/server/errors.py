@@ -4,10 +4,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from starlette.responses import JSONResponse
 
-__all__ = ["ERRORS", "ErrorSpec", "ServiceError", "error_response"]
+if TYPE_CHECKING:
+    from fastapi.exceptions import RequestValidationError
+
+__all__ = ["ERRORS", "ErrorSpec", "ServiceError", "describe_validation", "error_response"]
 
 REALM = "jotkit"
 
@@ -31,6 +35,9 @@ ERRORS: dict[str, ErrorSpec] = {
     "invalid_json": ErrorSpec(400, "invalid_request", None, "The body is not valid JSON."),
     "validation_error": ErrorSpec(422, "invalid_request", None, "The request failed validation."),
     "payload_too_large": ErrorSpec(413, "payload_too_large", None, "The body is too large."),
+    "header_too_large": ErrorSpec(
+        431, "invalid_request", None, "The request line and headers are too large."
+    ),
     "unsupported_media_type": ErrorSpec(
         415, "unsupported_media_type", None, "Unsupported Content-Type."
     ),
@@ -131,3 +138,23 @@ def error_response(exc: ServiceError) -> JSONResponse:
         headers["WWW-Authenticate"] = f'Basic realm="{REALM}"'
     headers.setdefault("Cache-Control", "no-store")
     return JSONResponse(body, status_code=spec.status, headers=headers)
+
+
+def describe_validation(exc: RequestValidationError) -> tuple[str, str]:
+    """``(code, description)`` for a request that failed validation: ``invalid_json`` for
+    unparsable JSON, else ``validation_error`` naming up to five fields."""
+    parts: list[str] = []
+    code = "validation_error"
+    for err in exc.errors()[:5]:
+        loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
+        if err.get("type") == "json_invalid":
+            code = "invalid_json"
+            parts.append(f"body is not valid JSON ({err.get('ctx', {}).get('error', 'syntax')})")
+            continue
+        if err.get("type") == "string_pattern_mismatch" and "\\x00" in str(
+            err.get("ctx", {}).get("pattern", "")
+        ):
+            parts.append(f"{loc}: must not contain NUL characters")
+            continue
+        parts.append(f"{loc}: {err.get('msg', 'invalid')}")
+    return code, "; ".join(parts) or "The request is invalid."

@@ -140,6 +140,17 @@ class Settings:
     database_pool_timeout: float = 10.0
     redis_max_connections: int = 64
     redis_pool_timeout: float = 5.0
+    # edge (HTTP layer, docs/deployment.md): proxies, request limits, headers, ops endpoints
+    trusted_proxies: tuple[str, ...] = ()  # IPs/CIDRs whose X-Forwarded-For/-Proto is used
+    max_header_bytes: int = 32768  # request line + headers; larger -> 400, connection closed
+    header_timeout: float = 10.0  # the request head must arrive within this
+    body_timeout: float = 30.0  # the body must arrive within this after the head
+    keep_alive_timeout: int = 5  # idle keep-alive connections are closed after this
+    metrics_token: str | None = field(default=None, repr=False)  # /metrics needs this Bearer
+    docs: bool = True  # /docs, /redoc and /openapi.json
+    csrf_secret: str | None = field(default=None, repr=False)  # HMAC key of CSRF tokens
+    client_auth_limit: int = 10  # failed /oauth/* client authentications per address ...
+    client_auth_window: float = 300.0  # ... in this window, then 429
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):  # durations (float fields) follow the core grammar
@@ -180,6 +191,7 @@ class Settings:
             )
         if self.login_backoff_max < self.login_pair_window:
             raise SettingsError("JOTKIT_LOGIN_BACKOFF_MAX must be >= JOTKIT_LOGIN_PAIR_WINDOW")
+        _check_edge(self)
 
     # -- derived values -------------------------------------------------------------------
     @property
@@ -238,6 +250,46 @@ class Settings:
         return cls(**{name: _convert(name, value) for name, value in raw.items()})
 
 
+def _proxies(value: Any, name: str) -> tuple[str, ...]:
+    """``"10.0.0.1, 10.1.0.0/16, ::1"`` or a TOML list; each entry an IP or a CIDR."""
+    import ipaddress
+
+    items = value if isinstance(value, list | tuple) else str(value).split(",")
+    out: list[str] = []
+    for item in (str(i).strip() for i in items):
+        if not item:
+            continue
+        try:
+            out.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError:
+            raise SettingsError(f"{name}: {item!r} is not an IP address or CIDR") from None
+    return tuple(out)
+
+
+def _check_edge(s: Settings) -> None:
+    if s.trust_forwarded_for:
+        raise SettingsError(
+            "JOTKIT_TRUST_FORWARDED_FOR was removed: it trusted the left-most X-Forwarded-For "
+            "entry, which any client can set. List your reverse proxies instead, e.g. "
+            "JOTKIT_TRUSTED_PROXIES=127.0.0.1,10.0.0.0/8 (docs/deployment.md)."
+        )
+    if s.max_header_bytes < 4096:
+        raise SettingsError("JOTKIT_MAX_HEADER_BYTES: must be >= 4096")
+    for label, seconds in (("HEADER", s.header_timeout), ("BODY", s.body_timeout)):
+        if not 0 < seconds < float("inf"):
+            raise SettingsError(f"JOTKIT_{label}_TIMEOUT: must be a finite duration > 0")
+    if s.metrics_token is not None and len(s.metrics_token) < 16:
+        raise SettingsError("JOTKIT_METRICS_TOKEN: use at least 16 characters")
+    if s.csrf_secret is not None and len(s.csrf_secret) < 32:
+        raise SettingsError("JOTKIT_CSRF_SECRET: use at least 32 characters")
+    shared_db = bool(s.database_url) and not str(s.database_url).startswith("sqlite")
+    if s.cookie_mode and shared_db and s.csrf_secret is None:
+        raise SettingsError(
+            "JOTKIT_CSRF_SECRET is required with JOTKIT_COOKIE_MODE on a shared database: "
+            "every instance must accept the CSRF tokens the others issue"
+        )
+
+
 def _convert(name: str, value: Any) -> Any:
     label = f"JOTKIT_{name.upper()}"
     durations = {
@@ -256,6 +308,9 @@ def _convert(name: str, value: Any) -> Any:
         "keyring_sync_interval",
         "database_pool_timeout",
         "redis_pool_timeout",
+        "header_timeout",
+        "body_timeout",
+        "client_auth_window",
     }
     if name in durations:
         return _timespan(value, label)
@@ -266,6 +321,7 @@ def _convert(name: str, value: Any) -> Any:
         "trust_forwarded_for",
         "revocation_fail_open",
         "argon2_insecure_test_costs",
+        "docs",
     }:
         return _bool(value, label)
     if name in {
@@ -280,6 +336,9 @@ def _convert(name: str, value: Any) -> Any:
         "jwks_max_age",
         "database_pool_size",
         "redis_max_connections",
+        "max_header_bytes",
+        "keep_alive_timeout",
+        "client_auth_limit",
     }:
         return _int(value, label, 1)
     if name == "database_max_overflow":
@@ -290,8 +349,11 @@ def _convert(name: str, value: Any) -> Any:
         return Path(str(value)).expanduser()
     if name == "introspection_clients":
         return _clients(value, label)
+    if name == "trusted_proxies":
+        return _proxies(value, label)
     if name == "cookie_samesite":
         return str(value).strip().lower()
     if name == "signing_alg":
         return str(value).strip()
-    return None if value == "" and name in {"database_url", "redis_url", "issuer"} else str(value)
+    nullable = {"database_url", "redis_url", "issuer", "metrics_token", "csrf_secret"}
+    return None if value == "" and name in nullable else str(value)

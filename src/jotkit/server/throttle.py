@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from .errors import ServiceError
 from .store.base import RateLimiter
 
-__all__ = ["LoginAttempt", "LoginThrottle"]
+__all__ = ["ClientAuthThrottle", "LoginAttempt", "LoginThrottle"]
 
 
 def _key(kind: str, *values: str) -> str:
@@ -152,3 +152,29 @@ class LoginThrottle:
             limiter.reset(attempt.pair_key),
             *([limiter.reset(attempt.strikes_key)] if attempt.lockouts else []),
         )
+
+
+class ClientAuthThrottle:
+    """Failed client authentications (``/oauth/*``, RFC 6749 §2.3.1, §10.10) per client
+    address: past ``limit`` failures in ``window`` seconds every attempt gets 429."""
+
+    def __init__(self, limiter: RateLimiter, *, limit: int, window: float) -> None:
+        self._limiter = limiter
+        self._limit = limit
+        self._window = window
+
+    async def check(self, client_ip: str, now: float) -> None:
+        """Raise 429 (``Retry-After``) when the address has used up its failures."""
+        key = _key("client-auth", client_ip)
+        failures, reset = await self._limiter.peek(key, self._window, now)
+        if failures >= self._limit:
+            seconds = max(1, math.ceil(reset))
+            raise ServiceError(
+                "rate_limited",
+                f"Too many failed client authentications; retry after {seconds} s.",
+                headers={"Retry-After": str(seconds)},
+            )
+
+    async def failed(self, client_ip: str, now: float) -> None:
+        """Count one failed client authentication."""
+        await self._limiter.hit(_key("client-auth", client_ip), self._window, now)

@@ -3,24 +3,23 @@
 from __future__ import annotations
 
 import json
-import secrets
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request, Response
 
+from ..csrf import cookie_names
 from ..deps import (
-    ACCESS_COOKIE,
     BEARER_SECURITY,
-    CSRF_COOKIE,
-    REFRESH_COOKIE,
     check_csrf,
     client_info,
+    csrf_signer,
     require_auth,
     service,
 )
 from ..errors import ServiceError
-from ..sessions import AuthService, IssuedTokens
+from ..sessions import AuthService, IssuedTokens, hash_refresh_token
 from .models import (
+    SESSION_ID,
     ErrorBody,
     LoginRequest,
     MeResponse,
@@ -46,7 +45,9 @@ def _no_store(response: Response) -> None:
     response.headers["Pragma"] = "no-cache"
 
 
-def _token_body(svc: AuthService, issued: IssuedTokens, response: Response) -> TokenResponse:
+def _token_body(
+    request: Request, svc: AuthService, issued: IssuedTokens, response: Response
+) -> TokenResponse:
     _no_store(response)
     if not svc.settings.cookie_mode:
         return TokenResponse(
@@ -55,10 +56,11 @@ def _token_body(svc: AuthService, issued: IssuedTokens, response: Response) -> T
             refresh_token=issued.refresh_token,
         )
     s = svc.settings
-    csrf = secrets.token_urlsafe(32)
+    names = cookie_names(s.cookie_secure)
+    csrf = csrf_signer(request).issue(issued.session_id)
     common: dict[str, Any] = {"secure": s.cookie_secure, "samesite": s.cookie_samesite}
     response.set_cookie(
-        ACCESS_COOKIE,
+        names.access,
         issued.access_token,
         max_age=issued.expires_in,
         path="/",
@@ -66,15 +68,15 @@ def _token_body(svc: AuthService, issued: IssuedTokens, response: Response) -> T
         **common,
     )
     response.set_cookie(
-        REFRESH_COOKIE,
+        names.refresh,
         issued.refresh_token,
         max_age=int(s.refresh_absolute_ttl),
-        path="/auth/refresh",
+        path=names.refresh_path,
         httponly=True,
         **common,
     )
     response.set_cookie(
-        CSRF_COOKIE,
+        names.csrf,
         csrf,
         max_age=int(s.refresh_absolute_ttl),
         path="/",
@@ -91,9 +93,10 @@ def _clear_cookies(svc: AuthService, response: Response) -> None:
         "secure": svc.settings.cookie_secure,
         "samesite": svc.settings.cookie_samesite,
     }
-    response.delete_cookie(ACCESS_COOKIE, path="/", httponly=True, **common)
-    response.delete_cookie(REFRESH_COOKIE, path="/auth/refresh", httponly=True, **common)
-    response.delete_cookie(CSRF_COOKIE, path="/", **common)
+    names = cookie_names(svc.settings.cookie_secure)
+    response.delete_cookie(names.access, path="/", httponly=True, **common)
+    response.delete_cookie(names.refresh, path=names.refresh_path, httponly=True, **common)
+    response.delete_cookie(names.csrf, path="/", **common)
 
 
 # /auth/me is the hot path: ``create_app`` registers it directly on the app, ahead of the
@@ -144,7 +147,7 @@ async def login(
     an opaque refresh token. Failures never reveal whether the email exists; repeated
     failures are throttled (429 with ``Retry-After``)."""
     issued = await svc.login(body.email, body.password, client_info(request))
-    return _token_body(svc, issued, response)
+    return _token_body(request, svc, issued, response)
 
 
 @router.post(
@@ -161,13 +164,16 @@ async def refresh(
     token comes from the refresh cookie and the ``X-CSRF-Token`` header is required."""
     token = body.refresh_token if body is not None else None
     if token is None and svc.settings.cookie_mode:
-        token = request.cookies.get(REFRESH_COOKIE)
+        token = request.cookies.get(cookie_names(svc.settings.cookie_secure).refresh)
         if token:
-            check_csrf(request)
+            found = await svc.store.sessions.find_refresh(hash_refresh_token(token))
+            if found is None:
+                raise ServiceError("invalid_grant", "Unknown refresh token.")
+            check_csrf(request, found[1].id)  # the CSRF token is bound to this session
     if not token:
         raise ServiceError("invalid_request", "refresh_token is required.")
     issued = await svc.refresh(token, client_info(request))
-    return _token_body(svc, issued, response)
+    return _token_body(request, svc, issued, response)
 
 
 @router.post(
@@ -228,7 +234,9 @@ async def sessions(claims: Claims, svc: Service) -> list[SessionItem]:
     summary="End one session",
 )
 async def end_session(
-    session_id: Annotated[str, Path(min_length=1, max_length=64)], claims: Claims, svc: Service
+    session_id: Annotated[str, Path(min_length=1, max_length=64, pattern=SESSION_ID)],
+    claims: Claims,
+    svc: Service,
 ) -> StatusResponse:
     """Revoke one of the user's sessions and its outstanding access tokens."""
     if not await svc.end_session(claims["sub"], session_id):

@@ -6,8 +6,17 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..passwords import MAX_PASSWORD_LENGTH
 
+# Every free-text string the service accepts refuses NUL (PostgreSQL text cannot hold it, and
+# no email, password or token contains one): a 4xx at validation, on every backend.
+NO_NUL = r"^[^\x00]*$"
+# Session (refresh-family) ids are ``secrets.token_urlsafe`` values.
+SESSION_ID = r"^[A-Za-z0-9_-]+$"
+
 __all__ = [
+    "NO_NUL",
+    "SESSION_ID",
     "ErrorBody",
+    "IntrospectionResponse",
     "LoginRequest",
     "MeResponse",
     "RefreshRequest",
@@ -30,15 +39,17 @@ class LoginRequest(BaseModel):
     """Credentials for ``POST /auth/login``."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
-    email: str = Field(min_length=3, max_length=320, examples=["demo@example.com"])
-    password: str = Field(min_length=1, max_length=MAX_PASSWORD_LENGTH)
+    email: str = Field(
+        min_length=3, max_length=320, pattern=NO_NUL, examples=["demo@example.com"]
+    )
+    password: str = Field(min_length=1, max_length=MAX_PASSWORD_LENGTH, pattern=NO_NUL)
 
 
 class RefreshRequest(BaseModel):
     """``POST /auth/refresh`` body (optional in cookie mode)."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
-    refresh_token: str = Field(min_length=1, max_length=512)
+    refresh_token: str = Field(min_length=1, max_length=512, pattern=NO_NUL)
 
 
 class TokenResponse(BaseModel):
@@ -86,3 +97,20 @@ class StatusResponse(BaseModel):
     """A plain acknowledgement."""
 
     status: str
+
+
+class IntrospectionResponse(BaseModel):
+    """RFC 7662 §2.2: ``active`` and, for an active token, its metadata."""
+
+    active: bool
+    token_type: str | None = None
+    sub: str | None = None
+    sid: str | None = None
+    iss: str | None = None
+    aud: str | list[str] | None = None
+    exp: int | None = None
+    iat: int | None = None
+    jti: str | None = None
+    client_id: str | None = None
+    username: str | None = None
+    roles: list[str] | None = None

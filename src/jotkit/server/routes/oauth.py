@@ -1,73 +1,144 @@
-"""``/oauth/revoke`` (RFC 7009) and ``/oauth/introspect`` (RFC 7662)."""
+"""``/oauth/revoke`` (RFC 7009) and ``/oauth/introspect`` (RFC 7662).
+
+Both are for confidential clients (the resource servers in ``JOTKIT_INTROSPECTION_CLIENTS``).
+Each request runs three steps in this order: authenticate the client (RFC 6749 §2.3.1, HTTP
+Basic; 401 ``invalid_client`` with a ``Basic`` challenge, failures throttled per address),
+validate the form (400 ``invalid_request``, RFC 6749 §5.2), then act. ``token_type_hint`` only
+orders the search (RFC 7009 §2.1, RFC 7662 §2.1).
+"""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import secrets
+from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 from urllib.parse import unquote_plus
 
-from fastapi import APIRouter, Form, Request, Response
+from fastapi import APIRouter, Depends, Form, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 
-from ..deps import service
-from ..errors import ServiceError
-from .models import ErrorBody
+from ..deps import client_info, service
+from ..errors import ServiceError, describe_validation
+from ..throttle import ClientAuthThrottle
+from .models import NO_NUL, ErrorBody, IntrospectionResponse
 
 __all__ = ["router"]
 
+
+class _OAuthRoute(APIRoute):
+    """A malformed form is 400 ``invalid_request`` (RFC 6749 §5.2), not FastAPI's 422."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        """Wrap FastAPI's handler to turn validation errors into OAuth errors."""
+        handler = super().get_route_handler()
+
+        async def run(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except RequestValidationError as exc:
+                raise ServiceError("invalid_request", describe_validation(exc)[1]) from None
+
+        return run
+
+
+def _basic_credentials(header: str) -> tuple[str, str] | None:
+    """``(client_id, secret)`` from an ``Authorization: Basic`` value (RFC 6749 §2.3.1:
+    both form-urlencoded, then joined by ``:``), or ``None`` when it is not well formed."""
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "basic" or not value.strip():
+        return None
+    try:
+        decoded = base64.b64decode(value.strip().encode("ascii"), validate=True).decode("utf-8")
+    except (UnicodeError, binascii.Error, ValueError):
+        return None
+    client_id, sep, secret = decoded.partition(":")
+    if not sep:
+        return None
+    return unquote_plus(client_id), unquote_plus(secret)
+
+
+async def authenticate_client(request: Request) -> str:
+    """Authenticate the calling client before anything else (RFC 6749 §2.3.1); return its id.
+
+    Failed attempts count against the client address (RFC 6749 §10.10: guessing); past the
+    limit the answer is 429 with ``Retry-After`` whatever the credentials."""
+    svc = service(request)
+    header = request.headers.get("authorization")
+    if header is None:
+        raise ServiceError("invalid_client", "HTTP Basic client authentication is required.")
+    s = svc.settings
+    throttle = ClientAuthThrottle(
+        svc.store.rate_limits, limit=s.client_auth_limit, window=s.client_auth_window
+    )
+    ip, now = client_info(request).ip, svc.clock.now()
+    await throttle.check(ip, now)
+    credentials = _basic_credentials(header)
+    ok = False
+    if credentials is not None:
+        client_id, secret = (c.encode("utf-8", "surrogatepass") for c in credentials)
+        for known_id, known_secret in s.introspection_clients:
+            id_ok = secrets.compare_digest(known_id.encode(), client_id)
+            secret_ok = secrets.compare_digest(known_secret.encode(), secret)
+            ok |= id_ok and secret_ok
+    if not ok:
+        await throttle.failed(ip, now)
+        raise ServiceError("invalid_client")
+    assert credentials is not None
+    return credentials[0]
+
+
+Client = Annotated[str, Depends(authenticate_client)]
+TokenField = Annotated[str, Form(min_length=1, max_length=16384, pattern=NO_NUL)]
+HintField = Annotated[str | None, Form(max_length=64, pattern=NO_NUL)]
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    c: {"model": ErrorBody} for c in (400, 401, 413, 415, 429, 431, 503)
+}
 router = APIRouter(
     prefix="/oauth",
     tags=["oauth"],
-    responses={c: {"model": ErrorBody} for c in (400, 401, 413, 422)},
+    route_class=_OAuthRoute,
+    responses=_ERRORS,
 )
-TokenField = Annotated[str, Form(min_length=1, max_length=16384)]
-HintField = Annotated[str | None, Form(max_length=64)]
+_BASIC: dict[str, Any] = {"security": [{"clientBasic": []}]}
 
 
-@router.post("/revoke", summary="Revoke a token (RFC 7009)")
+@router.post(
+    "/revoke",
+    summary="Revoke a token (RFC 7009)",
+    openapi_extra=_BASIC,
+    response_class=Response,
+    responses={200: {"description": "Revoked, or not a valid token (RFC 7009 §2.2)",
+                     "content": {}}},
+)
 async def revoke(
-    request: Request, token: TokenField, token_type_hint: HintField = None
+    request: Request, _client: Client, token: TokenField, token_type_hint: HintField = None
 ) -> Response:
     """Revoke a refresh token (its whole session) or an access token (deny-listed until it
-    expires). Invalid or unknown tokens also get 200, as RFC 7009 §2.2 requires."""
+    expires), whatever ``token_type_hint`` says. Invalid or unknown tokens also get 200, as
+    RFC 7009 §2.2 requires."""
     await service(request).revoke_token(token, token_type_hint)
     return Response(status_code=200, headers={"Cache-Control": "no-store"})
-
-
-def _authenticate_client(request: Request) -> str:
-    """HTTP Basic client authentication (RFC 6749 §2.3.1) against configured clients."""
-    svc = service(request)
-    header = request.headers.get("authorization", "")
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() != "basic" or not value:
-        raise ServiceError("invalid_client", "HTTP Basic client authentication is required.")
-    try:
-        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
-        raise ServiceError("invalid_client", "Malformed Basic credentials.") from None
-    client_id, sep, secret = decoded.partition(":")
-    client_id, secret = unquote_plus(client_id), unquote_plus(secret)
-    ok = False
-    for known_id, known_secret in svc.settings.introspection_clients:
-        id_ok = secrets.compare_digest(known_id.encode(), client_id.encode())
-        secret_ok = secrets.compare_digest(known_secret.encode(), secret.encode())
-        ok |= bool(sep) and id_ok and secret_ok
-    if not ok:
-        raise ServiceError("invalid_client")
-    return client_id
 
 
 @router.post(
     "/introspect",
     summary="Introspect a token (RFC 7662)",
-    openapi_extra={"security": [{"clientBasic": []}]},
+    openapi_extra=_BASIC,
+    response_model=IntrospectionResponse,
+    response_model_exclude_none=True,
 )
 async def introspect(
-    request: Request, token: TokenField, token_type_hint: HintField = None
+    request: Request,
+    response: Response,
+    _client: Client,
+    token: TokenField,
+    token_type_hint: HintField = None,
 ) -> dict[str, Any]:
-    """For resource servers (HTTP Basic client credentials): whether the token is active
-    right now (signature, expiry, deny-list, revoked-before marker) and its claims."""
-    _authenticate_client(request)
-    result = await service(request).introspect(token, token_type_hint)
+    """Whether the token is active right now (signature, expiry, deny-list, revoked-before
+    marker) and its claims (RFC 7662 §2.2); ``{"active": false}`` for anything else."""
+    response.headers["Cache-Control"] = "no-store"
+    result: dict[str, Any] = await service(request).introspect(token, token_type_hint)
     return result

@@ -15,7 +15,18 @@ __all__ = ["router"]
 router = APIRouter(tags=["discovery"])
 
 
-@router.get("/.well-known/jwks.json", summary="Public signing keys (JWK Set)")
+@router.get(
+    "/.well-known/jwks.json",
+    summary="Public signing keys (JWK Set)",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "The JWK Set (RFC 7517 §5)",
+            "content": {"application/jwk-set+json": {"schema": {"type": "object"}}},
+        },
+        304: {"description": "Not modified (``If-None-Match``)"},
+    },
+)
 async def jwks(request: Request) -> Response:
     """Every key that may have signed a still-valid token, plus a key about to start
     signing. Cacheable for ``jwks_max_age`` seconds (``Cache-Control``, ``ETag``)."""
@@ -43,14 +54,13 @@ def _metadata(request: Request) -> dict[str, Any]:
         "userinfo_endpoint": f"{base}/auth/me",
         "sessions_endpoint": f"{base}/auth/sessions",
         "revocation_endpoint": f"{base}/oauth/revoke",
-        "revocation_endpoint_auth_methods_supported": ["none"],
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic"],
         "introspection_endpoint": f"{base}/oauth/introspect",
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic"],
         "access_token_signing_alg_values_supported": list(svc.keyring.algorithms(svc.clock.now())),
         "token_types_supported": ["at+jwt"],
         "audience": svc.settings.audience,
-        "service_documentation": f"{base}/docs",
-    }
+    } | ({"service_documentation": f"{base}/docs"} if svc.settings.docs else {})
 
 
 @router.get("/.well-known/openid-configuration", summary="Server metadata")
