@@ -45,7 +45,7 @@ class UserRecord:
 
     id: str
     email: str
-    password_hash: str
+    password_hash: str = field(repr=False)
     roles: tuple[str, ...]
     disabled: bool
     created_at: float
@@ -102,7 +102,7 @@ class KeyRecord:
 
     kid: str
     alg: str
-    private_jwk: str
+    private_jwk: str = field(repr=False)
     created_at: float
     activate_at: float
 
