@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.jotkit-installed
 PYTEST_ARGS ?=
 
-.PHONY: setup run test lint typecheck pytest test-deps bench bench-service bench-multi clean
+.PHONY: setup run test lint typecheck pytest test-deps check-extras bench bench-service bench-multi clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -18,8 +18,10 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+# Ctrl-C is the normal way to stop the service, not a make error ("make: *** [run] Interrupt").
 run: $(STAMP)
-	$(BIN)/jotkit serve --demo
+	@trap 'exit 0' INT; echo "$(BIN)/jotkit serve --demo   (Ctrl-C stops it)"; \
+		$(BIN)/jotkit serve --demo || [ $$? -eq 130 ]
 
 test-deps: $(STAMP)
 	@bash scripts/setup-test-deps.sh
@@ -34,6 +36,10 @@ pytest: $(STAMP) test-deps
 	$(BIN)/pytest -n 2 --dist loadgroup --timeout 600 $(PYTEST_ARGS)
 
 test: lint typecheck pytest
+
+# Each extra installed alone in a clean virtualenv (also part of `make test`; about a minute).
+check-extras: $(STAMP)
+	$(BIN)/pytest -q tests/test_extras_install.py
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_core.py
