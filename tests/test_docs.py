@@ -152,6 +152,16 @@ def test_readme_tour_works_when_pasted_after_make_run(tmp_path):
             assert found != -1, f"{expected!r} missing after position {position}:\n{out}"
             position = found + len(expected)
         assert (tmp_path / "mykey.private.pem").exists()  # jotkit keygen
+
+        # the banner's own "Try it" lines, pasted as printed (introspection reads the 0600 file)
+        banner = log.read_text().split("Try it", 1)[1].split("\n", 1)[1]
+        lines = [line[2:] for line in banner.splitlines() if line.startswith("  ")]
+        tried = subprocess.run(["bash", "-c", "set -e\n" + "\n".join(lines)], cwd=tmp_path,
+                               capture_output=True, text=True, timeout=120)
+        assert tried.returncode == 0, tried.stdout + tried.stderr
+        for expected in ('"email":"demo@example.com"', '"active":true', '"refresh_token":',
+                         '{"status":"logged_out"}'):
+            assert expected in tried.stdout, tried.stdout
     finally:
         if rs is not None and rs.poll() is None:
             _ctrl_c(rs)
