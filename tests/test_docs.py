@@ -74,9 +74,15 @@ def _ctrl_c(proc) -> int:
     """Ctrl-C in the terminal: SIGINT to the whole foreground process group."""
     import os
     import signal
+    import subprocess
 
     os.killpg(proc.pid, signal.SIGINT)
-    return int(proc.wait(timeout=60))
+    try:
+        return int(proc.wait(timeout=60))
+    except subprocess.TimeoutExpired:  # leave nothing running behind a failed test
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+        raise
 
 
 def _wait_http(url: str, proc, log: Path) -> None:

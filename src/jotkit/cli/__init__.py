@@ -12,8 +12,10 @@ core-only install which extra to add.
 from __future__ import annotations
 
 import importlib
+import signal
 import sys
-from typing import TYPE_CHECKING
+from types import FrameType
+from typing import TYPE_CHECKING, NoReturn
 
 if TYPE_CHECKING:
     import typer
@@ -101,6 +103,12 @@ def build_app(*, include_server: bool = True) -> typer.Typer:
     return app
 
 
+def _stop_quietly(_signum: int, _frame: FrameType | None) -> NoReturn:
+    """SIGINT handler of ``jotkit serve`` until uvicorn installs its own: Ctrl-C is how a
+    foreground server is stopped, a normal end (status 0, as after uvicorn's shutdown)."""
+    raise SystemExit(0)
+
+
 def _fail(message: str, status: int) -> SystemExit:
     sys.stderr.write(message + "\n")
     return SystemExit(status)
@@ -111,6 +119,9 @@ def main(argv: list[str] | None = None) -> None:
 
     A missing optional dependency names the extra to install and exits with status 2."""
     args = sys.argv[1:] if argv is None else argv
+    python_sigint = signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    if argv is None and args and args[0] == "serve" and python_sigint:
+        signal.signal(signal.SIGINT, _stop_quietly)  # Ctrl-C while starting: not an error
     try:
         if args and args[0] in SERVICE_COMMANDS:  # say which extra is missing, not "no command"
             importlib.import_module("jotkit.server.cli")
