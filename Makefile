@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.jotkit-installed
 PYTEST_ARGS ?=
 
-.PHONY: setup run test lint typecheck pytest test-deps bench bench-service bench-multi clean
+.PHONY: setup run test lint typecheck pytest test-deps check-extras bench bench-service bench-multi clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -18,6 +18,7 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+# Ctrl-C stops the service with status 0 (also while it starts), so make reports no error.
 run: $(STAMP)
 	$(BIN)/jotkit serve --demo
 
@@ -34,6 +35,10 @@ pytest: $(STAMP) test-deps
 	$(BIN)/pytest -n 2 --dist loadgroup --timeout 600 $(PYTEST_ARGS)
 
 test: lint typecheck pytest
+
+# Each extra installed alone in a clean virtualenv (also part of `make test`; about a minute).
+check-extras: $(STAMP)
+	$(BIN)/pytest -q tests/test_extras_install.py
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_core.py

@@ -4,17 +4,23 @@ Token commands (decode, verify, sign, keygen, jwks, thumbprint, audit,
 debugger) live in :mod:`jotkit.cli.commands`; the service commands (serve,
 users, keys) are added by ``jotkit.server.cli.register`` when the server
 extras are installed. Exit status: 0 valid/ok, 1 invalid token or failed
-audit, 2 usage error. Errors are one line on stderr, never a traceback.
+audit, 2 usage error (a missing extra included). Errors are one line on stderr, never a
+traceback. This module imports no third-party package at import time, so ``main`` can tell a
+core-only install which extra to add.
 """
 
 from __future__ import annotations
 
 import importlib
+import signal
 import sys
+from types import FrameType
+from typing import TYPE_CHECKING, NoReturn
 
-import typer
+if TYPE_CHECKING:
+    import typer
 
-__all__ = ["TOKEN_COMMANDS", "build_app", "main"]
+__all__ = ["SERVICE_COMMANDS", "TOKEN_COMMANDS", "build_app", "main"]
 
 _HELP = (
     "jotkit: inspect, verify, sign and audit JSON Web Tokens, locally.\n\n"
@@ -28,9 +34,53 @@ TOKEN_COMMANDS = frozenset(
     {"decode", "verify", "sign", "keygen", "jwks", "thumbprint", "audit", "debugger"}
 )
 
+#: Commands added by :mod:`jotkit.server.cli`; they need the ``jotkit[server]`` extra.
+SERVICE_COMMANDS = frozenset({"serve", "users", "keys", "db"})
+
+#: The extra that brings each third-party top-level module the CLI may import.
+_EXTRA_OF_MODULE = {
+    "typer": "cli",
+    "rich": "cli",
+    "click": "cli",
+    "httpx": "cli",
+    "fastapi": "server",
+    "starlette": "server",
+    "pydantic": "server",
+    "uvicorn": "server",
+    "sqlalchemy": "server",
+    "alembic": "server",
+    "aiosqlite": "server",
+    "argon2": "server",
+    "prometheus_client": "server",
+    "multipart": "server",
+    "redis": "redis",
+    "asyncpg": "postgres",
+}
+
+
+def _missing_extra(exc: ModuleNotFoundError, args: list[str]) -> str | None:
+    """The one-line message for a missing optional dependency, or None for other modules."""
+    top = (exc.name or "").partition(".")[0]
+    extra = _EXTRA_OF_MODULE.get(top)
+    if extra is None:
+        return None
+    if extra == "cli":
+        what = "the jotkit command"
+    elif extra == "redis":
+        what = "JOTKIT_REDIS_URL (Redis)"
+    elif extra == "postgres":
+        what = "a PostgreSQL JOTKIT_DATABASE_URL"
+    elif args and args[0] in SERVICE_COMMANDS:
+        what = f"`jotkit {args[0]}`"
+    else:
+        what = "this command"
+    return f"error: {what} needs the [{extra}] extra: pip install 'jotkit[{extra}]'"
+
 
 def build_app(*, include_server: bool = True) -> typer.Typer:
     """Build the ``jotkit`` Typer app (with the service commands when installed)."""
+    import typer
+
     from . import commands
 
     app = typer.Typer(
@@ -53,18 +103,39 @@ def build_app(*, include_server: bool = True) -> typer.Typer:
     return app
 
 
+def _stop_quietly(_signum: int, _frame: FrameType | None) -> NoReturn:
+    """SIGINT handler of ``jotkit serve`` until uvicorn installs its own: Ctrl-C is how a
+    foreground server is stopped, a normal end (status 0, as after uvicorn's shutdown)."""
+    raise SystemExit(0)
+
+
+def _fail(message: str, status: int) -> SystemExit:
+    sys.stderr.write(message + "\n")
+    return SystemExit(status)
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: run the CLI, turning any unexpected error into one line."""
+    """Console entry point: run the CLI, turning any unexpected error into one line.
+
+    A missing optional dependency names the extra to install and exits with status 2."""
+    args = sys.argv[1:] if argv is None else argv
+    python_sigint = signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    if argv is None and args and args[0] == "serve" and python_sigint:
+        signal.signal(signal.SIGINT, _stop_quietly)  # Ctrl-C while starting: not an error
     try:
-        args = sys.argv[1:] if argv is None else argv
+        if args and args[0] in SERVICE_COMMANDS:  # say which extra is missing, not "no command"
+            importlib.import_module("jotkit.server.cli")
         app = build_app(include_server=not (args and args[0] in TOKEN_COMMANDS))
         app(args=args, prog_name="jotkit")
     except SystemExit:
         raise
     except KeyboardInterrupt:
-        sys.stderr.write("interrupted\n")
-        raise SystemExit(130) from None
+        raise _fail("interrupted", 130) from None
+    except ModuleNotFoundError as exc:
+        message = _missing_extra(exc, args)
+        if message is not None:
+            raise _fail(message, 2) from None
+        raise _fail(f"error: {' '.join(str(exc).split())}", 1) from None
     except Exception as exc:  # last resort: never show a traceback
         message = " ".join(str(exc).split()) or type(exc).__name__
-        sys.stderr.write(f"error: {message}\n")
-        raise SystemExit(1) from None
+        raise _fail(f"error: {message}", 1) from None

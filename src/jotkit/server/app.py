@@ -18,19 +18,18 @@ from starlette.responses import JSONResponse, Response
 
 from .audit_log import AuditLog
 from .clock import Clock, SystemClock
+from .demo import DEMO_EMAIL, demo_banner
 from .errors import ServiceError, describe_validation, error_response
 from .metrics import Metrics
-from .revocation_bus import attach_revocation_bus
 from .routes import auth, docs, oauth, ops, wellknown
 from .sessions import AuthService
 from .settings import Settings
 from .store.availability import is_unavailable
 from .store.base import Store, UserExists
-from .store.factory import build_store
+from .store.factory import build_store, require_shared_issuer, uses_redis
 
 __all__ = ["DEMO_EMAIL", "create_app"]
 
-DEMO_EMAIL = "demo@example.com"
 _log = logging.getLogger("jotkit.server")
 
 Scope = MutableMapping[str, Any]
@@ -262,32 +261,6 @@ async def _ensure_demo_user(svc: AuthService) -> str:
     return password
 
 
-def demo_banner(settings: Settings, password: str) -> str:
-    """The text demo mode prints: credentials, URLs and a curl sequence."""
-    base = settings.effective_issuer
-    clients = ", ".join(f"{cid}:{secret}" for cid, secret in settings.introspection_clients)
-    return f"""
-jotkit auth service (demo mode) on {base}
-  demo user      : {DEMO_EMAIL}
-  demo password  : {password}
-  API docs       : {base}/docs
-  JWKS           : {base}/.well-known/jwks.json
-  token debugger : {base}/debugger/
-  metadata       : {base}/.well-known/openid-configuration
-  introspection  : {clients or "(no clients configured)"}
-Try it:
-  TOKENS=$(curl -s -X POST {base}/auth/login -H 'Content-Type: application/json' \\
-      -d '{{"email":"{DEMO_EMAIL}","password":"{password}"}}')
-  field() {{ python3 -c "import json,sys;print(json.load(sys.stdin)['$1'])"; }}
-  ACCESS=$(echo "$TOKENS" | field access_token)
-  REFRESH=$(echo "$TOKENS" | field refresh_token)
-  curl -s {base}/auth/me -H "Authorization: Bearer $ACCESS"
-  curl -s -X POST {base}/auth/refresh -H 'Content-Type: application/json' \\
-      -d "{{\\"refresh_token\\":\\"$REFRESH\\"}}"
-  curl -s -X POST {base}/auth/logout -H "Authorization: Bearer $ACCESS"
-"""
-
-
 def create_app(
     settings: Settings,
     *,
@@ -297,12 +270,16 @@ def create_app(
 ) -> FastAPI:
     """Build the auth service. Nothing is shared between apps: each has its own store,
     key ring, caches and metrics registry. ``clock`` defaults to the wall clock."""
+    require_shared_issuer(settings)  # PostgreSQL: every instance must sign with one `iss`
     the_clock = clock or SystemClock()
     metrics = Metrics()
     audit = AuditLog(the_clock, metrics)
     the_store = store or build_store(settings, the_clock.now)
     svc = AuthService(settings, the_store, the_clock, metrics, audit)
-    attach_revocation_bus(svc)  # PostgreSQL + Redis: pub/sub revocation propagation
+    if uses_redis(the_store):  # PostgreSQL + Redis: pub/sub revocation propagation
+        from .revocation_bus import attach_revocation_bus  # imports redis: only when used
+
+        attach_revocation_bus(svc)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-import secrets
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -139,12 +138,17 @@ def register(app: typer.Typer) -> None:
         import uvicorn
 
         from .app import create_app
+        from .demo import with_demo_client
+        from .store.factory import require_shared_issuer
 
         settings = _settings(data_dir, config, host=host, port=port, demo=demo)
-        if settings.demo and not settings.introspection_clients:
-            settings = settings.replace(
-                introspection_clients=(("demo-rs", secrets.token_urlsafe(16)),)
-            )
+        try:
+            require_shared_issuer(settings)
+        except SettingsError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
+        if settings.demo:
+            settings = with_demo_client(settings)  # its secret goes to a 0600 file, not stdout
         settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         _configure_logging(settings.log_level)
         from .serving import uvicorn_options

@@ -94,8 +94,8 @@ class Settings:
     """Everything the auth service reads from its environment (see docs/service.md)."""
 
     data_dir: Path = Path(".jotkit")
-    database_url: str | None = None
-    redis_url: str | None = None  # deny-list, markers, login counters (docs/deployment.md)
+    database_url: str | None = field(default=None, repr=False)  # may hold a password
+    redis_url: str | None = field(default=None, repr=False)  # deny-list, counters (deployment.md)
     redis_prefix: str = "jotkit:"  # every Redis key and the pub/sub channel start with it
     revocation_fail_open: bool = False  # Redis down: False -> 503 (closed), True -> local cache
     host: str = "127.0.0.1"
@@ -130,7 +130,7 @@ class Settings:
     token_cache_size: int = 10000
     revocation_sync_interval: float = 2.0
     keyring_sync_interval: float = 10.0
-    introspection_clients: tuple[tuple[str, str], ...] = field(default=())
+    introspection_clients: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     trust_forwarded_for: bool = False
     log_level: str = "INFO"
     # connection pools: a burst waits up to the timeout for a connection, then gets 503 +

@@ -8,10 +8,9 @@ pool timeout or an unreachable Redis are transient: the client should retry (HTT
 from __future__ import annotations
 
 import asyncio
+import sys
 
 import sqlalchemy.exc as sa_exc
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 __all__ = ["is_unavailable"]
 
@@ -30,13 +29,23 @@ def _sqlstate(exc: BaseException) -> str | None:
     return None
 
 
+def _redis_errors() -> tuple[type[BaseException], ...]:
+    """redis-py's connection and timeout errors, without importing redis: when it was never
+    imported (no ``JOTKIT_REDIS_URL``, or the ``[redis]`` extra is absent) none can occur."""
+    module = sys.modules.get("redis.exceptions")
+    if module is None:
+        return ()
+    return (module.ConnectionError, module.TimeoutError)
+
+
 def is_unavailable(exc: BaseException) -> bool:
     """True when ``exc`` (or what it wraps) means a backend is unreachable or overloaded."""
+    redis_errors = _redis_errors()
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if isinstance(current, (RedisConnectionError, RedisTimeoutError)):
+        if isinstance(current, redis_errors):
             return True
         if isinstance(current, (sa_exc.OperationalError, sa_exc.InterfaceError)):
             return True

@@ -45,7 +45,7 @@ class UserRecord:
 
     id: str
     email: str
-    password_hash: str
+    password_hash: str = field(repr=False)
     roles: tuple[str, ...]
     disabled: bool
     created_at: float

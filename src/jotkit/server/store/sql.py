@@ -75,12 +75,14 @@ def make_engine(url: str, pool: PoolSettings | None = None) -> AsyncEngine:
             pool_size=sizing.size,
             max_overflow=sizing.max_overflow,
             pool_timeout=sizing.timeout,
+            hide_parameters=True,
         )
     database = parsed.database
     if database and database != ":memory:" and not database.startswith("file:"):
         _private_file(Path(database).expanduser())
     engine = create_async_engine(
         url, connect_args={"timeout": 30}, pool_size=1, max_overflow=0, pool_timeout=60,
+        hide_parameters=True,  # SQL errors in logs never show bound values (hashes, keys)
         # Transactions always end in COMMIT/ROLLBACK (and closing a connection rolls back an
         # open one), so the pool's extra rollback on return is only a wasted round trip.
         pool_reset_on_return=None,
@@ -122,6 +124,7 @@ def make_read_engine(url: str) -> AsyncEngine | None:
         return None
     engine = create_async_engine(
         url, connect_args={"timeout": 30}, pool_size=4, max_overflow=4, pool_timeout=60,
+        hide_parameters=True,
         pool_reset_on_return=None,
     )
 
