@@ -174,7 +174,8 @@ def test_server_cli_extra_serves_the_demo_without_redis(venvs: Venvs, tmp_path) 
     port = _free_port()
     out, err = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
     env = _env(JOTKIT_DATA_DIR=str(tmp_path / "data"), JOTKIT_ARGON2_TIME_COST="1",
-               JOTKIT_ARGON2_MEMORY_COST="1024", JOTKIT_ARGON2_PARALLELISM="1")
+               JOTKIT_ARGON2_MEMORY_COST="1024", JOTKIT_ARGON2_PARALLELISM="1",
+               JOTKIT_ARGON2_INSECURE_TEST_COSTS="1")
     with out.open("w") as stdout, err.open("w") as stderr:
         proc = subprocess.Popen([str(bin_dir / "jotkit"), "serve", "--demo", "--port", str(port)],
                                 cwd=tmp_path, env=env, stdout=stdout, stderr=stderr)

@@ -79,7 +79,9 @@ async def _race_once(srv: Server, ac: httpx.AsyncClient, revoker: str) -> dict[s
             return (await ac.delete(f"/auth/sessions/{sid}", headers=auth)).status_code
         if revoker == "oauth_revoke":
             data = {"token": tokens["refresh_token"], "token_type_hint": "refresh_token"}
-            return (await ac.post("/oauth/revoke", data=data)).status_code
+            return (
+                await ac.post("/oauth/revoke", data=data, auth=("rs1", "rs1-secret"))
+            ).status_code
         future = asyncio.run_coroutine_threadsafe(srv.service.disable_user(email), srv._loop())
         await asyncio.wrap_future(future)
         return 200

@@ -42,7 +42,8 @@ def test_sqlite_service_imports_neither_redis_nor_asyncpg(tmp_path):
         from jotkit.server import Settings, create_app
 
         settings = Settings.from_env().replace(argon2_time_cost=1, argon2_memory_cost=1024,
-                                               argon2_parallelism=1, demo=True)
+                                               argon2_parallelism=1, demo=True,
+                                               argon2_insecure_test_costs=True)
         with TestClient(create_app(settings)) as client:  # runs the lifespan: start, demo user
             assert client.get("/healthz").status_code == 200
             assert client.get("/.well-known/jwks.json").status_code == 200
