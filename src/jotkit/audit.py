@@ -21,7 +21,7 @@ import json
 import math
 import re
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from importlib import resources
@@ -138,6 +138,20 @@ def load_rules() -> _Rules:
         secrets=tuple(s.encode("utf-8") for s in raw["common_secrets"]),
     )
 
+
+
+def _key_source_checks(rules: _Rules, header: Mapping[str, Any]) -> Iterator[Finding]:
+    """Findings on where a verifier might look for the key: URL/embedded-key headers (RFC 8725
+    §3.10) and a ``kid`` shaped like a path or SQL (JWS and JWE headers alike)."""
+    for name in ("jku", "x5u", "jwk", "x5c"):
+        if name in header:
+            yield _finding(rules, f"header_{name}", f"{name} present")
+    kid = header.get("kid")
+    if isinstance(kid, str):
+        if rules.kid_path.search(kid):
+            yield _finding(rules, "kid_path", f"kid {_js(kid)}")
+        if rules.kid_sql.search(kid):
+            yield _finding(rules, "kid_sql", f"kid {_js(kid)}")
 
 def _finding(rules: _Rules, code: str, detail: str = "") -> Finding:
     t = rules.texts[code]
@@ -385,15 +399,7 @@ def _header_checks(
         yield _finding(rules, "alg_unexpected", _alg_text(alg))
     if isinstance(alg, str) and alg in _HASHES:
         yield from _weak_secret(rules, alg, token)
-    for name in ("jku", "x5u", "jwk", "x5c"):
-        if name in header:
-            yield _finding(rules, f"header_{name}", f"{name} present")
-    kid = header.get("kid")
-    if isinstance(kid, str):
-        if rules.kid_path.search(kid):
-            yield _finding(rules, "kid_path", f"kid {_js(kid)}")
-        if rules.kid_sql.search(kid):
-            yield _finding(rules, "kid_sql", f"kid {_js(kid)}")
+    yield from _key_source_checks(rules, header)
     if "typ" not in header:
         yield _finding(rules, "typ_missing")
 
@@ -464,13 +470,5 @@ def _jwe_checks(rules: _Rules, token: str) -> Iterator[Finding]:
     if "zip" in header:
         nested = str(header.get("cty", "")).upper() in ("JWT", "APPLICATION/JWT")
         yield _finding(rules, "jwe_zip", "zip on a nested JWT" if nested else "zip present")
-    for name in ("jku", "x5u", "jwk", "x5c"):
-        if name in header:
-            yield _finding(rules, f"header_{name}", f"{name} present")
-    kid = header.get("kid")
-    if isinstance(kid, str):
-        if rules.kid_path.search(kid):
-            yield _finding(rules, "kid_path", f"kid {_js(kid)}")
-        if rules.kid_sql.search(kid):
-            yield _finding(rules, "kid_sql", f"kid {_js(kid)}")
+    yield from _key_source_checks(rules, header)
     yield _finding(rules, "jwe_payload_hidden")
