@@ -111,7 +111,13 @@ def to_timestamp(now: Now, clock: Clock = time.time) -> float:
         return now.timestamp()
     if isinstance(now, bool) or not isinstance(now, (int, float)):
         raise TypeError("now must be epoch seconds or an aware datetime")
-    return float(now)
+    try:
+        stamp = float(now)
+    except OverflowError:
+        stamp = math.inf
+    if not math.isfinite(stamp):  # NaN compares false with every exp, and so would accept
+        raise ValueError("now must be a finite number of epoch seconds")
+    return stamp
 
 
 def numeric_date(value: Any, claim: str) -> float:

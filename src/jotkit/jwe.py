@@ -21,7 +21,7 @@ import secrets
 import zlib
 from builtins import zip as _zip
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from cryptography.exceptions import InvalidTag
@@ -116,12 +116,12 @@ class DecryptedToken:
     """The JOSE header: protected, shared unprotected and recipient members together."""
     protected_header: dict[str, Any]
     """The integrity-protected members only."""
-    plaintext: bytes
+    plaintext: bytes = field(repr=False)  # decrypted secrets stay out of reprs and logs
     key: Key
     """The key that decrypted the token."""
     recipient: int
     """Index of the recipient that decrypted (0 for the compact and flattened forms)."""
-    aad: bytes | None = None
+    aad: bytes | None = field(default=None, repr=False)
     """The JSON serialization's additional authenticated data, if any."""
 
 
@@ -152,8 +152,8 @@ def _secret_of(key: Key) -> bytes:
 
 
 def _private_of(key: Key) -> Any:
-    if key._private is None:
-        raise ValueError(f"key {key.kid!r} is a public key; decryption needs the private key")
+    if key._private is None:  # an InvalidToken, so a recipient loop moves on to the next one
+        raise KeyMismatch(f"key {key.kid!r} is a public key; decryption needs the private key")
     return key._private
 
 
@@ -799,6 +799,7 @@ def _decrypt(
         joints = [_joint_header(parsed, r) for r in recipients]
         if len({j["enc"] for j in joints}) != 1:
             raise MalformedToken("the recipients disagree on 'enc' (RFC 7516 §7.2.1)")
+        _check_pbes2_budget(joints)
         failure: InvalidToken | None = None
         for index, (recipient, joint) in enumerate(zip(recipients, joints, strict=True)):  # noqa: B007
             try:
@@ -816,6 +817,22 @@ def _decrypt(
     if "zip" in joint:
         plaintext = _inflate(plaintext, max_plaintext_size)
     return plaintext, joint, chosen, index, parsed
+
+
+def _check_pbes2_budget(joints: Sequence[Mapping[str, Any]]) -> None:
+    """Every PBES2 recipient costs its ``p2c`` PBKDF2 rounds: the whole token gets the one
+    :data:`MAX_P2C` budget, not one per recipient (a denial-of-service guard)."""
+    total = 0
+    for joint in joints:
+        alg, p2c = joint.get("alg"), joint.get("p2c")
+        if isinstance(alg, str) and alg.startswith("PBES2") and type(p2c) is int and p2c > 0:
+            total += p2c
+    if total > MAX_P2C:
+        raise MalformedToken(
+            f"the recipients' 'p2c' add up to more than {MAX_P2C} (a cap against denial of "
+            "service)",
+            code="p2c_out_of_range",
+        )
 
 
 def _open(

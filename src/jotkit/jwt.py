@@ -222,7 +222,7 @@ def decode_complete(
     encryptions: Collection[str] | None = None,
 ) -> VerifiedToken:
     """Like :func:`decode`, but also return the protected header and the key that verified."""
-    token = _nested(token, decryption_key, key_algorithms, encryptions)
+    token = _nested(token, decryption_key, key_algorithms, encryptions, max_size)
     return VerifiedToken(
         *_decode(
             token,
@@ -271,7 +271,7 @@ def decode(
     ``decryption_key``, whose JWE ``key_algorithms`` and ``encryptions`` are
     required allow-lists; then it must be encrypted (a bare JWS is refused).
     """
-    token = _nested(token, decryption_key, key_algorithms, encryptions)
+    token = _nested(token, decryption_key, key_algorithms, encryptions, max_size)
     return _decode(
         token,
         key,
@@ -293,8 +293,12 @@ def _nested(
     decryption_key: KeyLike | None,
     key_algorithms: Collection[str] | None,
     encryptions: Collection[str] | None,
+    max_size: int,
 ) -> str | bytes:
-    """Unwrap the JWE of a nested JWT when the caller asks for one (RFC 7519 §11.2)."""
+    """Unwrap the JWE of a nested JWT when the caller asks for one (RFC 7519 §11.2).
+
+    ``max_size`` caps the inner JWS; the outer JWE may be what encrypting such a JWS makes
+    (4/3 for base64url, plus room for the header, encrypted key, IV and tag)."""
     if decryption_key is None:
         if key_algorithms is not None or encryptions is not None:
             raise TypeError("key_algorithms/encryptions need decryption_key")
@@ -304,7 +308,11 @@ def _nested(
     from .jwe import decrypt_nested
 
     return decrypt_nested(
-        token, decryption_key, algorithms=key_algorithms, encryptions=encryptions
+        token,
+        decryption_key,
+        algorithms=key_algorithms,
+        encryptions=encryptions,
+        max_size=max_size * 4 // 3 + 4096,
     )
 
 

@@ -944,6 +944,18 @@ def _candidate_algs(jwk: Mapping[str, Any], algorithms: Sequence[str] | None) ->
     return out
 
 
+def _ambiguous_use(names: Sequence[str]) -> str | None:
+    """Why one JWK without ``alg`` must not serve all of ``names`` (RFC 8725 §3.1: one key, one
+    algorithm): signing and encryption at once, or RSA1_5 beside another algorithm (its
+    weaknesses would reach the key's other uses). ``None`` when the set is acceptable."""
+    kinds = {name in KEY_MANAGEMENT for name in names}
+    if len(kinds) > 1:
+        return "no 'use': it fits both signing and encryption algorithms (set 'alg' or 'use')"
+    if "RSA1_5" in names and len(names) > 1:
+        return "it fits RSA1_5 and other algorithms (set 'alg')"
+    return None
+
+
 class KeySet:
     """An immutable set of keys, selected by ``kid`` and ``alg`` (RFC 7517 §5).
 
@@ -1098,6 +1110,10 @@ class KeySet:
                 names = _candidate_algs(entry, algorithms)
                 if not names:
                     skipped.append(f"{label}: no 'alg' and no allowed algorithm fits the key")
+                    continue
+                ambiguous = _ambiguous_use(names)
+                if ambiguous:
+                    skipped.append(f"{label}: no 'alg' and {ambiguous}")
                     continue
             for name in names:
                 try:

@@ -209,3 +209,15 @@ def test_claims_policy_object_matches_one_shot_decode():
         policy.validate({"exp": NOW + 1, "iss": "j", "aud": "a"}, NOW)
     with pytest.raises(ValueError):
         jotkit.ClaimsPolicy.create(audience=[])
+
+
+@pytest.mark.parametrize("now", [float("nan"), float("inf"), -float("inf"), 10**400])
+def test_now_nan_or_inf_cannot_accept_an_expired_token(now):
+    """Every comparison with NaN is false, so ``now=nan`` would pass ``exp``: refused as
+    caller misuse by both APIs, which share one path."""
+    key = jotkit.Key.from_secret(b"k" * 32, "HS256")
+    token = jotkit.encode({"sub": "u"}, key, expires_in=60, now=1_000)
+    with pytest.raises(ValueError, match="finite"):
+        jotkit.decode(token, key, algorithms=["HS256"], now=now)
+    with pytest.raises(ValueError, match="finite"):
+        jotkit.Verifier(key, algorithms=["HS256"]).decode(token, now=now)

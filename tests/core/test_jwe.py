@@ -471,8 +471,45 @@ def test_wrong_key_and_tampering_give_one_error():
 def test_public_key_cannot_decrypt():
     key = key_for("RSA-OAEP-256")
     token = jwe.encrypt(b"x", key.public())
-    with pytest.raises(ValueError, match="private"):
+    with pytest.raises(jotkit.KeyMismatch, match="private"):
         jwe.decrypt(token, key.public(), algorithms=["RSA-OAEP-256"], encryptions=ENCS)
+
+
+def test_public_key_in_the_key_set_does_not_abort_the_recipient_loop():
+    """A key set holding the public half of one recipient's key (an InvalidToken, not a
+    ValueError) moves on to the next recipient, whose private key it holds."""
+    rsa_key, kw_key = key_for("RSA-OAEP-256"), key_for("A256KW")
+    doc = jwe.encrypt_json(b"two", [rsa_key.public(), kw_key], enc="A256GCM")
+    out = jwe.decrypt_complete(
+        doc,
+        jotkit.KeySet([rsa_key.public(), kw_key]),
+        algorithms=["RSA-OAEP-256", "A256KW"],
+        encryptions=["A256GCM"],
+    )
+    assert out.plaintext == b"two" and out.recipient == 1
+
+
+def test_pbes2_recipients_share_one_iteration_budget_dos():
+    """Sixteen PBES2 recipients at p2c 1,000,000 each would cost 16 million PBKDF2 rounds for
+    one token: the p2c of all PBES2 recipients together is capped, before any work."""
+    key = key_for("PBES2-HS256+A128KW")
+    doc = jwe.encrypt_json(
+        b"x", [key, key], enc="A128GCM", recipient_headers=[FAST_P2C, FAST_P2C]
+    )
+    assert jwe.decrypt(doc, key, algorithms=[key.alg], encryptions=["A128GCM"]) == b"x"
+    for recipient in doc["recipients"]:
+        recipient["header"]["p2c"] = 600_000  # each under the cap, together over it
+    with pytest.raises(jotkit.MalformedToken) as exc:
+        jwe.decrypt(doc, key, algorithms=[key.alg], encryptions=["A128GCM"])
+    assert exc.value.code == "p2c_out_of_range"
+
+
+def test_decrypted_plaintext_stays_out_of_reprs():
+    key = key_for("A256KW")
+    doc = jwe.encrypt_json(b"card 4111 1111 1111 1111", key, enc="A256GCM", aad=b"aad-secret")
+    out = jwe.decrypt_complete(doc, key, algorithms=["A256KW"], encryptions=["A256GCM"])
+    assert out.plaintext.startswith(b"card")
+    assert "4111" not in repr(out) and "aad-secret" not in repr(out)
 
 
 def test_headers_cannot_override_what_the_algorithm_sets():
@@ -576,3 +613,52 @@ def test_jwks_without_alg_binds_encryption_keys_by_use_and_curve():
     ]
     token = jwe.encrypt(b"to x", keys.select("ECDH-ES", "x"))
     assert token.count(".") == 4
+
+
+def test_jwk_without_alg_or_use_is_not_bound_to_signing_and_encryption_at_once():
+    """RFC 8725 §3.1: one key, one algorithm. An RSA JWK with neither 'alg' nor 'use' that
+    fits a signing and an encryption algorithm (or RSA1_5 beside another) is skipped, with
+    the reason, instead of serving every use at once."""
+    jwk = jotkit.Key.generate("RS256", kid="r").public().to_jwk()
+    del jwk["alg"], jwk["use"]
+    for allowed in (["RS256", "RSA-OAEP-256"], ["RSA-OAEP-256", "RSA1_5"]):
+        keys = jotkit.KeySet.from_jwks({"keys": [jwk]}, algorithms=allowed)
+        assert len(keys) == 0
+        assert len(keys.skipped) == 1 and "alg" in keys.skipped[0]
+    keys = jotkit.KeySet.from_jwks(
+        {"keys": [{**jwk, "use": "enc"}]}, algorithms=["RS256", "RSA-OAEP-256"]
+    )
+    assert [k.alg for k in keys] == ["RSA-OAEP-256"]
+
+
+def test_rsa1_5_bad_padding_and_bad_content_take_the_same_time_statistic():
+    """RFC 7516 §11.5 / Bleichenbacher: the time to refuse bad PKCS #1 v1.5 padding must not
+    stand out from the time to refuse a well-padded token with bad content. Samples of the
+    two kinds are interleaved (so machine load hits both alike) and the statistic is the
+    relative difference of their medians; an oracle worth exploiting shows up as a large,
+    systematic gap (the RSA operation both paths share takes ~100 µs or more)."""
+    import time
+
+    key = key_for("RSA1_5")
+    size = (key._public.key_size + 7) // 8
+    header_b64 = b64u(b'{"alg":"RSA1_5","enc":"A128GCM"}')
+
+    def block(good: bool) -> bytes:
+        ps = bytes(b or 1 for b in secrets.token_bytes(size - 3 - 16))
+        return (b"\x00\x02" if good else b"\x00\x01") + ps + b"\x00" + secrets.token_bytes(16)
+
+    tokens = {
+        kind: [_rsa1_5_token_with_block(key, header_b64, block(kind == "good")) for _ in range(200)]
+        for kind in ("good", "bad")
+    }
+    times: dict[str, list[int]] = {"good": [], "bad": []}
+    for i in range(200):
+        for kind in ("good", "bad") if i % 2 else ("bad", "good"):
+            start = time.perf_counter_ns()
+            with pytest.raises(jotkit.DecryptionFailed):
+                jwe.decrypt(tokens[kind][i], key, algorithms=["RSA1_5"], encryptions=["A128GCM"])
+            times[kind].append(time.perf_counter_ns() - start)
+    good, bad = (sorted(times[k])[len(times[k]) // 2] for k in ("good", "bad"))
+    gap = abs(good - bad) / min(good, bad)
+    print(f"\nRSA1_5 refusal medians: well-padded {good} ns, bad padding {bad} ns, gap {gap:.1%}")
+    assert gap < 0.25, (good, bad)

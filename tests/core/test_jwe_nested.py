@@ -113,3 +113,21 @@ def test_allow_lists_are_required_with_a_decryption_key():
         jotkit.decode(_nested(), SIGNER.public(), **OPTS, key_algorithms=["A256KW"])
     with pytest.raises(jotkit.UnsupportedAlgorithm):
         jotkit.decode(_nested(), SIGNER.public(), **OPTS, **{**DEC, "key_algorithms": ["RSA-OAEP"]})
+
+
+def test_nested_jwt_max_size_caps_the_inner_jws_and_sizes_the_outer_jwe():
+    """``max_size`` is the caller's cap: a nested JWT is decodable whenever its JWS is within
+    it, and a small cap refuses a large outer JWE before any decryption work."""
+    big = jotkit.encode(
+        {"sub": "u1", "blob": "x" * 60_000},
+        SIGNER,
+        expires_in="5m",
+        issuer="https://as",
+        now=NOW,
+        encrypt_to=RECIPIENT.public(),
+    )
+    assert len(big) > 64 * 1024
+    assert jotkit.decode(big, SIGNER.public(), **OPTS, **DEC, max_size=10**6)["sub"] == "u1"
+    with pytest.raises(jotkit.MalformedToken) as exc:
+        jotkit.decode(_nested(), SIGNER.public(), **OPTS, **DEC, max_size=200)
+    assert exc.value.code == "token_too_large"
