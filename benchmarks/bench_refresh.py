@@ -302,6 +302,45 @@ def _layers(prof: cProfile.Profile, count: int) -> list[str]:
     return [f"| {label} | {v / total:.1%} | {v / count * 1e6:.0f} |" for label, v in rows]
 
 
+def _layer_of(where: str) -> str:
+    if "sqlite3" in where or "aiosqlite" in where:
+        return "SQLite and aiosqlite's thread"
+    return next((label for label, keys in _LAYERS if any(k in where for k in keys)),
+                "other (stdlib, uvicorn, httptools)")
+
+
+def _py_spy(spy: str, pid: int, url: str, tokens: list[str], duration: int, connections: int,
+            script_dir: str) -> dict[str, Any] | None:
+    """Sample the server with py-spy during one load run; shares by innermost frame."""
+    out = Path(script_dir) / "py-spy.txt"
+    cmd = [spy, "record", "--pid", str(pid), "--duration", str(duration), "--rate", "250",
+           "--format", "raw", "--output", str(out), "--nonblocking", "--gil"]
+    recorder = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    load = _load(pid, url, tokens, duration, connections, script_dir)
+    _, err = recorder.communicate(timeout=duration + 60)
+    if recorder.returncode != 0 or not out.exists():
+        print(f"py-spy failed: {err.decode(errors='replace')[-300:]}", file=sys.stderr)
+        return None
+    layers: dict[str, int] = {}
+    leaves: dict[str, int] = {}
+    total = 0
+    for line in out.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        n = int(count)
+        leaf = stack.rsplit(";", 1)[-1] or "(no Python frame)"
+        total += n
+        layers[_layer_of(leaf)] = layers.get(_layer_of(leaf), 0) + n
+        short = leaf.split("site-packages/")[-1].replace("/root/.pyenv/versions/", "")
+        leaves[short] = leaves.get(short, 0) + n
+    if not total:
+        return None
+    top = sorted(leaves.items(), key=lambda kv: -kv[1])[:20]
+    return {"total": total, "layers": sorted(layers.items(), key=lambda kv: -kv[1]),
+            "leaves": top, "load": load}
+
+
 # -- main --------------------------------------------------------------------------------
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -324,7 +363,9 @@ def main() -> None:
     conns = args.connections
     per_run = conns + 8
     # every round's runs get their own tokens (a wrk run may leave a few chains mid-flight)
-    sessions = per_run * args.rounds + 8  # and 8 for the warm-up
+    sessions = per_run * (args.rounds + 1) + 8  # a py-spy run, and 8 for the warm-up
+    spy = shutil.which("py-spy") or shutil.which(str(Path(sys.executable).parent / "py-spy"))
+    sampled: dict[str, Any] | None = None
     tmp = tempfile.mkdtemp(prefix="jotkit-refresh-")
     dirs = {name: str(Path(tmp) / name) for name in ("svc", "floor", "prof")}
     suffix = f"{os.getpid()}_{secrets.token_hex(3)}"
@@ -376,6 +417,10 @@ def main() -> None:
                 print(f"round {rnd + 1} {label}: {r['rps']:.0f} req/s, {r['cpu_us']:.0f} µs "
                       f"CPU/refresh, p50 {r['p50']:.1f} ms, p99 {r['p99']:.1f} ms, "
                       f"non-2xx {int(r['errors'])}, load {r['load']:.2f}", flush=True)
+        if spy:  # py-spy samples the jotkit SQLite server under the same load
+            label, _kind, url, toks, proc = targets[0]
+            pool = toks[args.rounds * per_run:(args.rounds + 1) * per_run]
+            sampled = _py_spy(spy, proc.pid, url, pool, args.duration, conns, tmp)
     finally:
         for proc in procs:
             proc.terminate()
@@ -389,10 +434,13 @@ def main() -> None:
                     _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
                 except Exception as exc:
                     print(f"could not drop {name}: {exc}", file=sys.stderr)
-
-    profile = _profile(dirs["prof"], prof_tokens, args.profile_count)
-    shutil.rmtree(tmp, ignore_errors=True)
-    _write(args, results, profile)
+        if sys.exc_info()[0] is not None:  # failing: the profile will not run
+            shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        profile = _profile(dirs["prof"], prof_tokens, args.profile_count)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    _write(args, results, profile, sampled)
 
 
 def _median(rows: list[dict[str, float]], key: str) -> float:
@@ -400,7 +448,7 @@ def _median(rows: list[dict[str, float]], key: str) -> float:
 
 
 def _write(args: argparse.Namespace, results: dict[str, list[dict[str, float]]],
-           profile: dict[str, Any]) -> None:
+           profile: dict[str, Any], sampled: dict[str, Any] | None) -> None:
     load = os.getloadavg()
     lines = [
         "# Refresh rotation against its floor (benchmarks/bench_refresh.py, issue 10 §1)",
@@ -477,6 +525,28 @@ def _write(args: argparse.Namespace, results: dict[str, list[dict[str, float]]],
         *_top(prof, n, "cumtime", 40),
         "",
     ]
+    if sampled:
+        total = sampled["total"]
+        lines += [
+            "### Under load: py-spy on the jotkit SQLite server",
+            "",
+            f"`py-spy record --format raw` at 250 Hz over one more {args.duration} s wrk run "
+            f"({sampled['load']['rps']:.0f} req/s, {sampled['load']['cpu_us']:.0f} µs CPU per "
+            f"refresh), {total} samples of the thread holding the GIL (`--gil`: Python CPU; "
+            "SQLite's own work runs with the GIL released on aiosqlite's thread and is not "
+            "in here). uvicorn runs uvloop, whose loop is C: its work shows as "
+            "`Runner.run`. Share of samples by the innermost frame's layer, then the "
+            "innermost functions:",
+            "",
+            "| layer (innermost frame) | % of samples |",
+            "|---|---:|",
+            *[f"| {k} | {v / total:.1%} |" for k, v in sampled["layers"]],
+            "",
+            "| innermost function | % of samples |",
+            "|---|---:|",
+            *[f"| `{k}` | {v / total:.1%} |" for k, v in sampled["leaves"]],
+            "",
+        ]
     notes = ROOT / "benchmarks" / "refresh-candidates.md"
     if notes.exists():
         lines += [notes.read_text().rstrip(), ""]
