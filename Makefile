@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.jotkit-installed
 PYTEST_ARGS ?=
 
-.PHONY: setup run test lint typecheck pytest test-deps check-extras bench bench-service bench-multi clean
+.PHONY: setup run test lint typecheck pytest test-deps check-extras bench bench-service bench-refresh bench-multi clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -49,6 +49,10 @@ bench-service: $(STAMP)
 		apt-get install -y -qq wrk >/dev/null 2>&1; } || \
 		echo "wrk is not installed (apt-get install wrk): using the slower Python load generator"
 	$(BIN)/python benchmarks/bench_service.py
+	$(MAKE) bench-refresh
+
+bench-refresh: $(STAMP)
+	$(BIN)/python benchmarks/bench_refresh.py
 
 bench-multi: $(STAMP)
 	$(BIN)/python benchmarks/bench_multi.py
