@@ -24,13 +24,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import anyio.to_thread
-
 import jotkit
 
 from .audit_log import AuditLog
 from .clock import Clock
 from .errors import ServiceError
+from .hashpool import HashPool, PoolFull
 from .keyring import KeyRing
 from .metrics import Metrics
 from .passwords import PasswordPolicy
@@ -167,6 +166,10 @@ class AuthService:
             settings.argon2_parallelism,
             insecure_test_costs=settings.argon2_insecure_test_costs,
         )
+        # every argon2 run (login, dummy hash for unknown emails, rehash, new users) goes here
+        self.hash_pool = HashPool(
+            settings.effective_argon2_workers, settings.effective_argon2_queue
+        )
         self.keyring = KeyRing(
             store.keys,
             issuer=self.issuer,
@@ -201,6 +204,10 @@ class AuthService:
             self.audit.event("key_created", kid=created.kid, alg=created.alg)
         await self.revocations.sync(self.store.revocations, now)
 
+    def close(self) -> None:
+        """Stop the argon2 pool's threads (the store is closed by its owner)."""
+        self.hash_pool.close()
+
     async def sync(self) -> None:
         """Periodic work: re-read the key ring and pull new revocations."""
         now = self.clock.now()
@@ -227,7 +234,7 @@ class AuthService:
         ``ValueError``) when the password breaks the rules of :mod:`.passwords`, ``UserExists``)."""
         normalized = normalize_email(email)
         self.passwords.check_new(password, normalized)
-        hashed = await anyio.to_thread.run_sync(self.passwords.hash, password)
+        hashed = await self.hash_pool.run(self.passwords.hash, password, shed=False)
         return await self.store.users.create(
             uuid.uuid4().hex, normalized, hashed, list(roles), self.clock.now()
         )
@@ -259,7 +266,13 @@ class AuthService:
         user = await self.store.users.get_by_email(normalized)
         usable = user is not None and not user.disabled
         stored = user.password_hash if (user is not None and usable) else None
-        ok, rehash = await anyio.to_thread.run_sync(self.passwords.verify, stored, password)
+        try:  # unknown and disabled users take the same path (dummy hash, same pool)
+            ok, rehash = await self.hash_pool.run(self.passwords.verify, stored, password)
+        except PoolFull:  # shed before any password check: not a failure, give it back
+            await self.throttle.cancel(attempt)
+            self.metrics.login_shed.inc()
+            self.audit.event("login_shed", ip=client.ip)
+            raise
         if not ok or user is None:
             await self.throttle.failed(attempt)
             reason = "unknown_user" if user is None else ("disabled" if not usable else "password")
@@ -268,7 +281,7 @@ class AuthService:
             )
             raise ServiceError("invalid_credentials")
         if rehash:
-            new_hash = await anyio.to_thread.run_sync(self.passwords.hash, password)
+            new_hash = await self.hash_pool.run(self.passwords.hash, password, shed=False)
             await self.store.users.set_password_hash(user.id, new_hash)
             self.audit.event("password_rehashed", user_id=user.id)
         await self.throttle.succeeded(attempt)
