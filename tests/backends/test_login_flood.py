@@ -87,6 +87,27 @@ class GatedVerify:
                 self.running -= 1
 
 
+class ReservationBarrier:
+    """Test hook around ``svc.throttle.reserve``: no reservation returns before ``n`` have been
+    made, so every login passes the early pool check (the pool is still empty) and the sheds
+    happen after the throttle reservation, the path that must give it back."""
+
+    def __init__(self, svc: AuthService, n: int) -> None:
+        self.n = n
+        self.made = 0
+        self.all_made = asyncio.Event()
+        self._inner = svc.throttle.reserve
+        svc.throttle.reserve = self  # type: ignore[method-assign]
+
+    async def __call__(self, email: str, client_ip: str, now: float) -> Any:
+        attempt = await self._inner(email, client_ip, now)
+        self.made += 1
+        if self.made >= self.n:
+            self.all_made.set()
+        await asyncio.wait_for(self.all_made.wait(), timeout=60)
+        return attempt
+
+
 async def _flood(srv: Server, hook: GatedVerify, n: int) -> list[httpx.Response]:
     """Send ``n`` correct logins at once; open the gate only after every login the pool
     cannot admit has been answered (while the gate is shut, nothing else can finish)."""
@@ -144,7 +165,9 @@ def test_login_flood_shed_attempts_do_not_consume_the_login_throttle(
     srv = flood_server
     srv.add_user(OWNER)
     hook = GatedVerify(srv.service)
+    ReservationBarrier(srv.service, FLOOD)
     asyncio.run(_flood(srv, hook, FLOOD))
+    assert _shed_total(srv) == FLOOD - WORKERS - QUEUE
     body = {"email": OWNER, "password": PASSWORD}
     with srv.client() as client:
         after = [client.post("/auth/login", json=body).status_code for _ in range(6)]

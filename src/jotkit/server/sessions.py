@@ -22,7 +22,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import jotkit
 
@@ -257,6 +257,8 @@ class AuthService:
             normalized = normalize_email(email)
         except ValueError:
             normalized = email.strip().lower()[:320]
+        if self.hash_pool.full:  # shed early: a flood costs no throttle round trips
+            self._shed(client)
         try:
             # Reserved atomically before the password check (docs/service.md, throttling).
             attempt = await self.throttle.reserve(normalized, client.ip, now)
@@ -268,11 +270,9 @@ class AuthService:
         stored = user.password_hash if (user is not None and usable) else None
         try:  # unknown and disabled users take the same path (dummy hash, same pool)
             ok, rehash = await self.hash_pool.run(self.passwords.verify, stored, password)
-        except PoolFull:  # shed before any password check: not a failure, give it back
+        except PoolFull:  # filled while reserving: not a failure, give the reservation back
             await self.throttle.cancel(attempt)
-            self.metrics.login_shed.inc()
-            self.audit.event("login_shed", ip=client.ip)
-            raise
+            self._shed(client)
         if not ok or user is None:
             await self.throttle.failed(attempt)
             reason = "unknown_user" if user is None else ("disabled" if not usable else "password")
@@ -305,6 +305,12 @@ class AuthService:
             raise ServiceError("invalid_credentials") from None
         self.audit.event("login_ok", user_id=user.id, session_id=family.id, ip=client.ip)
         return IssuedTokens(access, expires_in, refresh, family.id, user)
+
+    def _shed(self, client: ClientInfo) -> NoReturn:
+        """Refuse a login because the argon2 pool and its queue are full (503)."""
+        self.metrics.login_shed.inc()
+        self.audit.event("login_shed", ip=client.ip)
+        raise PoolFull()
 
     async def refresh(self, refresh_token: str, client: ClientInfo) -> IssuedTokens:
         """Rotate a refresh token (RFC 6749 §6, RFC 9700 §4.14.2 rotation + reuse detection)."""
