@@ -4,12 +4,13 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
 from jotkit.server import Settings
-from jotkit.server.hashpool import HashPool
+from jotkit.server.hashpool import HASH_NICENESS, HashPool
 from jotkit.server.settings import SettingsError
 
 
@@ -54,3 +55,16 @@ def test_argon2_pool_bounds_are_checked_in_code_too() -> None:
     pool = HashPool(2, 0)
     assert pool.capacity == 2
     pool.close()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice is Linux")
+def test_login_flood_hash_threads_yield_the_cores_to_token_checks() -> None:
+    """argon2 runs below the event loop's CPU priority, so token checks go first."""
+    import asyncio
+
+    pool = HashPool(1, 0)
+    try:
+        inside = asyncio.run(pool.run(os.getpriority, os.PRIO_PROCESS, 0))
+    finally:
+        pool.close()
+    assert inside == min(19, os.getpriority(os.PRIO_PROCESS, 0) + HASH_NICENESS)
