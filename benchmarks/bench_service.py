@@ -5,9 +5,12 @@ and (2) a bare FastAPI app with one unauthenticated endpoint returning a similar
 Loads ``GET /bare``, ``GET /auth/me`` (one valid access token) and ``POST /auth/refresh``
 (a pool of sessions; every response's new refresh token is used next) with ``wrk`` when it is
 installed (Debian package ``wrk``), otherwise with a bounded httpx async load generator.
-Appends a markdown table to ``benchmarks/results-service.md``.
+Then the login-flood scenario (``benchmarks/_login_flood.py``, issue 10 §2): /auth/me alone
+and during a flood of 64 connections sending correct logins at the default argon2id cost.
+Appends markdown tables to ``benchmarks/results-service.md``.
 
     .venv/bin/python benchmarks/bench_service.py [--duration 8] [--connections 32]
+        [--flood-rounds 3] [--flood-only]   (JOTKIT_ARGON2_WORKERS/_QUEUE reach the service)
 
 Not a test: nothing here asserts timings. Target: /auth/me >= 80 % of the bare endpoint.
 """
@@ -63,7 +66,8 @@ def _serve(kind: str, port: int, data_dir: str) -> None:
     settings = Settings.from_env(
         {"JOTKIT_DATA_DIR": data_dir, "JOTKIT_PORT": str(port), "JOTKIT_LOGIN_IP_LIMIT": "100000",
          "JOTKIT_LOGIN_ACCOUNT_LIMIT": "100000", "JOTKIT_LOGIN_PAIR_LIMIT": "100000",
-         "JOTKIT_LOG_LEVEL": "WARNING"}
+         "JOTKIT_LOG_LEVEL": "WARNING",
+         **{k: v for k, v in os.environ.items() if k.startswith("JOTKIT_ARGON2_")}}
     )
     from jotkit.server.serving import uvicorn_options  # what `jotkit serve` runs
 
@@ -227,9 +231,14 @@ def main() -> None:
     parser.add_argument("--serve", choices=["bare", "service"])
     parser.add_argument("--port", type=int)
     parser.add_argument("--data-dir")
+    parser.add_argument("--flood-rounds", type=int, default=3)
+    parser.add_argument("--flood-only", action="store_true")
     args = parser.parse_args()
     if args.serve:
         _serve(args.serve, args.port, args.data_dir)
+        return
+    if args.flood_only:
+        _flood(args)
         return
 
     use_wrk = shutil.which("wrk") is not None
@@ -321,6 +330,49 @@ def main() -> None:
     print(text)
     if not RESULTS.exists():
         RESULTS.write_text("# Auth service load benchmark (benchmarks/bench_service.py)\n")
+    with RESULTS.open("a") as fh:
+        fh.write(text)
+    if shutil.which("wrk") is not None:
+        _flood(args)
+    else:
+        print("login flood scenario skipped: it needs wrk")
+
+
+def _flood(args: argparse.Namespace) -> None:
+    """The login-flood scenario on a fresh service (default argon2id cost)."""
+    from _login_flood import run_flood  # benchmarks/_login_flood.py
+
+    from jotkit.server import Settings
+
+    tmp = tempfile.mkdtemp(prefix="jotkit-bench-")
+    _add_user(tmp)
+    proc, url = _start("service", tmp)
+    try:
+        r = httpx.post(url + "/auth/login", json={"email": "bench@example.com",
+                                                  "password": PASSWORD}, timeout=60)
+        r.raise_for_status()
+        token = r.json()["access_token"]
+        for _ in range(200):  # warm-up
+            httpx.get(url + "/auth/me", headers={"Authorization": f"Bearer {token}"})
+        workers = Settings.from_env().effective_argon2_workers
+        lines = run_flood(url, proc.pid, token, "bench@example.com", PASSWORD, workers=workers,
+                          duration=args.duration, connections=args.connections,
+                          rounds=args.flood_rounds)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        shutil.rmtree(tmp, ignore_errors=True)
+    head = [
+        "",
+        f"## {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M UTC} — login flood (issue 10 §2)",
+        "",
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores (shared), Python "
+        f"{platform.python_version()}; uvicorn 1 worker. Load average at the end "
+        f"(1/5/15 min): {'/'.join(f'{x:.1f}' for x in os.getloadavg())}.",
+        "",
+    ]
+    text = "\n".join(head + lines)
+    print(text)
     with RESULTS.open("a") as fh:
         fh.write(text)
 

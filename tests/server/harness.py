@@ -36,6 +36,8 @@ def make_settings(data_dir: Path, **overrides: Any) -> Settings:
         keyring_sync_interval=0.2,
         introspection_clients=(("rs1", "rs1-secret"),),
         metrics_token=METRICS_TOKEN,
+        # bursts in tests test other things; login shedding has tests/backends/test_login_flood.py
+        argon2_queue=256,
     )
     return base.replace(**overrides) if overrides else base
 

@@ -295,6 +295,7 @@ def create_app(
             with contextlib.suppress(asyncio.CancelledError):
                 await task
             await the_store.close()
+            svc.close()
 
     app = FastAPI(
         title="jotkit auth service",

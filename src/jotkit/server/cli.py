@@ -64,6 +64,7 @@ def _run(settings: Settings, work: Callable[[AuthService], Awaitable[T]]) -> T:
             return await work(svc)
         finally:
             await svc.store.close()
+            svc.close()
 
     return asyncio.run(main())
 

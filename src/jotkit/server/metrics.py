@@ -42,6 +42,11 @@ class Metrics:
             "Deny-listed access tokens held in the in-process cache.",
             registry=self.registry,
         )
+        self.login_shed = Counter(
+            "jotkit_login_shed",
+            "Logins refused with 503 because the argon2 pool and its queue were full.",
+            registry=self.registry,
+        )
         self._status_children = {
             cls: self.http_requests.labels(status=cls) for cls in ("2xx", "3xx", "4xx", "5xx")
         }

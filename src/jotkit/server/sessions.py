@@ -22,15 +22,14 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
-
-import anyio.to_thread
+from typing import Any, NoReturn
 
 import jotkit
 
 from .audit_log import AuditLog
 from .clock import Clock
 from .errors import ServiceError
+from .hashpool import HashPool, PoolFull
 from .keyring import KeyRing
 from .metrics import Metrics
 from .passwords import PasswordPolicy
@@ -167,6 +166,10 @@ class AuthService:
             settings.argon2_parallelism,
             insecure_test_costs=settings.argon2_insecure_test_costs,
         )
+        # every argon2 run (login, dummy hash for unknown emails, rehash, new users) goes here
+        self.hash_pool = HashPool(
+            settings.effective_argon2_workers, settings.effective_argon2_queue
+        )
         self.keyring = KeyRing(
             store.keys,
             issuer=self.issuer,
@@ -201,6 +204,10 @@ class AuthService:
             self.audit.event("key_created", kid=created.kid, alg=created.alg)
         await self.revocations.sync(self.store.revocations, now)
 
+    def close(self) -> None:
+        """Stop the argon2 pool's threads (the store is closed by its owner)."""
+        self.hash_pool.close()
+
     async def sync(self) -> None:
         """Periodic work: re-read the key ring and pull new revocations."""
         now = self.clock.now()
@@ -227,7 +234,7 @@ class AuthService:
         ``ValueError``) when the password breaks the rules of :mod:`.passwords`, ``UserExists``)."""
         normalized = normalize_email(email)
         self.passwords.check_new(password, normalized)
-        hashed = await anyio.to_thread.run_sync(self.passwords.hash, password)
+        hashed = await self.hash_pool.run(self.passwords.hash, password, shed=False)
         return await self.store.users.create(
             uuid.uuid4().hex, normalized, hashed, list(roles), self.clock.now()
         )
@@ -250,6 +257,8 @@ class AuthService:
             normalized = normalize_email(email)
         except ValueError:
             normalized = email.strip().lower()[:320]
+        if self.hash_pool.full:  # shed early: a flood costs no throttle round trips
+            self._shed(client)
         try:
             # Reserved atomically before the password check (docs/service.md, throttling).
             attempt = await self.throttle.reserve(normalized, client.ip, now)
@@ -259,7 +268,11 @@ class AuthService:
         user = await self.store.users.get_by_email(normalized)
         usable = user is not None and not user.disabled
         stored = user.password_hash if (user is not None and usable) else None
-        ok, rehash = await anyio.to_thread.run_sync(self.passwords.verify, stored, password)
+        try:  # unknown and disabled users take the same path (dummy hash, same pool)
+            ok, rehash = await self.hash_pool.run(self.passwords.verify, stored, password)
+        except PoolFull:  # filled while reserving: not a failure, give the reservation back
+            await self.throttle.cancel(attempt)
+            self._shed(client)
         if not ok or user is None:
             await self.throttle.failed(attempt)
             reason = "unknown_user" if user is None else ("disabled" if not usable else "password")
@@ -268,7 +281,7 @@ class AuthService:
             )
             raise ServiceError("invalid_credentials")
         if rehash:
-            new_hash = await anyio.to_thread.run_sync(self.passwords.hash, password)
+            new_hash = await self.hash_pool.run(self.passwords.hash, password, shed=False)
             await self.store.users.set_password_hash(user.id, new_hash)
             self.audit.event("password_rehashed", user_id=user.id)
         await self.throttle.succeeded(attempt)
@@ -292,6 +305,12 @@ class AuthService:
             raise ServiceError("invalid_credentials") from None
         self.audit.event("login_ok", user_id=user.id, session_id=family.id, ip=client.ip)
         return IssuedTokens(access, expires_in, refresh, family.id, user)
+
+    def _shed(self, client: ClientInfo) -> NoReturn:
+        """Refuse a login because the argon2 pool and its queue are full (503)."""
+        self.metrics.login_shed.inc()
+        self.audit.event("login_shed", ip=client.ip)
+        raise PoolFull()
 
     async def refresh(self, refresh_token: str, client: ClientInfo) -> IssuedTokens:
         """Rotate a refresh token (RFC 6749 §6, RFC 9700 §4.14.2 rotation + reuse detection)."""

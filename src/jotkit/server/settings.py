@@ -118,6 +118,10 @@ class Settings:
     argon2_memory_cost: int = 65536
     argon2_parallelism: int = 4
     argon2_insecure_test_costs: bool = False  # tests only: allow costs below the OWASP floor
+    # argon2 pool (docs/deployment.md, sizing): at most `workers` hashes at once, `queue` more
+    # wait, further logins get 503 + Retry-After; None -> os.cpu_count() / 4 x workers
+    argon2_workers: int | None = None
+    argon2_queue: int | None = None
     login_account_limit: int = 100  # failed logins per account from all addresses (ceiling)
     login_account_window: float = 3600.0
     login_ip_limit: int = 30
@@ -189,6 +193,10 @@ class Settings:
                 f"JOTKIT_ARGON2_*: {floor}; raise JOTKIT_ARGON2_MEMORY_COST or _TIME_COST "
                 "(only a test setup may set JOTKIT_ARGON2_INSECURE_TEST_COSTS=1)"
             )
+        if self.argon2_workers is not None and self.argon2_workers < 1:
+            raise SettingsError("JOTKIT_ARGON2_WORKERS: must be >= 1")
+        if self.argon2_queue is not None and self.argon2_queue < 0:
+            raise SettingsError("JOTKIT_ARGON2_QUEUE: must be >= 0")
         if self.login_backoff_max < self.login_pair_window:
             raise SettingsError("JOTKIT_LOGIN_BACKOFF_MAX must be >= JOTKIT_LOGIN_PAIR_WINDOW")
         _check_edge(self)
@@ -207,6 +215,20 @@ class Settings:
         if self.issuer:
             return self.issuer.rstrip("/")
         return f"http://{self.host}:{self.port}"
+
+    @property
+    def effective_argon2_workers(self) -> int:
+        """Threads of the argon2 pool: the setting, or the core count."""
+        import os
+
+        return self.argon2_workers or max(1, os.cpu_count() or 1)
+
+    @property
+    def effective_argon2_queue(self) -> int:
+        """Logins that may wait for an argon2 thread: the setting, or 4 x the workers."""
+        if self.argon2_queue is not None:
+            return self.argon2_queue
+        return 4 * self.effective_argon2_workers
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with some fields changed (validated again)."""
@@ -343,6 +365,8 @@ def _convert(name: str, value: Any) -> Any:
         return _int(value, label, 1)
     if name == "database_max_overflow":
         return _int(value, label, 0)
+    if name in {"argon2_workers", "argon2_queue"}:  # "" -> the default (core count based)
+        return None if value == "" else _int(value, label, 1 if name == "argon2_workers" else 0)
     if name == "port":
         return _int(value, label, 0)
     if name == "data_dir":

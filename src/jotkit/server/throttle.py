@@ -48,6 +48,7 @@ class LoginAttempt:
     account_key: str
     pair_key: str
     strikes_key: str
+    ip_key: str
     pair_count: int  # this attempt's place in the pair window (1 .. pair limit)
     lockouts: int  # lockouts of the pair remembered when the attempt was reserved
     now: float
@@ -102,8 +103,9 @@ class LoginThrottle:
         (account, address) count it had made)."""
         limiter = self._limiter
         pair_key, strikes_key = _key("pair", email, client_ip), _key("strikes", email, client_ip)
+        ip_key = _key("ip", client_ip)
         (count, reset), (lockouts, _) = await asyncio.gather(  # one round trip, not two
-            limiter.hit(_key("ip", client_ip), self._ip_window, now),
+            limiter.hit(ip_key, self._ip_window, now),
             limiter.peek(strikes_key, self._backoff_memory, now),
         )
         if count > self._ip_limit:
@@ -117,7 +119,9 @@ class LoginThrottle:
         if count > self._account_limit:
             await limiter.release(pair_key, window, now)
             raise self._reject(reset)
-        return LoginAttempt(account_key, pair_key, strikes_key, pair_count, lockouts, now)
+        return LoginAttempt(
+            account_key, pair_key, strikes_key, ip_key, pair_count, lockouts, now
+        )
 
     async def failed(self, attempt: LoginAttempt) -> None:
         """Settle a failed attempt: it stays counted. The failure that fills the pair window
@@ -142,6 +146,17 @@ class LoginThrottle:
         """Delete counters that can no longer matter (the SQL table would grow with every
         email and address ever tried)."""
         return await self._limiter.purge(now - self.longest_window)
+
+    async def cancel(self, attempt: LoginAttempt) -> None:
+        """Give back an attempt whose password was never checked (the login was shed with
+        503 because the argon2 pool was full): it counts neither as a failure nor against the
+        address, pair or account limits."""
+        limiter = self._limiter
+        await asyncio.gather(
+            limiter.release(attempt.ip_key, self._ip_window, attempt.now),
+            limiter.release(attempt.pair_key, self.pair_window(attempt.lockouts), attempt.now),
+            limiter.release(attempt.account_key, self._account_window, attempt.now),
+        )
 
     async def succeeded(self, attempt: LoginAttempt) -> None:
         """Settle a successful attempt: it is not a failure, so the account ceiling gets it
