@@ -10,6 +10,7 @@ import asyncio
 import secrets
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -88,6 +89,20 @@ def backend(request: pytest.FixtureRequest) -> str:
     """The backend under test: sqlite, postgres or postgres+redis."""
     name: str = request.param
     return name
+
+
+@pytest.fixture
+def backend_settings(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> dict[str, Any]:
+    """The settings that select the backend under test (its own database / Redis prefix)."""
+    if backend == "sqlite":
+        return {"database_url": f"sqlite+aiosqlite:///{tmp_path / 'jotkit.db'}"}
+    out: dict[str, Any] = {"database_url": request.getfixturevalue("pg_db")}
+    if backend == "postgres+redis":
+        out["redis_url"] = request.getfixturevalue("redis_url")
+        out["redis_prefix"] = request.getfixturevalue("redis_prefix")
+    return out
 
 
 @pytest.fixture

@@ -26,20 +26,6 @@ FLOOD = 7  # logins sent at once: WORKERS + QUEUE admitted, the rest shed
 
 
 @pytest.fixture
-def backend_settings(
-    backend: str, request: pytest.FixtureRequest, tmp_path: Path
-) -> dict[str, Any]:
-    """The settings that select the backend under test (its own database / Redis prefix)."""
-    if backend == "sqlite":
-        return {"database_url": f"sqlite+aiosqlite:///{tmp_path / 'jotkit.db'}"}
-    out: dict[str, Any] = {"database_url": request.getfixturevalue("pg_db")}
-    if backend == "postgres+redis":
-        out["redis_url"] = request.getfixturevalue("redis_url")
-        out["redis_prefix"] = request.getfixturevalue("redis_prefix")
-    return out
-
-
-@pytest.fixture
 def flood_server(backend_settings: dict[str, Any], tmp_path: Path) -> Iterator[Server]:
     """One argon2 worker, a queue of two; the address limit is the flood + 1: every flood
     login passes the throttle, and only a flood whose shed attempts were given back leaves

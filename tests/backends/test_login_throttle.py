@@ -32,20 +32,6 @@ pytestmark = [pytest.mark.anyio, pytest.mark.postgres]
 OWNER = "owner@example.com"
 
 
-@pytest.fixture
-def backend_settings(
-    backend: str, request: pytest.FixtureRequest, tmp_path: Path
-) -> dict[str, Any]:
-    """The settings that select the backend under test (its own database / Redis prefix)."""
-    if backend == "sqlite":
-        return {"database_url": f"sqlite+aiosqlite:///{tmp_path / 'jotkit.db'}"}
-    out: dict[str, Any] = {"database_url": request.getfixturevalue("pg_db")}
-    if backend == "postgres+redis":
-        out["redis_url"] = request.getfixturevalue("redis_url")
-        out["redis_prefix"] = request.getfixturevalue("redis_prefix")
-    return out
-
-
 class CountingVerify:
     """Wraps ``svc.passwords.verify`` and counts the password checks (argon2 runs)."""
 
