@@ -55,7 +55,7 @@ from .jwe_algorithms import (
     ContentEncryption,
     KeyManagement,
 )
-from .jws import KeyLike, resolve_key
+from .jws import KeyLike, load_segment, resolve_key
 from .keys import Key
 
 __all__ = [
@@ -544,13 +544,6 @@ def _as_text(token: Any, max_size: int) -> str:
     return str(token)
 
 
-def _load_header(segment: str) -> dict[str, Any]:
-    try:
-        return _json.loads_object(_decode_checked(segment))
-    except ValueError as exc:
-        raise MalformedToken(f"the protected header is not a JSON object: {exc}") from None
-
-
 def _parse_compact(text: str) -> _Parsed:
     """Five segments of canonical base64url; the header, iv and tag non-empty (RFC 7516 §7.1)."""
     try:
@@ -575,7 +568,7 @@ def _parse_compact(text: str) -> _Parsed:
                     raise MalformedToken(f"the {name} segment is not canonical base64url")
     return _Parsed(
         protected_b64,
-        _load_header(protected_b64),
+        load_segment(protected_b64, "protected header"),
         {},
         (_Recipient({}, _decode_checked(ek)),),
         _decode_checked(iv),
@@ -606,7 +599,7 @@ def _json_object(obj: Mapping[str, Any], name: str) -> dict[str, Any]:
 def _parse_json(obj: Mapping[str, Any]) -> _Parsed:
     """The general or flattened JWE JSON serialization (RFC 7516 §7.2)."""
     protected_b64 = _json_b64(obj, "protected", False)
-    protected = _load_header(protected_b64) if protected_b64 else {}
+    protected = load_segment(protected_b64, "protected header") if protected_b64 else {}
     if "recipients" in obj:
         if "header" in obj or "encrypted_key" in obj:
             raise MalformedToken("'recipients' cannot be mixed with flattened members")

@@ -30,6 +30,7 @@ __all__ = [
     "KeyLike",
     "check_algorithms",
     "decode_unverified",
+    "load_segment",
     "sign",
     "verify",
 ]
@@ -94,7 +95,7 @@ def _explain_shape(token: str) -> InvalidToken:
     parts = token.split(".")
     if len(parts) == 3 and parts[0] and not parts[2] and is_canonical(parts[0]):
         try:
-            alg = _load_segment(parts[0], "header").get("alg")
+            alg = load_segment(parts[0], "header").get("alg")
         except MalformedToken:
             alg = None
         if isinstance(alg, str) and alg.lower() == "none":
@@ -130,7 +131,9 @@ def _split(token: str) -> tuple[str, str, str]:
     return header_b64, payload_b64, sig_b64
 
 
-def _load_segment(segment: str, name: str) -> dict[str, Any]:
+def load_segment(segment: str, name: str) -> dict[str, Any]:
+    """Decode one base64url segment holding a JSON object (a JOSE header, RFC 7515 §5.2 /
+    RFC 7516 §5.2); ``MalformedToken`` names the segment when it is not one."""
     try:
         return _json.loads_object(_decode_checked(segment))
     except ValueError as exc:
@@ -138,7 +141,7 @@ def _load_segment(segment: str, name: str) -> dict[str, Any]:
 
 
 def _parse_header(header_b64: str) -> dict[str, Any]:
-    header = _load_segment(header_b64, "header")
+    header = load_segment(header_b64, "header")
     alg = header.get("alg")
     if type(alg) is not str:
         raise MalformedToken("the header has no 'alg' string (RFC 7515 §4.1.1)")
@@ -292,7 +295,7 @@ def decode_unverified(
     for name, part in zip(_SEGMENT_NAMES, parts, strict=True):
         if not is_canonical(part):
             raise MalformedToken(f"the {name} segment is not canonical base64url")
-    return _load_segment(parts[0], "header"), _decode_checked(parts[1])
+    return load_segment(parts[0], "header"), _decode_checked(parts[1])
 
 
 # JSON serialization, RFC 7797 unencoded payloads and detached content live in

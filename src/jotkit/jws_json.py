@@ -22,7 +22,7 @@ from . import _json
 from ._b64 import _decode_checked, b64encode, is_canonical
 from .algorithms import ALGORITHMS
 from .errors import InvalidSignature, InvalidToken, MalformedToken, UnsupportedAlgorithm
-from .jws import DEFAULT_MAX_SIZE, KeyLike, check_algorithms, resolve_key
+from .jws import DEFAULT_MAX_SIZE, KeyLike, check_algorithms, load_segment, resolve_key
 from .keys import Key
 
 __all__ = [
@@ -203,13 +203,6 @@ def _b64_member(obj: Mapping[str, Any], name: str) -> str:
     return value
 
 
-def _load_protected(segment: str) -> dict[str, Any]:
-    try:
-        return _json.loads_object(_decode_checked(segment))
-    except ValueError as exc:
-        raise MalformedToken(f"a protected header is not a JSON object: {exc}") from None
-
-
 def _signature_entry(entry: Any) -> _Signature:
     if type(entry) is not dict:
         raise MalformedToken("a signature must be a JSON object")
@@ -218,7 +211,7 @@ def _signature_entry(entry: Any) -> _Signature:
     if type(header) is not dict:
         raise MalformedToken("the 'header' member must be a JSON object")
     sig = _b64_member(entry, "signature")
-    protected = _load_protected(protected_b64) if protected_b64 else {}
+    protected = load_segment(protected_b64, "protected header") if protected_b64 else {}
     return _Signature(protected_b64, protected, header, _decode_checked(sig))
 
 
@@ -402,5 +395,6 @@ def verify_detached(
     protected_b64, sig_b64 = match.groups()
     if not (is_canonical(protected_b64) and is_canonical(sig_b64)):
         raise MalformedToken("a detached JWS segment is not canonical base64url")
-    sig = _Signature(protected_b64, _load_protected(protected_b64), {}, _decode_checked(sig_b64))
+    protected = load_segment(protected_b64, "protected header")
+    sig = _Signature(protected_b64, protected, {}, _decode_checked(sig_b64))
     return _verify_signatures(None, [sig], key, allowed, bytes(payload))
