@@ -12,6 +12,30 @@ from .harness import START, Server, make_settings
 
 
 @pytest.fixture
+def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Any]:
+    """The server's Typer commands on an app built here (as the top-level CLI does), with a
+    private data directory and cheap argon2 costs: ``cli("users", "add", ..., input=...)``."""
+    import typer
+    from typer.testing import CliRunner
+
+    from jotkit.server.cli import register
+
+    app = typer.Typer()
+    register(app)
+    monkeypatch.setenv("JOTKIT_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("JOTKIT_ARGON2_MEMORY_COST", "1024")
+    monkeypatch.setenv("JOTKIT_ARGON2_TIME_COST", "1")
+    monkeypatch.setenv("JOTKIT_ARGON2_PARALLELISM", "1")
+    monkeypatch.setenv("JOTKIT_ARGON2_INSECURE_TEST_COSTS", "1")
+    runner = CliRunner()
+
+    def run(*args: str, input: str | None = None) -> Any:
+        return runner.invoke(app, list(args), input=input, catch_exceptions=False)
+
+    return run
+
+
+@pytest.fixture
 def make_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
     """Factory: ``make_server(**settings_overrides)`` -> a started :class:`Server`."""
     started: list[Server] = []

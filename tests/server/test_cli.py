@@ -2,30 +2,7 @@
 
 from __future__ import annotations
 
-import pytest
-import typer
-from typer.testing import CliRunner
-
-from jotkit.server.cli import register
-
 from .harness import START, Server, login, make_settings
-
-
-@pytest.fixture
-def cli(tmp_path, monkeypatch):
-    app = typer.Typer()
-    register(app)
-    monkeypatch.setenv("JOTKIT_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("JOTKIT_ARGON2_MEMORY_COST", "1024")
-    monkeypatch.setenv("JOTKIT_ARGON2_TIME_COST", "1")
-    monkeypatch.setenv("JOTKIT_ARGON2_PARALLELISM", "1")
-    monkeypatch.setenv("JOTKIT_ARGON2_INSECURE_TEST_COSTS", "1")
-    runner = CliRunner()
-
-    def run(*args, input=None):
-        return runner.invoke(app, list(args), input=input, catch_exceptions=False)
-
-    return run
 
 
 def test_users_add_list_disable(cli, tmp_path):

@@ -7,12 +7,9 @@ from __future__ import annotations
 import unicodedata
 
 import pytest
-import typer
 from argon2 import PasswordHasher, Type
-from typer.testing import CliRunner
 
 from jotkit.server import FrozenClock, Settings
-from jotkit.server.cli import register
 from jotkit.server.passwords import (
     ARGON2_FLOOR,
     MAX_PASSWORD_LENGTH,
@@ -25,23 +22,6 @@ from .harness import START, Server, login, make_settings
 
 NFC = unicodedata.normalize("NFC", "Crème brûlée façade à Noël")
 NFD = unicodedata.normalize("NFD", NFC)
-
-
-@pytest.fixture
-def cli(tmp_path, monkeypatch):
-    app = typer.Typer()
-    register(app)
-    monkeypatch.setenv("JOTKIT_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("JOTKIT_ARGON2_MEMORY_COST", "1024")
-    monkeypatch.setenv("JOTKIT_ARGON2_TIME_COST", "1")
-    monkeypatch.setenv("JOTKIT_ARGON2_PARALLELISM", "1")
-    monkeypatch.setenv("JOTKIT_ARGON2_INSECURE_TEST_COSTS", "1")
-    runner = CliRunner()
-
-    def run(*args, input=None):
-        return runner.invoke(app, list(args), input=input, catch_exceptions=False)
-
-    return run
 
 
 def test_users_add_and_login_agree_on_the_longest_password(cli, tmp_path):
