@@ -11,7 +11,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 import jotkit
 from jotkit.cli import build_app, main
@@ -25,16 +24,6 @@ COMMANDS = ["decode", "verify", "sign", "keygen", "jwks", "thumbprint", "audit",
 @pytest.fixture(scope="module")
 def app():
     return build_app()
-
-
-@pytest.fixture
-def run(app):
-    runner = CliRunner()
-
-    def _run(*args, input=None, env=None):
-        return runner.invoke(app, [str(a) for a in args], input=input, env=env)
-
-    return _run
 
 
 @pytest.fixture(scope="module")

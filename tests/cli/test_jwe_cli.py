@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from typer.testing import CliRunner
 
 import jotkit
 from jotkit import jwe
@@ -15,16 +14,6 @@ from jotkit.cli import build_app
 @pytest.fixture(scope="module")
 def app():
     return build_app(include_server=False)
-
-
-@pytest.fixture
-def run(app):
-    runner = CliRunner()
-
-    def _run(*args, input=None, env=None):
-        return runner.invoke(app, [str(a) for a in args], input=input, env=env)
-
-    return _run
 
 
 @pytest.fixture(scope="module")
