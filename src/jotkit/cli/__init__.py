@@ -28,10 +28,11 @@ _HELP = (
 )
 
 
-#: Commands defined in :mod:`jotkit.cli.commands`; running one of them skips
-#: importing the (much heavier) service commands, so token tools start fast.
+#: Commands defined in :mod:`jotkit.cli.commands` (and ``forward-auth``); running one of them
+#: skips importing the (much heavier) service commands, so token tools start fast.
 TOKEN_COMMANDS = frozenset(
-    {"decode", "verify", "sign", "keygen", "jwks", "thumbprint", "audit", "debugger"}
+    {"decode", "verify", "sign", "keygen", "jwks", "thumbprint", "audit", "debugger",
+     "forward-auth"}
 )
 
 #: Commands added by :mod:`jotkit.server.cli`; they need the ``jotkit[server]`` extra.
@@ -52,10 +53,14 @@ _EXTRA_OF_MODULE = {
     "aiosqlite": "server",
     "argon2": "server",
     "prometheus_client": "server",
+    "httptools": "server",
     "multipart": "server",
     "redis": "redis",
     "asyncpg": "postgres",
 }
+
+#: What ``jotkit forward-auth`` imports beyond the CLI (the ``forward-auth`` extra).
+_FORWARD_AUTH_MODULES = frozenset({"uvicorn", "prometheus_client", "httpx", "httptools"})
 
 
 def _missing_extra(exc: ModuleNotFoundError, args: list[str]) -> str | None:
@@ -64,6 +69,9 @@ def _missing_extra(exc: ModuleNotFoundError, args: list[str]) -> str | None:
     extra = _EXTRA_OF_MODULE.get(top)
     if extra is None:
         return None
+    if args and args[0] == "forward-auth" and top in _FORWARD_AUTH_MODULES:
+        return "error: `jotkit forward-auth` needs the [forward-auth] extra: " \
+            "pip install 'jotkit[forward-auth]'"
     if extra == "cli":
         what = "the jotkit command"
     elif extra == "redis":

@@ -574,3 +574,6 @@ def register(app: typer.Typer) -> None:
     from .jwe_commands import register as register_jwe
 
     register_jwe(app)  # encrypt, decrypt (RFC 7516)
+    from .forward_auth import register as register_forward_auth
+
+    register_forward_auth(app)  # forward-auth (docs/gateways.md)

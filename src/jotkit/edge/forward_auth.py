@@ -1,0 +1,321 @@
+"""The forward-auth service: a raw ASGI app that answers a reverse proxy's auth subrequest.
+
+nginx ``auth_request``, Traefik ``forwardAuth``, Caddy ``forward_auth`` and Envoy
+``ext_authz`` (HTTP) send each client request's headers here first. The bearer token
+(RFC 6750 §2.1) is verified by the one :class:`jotkit.integrations.TokenVerifier` (JWKS
+client, verified-token cache, scope and role checks), and the answer is:
+
+* **200** with ``X-Auth-Subject``, ``X-Auth-Scope`` (space-separated), ``X-Auth-Roles``
+  (comma-separated), ``X-Auth-Claims`` (base64url of the claims JSON, RFC 4648 §5) and one
+  header per configured claim mapping; the proxy copies them to the upstream request;
+* **401** with ``WWW-Authenticate: Bearer ...`` (RFC 6750 §3) for a missing, malformed,
+  invalid or expired token;
+* **403** ``insufficient_scope`` (RFC 6750 §3.1) when a required scope or role is missing,
+  and ``invalid_request`` for a request URI that cannot be matched to a rule;
+* **503** with ``Retry-After`` only when the signing keys cannot be fetched.
+
+Nothing a client sends leads to another status: gateways treat any status but 2xx, 401 and
+403 as an error of their own (nginx answers 500). Header values are printable ASCII: any
+other character, ``%`` and space are percent-encoded as UTF-8 (RFC 3986 §2.1).
+
+The request's path for per-prefix rules comes from ``X-Forwarded-Uri`` / ``X-Original-URI``
+(else the request's own path, as Envoy sends it); when several are sent they must agree, so a
+client-supplied copy cannot pick a laxer rule. The app is a plain ASGI callable (no
+framework): the cost of a cached token is a dictionary lookup and the time checks.
+"""
+
+from __future__ import annotations
+
+import base64
+import inspect
+import json
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from typing import Any
+from urllib.parse import quote
+
+from jotkit.integrations import BearerError, TokenVerifier, claim_roles, claim_scopes
+
+from ._config import ForwardAuthConfig, ForwardAuthConfigError, PathRule, normalize_path
+
+__all__ = ["ForwardAuthApp", "build_verifier", "claim_headers"]
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+_log = logging.getLogger("jotkit.edge.forward_auth")
+
+# printable ASCII but "%" (the escape) and space (trimmed by HTTP parsers, the scope separator)
+_PLAIN = re.compile(r"[\x21-\x24\x26-\x7e]*")
+_SAFE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) != "%")
+_URI_HEADERS = (b"x-forwarded-uri", b"x-original-uri")
+_MAX_LOGGED = 512
+_RENDERED_MAX = 4096
+
+
+def _encode(text: str, also: str = "") -> str:
+    """``text`` as a safe header value: unchanged when plain, else percent-encoded UTF-8."""
+    if _PLAIN.fullmatch(text) and not (also and any(c in text for c in also)):
+        return text
+    safe = _SAFE.translate({ord(c): None for c in also}) if also else _SAFE
+    return quote(text, safe=safe, encoding="utf-8", errors="surrogatepass")
+
+
+def _claim_value(value: Any) -> str | None:
+    if isinstance(value, str):
+        return _encode(value)
+    if isinstance(value, bool | int | float):
+        return json.dumps(value)
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return ",".join(_encode(v, ",") for v in value)
+    if value is None:
+        return None
+    return _encode(json.dumps(value, separators=(",", ":"), ensure_ascii=False))
+
+
+def claim_headers(
+    claims: Mapping[str, Any], mapping: tuple[tuple[str, str], ...] = ()
+) -> list[tuple[bytes, bytes]]:
+    """The identity headers of a 200 answer for verified ``claims`` (ASGI byte pairs).
+
+    Scopes (RFC 8693 §4.2) and roles (RFC 9068 §7.2.1.1) are sorted; a claim missing from
+    the token leaves its header out, so the proxy sends the upstream no value at all.
+    """
+    out: list[tuple[bytes, bytes]] = []
+    sub = claims.get("sub")
+    if isinstance(sub, str):
+        out.append((b"x-auth-subject", _encode(sub).encode("ascii")))
+    scopes = " ".join(_encode(s) for s in sorted(claim_scopes(claims)))
+    out.append((b"x-auth-scope", scopes.encode("ascii")))
+    roles = ",".join(_encode(r, ",") for r in sorted(claim_roles(claims)))
+    out.append((b"x-auth-roles", roles.encode("ascii")))
+    blob = json.dumps(claims, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
+    packed = base64.urlsafe_b64encode(blob.encode("utf-8", "surrogatepass")).rstrip(b"=")
+    out.append((b"x-auth-claims", packed))
+    for claim, header in mapping:
+        value = _claim_value(claims.get(claim))
+        if value is not None:
+            out.append((header.lower().encode("ascii"), value.encode("ascii")))
+    return out
+
+
+def build_verifier(config: ForwardAuthConfig) -> TokenVerifier:
+    """The TokenVerifier for ``config``: a JWKS client, issuer, audience, required grants.
+
+    ``sub`` is required besides ``exp`` (RFC 9068 §2.2): the answer names the subject.
+    """
+    from jotkit.jwks_client import JWKSClient
+
+    jwks = JWKSClient(config.jwks_url, allow_insecure_http=config.allow_insecure_http)
+    options: dict[str, Any] = {
+        "issuer": config.issuer,
+        "audience": config.audience,
+        "require": ("exp", "sub"),
+        "scopes": config.require_scopes,
+        "roles": config.require_roles,
+    }
+    if config.revocations is not None:
+        if "revocations" not in inspect.signature(TokenVerifier).parameters:
+            raise ForwardAuthConfigError(
+                "--revocations is not supported yet: this jotkit's TokenVerifier has no "
+                "revocation feed subscriber"
+            )
+        options["revocations"] = config.revocations
+    return TokenVerifier(jwks, **options)
+
+
+class _Metrics:
+    """The Prometheus series of one app, on its own registry (no global state)."""
+
+    def __init__(self, registry: Any = None) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Histogram
+
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self.decisions = Counter(
+            "jotkit_forward_auth_decisions",
+            "Forward-auth answers by status and reason code.",
+            ["status", "reason"],
+            registry=self.registry,
+        )
+        self.seconds = Histogram(
+            "jotkit_forward_auth_seconds",
+            "Time to answer one forward-auth request.",
+            buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.01, 0.05, 0.25, 1.0),
+            registry=self.registry,
+        )
+        self.allowed = self.decisions.labels(status="200", reason="ok")
+
+
+class ForwardAuthApp:
+    """The ASGI callable (HTTP and lifespan). Every path and method is an auth check.
+
+    ``verifier`` defaults to :func:`build_verifier` of ``config``; ``registry`` is a
+    ``prometheus_client.CollectorRegistry`` (a new one by default, see :attr:`registry`).
+    """
+
+    def __init__(
+        self,
+        config: ForwardAuthConfig,
+        *,
+        verifier: TokenVerifier | None = None,
+        registry: Any = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """Prepare the app; see the class docstring."""
+        self.config = config
+        self.verifier = verifier if verifier is not None else build_verifier(config)
+        self._metrics = _Metrics(registry)
+        self.registry = self._metrics.registry
+        self._clock = clock
+        self._rules = bool(config.paths)
+        self._rendered: dict[bytes, list[tuple[bytes, bytes]]] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """ASGI entry point."""
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+        elif kind == "websocket":  # an upgrade is not an auth check: refuse the handshake
+            await send({"type": "websocket.close", "code": 1008})
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                self.verifier.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _http(self, scope: Scope, send: Send) -> None:
+        started = time.perf_counter()
+        authorization: bytes | None = None
+        several = False
+        uris: list[bytes] = []
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                several = authorization is not None
+                authorization = value
+            elif name in _URI_HEADERS:
+                uris.append(value)
+        try:
+            rule = self._rule(scope, uris) if self._rules or uris else None
+            if several:
+                raise BearerError(
+                    401, "invalid_request", "Several Authorization headers",
+                    reason="malformed_header",
+                )  # fmt: skip
+            rendered = await self._allow(authorization, rule)
+        except BearerError as exc:
+            await self._deny(scope, send, exc, uris)
+            self._metrics.seconds.observe(time.perf_counter() - started)
+            return
+        except Exception:  # a bug, not bad input: fail closed, loudly
+            _log.exception("forward-auth failed")
+            await self._deny(scope, send, _internal_error(), uris)
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": rendered})
+        await send({"type": "http.response.body", "body": b""})
+        self._metrics.allowed.inc()
+        self._metrics.seconds.observe(time.perf_counter() - started)
+        if _log.isEnabledFor(logging.DEBUG):
+            self._log(logging.DEBUG, scope, uris, 200, "ok", rendered)
+
+    def _rule(self, scope: Scope, uris: list[bytes]) -> PathRule | None:
+        """The rule of the request's original path (the URI headers must agree)."""
+        if uris:
+            paths = {normalize_path(u.decode("latin-1")) for u in uris}
+            if len(paths) != 1:
+                raise _bad_uri("Conflicting X-Forwarded-Uri / X-Original-URI headers")
+        else:
+            raw = scope.get("raw_path") or scope["path"].encode("utf-8", "surrogateescape")
+            paths = {normalize_path(raw.decode("latin-1"))}
+        (path,) = paths
+        if path is None:
+            raise _bad_uri("The request URI is not a valid path")
+        return self.config.rule_for(path)
+
+    async def _allow(
+        self, authorization: bytes | None, rule: PathRule | None
+    ) -> list[tuple[bytes, bytes]]:
+        """Verify and authorise; the 200 headers (rendered once per token)."""
+        header = authorization.decode("latin-1") if authorization is not None else None
+        claims = await self.verifier.aauthenticate(
+            header,
+            scopes=rule.scopes if rule is not None else (),
+            roles=rule.roles if rule is not None else (),
+        )
+        assert authorization is not None  # aauthenticate raised otherwise
+        rendered = self._rendered.get(authorization)
+        if rendered is None:
+            rendered = [
+                (b"content-length", b"0"),
+                (b"cache-control", b"no-store"),
+                *claim_headers(claims, self.config.claim_headers),
+            ]
+            if len(self._rendered) >= _RENDERED_MAX:
+                del self._rendered[next(iter(self._rendered))]
+            self._rendered[authorization] = rendered
+        return rendered
+
+    async def _deny(self, scope: Scope, send: Send, exc: BearerError, uris: list[bytes]) -> None:
+        # a malformed request is still "no valid token" to a gateway: 401, never 400
+        status = 401 if exc.status == 400 else exc.status
+        body = json.dumps(exc.body(), separators=(",", ":")).encode()
+        headers = [
+            (name.lower().encode("latin-1"), value.encode("latin-1"))
+            for name, value in exc.headers(self.verifier.realm).items()
+        ]
+        headers.append((b"content-type", b"application/json"))
+        if scope.get("method") == "HEAD":
+            body = b""
+        headers.append((b"content-length", str(len(body)).encode()))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+        reason = exc.reason or exc.error or "missing_token"
+        self._metrics.decisions.labels(status=str(status), reason=reason).inc()
+        level = logging.WARNING if status >= 500 else logging.INFO
+        if _log.isEnabledFor(level):
+            self._log(level, scope, uris, status, reason, None)
+
+    def _log(
+        self,
+        level: int,
+        scope: Scope,
+        uris: list[bytes],
+        status: int,
+        reason: str,
+        rendered: list[tuple[bytes, bytes]] | None,
+    ) -> None:
+        method = scope.get("method", "")
+        for name, value in scope["headers"]:
+            if name == b"x-forwarded-method":
+                method = value.decode("latin-1")
+        uri = uris[0].decode("latin-1") if uris else scope.get("path", "")
+        event: dict[str, Any] = {
+            "ts": round(self._clock(), 3),
+            "event": "forward_auth",
+            "status": status,
+            "reason": reason,
+            "method": method[:16],
+            "uri": uri[:_MAX_LOGGED],
+        }
+        if rendered is not None:
+            event["sub"] = dict(rendered).get(b"x-auth-subject", b"").decode()
+        _log.log(level, json.dumps(event, separators=(",", ":"), ensure_ascii=True))
+
+
+def _bad_uri(description: str) -> BearerError:
+    return BearerError(403, "invalid_request", description, reason="bad_uri")
+
+
+def _internal_error() -> BearerError:
+    return BearerError(
+        503, "temporarily_unavailable", "Internal error", reason="internal", retry_after=5
+    )
