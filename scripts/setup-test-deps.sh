@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Test dependencies that pip cannot install: Debian's Chromium (browser tests)
-# and the npm packages of the cross-language tests. Best effort on a user's
+# Test dependencies that pip cannot install: Debian's Chromium (browser tests),
+# nginx and caddy (forward-auth gateway tests) and the npm packages of the cross-language tests. Best effort on a user's
 # machine (the tests that need them skip with a message); CI sets
 # JOTKIT_STRICT_SERVICES=1 and then a failure here fails the run.
 set -u
@@ -16,6 +16,20 @@ if ! command -v chromium >/dev/null 2>&1 && [ ! -x /usr/bin/chromium ]; then
     fail "chromium is missing: apt-get install chromium (browser tests will skip)"
   fi
 fi
+
+# nginx and caddy for tests/edge (the gateway tests start their own; the Debian
+# packages' services are not used). Debian installs nginx in /usr/sbin.
+for pkg in nginx caddy; do
+  if ! command -v "$pkg" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$pkg" ] && [ ! -x "/usr/bin/$pkg" ]; then
+    if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+      echo "installing Debian's $pkg for the gateway tests"
+      (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$pkg" >/dev/null) \
+        || fail "could not install $pkg (apt-get install $pkg)"
+    else
+      fail "$pkg is missing: apt-get install $pkg (gateway tests will skip)"
+    fi
+  fi
+done
 
 if [ -f tests/node/package.json ]; then
   if command -v npm >/dev/null 2>&1; then

@@ -85,3 +85,21 @@ def node_bin() -> str:
     ).exists():
         _missing("the npm packages of tests/node", "run `npm ci` in tests/node (make test does)")
     return node
+
+
+@pytest.fixture(scope="session")
+def nginx_bin() -> str:
+    """Path of Debian's nginx (``scripts/setup-test-deps.sh`` installs it)."""
+    path = os.environ.get("JOTKIT_NGINX") or shutil.which("nginx") or "/usr/sbin/nginx"
+    if not os.path.exists(path):
+        _missing("nginx", "apt-get install nginx")
+    return path
+
+
+@pytest.fixture(scope="session")
+def caddy_bin() -> str:
+    """Path of Debian's caddy (``scripts/setup-test-deps.sh`` installs it)."""
+    path = os.environ.get("JOTKIT_CADDY") or shutil.which("caddy") or "/usr/bin/caddy"
+    if not os.path.exists(path):
+        _missing("caddy", "apt-get install caddy")
+    return path

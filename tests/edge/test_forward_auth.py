@@ -1,0 +1,275 @@
+"""``jotkit forward-auth`` in process: the ASGI app over a real JWKS server, its config file.
+
+The gateway tests (test_gateways.py) run the same app as a subprocess behind nginx and Caddy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import inspect
+import json
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import jotkit
+from jotkit.cli import main
+from jotkit.edge import ForwardAuthConfigError, load_config, normalize_path
+from jotkit.edge.forward_auth import ForwardAuthApp, build_verifier
+from jotkit.integrations import TokenVerifier
+
+from .conftest import AUDIENCE, ISSUER
+
+RULES = """
+[[paths]]
+prefix = "/admin/"
+roles = ["admin"]
+
+[[paths]]
+prefix = "/admin/reports/"
+scopes = ["reports:read"]
+roles = ["admin", "auditor"]
+"""
+
+
+def _call(app: ForwardAuthApp, headers: list[tuple[bytes, bytes]], path: str = "/",
+          method: str = "GET") -> tuple[int, dict[bytes, bytes], bytes]:
+    """One HTTP request through the raw ASGI interface (any header bytes, as a socket allows)."""
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+             "method": method, "scheme": "http", "path": path, "raw_path": path.encode(),
+             "query_string": b"", "headers": headers, "client": ("127.0.0.1", 1),
+             "server": ("127.0.0.1", 9091)}
+    asyncio.run(app(scope, receive, send))
+    start, body = sent
+    return start["status"], dict(start["headers"]), body["body"]
+
+
+@pytest.fixture(scope="module")
+def app(jwks_url: str, tmp_path_factory: pytest.TempPathFactory) -> ForwardAuthApp:
+    config_file = tmp_path_factory.mktemp("fa") / "forward-auth.toml"
+    config_file.write_text(f'jwks_url = "{jwks_url}"\nrequire_scopes = ["orders:read"]\n' + RULES)
+    config = load_config(config_file, issuer=ISSUER, audience=AUDIENCE,
+                         claim_headers=["email=X-Auth-Email", "tenant=X-Auth-Tenant"])
+    return ForwardAuthApp(config)
+
+
+def _bearer(token: str) -> list[tuple[bytes, bytes]]:
+    return [(b"authorization", b"Bearer " + token.encode())]
+
+
+def test_valid_token_answers_the_verified_identity(app, mint) -> None:
+    token = mint(sub="alice", scope="orders:write orders:read", roles=["staff", "admin"],
+                 email="alice@example.com", tenant=42)
+    status, headers, body = _call(app, _bearer(token), path="/anything")
+    assert status == 200
+    assert body == b""
+    assert headers[b"x-auth-subject"] == b"alice"
+    assert headers[b"x-auth-scope"] == b"orders:read orders:write"
+    assert headers[b"x-auth-roles"] == b"admin,staff"
+    assert headers[b"x-auth-email"] == b"alice@example.com"
+    assert headers[b"x-auth-tenant"] == b"42"
+    packed = headers[b"x-auth-claims"].decode()
+    claims = json.loads(base64.urlsafe_b64decode(packed + "=" * (-len(packed) % 4)))
+    assert claims == jotkit.decode_unverified(token)[1]
+    # a claim the token lacks sends no header (the proxy then sends the upstream none)
+    status, headers, _ = _call(app, _bearer(mint(scope="orders:read")))
+    assert status == 200
+    assert b"x-auth-email" not in headers
+
+
+def test_missing_invalid_and_expired_tokens_get_a_bearer_challenge(app, mint) -> None:
+    status, headers, body = _call(app, [])
+    assert status == 401
+    assert headers[b"www-authenticate"] == b"Bearer"  # RFC 6750 §3.1: no error code
+    assert json.loads(body)["reason"] == "missing_token"
+    stranger = jotkit.Key.generate("ES256", kid="fa-1")
+    cases = {
+        "expired": mint(scope="orders:read", exp=int(time.time()) - 60),
+        "bad_signature": mint(scope="orders:read", key=stranger),
+        "malformed": "not.a.jwt",
+    }
+    for reason, token in cases.items():
+        status, headers, body = _call(app, _bearer(token))
+        assert status == 401, reason
+        assert headers[b"www-authenticate"].startswith(b'Bearer error="invalid_token"'), reason
+        assert json.loads(body)["reason"] == reason
+    wrong_aud = mint(scope="orders:read", audience="billing")
+    status, _, body = _call(app, _bearer(wrong_aud))
+    assert (status, json.loads(body)["reason"]) == (401, "invalid_audience")
+
+
+def test_a_malformed_header_is_401_not_400(app, mint) -> None:
+    """nginx turns any auth answer but 2xx/401/403 into a 500 of its own."""
+    for value in (b"Bearer", b"Bearer a b", b"Bearer \xff\xfe", b"Basic dXNlcjpwdw=="):
+        status, headers, _ = _call(app, [(b"authorization", value)])
+        assert status == 401, value
+    token = mint(scope="orders:read").encode()
+    status, headers, _ = _call(app, [(b"authorization", b"Bearer " + token),
+                                     (b"authorization", b"Bearer " + token)])
+    assert status == 401
+    assert b'error="invalid_request"' in headers[b"www-authenticate"]
+
+
+def test_missing_scope_or_role_is_403_insufficient_scope(app, mint) -> None:
+    status, headers, body = _call(app, _bearer(mint(scope="orders:write")))
+    assert status == 403
+    assert b'error="insufficient_scope"' in headers[b"www-authenticate"]
+    assert b'scope="orders:read"' in headers[b"www-authenticate"]
+    staff = mint(scope="orders:read reports:read", roles=["staff"])
+    admin = mint(scope="orders:read", roles=["admin"])
+    auditor = mint(scope="orders:read reports:read", roles=["auditor"])
+    uri = b"x-forwarded-uri"
+    assert _call(app, [*_bearer(staff), (uri, b"/orders/1")])[0] == 200
+    assert _call(app, [*_bearer(staff), (uri, b"/admin/users")])[0] == 403
+    assert _call(app, [*_bearer(admin), (uri, b"/admin/users")])[0] == 200
+    # the longest prefix wins: /admin/reports/ needs reports:read and admin or auditor
+    assert _call(app, [*_bearer(admin), (uri, b"/admin/reports/q1")])[0] == 403
+    assert _call(app, [*_bearer(auditor), (uri, b"/admin/reports/q1")])[0] == 200
+    assert _call(app, [*_bearer(auditor), (uri, b"/admin/users")])[0] == 403
+    # Envoy sends the original path as the auth request's own path
+    assert _call(app, _bearer(staff), path="/admin/users")[0] == 403
+
+
+@pytest.mark.parametrize("sneaky", [
+    b"/x/../admin/users", b"/%61dmin/users", b"//admin/users", b"/./admin/users",
+    b"/admin/./users?role=staff", b"/%2Fadmin/users",
+])
+def test_dot_segments_and_escapes_cannot_bypass_a_path_rule(app, mint, sneaky) -> None:
+    staff = mint(scope="orders:read", roles=["staff"])
+    status, _, _ = _call(app, [*_bearer(staff), (b"x-original-uri", sneaky)])
+    assert status == 403
+
+
+def test_client_sent_uri_header_cannot_pick_a_laxer_rule(app, mint) -> None:
+    """nginx sets X-Original-URI; the client adds its own X-Forwarded-Uri: refused."""
+    staff = mint(scope="orders:read", roles=["staff"])
+    headers = [*_bearer(staff), (b"x-forwarded-uri", b"/orders/"),
+               (b"x-original-uri", b"/admin/users")]
+    status, response, body = _call(app, headers)
+    assert status == 403
+    assert json.loads(body)["reason"] == "bad_uri"
+    for bad in (b"admin", b"/a/../../etc", b"/%zz", b"/a%00b", b"/\x01"):
+        assert _call(app, [*_bearer(staff), (b"x-forwarded-uri", bad)])[0] == 403, bad
+
+
+def test_header_injection_through_claims_is_percent_encoded(app, mint) -> None:
+    sub = "ålice\r\nX-Auth-Roles: admin"
+    token = mint(sub=sub, scope="orders:read", roles=["a,b", "c d"], email="\u2028@x")
+    status, headers, _ = _call(app, _bearer(token))
+    assert status == 200
+    for value in headers.values():
+        assert all(0x20 <= c < 0x7F for c in value), value
+    assert unquote(headers[b"x-auth-subject"].decode()) == sub
+    assert [unquote(r) for r in headers[b"x-auth-roles"].decode().split(",")] == ["a,b", "c d"]
+    assert unquote(headers[b"x-auth-email"].decode()) == "\u2028@x"
+
+
+_HEADER_NAMES = st.sampled_from([b"authorization", b"x-forwarded-uri", b"x-original-uri",
+                                 b"x-forwarded-method", b"cookie", b"x-auth-subject"])
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(headers=st.lists(st.tuples(_HEADER_NAMES, st.binary(max_size=300)), max_size=6),
+       method=st.sampled_from(["GET", "HEAD", "POST", "BREW"]))
+def test_garbage_headers_never_get_a_5xx(app, headers, method) -> None:
+    status, response, _ = _call(app, headers, method=method)
+    assert status in (401, 403)  # garbage is never a valid token, and never a 5xx
+    assert b"www-authenticate" in response
+
+
+def test_an_unreachable_jwks_is_503_with_retry_after(mint) -> None:
+    config = load_config(jwks_url="http://127.0.0.1:9/jwks.json", issuer=ISSUER,
+                         audience=AUDIENCE)
+    status, headers, _ = _call(ForwardAuthApp(config), _bearer(mint()))
+    assert status == 503
+    assert headers[b"retry-after"] == b"5"
+
+
+def test_revocations_is_passed_to_the_verifier_or_refused_clearly(jwks_url) -> None:
+    config = load_config(jwks_url=jwks_url, issuer=ISSUER, audience=AUDIENCE,
+                         revocations="http://127.0.0.1:1/revocations")
+    if "revocations" in inspect.signature(TokenVerifier).parameters:
+        build_verifier(config).close()  # the feed subscriber exists: it is wired
+    else:
+        with pytest.raises(ForwardAuthConfigError, match="not supported yet"):
+            build_verifier(config)
+
+
+@pytest.mark.parametrize(("raw", "expected"), [
+    ("/a/b", "/a/b"), ("/a/b/", "/a/b/"), ("/a/./b", "/a/b"), ("/a/../b", "/b"),
+    ("/a/b/..", "/a/"), ("/a//b", "/a/b"), ("/%41", "/A"), ("/a?x=/../", "/a"),
+    ("/a#f", "/a"), ("/..", None), ("a", None), ("", None), ("/%", None), ("/%c3%28", None),
+    ("/%0a", None), ("/caf%C3%A9", "/café"),
+])
+def test_normalize_path_resolves_like_a_proxy_routes(raw, expected) -> None:
+    assert normalize_path(raw) == expected
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ('bogus = 1', "unknown key(s) bogus"),
+    ('[[paths]]\nprefix = "admin"\nroles = ["a"]', "must be a normalised absolute path"),
+    ('[[paths]]\nprefix = "/a/../b/"\nroles = ["a"]', "must be a normalised absolute path"),
+    ('[[paths]]\nprefix = "/a/"\nroles = ["a"]\n[[paths]]\nprefix = "/a/"\nroles = ["b"]',
+     "appears twice"),
+    ('[[paths]]\nprefix = "/a/"', "give scopes and/or roles"),
+    ('[[paths]]\nprefix = "/a/"\nroles = "admin"\ncolour = 1', "unknown key(s) colour"),
+    ('[[paths]]\nprefix = "/a/"\nroles = [1]', "paths[0].roles must be a list of strings"),
+    ('[claim_headers]\nemail = "Set-Cookie"', "cannot carry a claim"),
+    ('[claim_headers]\nemail = "X-Auth-Subject"', "cannot carry a claim"),
+    ('[claim_headers]\nemail = "X Email"', "not a valid header name"),
+    ('[claim_headers]\na = "X-A"\nb = "x-a"', "same header"),
+    ('require_scopes = ["a b"]', "is not a scope or role name"),
+    ('allow_insecure_http = "yes"', "must be true or false"),
+    ('issuer = ', "not valid TOML"),
+])
+def test_config_file_mistakes_are_named(tmp_path: Path, text, message) -> None:
+    path = tmp_path / "fa.toml"
+    path.write_text(text)
+    with pytest.raises(ForwardAuthConfigError) as info:
+        load_config(path, jwks_url="https://a/j", issuer="https://a", audience="x")
+    assert message in str(info.value)
+
+
+def test_flags_override_the_file_and_claim_headers_merge(tmp_path: Path) -> None:
+    path = tmp_path / "fa.toml"
+    path.write_text('jwks_url = "https://a/jwks"\nissuer = "https://a"\naudience = "x"\n'
+                    'require_scopes = ["s1"]\n[claim_headers]\nemail = "X-Email"\n')
+    config = load_config(path, audience="y", require_scopes=["s2"],
+                         claim_headers=["tenant=X-Tenant", "email=X-Mail"])
+    assert (config.jwks_url, config.issuer, config.audience) == ("https://a/jwks", "https://a", "y")
+    assert config.require_scopes == ("s2",)
+    assert dict(config.claim_headers) == {"email": "X-Mail", "tenant": "X-Tenant"}
+    with pytest.raises(ForwardAuthConfigError, match="--jwks-url is required"):
+        load_config(issuer="https://a", audience="x")
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--issuer", "https://a", "--audience", "x"], "--jwks-url is required"),
+    (["--jwks-url", "http://jwks.example/j", "--issuer", "https://a", "--audience", "x"],
+     "https"),
+    (["--jwks-url", "https://a/j", "--issuer", "https://a", "--audience", "x",
+      "--claim-header", "email"], "expected CLAIM=Header-Name"),
+    (["--config", "/nonexistent/fa.toml"], "cannot read"),
+])
+def test_cli_refuses_bad_flags_in_one_line(capsys, args, message) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["forward-auth", *args])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
