@@ -81,8 +81,9 @@ def claim_headers(
 ) -> list[tuple[bytes, bytes]]:
     """The identity headers of a 200 answer for verified ``claims`` (ASGI byte pairs).
 
-    Scopes (RFC 8693 §4.2) and roles (RFC 9068 §7.2.1.1) are sorted; a claim missing from
-    the token leaves its header out, so the proxy sends the upstream no value at all.
+    Scopes (RFC 8693 §4.2) and roles (RFC 9068 §7.2.1.1) are sorted; a mapped claim missing
+    from the token gives an empty header, which replaces a client-sent one in every proxy
+    (nginx then sends none; Caddy 2.6 would copy its placeholder text for an absent one).
     """
     out: list[tuple[bytes, bytes]] = []
     sub = claims.get("sub")
@@ -96,9 +97,8 @@ def claim_headers(
     packed = base64.urlsafe_b64encode(blob.encode("utf-8", "surrogatepass")).rstrip(b"=")
     out.append((b"x-auth-claims", packed))
     for claim, header in mapping:
-        value = _claim_value(claims.get(claim))
-        if value is not None:
-            out.append((header.lower().encode("ascii"), value.encode("ascii")))
+        value = _claim_value(claims.get(claim)) or ""
+        out.append((header.lower().encode("ascii"), value.encode("ascii")))
     return out
 
 
