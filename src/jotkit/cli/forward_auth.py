@@ -52,6 +52,10 @@ def forward_auth(
         bool | None,
         typer.Option("--allow-insecure-http", help="Accept an http:// JWKS URL off loopback."),
     ] = None,
+    decision_ttl: Annotated[
+        float | None,
+        typer.Option("--decision-ttl", help="Seconds an allow decision is reused (0.1)."),
+    ] = None,
     log_level: Annotated[
         str, typer.Option("--log-level", help="debug logs every allowed request too.")
     ] = "info",
@@ -74,6 +78,7 @@ def forward_auth(
                 claim_headers=claim_header or (),
                 revocations=revocations,
                 allow_insecure_http=allow_insecure_http,
+                decision_ttl=decision_ttl,
             )
             build_verifier(settings).close()  # a bad URL or flag fails here, before binding
         except (ForwardAuthConfigError, ValueError) as exc:

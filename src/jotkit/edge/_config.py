@@ -56,7 +56,7 @@ _CONTROL = re.compile(r"[\x00-\x20\x7f]")  # also space: not inside a scope or r
 _CTL = re.compile(r"[\x00-\x1f\x7f]")
 _TOP_KEYS = frozenset({
     "jwks_url", "issuer", "audience", "require_scopes", "require_roles", "claim_headers",
-    "revocations", "allow_insecure_http", "paths",
+    "revocations", "allow_insecure_http", "decision_ttl", "paths",
 })  # fmt: skip
 _PATH_KEYS = frozenset({"prefix", "scopes", "roles"})
 
@@ -82,7 +82,9 @@ class ForwardAuthConfig:
     """Everything ``jotkit forward-auth`` enforces; build it with :func:`load_config`.
 
     ``claim_headers`` maps a claim name to the response header carrying it; ``paths`` are
-    sorted longest prefix first, so the first match is the longest one.
+    sorted longest prefix first, so the first match is the longest one. ``decision_ttl``:
+    how long (seconds) an allow decision for one ``Authorization`` value and rule is reused
+    before the verifier is asked again (never past the token's ``exp``; 0 = every request).
     """
 
     jwks_url: str
@@ -94,6 +96,7 @@ class ForwardAuthConfig:
     paths: tuple[PathRule, ...] = ()
     revocations: str | None = None
     allow_insecure_http: bool = False
+    decision_ttl: float = 0.1
 
     def rule_for(self, path: str) -> PathRule | None:
         """The rule of the longest prefix of ``path`` (already normalised), if any."""
@@ -266,6 +269,7 @@ def load_config(
     claim_headers: Sequence[str] = (),
     revocations: str | None = None,
     allow_insecure_http: bool | None = None,
+    decision_ttl: float | None = None,
 ) -> ForwardAuthConfig:
     """Merge the TOML ``file`` (if any) and the flags into a validated config.
 
@@ -306,6 +310,9 @@ def load_config(
         if require_roles
         else _strings(data.get("require_roles", []), "require_roles")
     )
+    ttl = decision_ttl if decision_ttl is not None else data.get("decision_ttl", 0.1)
+    if isinstance(ttl, bool) or not isinstance(ttl, int | float) or not 0 <= ttl <= 60:
+        raise ForwardAuthConfigError("decision_ttl must be a number of seconds from 0 to 60")
     rules = sorted(_paths(data.get("paths", [])), key=lambda r: len(r.prefix), reverse=True)
     return ForwardAuthConfig(
         jwks_url=pick(jwks_url, "jwks_url", "--jwks-url"),
@@ -317,4 +324,5 @@ def load_config(
         paths=tuple(rules),
         revocations=revocation_url,
         allow_insecure_http=insecure,
+        decision_ttl=float(ttl),
     )

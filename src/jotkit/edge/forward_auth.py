@@ -53,7 +53,11 @@ _PLAIN = re.compile(r"[\x21-\x24\x26-\x7e]*")
 _SAFE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) != "%")
 _URI_HEADERS = (b"x-forwarded-uri", b"x-original-uri")
 _MAX_LOGGED = 512
-_RENDERED_MAX = 4096
+_MEMO_MAX = 4096
+# a decision to allow: (200 headers, decided at, reusable until) in epoch seconds
+_Granted = tuple[list[tuple[bytes, bytes]], float, float]
+_UNSEEN, _BAD = object(), object()
+_OK = ("200", "ok")
 
 
 def _encode(text: str, also: str = "") -> str:
@@ -127,26 +131,41 @@ def build_verifier(config: ForwardAuthConfig) -> TokenVerifier:
     return TokenVerifier(jwks, **options)
 
 
-class _Metrics:
-    """The Prometheus series of one app, on its own registry (no global state)."""
+class _Decisions:
+    """Answers by (status, reason), exported as one Prometheus counter.
+
+    A plain dict of ints bumped on the event loop (one thread) and read by a collector at
+    scrape time: a labelled ``prometheus_client.Counter`` takes a lock per increment, which
+    was the largest cost of a cached token after the verifier itself.
+    """
 
     def __init__(self, registry: Any = None) -> None:
-        from prometheus_client import CollectorRegistry, Counter, Histogram
+        from prometheus_client import CollectorRegistry
 
+        self.counts: dict[tuple[str, str], int] = {}
         self.registry = registry if registry is not None else CollectorRegistry()
-        self.decisions = Counter(
+        self.registry.register(self)
+
+    def add(self, status: int, reason: str) -> None:
+        key = (str(status), reason)
+        self.counts[key] = self.counts.get(key, 0) + 1
+
+    def collect(self) -> Any:
+        """Yield ``jotkit_forward_auth_decisions_total{status,reason}`` (prometheus_client)."""
+        from prometheus_client.core import CounterMetricFamily
+
+        family = CounterMetricFamily(
             "jotkit_forward_auth_decisions",
             "Forward-auth answers by status and reason code.",
-            ["status", "reason"],
-            registry=self.registry,
+            labels=["status", "reason"],
         )
-        self.seconds = Histogram(
-            "jotkit_forward_auth_seconds",
-            "Time to answer one forward-auth request.",
-            buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.01, 0.05, 0.25, 1.0),
-            registry=self.registry,
-        )
-        self.allowed = self.decisions.labels(status="200", reason="ok")
+        for (status, reason), count in sorted(self.counts.copy().items()):
+            family.add_metric([status, reason], count)
+        yield family
+
+    def describe(self) -> Any:
+        """No fixed description: the registry calls :meth:`collect` (prometheus_client)."""
+        return []
 
 
 class ForwardAuthApp:
@@ -167,11 +186,13 @@ class ForwardAuthApp:
         """Prepare the app; see the class docstring."""
         self.config = config
         self.verifier = verifier if verifier is not None else build_verifier(config)
-        self._metrics = _Metrics(registry)
-        self.registry = self._metrics.registry
+        self._decisions = _Decisions(registry)
+        self.registry = self._decisions.registry
         self._clock = clock
         self._rules = bool(config.paths)
-        self._rendered: dict[bytes, list[tuple[bytes, bytes]]] = {}
+        # memos, bounded: (Authorization, rule) -> 200 headers; raw URI -> rule
+        self._granted: dict[tuple[bytes, str | None], _Granted] = {}
+        self._rule_of: dict[bytes, object] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """ASGI entry point."""
@@ -194,7 +215,6 @@ class ForwardAuthApp:
                 return
 
     async def _http(self, scope: Scope, send: Send) -> None:
-        started = time.perf_counter()
         authorization: bytes | None = None
         several = False
         uris: list[bytes] = []
@@ -214,7 +234,6 @@ class ForwardAuthApp:
             rendered = await self._allow(authorization, rule)
         except BearerError as exc:
             await self._deny(scope, send, exc, uris)
-            self._metrics.seconds.observe(time.perf_counter() - started)
             return
         except Exception:  # a bug, not bad input: fail closed, loudly
             _log.exception("forward-auth failed")
@@ -222,46 +241,65 @@ class ForwardAuthApp:
             return
         await send({"type": "http.response.start", "status": 200, "headers": rendered})
         await send({"type": "http.response.body", "body": b""})
-        self._metrics.allowed.inc()
-        self._metrics.seconds.observe(time.perf_counter() - started)
+        counts = self._decisions.counts
+        counts[_OK] = counts.get(_OK, 0) + 1
         if _log.isEnabledFor(logging.DEBUG):
             self._log(logging.DEBUG, scope, uris, 200, "ok", rendered)
 
     def _rule(self, scope: Scope, uris: list[bytes]) -> PathRule | None:
         """The rule of the request's original path (the URI headers must agree)."""
-        if uris:
+        if len(uris) == 1:
+            raw = uris[0]
+        elif uris:
             paths = {normalize_path(u.decode("latin-1")) for u in uris}
             if len(paths) != 1:
                 raise _bad_uri("Conflicting X-Forwarded-Uri / X-Original-URI headers")
+            raw = uris[0]
         else:
             raw = scope.get("raw_path") or scope["path"].encode("utf-8", "surrogateescape")
-            paths = {normalize_path(raw.decode("latin-1"))}
-        (path,) = paths
-        if path is None:
+        rule = self._rule_of.get(raw, _UNSEEN)
+        if rule is _UNSEEN:
+            path = normalize_path(raw.decode("latin-1"))
+            rule = _BAD if path is None else self.config.rule_for(path)
+            _bounded_put(self._rule_of, raw, rule)
+        if rule is _BAD:
             raise _bad_uri("The request URI is not a valid path")
-        return self.config.rule_for(path)
+        return rule  # type: ignore[return-value]
 
     async def _allow(
         self, authorization: bytes | None, rule: PathRule | None
     ) -> list[tuple[bytes, bytes]]:
-        """Verify and authorise; the 200 headers (rendered once per token)."""
-        header = authorization.decode("latin-1") if authorization is not None else None
-        claims = await self.verifier.aauthenticate(
-            header,
-            scopes=rule.scopes if rule is not None else (),
-            roles=rule.roles if rule is not None else (),
+        """The 200 headers, or BearerError: the verifier's decision, reused briefly.
+
+        A token's claims never change, so its grants for a rule are decided once. The
+        verifier itself (``exp``, withdrawn keys, its own cache) is asked again once the
+        decision is ``decision_ttl`` old, and never past the token's ``exp``.
+        """
+        prefix = rule.prefix if rule is not None else None
+        now = self._clock()
+        hit = self._granted.get((authorization, prefix)) if authorization is not None else None
+        if hit is not None and hit[1] <= now < hit[2]:
+            return hit[0]
+        verifier = self.verifier
+        token = verifier.extract(
+            authorization.decode("latin-1") if authorization is not None else None
         )
-        assert authorization is not None  # aauthenticate raised otherwise
-        rendered = self._rendered.get(authorization)
-        if rendered is None:
+        claims = await verifier.averify(token)
+        assert authorization is not None  # extract raised otherwise
+        if hit is not None:
+            rendered = hit[0]
+        else:
+            verifier.authorize(
+                claims,
+                scopes=rule.scopes if rule is not None else (),
+                roles=rule.roles if rule is not None else (),
+            )
             rendered = [
                 (b"content-length", b"0"),
-                (b"cache-control", b"no-store"),
                 *claim_headers(claims, self.config.claim_headers),
             ]
-            if len(self._rendered) >= _RENDERED_MAX:
-                del self._rendered[next(iter(self._rendered))]
-            self._rendered[authorization] = rendered
+        until = min(now + self.config.decision_ttl, float(claims["exp"]))
+        _bounded_put(self._granted, (authorization, prefix), (rendered, now, until))
         return rendered
 
     async def _deny(self, scope: Scope, send: Send, exc: BearerError, uris: list[bytes]) -> None:
@@ -279,7 +317,7 @@ class ForwardAuthApp:
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
         reason = exc.reason or exc.error or "missing_token"
-        self._metrics.decisions.labels(status=str(status), reason=reason).inc()
+        self._decisions.add(status, reason)
         level = logging.WARNING if status >= 500 else logging.INFO
         if _log.isEnabledFor(level):
             self._log(level, scope, uris, status, reason, None)
@@ -309,6 +347,13 @@ class ForwardAuthApp:
         if rendered is not None:
             event["sub"] = dict(rendered).get(b"x-auth-subject", b"").decode()
         _log.log(level, json.dumps(event, separators=(",", ":"), ensure_ascii=True))
+
+
+def _bounded_put(memo: dict[Any, Any], key: Any, value: Any) -> None:
+    """Insert into a memo of at most ``_MEMO_MAX`` entries, dropping the oldest."""
+    if len(memo) >= _MEMO_MAX:
+        del memo[next(iter(memo))]
+    memo[key] = value
 
 
 def _bad_uri(description: str) -> BearerError:

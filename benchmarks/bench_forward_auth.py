@@ -1,0 +1,273 @@
+"""Load benchmark of ``jotkit forward-auth`` (issue 14 §1): req/s against a bare endpoint.
+
+Starts two servers on free ports with the same stack (uvicorn, the hardened httptools
+protocol, the options of ``jotkit.edge.uvicorn_options``), each in its own process:
+
+* **forward-auth**: ``jotkit.edge.serve`` verifying ES256 access tokens through a local JWKS
+  server, with a ``[[paths]]`` rule and a ``--claim-header`` mapping, as deployed;
+* **bare**: a raw ASGI app answering every request 200 with an empty body.
+
+wrk loads both with the same headers (one valid token, seen before: the verified-token cache
+answers, as for a client's repeated requests) in alternating rounds; the table gives the
+medians, the ratio per round and the load average. Target: forward-auth >= 0.9x bare.
+
+    .venv/bin/python benchmarks/bench_forward_auth.py [--duration 5] [--rounds 5]
+        [--connections 16] [--output benchmarks/results-forward-auth.md]
+    .venv/bin/python benchmarks/bench_forward_auth.py --profile   # cProfile of one app call
+
+Not a test: nothing here asserts timings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+from _wrk import free_port, parse_wrk, wrk_command  # benchmarks/_wrk.py
+
+import jotkit
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results-forward-auth.md"
+ISSUER, AUDIENCE = "https://auth.bench", "orders"
+RULES = '[[paths]]\nprefix = "/admin/"\nroles = ["admin"]\n'
+
+
+async def bare_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """200, empty body, for every request (lifespan accepted)."""
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            else:
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-length", b"0")]})
+    await send({"type": "http.response.body", "body": b""})
+
+
+def _config(jwks_url: str, where: Path) -> Any:
+    from jotkit.edge import load_config
+
+    path = where / "forward-auth.toml"
+    path.write_text(RULES)
+    return load_config(path, jwks_url=jwks_url, issuer=ISSUER, audience=AUDIENCE,
+                       require_scopes=["orders:read"], claim_headers=["email=X-Auth-Email"])
+
+
+def _serve(kind: str, port: int, jwks_url: str, where: str) -> None:
+    import uvicorn
+
+    from jotkit.edge import serve, uvicorn_options
+
+    if kind == "bare":
+        uvicorn.run(bare_app, **uvicorn_options("127.0.0.1", port, "warning"))
+    else:
+        serve(_config(jwks_url, Path(where)), host="127.0.0.1", port=port, log_level="warning")
+
+
+def _jwks_server(key: jotkit.Key) -> tuple[ThreadingHTTPServer, str]:
+    body = json.dumps(jotkit.KeySet([key.public()]).to_jwks()).encode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}/jwks.json"
+
+
+def _token(key: jotkit.Key) -> str:
+    return jotkit.encode({"sub": "bench-user", "scope": "orders:read orders:write",
+                          "roles": ["staff"], "email": "bench@example.com"}, key,
+                         expires_in="1h", issuer=ISSUER, audience=AUDIENCE,
+                         headers={"typ": "at+jwt"})
+
+
+def _wait(url: str, headers: dict[str, str]) -> httpx.Response:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            return httpx.get(url, headers=headers, timeout=2)
+        except httpx.HTTPError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc), in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _load() -> str:
+    return " / ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def profile(calls: int) -> None:
+    """cProfile of ``calls`` in-process ASGI calls of the app (no network), and µs per call."""
+    import cProfile
+    import pstats
+
+    from jotkit.edge.forward_auth import ForwardAuthApp
+    from jotkit.integrations import TokenVerifier
+
+    key = jotkit.Key.generate("ES256", kid="bench")
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as where:
+        config = _config("https://jwks.invalid/jwks.json", Path(where))
+    verifier = TokenVerifier(key.public(), issuer=ISSUER, audience=AUDIENCE,
+                             require=("exp", "sub"), scopes=config.require_scopes)
+    app = ForwardAuthApp(config, verifier=verifier)
+    scope = {"type": "http", "method": "GET", "path": "/_auth", "headers": [
+        (b"host", b"127.0.0.1"), (b"authorization", b"Bearer " + _token(key).encode()),
+        (b"x-forwarded-uri", b"/orders/1"), (b"x-forwarded-method", b"GET")]}
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request"}
+
+    async def send(message: Any) -> None:
+        pass
+
+    async def run(target: Any, n: int) -> None:
+        for _ in range(n):
+            await target(scope, receive, send)
+
+    for name, target in (("bare", bare_app), ("forward-auth", app)):
+        asyncio.run(run(target, 1000))
+        started = time.perf_counter()
+        asyncio.run(run(target, calls))
+        print(f"{name:>13}: {(time.perf_counter() - started) / calls * 1e6:.2f} µs per call")
+    profiler = cProfile.Profile()
+    profiler.runcall(asyncio.run, run(app, calls))
+    pstats.Stats(profiler).sort_stats("tottime").print_stats(15)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--serve", choices=["bare", "forward-auth"], help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--jwks", help=argparse.SUPPRESS)
+    parser.add_argument("--where", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        _serve(args.serve, args.port, args.jwks, args.where)
+        return
+    if args.profile:
+        profile(50_000)
+        return
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is not installed (apt-get install wrk; `make bench-forward-auth` does)")
+    import tempfile
+
+    key = jotkit.Key.generate("ES256", kid="bench")
+    jwks, jwks_url = _jwks_server(key)
+    headers = {"Authorization": f"Bearer {_token(key)}", "X-Forwarded-Uri": "/orders/1",
+               "X-Forwarded-Method": "GET"}
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    urls: dict[str, str] = {}
+    with tempfile.TemporaryDirectory() as where:
+        try:
+            for kind in ("bare", "forward-auth"):
+                port = free_port()
+                procs[kind] = subprocess.Popen(
+                    [sys.executable, __file__, "--serve", kind, "--port", str(port),
+                     "--jwks", jwks_url, "--where", where])
+                urls[kind] = f"http://127.0.0.1:{port}/_jotkit_auth"
+            for kind, url in urls.items():
+                first = _wait(url, headers)
+                assert first.status_code == 200, (kind, first.status_code, first.text)
+            assert _wait(urls["forward-auth"], headers).headers["x-auth-subject"] == "bench-user"
+            load_before = _load()
+            runs: dict[str, list[dict[str, float]]] = {"bare": [], "forward-auth": []}
+            for i in range(args.rounds):
+                order = ("bare", "forward-auth") if i % 2 == 0 else ("forward-auth", "bare")
+                for kind in order:
+                    cpu = _cpu_seconds(procs[kind].pid)
+                    out = subprocess.run(
+                        wrk_command(urls[kind], args.duration, args.connections, headers),
+                        capture_output=True, text=True, check=True).stdout
+                    result = parse_wrk(out)
+                    done = float(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+                    result["cpu_us"] = (_cpu_seconds(procs[kind].pid) - cpu) / done * 1e6
+                    runs[kind].append(result)
+                    print(f"round {i + 1} {kind:>12}: {result['rps']:9.0f} req/s  "
+                          f"p50 {result['p50']:.2f} ms  p99 {result['p99']:.2f} ms  "
+                          f"server CPU {result['cpu_us']:.1f} µs/req  "
+                          f"non-2xx {result['errors']:.0f}", flush=True)
+            load_after = _load()
+        finally:
+            for proc in procs.values():
+                proc.terminate()
+                proc.wait(timeout=10)
+            jwks.shutdown()
+    ratios = [f["rps"] / b["rps"] for f, b in zip(runs["forward-auth"], runs["bare"],
+                                                   strict=True)]
+    med = {kind: {m: statistics.median(r[m] for r in rs)
+                  for m in ("rps", "p50", "p99", "cpu_us")}
+           for kind, rs in runs.items()}
+    errors = sum(r["errors"] for rs in runs.values() for r in rs)
+    ratio = med["forward-auth"]["rps"] / med["bare"]["rps"]
+    when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [
+        f"## {when}: forward-auth vs bare endpoint",
+        "",
+        f"{platform.python_implementation()} {platform.python_version()}, "
+        f"{os.cpu_count()} cores, wrk -t1 -c{args.connections} -d{args.duration}s, "
+        f"{args.rounds} alternating rounds; load average (1/5/15 min) before {load_before}, "
+        f"after {load_after}; non-2xx answers: {errors:.0f}.",
+        "",
+        "| server | req/s (median) | p50 ms | p99 ms | server CPU µs/request (median) |",
+        "|---|---:|---:|---:|---:|",
+        *(f"| {kind} | {m['rps']:.0f} | {m['p50']:.2f} | {m['p99']:.2f} | {m['cpu_us']:.1f} |"
+          for kind, m in med.items()),
+        "",
+        f"forward-auth / bare, median req/s: **{ratio:.2f}x** (target >= 0.9x); per round: "
+        + ", ".join(f"{r:.2f}" for r in ratios) + ". By server CPU per request (what a "
+        f"saturated server's req/s follows, less sensitive to the machine's other load): "
+        f"**{med['bare']['cpu_us'] / med['forward-auth']['cpu_us']:.2f}x**.",
+        "",
+    ]
+    text = "\n".join(lines)
+    print("\n" + text)
+    if not args.output.exists():
+        args.output.write_text("# forward-auth benchmark (`make bench-forward-auth`)\n\n"
+                               "Appended by benchmarks/bench_forward_auth.py, newest last.\n\n")
+    with args.output.open("a") as fh:
+        fh.write(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
