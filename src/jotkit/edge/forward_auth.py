@@ -54,10 +54,11 @@ _SAFE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) != "%")
 _URI_HEADERS = (b"x-forwarded-uri", b"x-original-uri")
 _MAX_LOGGED = 512
 _MEMO_MAX = 4096
-# a decision to allow: (200 headers, decided at, reusable until) in epoch seconds
-_Granted = tuple[list[tuple[bytes, bytes]], float, float]
+# a decision to allow: (200 headers, decided at, reusable until (epoch seconds), the ASGI
+# response start message, sent as is: uvicorn only reads it)
+_Granted = tuple[list[tuple[bytes, bytes]], float, float, dict[str, Any]]
+_EMPTY_BODY: dict[str, Any] = {"type": "http.response.body", "body": b""}
 _UNSEEN, _BAD = object(), object()
-_OK = ("200", "ok")
 
 
 def _encode(text: str, also: str = "") -> str:
@@ -143,6 +144,7 @@ class _Decisions:
         from prometheus_client import CollectorRegistry
 
         self.counts: dict[tuple[str, str], int] = {}
+        self.ok = 0  # 200 answers, the hot path's one attribute
         self.registry = registry if registry is not None else CollectorRegistry()
         self.registry.register(self)
 
@@ -159,7 +161,10 @@ class _Decisions:
             "Forward-auth answers by status and reason code.",
             labels=["status", "reason"],
         )
-        for (status, reason), count in sorted(self.counts.copy().items()):
+        counts = self.counts.copy()
+        if self.ok:
+            counts[("200", "ok")] = self.ok
+        for (status, reason), count in sorted(counts.items()):
             family.add_metric([status, reason], count)
         yield family
 
@@ -195,26 +200,10 @@ class ForwardAuthApp:
         self._rule_of: dict[bytes, object] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """ASGI entry point."""
-        kind = scope["type"]
-        if kind == "http":
-            await self._http(scope, send)
-        elif kind == "lifespan":
-            await self._lifespan(receive, send)
-        elif kind == "websocket":  # an upgrade is not an auth check: refuse the handshake
-            await send({"type": "websocket.close", "code": 1008})
-
-    async def _lifespan(self, receive: Receive, send: Send) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                self.verifier.close()
-                await send({"type": "lifespan.shutdown.complete"})
-                return
-
-    async def _http(self, scope: Scope, send: Send) -> None:
+        """ASGI entry point; the fast path answers a decision made moments ago."""
+        if scope["type"] != "http":
+            await self._other(scope, receive, send)
+            return
         authorization: bytes | None = None
         several = False
         uris: list[bytes] = []
@@ -224,6 +213,39 @@ class ForwardAuthApp:
                 authorization = value
             elif name in _URI_HEADERS:
                 uris.append(value)
+        if authorization is not None and not several and len(uris) < 2:
+            rule: Any = None
+            if self._rules:
+                raw: Any = uris[0] if uris else scope.get("raw_path")
+                rule = self._rule_of.get(raw, _UNSEEN)
+            if rule is not _UNSEEN and rule is not _BAD:
+                hit = self._granted.get((authorization, rule.prefix if rule else None))
+                if hit is not None and hit[1] <= self._clock() < hit[2]:
+                    await send(hit[3])
+                    await send(_EMPTY_BODY)
+                    self._decisions.ok += 1
+                    if _log.isEnabledFor(logging.DEBUG):
+                        self._log(logging.DEBUG, scope, uris, 200, "ok", hit[0])
+                    return
+        await self._http(scope, send, authorization, several, uris)
+
+    async def _other(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    self.verifier.close()
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        elif scope["type"] == "websocket":  # an upgrade is not an auth check: refuse it
+            await send({"type": "websocket.close", "code": 1008})
+
+    async def _http(
+        self, scope: Scope, send: Send, authorization: bytes | None, several: bool,
+        uris: list[bytes],
+    ) -> None:  # fmt: skip
         try:
             rule = self._rule(scope, uris) if self._rules or uris else None
             if several:
@@ -231,7 +253,7 @@ class ForwardAuthApp:
                     401, "invalid_request", "Several Authorization headers",
                     reason="malformed_header",
                 )  # fmt: skip
-            rendered = await self._allow(authorization, rule)
+            start = await self._allow(authorization, rule)
         except BearerError as exc:
             await self._deny(scope, send, exc, uris)
             return
@@ -239,12 +261,11 @@ class ForwardAuthApp:
             _log.exception("forward-auth failed")
             await self._deny(scope, send, _internal_error(), uris)
             return
-        await send({"type": "http.response.start", "status": 200, "headers": rendered})
-        await send({"type": "http.response.body", "body": b""})
-        counts = self._decisions.counts
-        counts[_OK] = counts.get(_OK, 0) + 1
+        await send(start)
+        await send(_EMPTY_BODY)
+        self._decisions.ok += 1
         if _log.isEnabledFor(logging.DEBUG):
-            self._log(logging.DEBUG, scope, uris, 200, "ok", rendered)
+            self._log(logging.DEBUG, scope, uris, 200, "ok", start["headers"])
 
     def _rule(self, scope: Scope, uris: list[bytes]) -> PathRule | None:
         """The rule of the request's original path (the URI headers must agree)."""
@@ -268,8 +289,8 @@ class ForwardAuthApp:
 
     async def _allow(
         self, authorization: bytes | None, rule: PathRule | None
-    ) -> list[tuple[bytes, bytes]]:
-        """The 200 headers, or BearerError: the verifier's decision, reused briefly.
+    ) -> dict[str, Any]:
+        """The 200 response start, or BearerError: the verifier's decision, reused briefly.
 
         A token's claims never change, so its grants for a rule are decided once. The
         verifier itself (``exp``, withdrawn keys, its own cache) is asked again once the
@@ -279,7 +300,7 @@ class ForwardAuthApp:
         now = self._clock()
         hit = self._granted.get((authorization, prefix)) if authorization is not None else None
         if hit is not None and hit[1] <= now < hit[2]:
-            return hit[0]
+            return hit[3]
         verifier = self.verifier
         token = verifier.extract(
             authorization.decode("latin-1") if authorization is not None else None
@@ -299,8 +320,9 @@ class ForwardAuthApp:
                 *claim_headers(claims, self.config.claim_headers),
             ]
         until = min(now + self.config.decision_ttl, float(claims["exp"]))
-        _bounded_put(self._granted, (authorization, prefix), (rendered, now, until))
-        return rendered
+        start = {"type": "http.response.start", "status": 200, "headers": rendered}
+        _bounded_put(self._granted, (authorization, prefix), (rendered, now, until, start))
+        return start
 
     async def _deny(self, scope: Scope, send: Send, exc: BearerError, uris: list[bytes]) -> None:
         # a malformed request is still "no valid token" to a gateway: 401, never 400
