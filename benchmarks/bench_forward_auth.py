@@ -5,11 +5,15 @@ protocol, the options of ``jotkit.edge.uvicorn_options``), each in its own proce
 
 * **forward-auth**: ``jotkit.edge.serve`` verifying ES256 access tokens through a local JWKS
   server, with a ``[[paths]]`` rule and a ``--claim-header`` mapping, as deployed;
-* **bare**: a raw ASGI app answering every request 200 with an empty body.
+* **bare**: a raw ASGI app answering every request 200 with an empty body;
+* **floor**: the bare app answering with the very headers forward-auth answers for the
+  token (fetched from it once): what sending them costs in uvicorn, without any verifying.
 
-wrk loads both with the same headers (one valid token, seen before: the verified-token cache
-answers, as for a client's repeated requests) in alternating rounds; the table gives the
-medians, the ratio per round and the load average. Target: forward-auth >= 0.9x bare.
+wrk loads all three with the same request headers (one valid token, seen before, as for a
+client's repeated requests) in alternating rounds. The table gives the medians, the ratio per
+round, the server's CPU time per request (from /proc: a saturated server's req/s follows it,
+and it is far less sensitive than req/s to the other processes on the machine) and the load
+average. Target: forward-auth >= 0.9x bare.
 
     .venv/bin/python benchmarks/bench_forward_auth.py [--duration 5] [--rounds 5]
         [--connections 16] [--output benchmarks/results-forward-auth.md]
@@ -48,19 +52,29 @@ ISSUER, AUDIENCE = "https://auth.bench", "orders"
 RULES = '[[paths]]\nprefix = "/admin/"\nroles = ["admin"]\n'
 
 
-async def bare_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    """200, empty body, for every request (lifespan accepted)."""
-    if scope["type"] == "lifespan":
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            else:
-                await send({"type": "lifespan.shutdown.complete"})
-                return
-    await send({"type": "http.response.start", "status": 200,
-                "headers": [(b"content-length", b"0")]})
-    await send({"type": "http.response.body", "body": b""})
+def bare_app(headers: list[tuple[bytes, bytes]]) -> Any:
+    """An ASGI app answering 200, ``headers``, empty body, for every request."""
+    start = {"type": "http.response.start", "status": 200, "headers": headers}
+    body = {"type": "http.response.body", "body": b""}
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
+        await send(start)
+        await send(body)
+
+    return app
+
+
+async def _lifespan(receive: Any, send: Any) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        else:
+            await send({"type": "lifespan.shutdown.complete"})
+            return
 
 
 def _config(jwks_url: str, where: Path) -> Any:
@@ -78,7 +92,12 @@ def _serve(kind: str, port: int, jwks_url: str, where: str) -> None:
     from jotkit.edge import serve, uvicorn_options
 
     if kind == "bare":
-        uvicorn.run(bare_app, **uvicorn_options("127.0.0.1", port, "warning"))
+        app = bare_app([(b"content-length", b"0")])
+        uvicorn.run(app, **uvicorn_options("127.0.0.1", port, "warning"))
+    elif kind == "floor":
+        headers = json.loads(Path(where, "floor-headers.json").read_text())
+        app = bare_app([(k.encode(), v.encode()) for k, v in headers])
+        uvicorn.run(app, **uvicorn_options("127.0.0.1", port, "warning"))
     else:
         serve(_config(jwks_url, Path(where)), host="127.0.0.1", port=port, log_level="warning")
 
@@ -160,7 +179,7 @@ def profile(calls: int) -> None:
         for _ in range(n):
             await target(scope, receive, send)
 
-    for name, target in (("bare", bare_app), ("forward-auth", app)):
+    for name, target in (("bare", bare_app([(b"content-length", b"0")])), ("forward-auth", app)):
         asyncio.run(run(target, 1000))
         started = time.perf_counter()
         asyncio.run(run(target, calls))
@@ -177,7 +196,8 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--output", type=Path, default=RESULTS)
     parser.add_argument("--profile", action="store_true")
-    parser.add_argument("--serve", choices=["bare", "forward-auth"], help=argparse.SUPPRESS)
+    parser.add_argument("--serve", choices=["bare", "floor", "forward-auth"],
+                        help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--jwks", help=argparse.SUPPRESS)
     parser.add_argument("--where", help=argparse.SUPPRESS)
@@ -200,20 +220,25 @@ def main() -> None:
     urls: dict[str, str] = {}
     with tempfile.TemporaryDirectory() as where:
         try:
-            for kind in ("bare", "forward-auth"):
+            for kind in ("forward-auth", "bare", "floor"):
                 port = free_port()
                 procs[kind] = subprocess.Popen(
                     [sys.executable, __file__, "--serve", kind, "--port", str(port),
                      "--jwks", jwks_url, "--where", where])
                 urls[kind] = f"http://127.0.0.1:{port}/_jotkit_auth"
+                if kind == "forward-auth":  # the floor answers forward-auth's headers
+                    first = _wait(urls[kind], headers)
+                    assert first.headers["x-auth-subject"] == "bench-user", first.headers
+                    answered = [(k, v) for k, v in first.headers.multi_items() if k != "date"]
+                    Path(where, "floor-headers.json").write_text(json.dumps(answered))
             for kind, url in urls.items():
                 first = _wait(url, headers)
                 assert first.status_code == 200, (kind, first.status_code, first.text)
-            assert _wait(urls["forward-auth"], headers).headers["x-auth-subject"] == "bench-user"
             load_before = _load()
-            runs: dict[str, list[dict[str, float]]] = {"bare": [], "forward-auth": []}
+            runs: dict[str, list[dict[str, float]]] = {k: [] for k in ("bare", "floor",
+                                                                        "forward-auth")}
             for i in range(args.rounds):
-                order = ("bare", "forward-auth") if i % 2 == 0 else ("forward-auth", "bare")
+                order = list(runs) if i % 2 == 0 else list(reversed(runs))
                 for kind in order:
                     cpu = _cpu_seconds(procs[kind].pid)
                     out = subprocess.run(
@@ -242,7 +267,7 @@ def main() -> None:
     ratio = med["forward-auth"]["rps"] / med["bare"]["rps"]
     when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
-        f"## {when}: forward-auth vs bare endpoint",
+        f"## {when}: forward-auth vs a bare endpoint and the header floor",
         "",
         f"{platform.python_implementation()} {platform.python_version()}, "
         f"{os.cpu_count()} cores, wrk -t1 -c{args.connections} -d{args.duration}s, "
@@ -257,7 +282,10 @@ def main() -> None:
         f"forward-auth / bare, median req/s: **{ratio:.2f}x** (target >= 0.9x); per round: "
         + ", ".join(f"{r:.2f}" for r in ratios) + ". By server CPU per request (what a "
         f"saturated server's req/s follows, less sensitive to the machine's other load): "
-        f"**{med['bare']['cpu_us'] / med['forward-auth']['cpu_us']:.2f}x**.",
+        f"**{med['bare']['cpu_us'] / med['forward-auth']['cpu_us']:.2f}x**. Against the "
+        f"floor (the same answer headers, no verifying): "
+        f"**{med['floor']['rps'] and med['forward-auth']['rps'] / med['floor']['rps']:.2f}x** "
+        f"by req/s, **{med['floor']['cpu_us'] / med['forward-auth']['cpu_us']:.2f}x** by CPU.",
         "",
     ]
     text = "\n".join(lines)

@@ -197,26 +197,24 @@ class ForwardAuthApp:
         self._rules = bool(config.paths)
         # memos, bounded: (Authorization, rule) -> 200 headers; raw URI -> rule
         self._granted: dict[tuple[bytes, str | None], _Granted] = {}
-        self._rule_of: dict[bytes, object] = {}
+        self._rule_of: dict[bytes | None, object] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """ASGI entry point; the fast path answers a decision made moments ago."""
         if scope["type"] != "http":
             await self._other(scope, receive, send)
             return
-        authorization: bytes | None = None
-        several = False
-        uris: list[bytes] = []
-        for name, value in scope["headers"]:
-            if name == b"authorization":
-                several = authorization is not None
-                authorization = value
-            elif name in _URI_HEADERS:
-                uris.append(value)
-        if authorization is not None and not several and len(uris) < 2:
+        raw_headers = scope["headers"]
+        headers = dict(raw_headers)
+        authorization = headers.get(b"authorization")
+        if authorization is not None and len(headers) == len(raw_headers):  # no name twice
             rule: Any = None
             if self._rules:
-                raw: Any = uris[0] if uris else scope.get("raw_path")
+                raw = headers.get(b"x-forwarded-uri")
+                if raw is None:
+                    raw = headers.get(b"x-original-uri", scope.get("raw_path"))
+                elif b"x-original-uri" in headers:
+                    raw = None  # both URI headers: the slow path checks that they agree
                 rule = self._rule_of.get(raw, _UNSEEN)
             if rule is not _UNSEEN and rule is not _BAD:
                 hit = self._granted.get((authorization, rule.prefix if rule else None))
@@ -225,8 +223,18 @@ class ForwardAuthApp:
                     await send(_EMPTY_BODY)
                     self._decisions.ok += 1
                     if _log.isEnabledFor(logging.DEBUG):
-                        self._log(logging.DEBUG, scope, uris, 200, "ok", hit[0])
+                        sent = [v for n, v in raw_headers if n in _URI_HEADERS]
+                        self._log(logging.DEBUG, scope, sent, 200, "ok", hit[0])
                     return
+        authorization = None
+        several = False
+        uris: list[bytes] = []
+        for name, value in raw_headers:
+            if name == b"authorization":
+                several = authorization is not None
+                authorization = value
+            elif name in _URI_HEADERS:
+                uris.append(value)
         await self._http(scope, send, authorization, several, uris)
 
     async def _other(self, scope: Scope, receive: Receive, send: Send) -> None:
