@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.jotkit-installed
 PYTEST_ARGS ?=
 
-.PHONY: setup run test lint typecheck pytest test-deps check-extras bench bench-service bench-refresh bench-multi clean
+.PHONY: setup run test lint typecheck pytest test-deps check-extras bench bench-service bench-refresh bench-multi bench-forward-auth clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -56,6 +56,13 @@ bench-refresh: $(STAMP)
 
 bench-multi: $(STAMP)
 	$(BIN)/python benchmarks/bench_multi.py
+
+# jotkit forward-auth vs a bare endpoint on the same uvicorn stack (needs wrk).
+bench-forward-auth: $(STAMP)
+	@command -v wrk >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+		apt-get install -y -qq wrk >/dev/null 2>&1; } || \
+		{ echo "wrk is not installed: apt-get install wrk"; exit 1; }
+	$(BIN)/python benchmarks/bench_forward_auth.py
 
 clean:
 	rm -rf $(VENV) .jotkit .pytest_cache .mypy_cache .ruff_cache test-artifacts

@@ -9,7 +9,9 @@ dependencies (pip's cache makes it quick), then the extra's entry point runs:
   asyncpg installed), a Redis or PostgreSQL URL names the missing extra, Ctrl-C exits cleanly;
 * ``cli``: token commands work, ``jotkit serve`` says to install ``jotkit[server]``;
 * ``jwks``, ``fastapi``, ``starlette``, ``flask``: a token verified through the extra;
-* ``redis``, ``postgres``: the driver imports beside the core.
+* ``redis``, ``postgres``: the driver imports beside the core;
+* ``forward-auth``: ``jotkit forward-auth`` verifies a token through a JWKS server over HTTP
+  (without fastapi, sqlalchemy or starlette installed); a core-only install names the extra.
 
 The virtualenvs are created two at a time in the background as soon as the module starts.
 """
@@ -33,7 +35,8 @@ import httpx
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-EXTRAS = ("", "server,cli", "cli", "jwks", "fastapi", "starlette", "flask", "redis", "postgres")
+EXTRAS = ("", "server,cli", "cli", "jwks", "fastapi", "starlette", "flask", "redis", "postgres",
+          "forward-auth")
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("extras-install")]
 
@@ -344,3 +347,58 @@ def test_driver_extra_installs_its_driver_beside_the_core(venvs: Venvs, tmp_path
     command = _jotkit(bin_dir, cwd=tmp_path)  # the console script exists with every extra
     assert command.returncode == 2
     assert "pip install 'jotkit[cli]'" in _one_line(command)
+
+
+def test_forward_auth_extra_serves_alone(venvs: Venvs, tmp_path) -> None:
+    bin_dir = venvs.bin("forward-auth")
+    for module in ("fastapi", "starlette", "sqlalchemy"):  # the point: none of the service
+        assert _python(bin_dir, f"import {module}", cwd=tmp_path).returncode != 0
+    made = _python(bin_dir, SIGN, """
+        import json
+        open("jwks.json", "w").write(json.dumps(jotkit.KeySet([key.public()]).to_jwks()))
+        print(token)
+        """, cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    token = made.stdout.strip()
+    jwks = subprocess.Popen([str(bin_dir / "python"), "-m", "http.server", "--bind", "127.0.0.1",
+                             str(jwks_port := _free_port())], cwd=tmp_path, env=_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    port = _free_port()
+    err = tmp_path / "stderr.txt"
+    with err.open("w") as stderr:
+        proc = subprocess.Popen(
+            [str(bin_dir / "jotkit"), "forward-auth", "--jwks-url",
+             f"http://127.0.0.1:{jwks_port}/jwks.json", "--issuer", "https://auth.test",
+             "--audience", "api", "--require-scope", "orders:read", "--port", str(port)],
+            cwd=tmp_path, env=_env(), stdout=subprocess.DEVNULL, stderr=stderr)
+    try:
+        base = f"http://127.0.0.1:{port}/_auth"
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, err.read_text()
+            try:
+                denied = httpx.get(base, timeout=1)
+                break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline, err.read_text()
+                time.sleep(0.1)
+        assert denied.status_code == 401
+        ok = httpx.get(base, headers={"Authorization": f"Bearer {token}"})
+        assert ok.status_code == 200, ok.text
+        assert ok.headers["X-Auth-Subject"] == "u1"
+        assert ok.headers["X-Auth-Scope"] == "orders:read"
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) in (0, 130)
+    finally:
+        for p in (proc, jwks):
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    assert "Traceback" not in err.read_text()
+    core = _jotkit(venvs.bin(""), "forward-auth", "--issuer", "x", cwd=tmp_path)
+    assert core.returncode == 2
+    assert "pip install 'jotkit[cli]'" in _one_line(core)
+    cli_only = _jotkit(venvs.bin("cli"), "forward-auth", "--jwks-url", "https://a/j",
+                       "--issuer", "https://a", "--audience", "x", cwd=tmp_path)
+    assert cli_only.returncode == 2
+    assert "pip install 'jotkit[forward-auth]'" in _one_line(cli_only)

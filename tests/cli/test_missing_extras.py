@@ -126,3 +126,13 @@ def test_postgres_url_without_the_postgres_extra_names_it(tmp_path):
     )
     assert result.returncode == 2
     assert "pip install 'jotkit[postgres]'" in _one_line(result)
+
+
+@pytest.mark.parametrize("missing", ["uvicorn", "prometheus_client", "httpx"])
+def test_forward_auth_without_its_extra_names_it(tmp_path, missing):
+    result = _cli_without((missing,), ["forward-auth", "--jwks-url", "https://a/j", "--issuer",
+                                       "https://a", "--audience", "x"], tmp_path)
+    assert result.returncode == 2
+    line = _one_line(result)
+    assert "`jotkit forward-auth` needs the [forward-auth] extra" in line
+    assert "pip install 'jotkit[forward-auth]'" in line

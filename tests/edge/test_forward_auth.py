@@ -9,6 +9,7 @@ import asyncio
 import base64
 import inspect
 import json
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -273,3 +274,16 @@ def test_cli_refuses_bad_flags_in_one_line(capsys, args, message) -> None:
     assert message in err
     assert "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_the_toml_example_of_the_docs_loads_as_written(tmp_path: Path) -> None:
+    text = (Path(__file__).resolve().parents[2] / "docs" / "gateways.md").read_text()
+    (block,) = re.findall(r"^```toml\n(.*?)^```$", text, re.M | re.S)
+    path = tmp_path / "forward-auth.toml"
+    path.write_text(block)
+    config = load_config(path)
+    assert config.audience == "orders"
+    assert dict(config.claim_headers) == {"email": "X-Auth-Email"}
+    assert config.rule_for("/admin/reports/q1").roles == ("admin", "auditor")  # type: ignore[union-attr]
+    assert config.rule_for("/admin/users").roles == ("admin",)  # type: ignore[union-attr]
+    assert config.rule_for("/orders/") is None

@@ -62,6 +62,9 @@ def forward_auth(
 ) -> None:
     """Answer a reverse proxy's auth subrequests: 200 + X-Auth-* headers, 401 or 403."""
     with handle_errors():
+        import prometheus_client  # noqa: F401  (a missing extra is named before anything runs)
+        import uvicorn  # noqa: F401
+
         from jotkit.edge import ForwardAuthConfigError, load_config, serve
         from jotkit.edge.forward_auth import build_verifier
 
