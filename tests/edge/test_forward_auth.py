@@ -287,3 +287,30 @@ def test_the_toml_example_of_the_docs_loads_as_written(tmp_path: Path) -> None:
     assert config.rule_for("/admin/reports/q1").roles == ("admin", "auditor")  # type: ignore[union-attr]
     assert config.rule_for("/admin/users").roles == ("admin",)  # type: ignore[union-attr]
     assert config.rule_for("/orders/") is None
+
+
+def test_a_reused_decision_never_outlives_the_token(issuer_key, mint) -> None:
+    """The allow memo ends at ``exp`` (and after ``decision_ttl``), whatever comes first."""
+    now = [time.time()]
+    clock = lambda: now[0]  # noqa: E731
+    config = load_config(jwks_url="https://unused.example/jwks", issuer=ISSUER,
+                         audience=AUDIENCE, decision_ttl=30)
+    verifier = TokenVerifier(issuer_key.public(), issuer=ISSUER, audience=AUDIENCE,
+                             require=("exp", "sub"), clock=clock)
+    app = ForwardAuthApp(config, verifier=verifier, clock=clock)
+    token = mint(exp=int(now[0]) + 10)
+    for _ in range(3):
+        assert _call(app, _bearer(token))[0] == 200
+    now[0] = int(now[0]) + 10  # exactly exp: refused (RFC 7519 §4.1.4)
+    status, _, body = _call(app, _bearer(token))
+    assert (status, json.loads(body)["reason"]) == (401, "expired")
+
+
+def test_the_answer_does_not_depend_on_what_was_decided_before(app, mint) -> None:
+    staff = mint(scope="orders:read", roles=["staff"])
+    cases = [(b"/orders/1", 200), (b"/admin/x", 403), (b"/%zz", 403), (b"/orders/1", 200),
+             (b"/admin/x", 403), (b"/%zz", 403)]
+    for uri, expected in cases * 2:
+        assert _call(app, [*_bearer(staff), (b"x-forwarded-uri", uri)])[0] == expected, uri
+    both = [*_bearer(staff), (b"x-forwarded-uri", b"/orders/1"), (b"x-original-uri", b"/admin/x")]
+    assert _call(app, both)[0] == 403  # after /orders/1 was allowed for the same token

@@ -11,7 +11,8 @@ client, verified-token cache, scope and role checks), and the answer is:
 * **401** with ``WWW-Authenticate: Bearer ...`` (RFC 6750 §3) for a missing, malformed,
   invalid or expired token;
 * **403** ``insufficient_scope`` (RFC 6750 §3.1) when a required scope or role is missing,
-  and ``invalid_request`` for a request URI that cannot be matched to a rule;
+  and, when per-path rules are configured, ``invalid_request`` for a request URI that cannot
+  be matched to a rule;
 * **503** with ``Retry-After`` only when the signing keys cannot be fetched.
 
 Nothing a client sends leads to another status: gateways treat any status but 2xx, 401 and
@@ -255,7 +256,7 @@ class ForwardAuthApp:
         uris: list[bytes],
     ) -> None:  # fmt: skip
         try:
-            rule = self._rule(scope, uris) if self._rules or uris else None
+            rule = self._rule(scope, uris) if self._rules else None  # else: URI only logged
             if several:
                 raise BearerError(
                     401, "invalid_request", "Several Authorization headers",
