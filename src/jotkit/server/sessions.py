@@ -224,6 +224,7 @@ class AuthService:
             await self.store.sessions.purge(now)
             + await self.store.revocations.purge(now)
             + await self.throttle.purge(now)
+            + await self.store.sso.purge(now)
         )
 
     # -- users ----------------------------------------------------------------------------
@@ -250,8 +251,10 @@ class AuthService:
         return user
 
     # -- login / refresh ------------------------------------------------------------------
-    async def login(self, email: str, password: str, client: ClientInfo) -> IssuedTokens:
-        """Check credentials (argon2id; same cost for unknown users) and open a session."""
+    async def check_password(self, email: str, password: str, client: ClientInfo) -> UserRecord:
+        """Check credentials (argon2id; same cost for unknown users) under the login throttle
+        and the argon2 pool; return the user or raise ``invalid_credentials`` / 429 / 503.
+        Shared by ``/auth/login`` and the hosted OAuth login page."""
         now = self.clock.now()
         try:
             normalized = normalize_email(email)
@@ -285,6 +288,12 @@ class AuthService:
             await self.store.users.set_password_hash(user.id, new_hash)
             self.audit.event("password_rehashed", user_id=user.id)
         await self.throttle.succeeded(attempt)
+        return user
+
+    async def login(self, email: str, password: str, client: ClientInfo) -> IssuedTokens:
+        """Check credentials (argon2id; same cost for unknown users) and open a session."""
+        user = await self.check_password(email, password, client)
+        now = self.clock.now()
         refresh = secrets.token_urlsafe(32)
         family = FamilyRecord(
             id=secrets.token_urlsafe(16),
@@ -507,6 +516,10 @@ class AuthService:
         now = self.clock.now()
         outstanding = await self.store.sessions.revoke_family(family_id, now, reason)
         await self._deny(outstanding, now)
+
+    async def revoke_family(self, family_id: str, reason: str) -> None:
+        """Revoke one refresh family and deny-list its outstanding access tokens."""
+        await self._revoke_family(family_id, reason)
 
     async def _revoke_user(self, user_id: str, reason: str) -> None:
         now = self.clock.now()

@@ -15,6 +15,10 @@ import enum
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .sso import SsoStore
 
 __all__ = [
     "AccessTokenRecord",
@@ -333,6 +337,7 @@ class Store(ABC):
     revocations: RevocationStore
     rate_limits: RateLimiter
     keys: KeyStore
+    sso: SsoStore  # single sign-on state (store/sso.py), always SQL
 
     @abstractmethod
     async def start(self) -> None:

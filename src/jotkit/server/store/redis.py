@@ -604,6 +604,7 @@ class RedisStore(Store):
         self.prefix = prefix
         self.fail_open = fail_open
         self.users = sql.users
+        self.sso = sql.sso  # SSO sessions and consents stay in SQL (durable, read per login)
         self.sessions = cast(SessionStore, GraceSessionStore(sql.sessions, self.redis, prefix))
         self.keys = RedisKeyStore(sql.keys, self.redis, prefix)
         self.revocations: RedisRevocationStore = RedisRevocationStore(

@@ -38,6 +38,7 @@ from .base import (
     UserRecord,
     UserStore,
 )
+from .sso import SsoStore
 from .tables import (
     access_tokens,
     rate_limits,
@@ -773,6 +774,7 @@ class SqlStore(Store):
         self.revocations = SqlRevocationStore(self.engine, self.read_engine)
         self.rate_limits = SqlRateLimiter(self.engine, self.read_engine)
         self.keys = SqlKeyStore(self.engine, self.read_engine)
+        self.sso = SsoStore(self.engine)
 
     async def start(self) -> None:
         """Run the Alembic migrations up to head."""
