@@ -162,6 +162,9 @@ def register(app: typer.Typer) -> None:
     app.add_typer(users, name="users")
     app.add_typer(keys, name="keys")
     app.add_typer(db, name="db")
+    from .oauth.cli import register_clients
+
+    register_clients(app)
 
     @db.command("copy", epilog=_epilog("db copy"))
     def db_copy(

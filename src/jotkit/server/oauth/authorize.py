@@ -34,16 +34,14 @@ from ..errors import ServiceError
 from ..sessions import AuthService
 from ..store.sso import SsoSessionRecord
 from . import sso
-from .clients import ClientRecord
+from .clients import ClientRecord, allowed_scopes
 from .codes import AuthorizationRequest, issue_code
 from .pages import message_page, page_response
 
-__all__ = ["DEFAULT_SCOPES", "AuthzError", "AuthzParams", "parse_request", "router"]
+__all__ = ["AuthzError", "AuthzParams", "parse_request", "router"]
 
 router = APIRouter(include_in_schema=False)
 
-#: Scopes every client may ask for when it registered none (issue 11).
-DEFAULT_SCOPES = ("openid", "profile", "email", "offline_access")
 _SCOPE_TEXT = {
     "openid": "Confirm who you are (your account identifier)",
     "profile": "See your basic profile",
@@ -140,11 +138,6 @@ def check_redirect_uri(client: ClientRecord, params: dict[str, list[str]]) -> st
             "The redirect address of this request is not registered for the application."
         )
     return values[0]
-
-
-def allowed_scopes(client: ClientRecord) -> frozenset[str]:
-    """The scopes the client may request."""
-    return frozenset(client.scopes or DEFAULT_SCOPES)
 
 
 def check_request(

@@ -611,6 +611,9 @@ class RedisStore(Store):
             self.redis, prefix, durable=sql.revocations, marker_lifetime=marker_lifetime
         )
         self.rate_limits = RedisRateLimiter(self.redis, prefix)
+        self.clients = sql.clients
+        self.codes = sql.codes  # single use is one conditional UPDATE in the shared database
+        self.assertions = sql.assertions
         self.bus: _Lifecycle | None = None  # set by jotkit.server.revocation_bus
 
     async def start(self) -> None:

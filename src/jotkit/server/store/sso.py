@@ -15,19 +15,16 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from .tables import backchannel_deliveries, oauth_consents, sso_participants, sso_sessions
+from .tables import (
+    backchannel_deliveries,
+    oauth_consents,
+    oauth_grants as _grants,
+    sso_participants,
+    sso_sessions,
+)
 
 __all__ = ["ConsentRecord", "DeliveryRecord", "SsoSessionRecord", "SsoStore"]
 
-# The token side's grants table (owned by store/tables.py of migration 0003_oauth); only the
-# columns read here.
-_grants = sa.table(
-    "oauth_grants",
-    sa.column("family_id", sa.String),
-    sa.column("client_id", sa.String),
-    sa.column("user_id", sa.String),
-    sa.column("sid", sa.String),
-)
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,10 @@ __all__ = [
     "backchannel_deliveries",
     "metadata",
     "oauth_consents",
+    "oauth_assertions",
+    "oauth_clients",
+    "oauth_codes",
+    "oauth_grants",
     "rate_limits",
     "refresh_families",
     "refresh_tokens",
@@ -49,6 +53,7 @@ refresh_families = sa.Table(
     sa.Column("revoke_reason", sa.String(32), nullable=True),
     sa.Column("user_agent", sa.String(512), nullable=True),
     sa.Column("client_ip", sa.String(64), nullable=True),
+    sa.Column("client_id", sa.String(64), nullable=True),  # OAuth client (migration 0003_oauth)
 )
 
 refresh_tokens = sa.Table(
@@ -143,4 +148,63 @@ backchannel_deliveries = sa.Table(
     sa.Column("created_at", sa.Double, nullable=False),
     sa.Column("delivered_at", sa.Double, nullable=True),
     sa.Column("last_error", sa.String(200), nullable=True),
+# -- OAuth 2.1 / OpenID Connect provider (migration 0003_oauth) --------------------------------
+oauth_clients = sa.Table(
+    "oauth_clients",
+    metadata,
+    sa.Column("client_id", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("secret_hash", sa.String(128), nullable=True),
+    sa.Column("auth_method", sa.String(32), nullable=False),
+    sa.Column("redirect_uris", sa.Text, nullable=False),  # JSON arrays
+    sa.Column("post_logout_redirect_uris", sa.Text, nullable=False),
+    sa.Column("grant_types", sa.Text, nullable=False),
+    sa.Column("scopes", sa.Text, nullable=False),
+    sa.Column("first_party", sa.Boolean, nullable=False),
+    sa.Column("backchannel_logout_uri", sa.Text, nullable=True),
+    sa.Column("jwks_uri", sa.Text, nullable=True),
+    sa.Column("jwks", sa.Text, nullable=True),
+    sa.Column("id_token_signed_response_alg", sa.String(16), nullable=False),
+    sa.Column("default_audience", sa.Text, nullable=True),
+    sa.Column("created_at", sa.Double, nullable=False),
+)
+
+oauth_codes = sa.Table(
+    "oauth_codes",
+    metadata,
+    sa.Column("code_hash", sa.String(64), primary_key=True),
+    sa.Column("client_id", sa.String(64), nullable=False),
+    sa.Column("user_id", sa.String(36), nullable=False),
+    sa.Column("redirect_uri", sa.Text, nullable=False),
+    sa.Column("code_challenge", sa.String(128), nullable=False),
+    sa.Column("scope", sa.Text, nullable=False),  # JSON arrays
+    sa.Column("nonce", sa.Text, nullable=True),
+    sa.Column("auth_time", sa.Double, nullable=False),
+    sa.Column("sid", sa.String(128), nullable=False),
+    sa.Column("resource", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("expires_at", sa.Double, nullable=False, index=True),
+    sa.Column("redeemed_at", sa.Double, nullable=True),
+    sa.Column("family_id", sa.String(64), nullable=True),
+)
+
+oauth_grants = sa.Table(
+    "oauth_grants",
+    metadata,
+    sa.Column("family_id", sa.String(64), primary_key=True),
+    sa.Column("client_id", sa.String(64), nullable=False, index=True),
+    sa.Column("user_id", sa.String(36), nullable=False, index=True),
+    sa.Column("scope", sa.Text, nullable=False),
+    sa.Column("resource", sa.Text, nullable=False),
+    sa.Column("sid", sa.String(128), nullable=False, index=True),
+    sa.Column("auth_time", sa.Double, nullable=False),
+    sa.Column("nonce", sa.Text, nullable=True),
+)
+
+oauth_assertions = sa.Table(
+    "oauth_assertions",
+    metadata,
+    sa.Column("client_id", sa.String(64), primary_key=True),
+    sa.Column("jti", sa.String(255), primary_key=True),
+    sa.Column("expires_at", sa.Double, nullable=False, index=True),
 )

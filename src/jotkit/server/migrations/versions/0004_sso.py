@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0004_sso"
-down_revision = "0002"  # TEMP until h-oauth merges: "0003_oauth"
+down_revision = "0003_oauth"
 branch_labels = None
 depends_on = None
 

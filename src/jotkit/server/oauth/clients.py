@@ -1,0 +1,206 @@
+"""Registered OAuth clients: registration rules, secrets (RFC 6749 §2.3.1) and the
+``ClientRecord`` the rest of the provider works with.
+
+Secrets are 256 random bits (``secrets.token_urlsafe(32)``), shown once and stored as their
+SHA-256 (a 256-bit random value needs no slow hash: nothing can be guessed), compared in
+constant time. Public clients (``auth_method`` ``none``) have no secret.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+from urllib.parse import urlsplit
+
+from ..store.base import ClientRecord as ClientRecord
+
+__all__ = [
+    "AUTH_METHODS",
+    "DEFAULT_SCOPES",
+    "GRANT_TYPES",
+    "ID_TOKEN_ALGS",
+    "ClientRecord",
+    "allowed_scopes",
+    "check_redirect_uri",
+    "hash_secret",
+    "new_client",
+    "new_secret",
+    "secret_matches",
+]
+
+AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt", "none")
+GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
+DEFAULT_SCOPES = ("openid", "profile", "email", "offline_access")
+ID_TOKEN_ALGS = ("RS256", "ES256", "EdDSA")
+_LOOPBACK = frozenset({"localhost", "127.0.0.1", "[::1]", "::1"})
+_SCOPE_CHARS = frozenset(chr(c) for c in range(0x21, 0x7F)) - {'"', "\\"}
+
+
+def new_secret() -> str:
+    """A new client secret: 256 random bits, base64url (43 characters)."""
+    return secrets.token_urlsafe(32)
+
+
+def hash_secret(secret: str) -> str:
+    """The stored form of a secret: ``sha256:`` + hex digest."""
+    return "sha256:" + hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def secret_matches(client: ClientRecord, secret: str) -> bool:
+    """Compare a presented secret with the stored hash in constant time (RFC 6749 §2.3.1)."""
+    stored = client.secret_hash or "sha256:" + "0" * 64
+    ok = hmac.compare_digest(hash_secret(secret).encode(), stored.encode())
+    return ok and client.secret_hash is not None
+
+
+def allowed_scopes(client: ClientRecord) -> tuple[str, ...]:
+    """The scopes a client may be granted (empty registration: the OpenID scopes)."""
+    return client.scopes or DEFAULT_SCOPES
+
+
+def check_redirect_uri(uri: str) -> str:
+    """Validate a redirect URI at registration (RFC 6749 §3.1.2, OAuth 2.1 §2.3.1,
+    RFC 8252 §7): absolute, no fragment, no userinfo; ``https``, ``http`` only on a loopback
+    host, or a private-use scheme with a dot (``com.example.app:/cb``). Return it unchanged:
+    it is matched later by exact string comparison."""
+    if not uri or len(uri) > 2000 or any(c.isspace() or ord(c) < 0x20 for c in uri):
+        raise ValueError(f"invalid redirect URI {uri!r}")
+    parts = urlsplit(uri)
+    if not parts.scheme or parts.fragment or "#" in uri:
+        raise ValueError(f"redirect URI must be absolute and have no fragment: {uri!r}")
+    if parts.scheme in ("https", "http"):
+        if not parts.hostname or "@" in parts.netloc:
+            raise ValueError(f"redirect URI needs a host and no userinfo: {uri!r}")
+        if parts.scheme == "http" and parts.hostname not in _LOOPBACK:
+            raise ValueError(f"http redirect URIs are only allowed on loopback hosts: {uri!r}")
+        return uri
+    if "." not in parts.scheme:
+        raise ValueError(f"a private-use scheme must contain a dot (RFC 8252 §7.1): {uri!r}")
+    return uri
+
+
+def _check_scope(scope: str) -> str:
+    if not scope or any(c not in _SCOPE_CHARS for c in scope):  # RFC 6749 §3.3 scope-token
+        raise ValueError(f"invalid scope {scope!r}")
+    return scope
+
+
+def _check_jwks(jwks: dict[str, Any]) -> dict[str, Any]:
+    import jotkit
+
+    keyset = jotkit.KeySet.from_jwks(json.dumps(jwks))
+    if any(k.is_private for k in keyset):
+        raise ValueError("the client's JWKS must hold public keys only")
+    return jwks
+
+
+def new_client(
+    name: str,
+    *,
+    now: float,
+    redirect_uris: Sequence[str] = (),
+    post_logout_redirect_uris: Sequence[str] = (),
+    public: bool = False,
+    grant_types: Sequence[str] = (),
+    scopes: Sequence[str] = (),
+    first_party: bool = False,
+    backchannel_logout_uri: str | None = None,
+    auth_method: str | None = None,
+    jwks_uri: str | None = None,
+    jwks: dict[str, Any] | None = None,
+    id_token_signed_response_alg: str = "RS256",  # noqa: S107 (an algorithm name)
+    default_audience: str | None = None,
+) -> tuple[ClientRecord, str | None]:
+    """Build a client registration (``jotkit clients add``) and its secret (None for public
+    and ``private_key_jwt`` clients). Raise ``ValueError`` with a readable message when the
+    metadata is inconsistent (RFC 7591 §2 semantics)."""
+    name = name.strip()
+    if not name or len(name) > 200:
+        raise ValueError("the client name must have 1 to 200 characters")
+    method = "none" if public else (auth_method or "client_secret_basic")
+    if public and auth_method not in (None, "none"):
+        raise ValueError("--public means --auth-method none")
+    if method not in AUTH_METHODS:
+        raise ValueError(f"unknown auth method {method!r}; one of {', '.join(AUTH_METHODS)}")
+    uris = tuple(check_redirect_uri(u) for u in redirect_uris)
+    logout_uris = tuple(check_redirect_uri(u) for u in post_logout_redirect_uris)
+    grants = tuple(dict.fromkeys(grant_types)) or (
+        ("authorization_code", "refresh_token") if uris else ()
+    )
+    if not grants:
+        raise ValueError("give --redirect-uri (code flow) or --grant client_credentials")
+    for grant in grants:
+        if grant not in GRANT_TYPES:
+            raise ValueError(f"unknown grant {grant!r}; one of {', '.join(GRANT_TYPES)}")
+    if "authorization_code" in grants and not uris:
+        raise ValueError("the authorization_code grant needs at least one --redirect-uri")
+    if "refresh_token" in grants and "authorization_code" not in grants:
+        raise ValueError("the refresh_token grant comes with authorization_code")
+    if method == "none" and "client_credentials" in grants:
+        raise ValueError("a public client cannot use client_credentials (no credentials)")
+    if method == "private_key_jwt":
+        if (jwks is None) == (jwks_uri is None):
+            raise ValueError("private_key_jwt needs exactly one of --jwks-uri or --jwks")
+    elif jwks is not None or jwks_uri is not None:
+        raise ValueError("--jwks/--jwks-uri only go with --auth-method private_key_jwt")
+    if jwks_uri is not None and urlsplit(jwks_uri).scheme != "https":
+        parts = urlsplit(jwks_uri)
+        if not (parts.scheme == "http" and parts.hostname in _LOOPBACK):
+            raise ValueError("--jwks-uri must be https (http only on loopback)")
+    if jwks is not None:
+        _check_jwks(jwks)
+    if backchannel_logout_uri is not None:
+        parts = urlsplit(backchannel_logout_uri)
+        if parts.scheme not in ("https", "http") or not parts.hostname or parts.fragment:
+            raise ValueError("--backchannel-logout-uri must be an absolute http(s) URL")
+    if id_token_signed_response_alg not in ID_TOKEN_ALGS:
+        raise ValueError(f"id_token_signed_response_alg must be one of {ID_TOKEN_ALGS}")
+    secret = new_secret() if method in ("client_secret_basic", "client_secret_post") else None
+    record = ClientRecord(
+        client_id=secrets.token_urlsafe(18),
+        name=name,
+        secret_hash=None if secret is None else hash_secret(secret),
+        auth_method=method,
+        redirect_uris=uris,
+        post_logout_redirect_uris=logout_uris,
+        grant_types=grants,
+        scopes=tuple(dict.fromkeys(_check_scope(s) for s in scopes)),
+        first_party=first_party,
+        backchannel_logout_uri=backchannel_logout_uri,
+        jwks_uri=jwks_uri,
+        jwks=jwks,
+        id_token_signed_response_alg=id_token_signed_response_alg,
+        default_audience=default_audience,
+        created_at=now,
+    )
+    return record, secret
+
+
+def describe(client: ClientRecord) -> dict[str, Any]:
+    """A client's registration as JSON-ready metadata (RFC 7591 §2 names; no secret)."""
+    return {
+        "client_id": client.client_id,
+        "client_name": client.name,
+        "token_endpoint_auth_method": client.auth_method,
+        "redirect_uris": list(client.redirect_uris),
+        "post_logout_redirect_uris": list(client.post_logout_redirect_uris),
+        "grant_types": list(client.grant_types),
+        "scope": " ".join(allowed_scopes(client)),
+        "first_party": client.first_party,
+        "backchannel_logout_uri": client.backchannel_logout_uri,
+        "jwks_uri": client.jwks_uri,
+        "jwks": client.jwks,
+        "id_token_signed_response_alg": client.id_token_signed_response_alg,
+        "default_audience": client.default_audience,
+        "created_at": int(client.created_at),
+    }
+
+
+def with_secret_hash(client: ClientRecord, secret_hash: str) -> ClientRecord:
+    """A copy of ``client`` with another secret hash."""
+    return replace(client, secret_hash=secret_hash)
