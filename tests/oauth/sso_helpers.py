@@ -15,7 +15,7 @@ import httpx
 
 from jotkit.server.oauth.clients import ClientRecord
 
-from ..server.harness import PASSWORD, Server
+from server.harness import PASSWORD, Server
 
 
 def add_client(

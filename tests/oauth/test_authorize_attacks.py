@@ -11,8 +11,8 @@ import pytest
 
 from jotkit.server import FrozenClock
 
-from ..server.harness import START, Server, make_settings
-from .sso_helpers import add_client, authz_params, consent, hidden, login, query_of
+from server.harness import START, Server, make_settings
+from oauth.sso_helpers import add_client, authz_params, consent, hidden, login, query_of
 
 ISS = "http://jotkit.test"
 CB = "https://app.example/cb"

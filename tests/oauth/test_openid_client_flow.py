@@ -17,8 +17,8 @@ import pytest
 
 from jotkit.server.clock import SystemClock
 
-from ..server.harness import PASSWORD, Server, make_settings
-from .sso_helpers import add_client
+from server.harness import PASSWORD, Server, make_settings
+from oauth.sso_helpers import add_client
 
 ROOT = Path(__file__).resolve().parents[2]
 RP = "http://rp.test"

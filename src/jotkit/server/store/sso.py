@@ -18,9 +18,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from .tables import (
     backchannel_deliveries,
     oauth_consents,
-    oauth_grants as _grants,
     sso_participants,
     sso_sessions,
+)
+from .tables import (
+    oauth_grants as _grants,
 )
 
 __all__ = ["ConsentRecord", "DeliveryRecord", "SsoSessionRecord", "SsoStore"]

@@ -12,10 +12,10 @@ __all__ = [
     "access_tokens",
     "backchannel_deliveries",
     "metadata",
-    "oauth_consents",
     "oauth_assertions",
     "oauth_clients",
     "oauth_codes",
+    "oauth_consents",
     "oauth_grants",
     "rate_limits",
     "refresh_families",
@@ -106,48 +106,6 @@ signing_keys = sa.Table(
     sa.Column("revoked_at", sa.Double, nullable=True),  # jotkit keys revoke (migration 0002)
 )
 
-# -- single sign-on (migration 0004_sso) ---------------------------------------------------
-sso_sessions = sa.Table(
-    "sso_sessions",
-    metadata,
-    sa.Column("sid", sa.String(64), primary_key=True),  # public id: ``sid`` of ID tokens
-    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),  # SHA-256 of cookie
-    sa.Column("user_id", sa.String(36), sa.ForeignKey("users.id"), nullable=False, index=True),
-    sa.Column("auth_time", sa.Double, nullable=False),
-    sa.Column("created_at", sa.Double, nullable=False),
-    sa.Column("expires_at", sa.Double, nullable=False, index=True),
-    sa.Column("ended_at", sa.Double, nullable=True),
-)
-
-sso_participants = sa.Table(
-    "sso_participants",
-    metadata,
-    sa.Column("sid", sa.String(64), primary_key=True),
-    sa.Column("client_id", sa.String(128), primary_key=True),
-    sa.Column("joined_at", sa.Double, nullable=False),
-)
-
-oauth_consents = sa.Table(
-    "oauth_consents",
-    metadata,
-    sa.Column("user_id", sa.String(36), sa.ForeignKey("users.id"), primary_key=True),
-    sa.Column("client_id", sa.String(128), primary_key=True),
-    sa.Column("scopes", sa.Text, nullable=False),  # space-separated, sorted
-    sa.Column("granted_at", sa.Double, nullable=False),
-)
-
-backchannel_deliveries = sa.Table(
-    "backchannel_deliveries",
-    metadata,
-    sa.Column("id", sa.String(32), primary_key=True),
-    sa.Column("client_id", sa.String(128), nullable=False),
-    sa.Column("uri", sa.Text, nullable=False),
-    sa.Column("logout_token", sa.Text, nullable=False),
-    sa.Column("attempts", sa.Integer, nullable=False),
-    sa.Column("next_attempt_at", sa.Double, nullable=True, index=True),  # NULL: settled
-    sa.Column("created_at", sa.Double, nullable=False),
-    sa.Column("delivered_at", sa.Double, nullable=True),
-    sa.Column("last_error", sa.String(200), nullable=True),
 # -- OAuth 2.1 / OpenID Connect provider (migration 0003_oauth) --------------------------------
 oauth_clients = sa.Table(
     "oauth_clients",
@@ -207,4 +165,48 @@ oauth_assertions = sa.Table(
     sa.Column("client_id", sa.String(64), primary_key=True),
     sa.Column("jti", sa.String(255), primary_key=True),
     sa.Column("expires_at", sa.Double, nullable=False, index=True),
+)
+
+# -- single sign-on (migration 0004_sso) ---------------------------------------------------
+sso_sessions = sa.Table(
+    "sso_sessions",
+    metadata,
+    sa.Column("sid", sa.String(64), primary_key=True),  # public id: ``sid`` of ID tokens
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),  # SHA-256 of cookie
+    sa.Column("user_id", sa.String(36), sa.ForeignKey("users.id"), nullable=False, index=True),
+    sa.Column("auth_time", sa.Double, nullable=False),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("expires_at", sa.Double, nullable=False, index=True),
+    sa.Column("ended_at", sa.Double, nullable=True),
+)
+
+sso_participants = sa.Table(
+    "sso_participants",
+    metadata,
+    sa.Column("sid", sa.String(64), primary_key=True),
+    sa.Column("client_id", sa.String(128), primary_key=True),
+    sa.Column("joined_at", sa.Double, nullable=False),
+)
+
+oauth_consents = sa.Table(
+    "oauth_consents",
+    metadata,
+    sa.Column("user_id", sa.String(36), sa.ForeignKey("users.id"), primary_key=True),
+    sa.Column("client_id", sa.String(128), primary_key=True),
+    sa.Column("scopes", sa.Text, nullable=False),  # space-separated, sorted
+    sa.Column("granted_at", sa.Double, nullable=False),
+)
+
+backchannel_deliveries = sa.Table(
+    "backchannel_deliveries",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("client_id", sa.String(128), nullable=False),
+    sa.Column("uri", sa.Text, nullable=False),
+    sa.Column("logout_token", sa.Text, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_attempt_at", sa.Double, nullable=True, index=True),  # NULL: settled
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("delivered_at", sa.Double, nullable=True),
+    sa.Column("last_error", sa.String(200), nullable=True),
 )
