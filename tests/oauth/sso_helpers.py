@@ -14,7 +14,6 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 
 from jotkit.server.oauth.clients import ClientRecord
-
 from server.harness import PASSWORD, Server
 
 

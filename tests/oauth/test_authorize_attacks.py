@@ -10,9 +10,8 @@ import httpx
 import pytest
 
 from jotkit.server import FrozenClock
-
-from server.harness import START, Server, make_settings
 from oauth.sso_helpers import add_client, authz_params, consent, hidden, login, query_of
+from server.harness import START, Server, make_settings
 
 ISS = "http://jotkit.test"
 CB = "https://app.example/cb"

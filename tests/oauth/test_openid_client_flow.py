@@ -16,9 +16,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from jotkit.server.clock import SystemClock
-
-from server.harness import PASSWORD, Server, make_settings
 from oauth.sso_helpers import add_client
+from server.harness import PASSWORD, Server, make_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 RP = "http://rp.test"

@@ -15,9 +15,8 @@ import pytest
 import jotkit
 from jotkit.server import FrozenClock
 from jotkit.server.oauth.logout import BACKCHANNEL_EVENT, MAX_ATTEMPTS, deliver_due
-
-from server.harness import START, Server, make_settings
 from oauth.sso_helpers import add_client, authz_params, hidden, login, query_of
+from server.harness import START, Server, make_settings
 
 
 class Receiver:

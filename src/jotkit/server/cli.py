@@ -341,6 +341,6 @@ def register(app: typer.Typer) -> None:
         shown = make_url(settings.effective_database_url).render_as_string(hide_password=True)
         typer.echo(f"database at {shown} is up to date")
 
-    from .oauth.consents import register_cli as register_consents
+    from .oauth.consents_cli import register_cli as register_consents
 
     register_consents(app)

@@ -252,7 +252,8 @@ async def _validated(svc: AuthService, pairs: Sequence[tuple[str, str]]) -> Auth
     try:
         return check_request(client, redirect_uri, params)
     except AuthzError as exc:
-        state = (params.get("state") or [None])[0]
+        states = params.get("state") or []
+        state = states[0] if len(states) == 1 else None
         raise _Redirect(error_redirect(svc, None, redirect_uri, state, exc)) from None
 
 
