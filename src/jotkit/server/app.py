@@ -330,6 +330,9 @@ def create_app(
         mount(app, "/debugger")
     _install_handlers(app)
     _install_openapi(app, settings.cookie_mode)
+    from .oauth.cors import BrowserCors
+
+    app.add_middleware(BrowserCors, service=svc)  # single-page apps (oauth/cors.py)
     app.add_middleware(
         _Edge,
         metrics=metrics,
