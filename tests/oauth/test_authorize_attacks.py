@@ -294,3 +294,22 @@ def test_pages_are_branded(server, ids):
     assert "jotkit" in page.text and f"App {client_id}" in page.text
     assert css.text.strip() == ":root{--brand:#3557d4}"
     assert hidden(page.text, "authorization_request")
+
+
+def test_cors_only_for_public_clients_origins_and_never_on_pages(server, ids):
+    _email, client_id = ids  # a public client with redirect URI https://app.example/cb
+    preflight = {"Access-Control-Request-Method": "POST"}
+    with server.client() as c:
+        ok = c.options("/oauth/token", headers={"Origin": "https://app.example", **preflight})
+        assert ok.status_code == 204
+        assert ok.headers["access-control-allow-origin"] == "https://app.example"
+        assert "access-control-allow-credentials" not in ok.headers
+        evil = c.options("/oauth/token", headers={"Origin": "https://evil.test", **preflight})
+        assert evil.status_code == 403 and "access-control-allow-origin" not in evil.headers
+        jwks = c.get("/.well-known/jwks.json", headers={"Origin": "https://evil.test"})
+        assert jwks.headers["access-control-allow-origin"] == "*"
+        page = c.get("/oauth/authorize", params=authz_params(client_id),
+                     headers={"Origin": "https://app.example"})
+        assert "access-control-allow-origin" not in page.headers
+        login = c.options("/auth/login", headers={"Origin": "https://app.example", **preflight})
+        assert "access-control-allow-origin" not in login.headers

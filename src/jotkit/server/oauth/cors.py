@@ -72,6 +72,7 @@ class BrowserCors:
         return self._origins
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Answer a CORS preflight, or pass the request on and add the CORS headers."""
         path = scope.get("path", "")
         if scope["type"] != "http" or (path not in PUBLIC_PATHS and path not in CLIENT_PATHS):
             await self.app(scope, receive, send)
