@@ -313,3 +313,20 @@ def test_cors_only_for_public_clients_origins_and_never_on_pages(server, ids):
         assert "access-control-allow-origin" not in page.headers
         login = c.options("/auth/login", headers={"Origin": "https://app.example", **preflight})
         assert "access-control-allow-origin" not in login.headers
+
+
+def test_prompt_login_as_the_same_user_keeps_the_sso_session_and_moves_auth_time(server, ids):
+    email, client_id = ids
+    add_client(server, client_id + "fp", first_party=True)
+    with browser(server) as b:
+        sign_in(server, b, email, client_id + "fp")
+        cookie = b.cookies["jotkit_sso"]
+        server.clock.advance(30)
+        page = b.get("/oauth/authorize", params=authz_params(client_id + "fp", prompt="login"))
+        r = login(b, page, email)
+        assert r.status_code == 303 and "code" in query_of(r.headers["location"])
+        assert b.cookies["jotkit_sso"] == cookie
+    from jotkit.server.oauth.sso import session_token_hash
+
+    session = server.run(server.service.store.sso.find_session(session_token_hash(cookie)))
+    assert session.ended_at is None and session.auth_time == server.clock.now()

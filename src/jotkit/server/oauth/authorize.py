@@ -20,6 +20,7 @@ CSRF token, so nothing of a half-done request is stored server-side.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -483,11 +484,17 @@ async def login_submit(request: Request) -> Response:
         raise
     cookies = Response()
     previous = await sso.current_session(svc, request)
-    if previous is not None:  # a new sign-in replaces this browser's session
-        from .logout import end_sso_session
+    if previous is not None and previous.user_id == user.id:  # re-authentication
+        now = svc.clock.now()
+        await svc.store.sso.reauthenticated(previous.sid, now)
+        session = dataclasses.replace(previous, auth_time=now)
+        svc.audit.event("sso_reauthenticated", user_id=user.id, session_id=session.sid)
+    else:
+        if previous is not None:  # another user signs in: this browser's session ends
+            from .logout import end_sso_session
 
-        await end_sso_session(svc, previous.sid, reason="replaced")
-    session = await sso.open_session(svc, user, cookies)
+            await end_sso_session(svc, previous.sid, reason="replaced")
+        session = await sso.open_session(svc, user, cookies)
     return await run(request, svc, req, _Progress(fresh_session=session), cookies)
 
 

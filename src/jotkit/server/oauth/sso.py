@@ -33,6 +33,7 @@ __all__ = [
     "consent_covers",
     "current_session",
     "open_session",
+    "session_token_hash",
     "sso_cookies",
 ]
 
@@ -56,7 +57,8 @@ def sso_cookies(svc: AuthService) -> SsoCookies:
     return SsoCookies("jotkit_sso", "jotkit_sso_bind", False)
 
 
-def _hash(token: str) -> str:
+def session_token_hash(token: str) -> str:
+    """SHA-256 hex of an SSO cookie value (the only form that is stored)."""
     return hashlib.sha256(token.encode("ascii")).hexdigest()
 
 
@@ -70,7 +72,7 @@ async def current_session(svc: AuthService, request: Request) -> SsoSessionRecor
     if not _well_formed(token):
         return None
     assert token is not None
-    record = await svc.store.sso.find_session(_hash(token))
+    record = await svc.store.sso.find_session(session_token_hash(token))
     if record is None or not record.active(svc.clock.now()):
         return None
     return record
@@ -87,7 +89,7 @@ async def open_session(svc: AuthService, user: UserRecord, response: Response) -
         created_at=now,
         expires_at=now + svc.settings.sso_session_ttl,
     )
-    await svc.store.sso.create_session(record, _hash(token))
+    await svc.store.sso.create_session(record, session_token_hash(token))
     names = sso_cookies(svc)
     response.set_cookie(
         names.session,

@@ -138,6 +138,14 @@ class SsoStore:
             ).first()
         return _session(row) if row is not None else None
 
+    async def reauthenticated(self, sid: str, now: float) -> None:
+        """The user proved the password again in session ``sid`` (``prompt=login``,
+        ``max_age``): move its ``auth_time`` to ``now``."""
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                sa.update(sso_sessions).where(sso_sessions.c.sid == sid).values(auth_time=now)
+            )
+
     async def end_session(self, sid: str, now: float) -> list[str]:
         """Mark the session ended; return the client ids that took part (empty when it was
         already ended: the caller then sends no second round of logout tokens)."""
