@@ -155,6 +155,7 @@ class Settings:
     csrf_secret: str | None = field(default=None, repr=False)  # HMAC key of CSRF tokens
     client_auth_limit: int = 10  # failed /oauth/* client authentications per address ...
     client_auth_window: float = 300.0  # ... in this window, then 429
+    id_token_ttl: float = 3600.0  # OpenID Connect ID tokens (docs/oauth.md)
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):  # durations (float fields) follow the core grammar
@@ -333,6 +334,7 @@ def _convert(name: str, value: Any) -> Any:
         "header_timeout",
         "body_timeout",
         "client_auth_window",
+        "id_token_ttl",
     }
     if name in durations:
         return _timespan(value, label)
