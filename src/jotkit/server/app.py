@@ -317,6 +317,10 @@ def create_app(
     app.include_router(auth.router)
     app.include_router(wellknown.router)
     app.include_router(oauth.router)
+    from .oauth import routes as oauth_provider
+
+    app.state.oauth_jwks = {}  # private_key_jwt: JWKSClient per registered jwks_uri
+    app.include_router(oauth_provider.router)
     app.include_router(ops.router)
     from .oauth import authorize, consents, logout, pages
 

@@ -155,6 +155,7 @@ class Settings:
     csrf_secret: str | None = field(default=None, repr=False)  # HMAC key of CSRF tokens
     client_auth_limit: int = 10  # failed /oauth/* client authentications per address ...
     client_auth_window: float = 300.0  # ... in this window, then 429
+    id_token_ttl: float = 3600.0  # OpenID Connect ID tokens (docs/oauth.md)
     # hosted OAuth pages (docs/oauth.md, "Hosted pages"): the product name and look
     brand_name: str = "jotkit"
     brand_color: str = "#3557d4"  # accent colour: #rgb or #rrggbb
@@ -355,6 +356,7 @@ def _convert(name: str, value: Any) -> Any:
         "header_timeout",
         "body_timeout",
         "client_auth_window",
+        "id_token_ttl",
         "sso_session_ttl",
     }
     if name in durations:

@@ -95,6 +95,10 @@ def register_clients(app: typer.Typer) -> None:
             str | None,
             typer.Option("--audience", help="Default access-token aud (default JOTKIT_AUDIENCE)."),
         ] = None,
+        resource: Annotated[
+            list[str] | None,
+            typer.Option("--resource", help="A resource (RFC 8707 aud) it may ask for."),
+        ] = None,
         id_token_alg: Annotated[
             str, typer.Option("--id-token-alg", help="ID token algorithm: RS256 | ES256 | EdDSA.")
         ] = "RS256",  # noqa: S107 (an algorithm name, not a password)
@@ -134,6 +138,7 @@ def register_clients(app: typer.Typer) -> None:
                 jwks=jwks_doc,
                 id_token_signed_response_alg=id_token_alg,
                 default_audience=audience,
+                resources=resource or (),
             )
             await svc.store.clients.create(record)
             return record, secret

@@ -12,25 +12,37 @@ import hashlib
 import hmac
 import json
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from ..store.base import ClientRecord as ClientRecord
 
+if TYPE_CHECKING:
+    import jotkit
+    from jotkit.jwks_client import JWKSClient
+
+    from ..sessions import AuthService
+
 __all__ = [
+    "ASSERTION_TYPE",
     "AUTH_METHODS",
     "DEFAULT_SCOPES",
     "GRANT_TYPES",
     "ID_TOKEN_ALGS",
+    "ClientAuthError",
     "ClientRecord",
     "allowed_scopes",
+    "audiences",
+    "authenticate",
     "check_redirect_uri",
+    "check_resource",
     "hash_secret",
     "new_client",
     "new_secret",
     "secret_matches",
+    "select_resources",
 ]
 
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt", "none")
@@ -84,6 +96,44 @@ def check_redirect_uri(uri: str) -> str:
     return uri
 
 
+def check_resource(uri: str) -> str:
+    """A resource indicator must be an absolute URI without a fragment (RFC 8707 §2)."""
+    parts = urlsplit(uri)
+    if (
+        not parts.scheme
+        or not (parts.netloc or parts.path)
+        or "#" in uri
+        or len(uri) > 2000
+        or any(c.isspace() or ord(c) < 0x20 for c in uri)
+    ):
+        raise ValueError(f"a resource must be an absolute URI without fragment: {uri!r}")
+    return uri
+
+
+def audiences(client: ClientRecord, default: str) -> tuple[str, ...]:
+    """What ``client`` may put in ``aud`` (RFC 8707): its default audience (else
+    ``JOTKIT_AUDIENCE``) and its registered resources."""
+    return (client.default_audience or default, *client.resources)
+
+
+def select_resources(
+    client: ClientRecord, default: str, requested: Sequence[str], granted: Sequence[str] = ()
+) -> tuple[str, ...]:
+    """The ``aud`` of an access token (RFC 8707 §2): the requested resources, each of
+    which the client may ask for and, when a grant named resources, within them (§2.2);
+    nothing requested: the grant's resources, else the client's default audience. Raise
+    ``ValueError`` (``invalid_target``) otherwise."""
+    allowed = set(audiences(client, default))
+    if granted:
+        allowed &= set(granted)
+    for uri in requested:
+        if uri not in allowed:
+            raise ValueError(f"resource {uri!r} is not allowed for this client")
+    if requested:
+        return tuple(dict.fromkeys(requested))
+    return tuple(granted) or (client.default_audience or default,)
+
+
 def _check_scope(scope: str) -> str:
     if not scope or any(c not in _SCOPE_CHARS for c in scope):  # RFC 6749 §3.3 scope-token
         raise ValueError(f"invalid scope {scope!r}")
@@ -115,6 +165,7 @@ def new_client(
     jwks: dict[str, Any] | None = None,
     id_token_signed_response_alg: str = "RS256",  # noqa: S107 (an algorithm name)
     default_audience: str | None = None,
+    resources: Sequence[str] = (),
 ) -> tuple[ClientRecord, str | None]:
     """Build a client registration (``jotkit clients add``) and its secret (None for public
     and ``private_key_jwt`` clients). Raise ``ValueError`` with a readable message when the
@@ -177,6 +228,7 @@ def new_client(
         id_token_signed_response_alg=id_token_signed_response_alg,
         default_audience=default_audience,
         created_at=now,
+        resources=tuple(dict.fromkeys(check_resource(r) for r in resources)),
     )
     return record, secret
 
@@ -197,6 +249,7 @@ def describe(client: ClientRecord) -> dict[str, Any]:
         "jwks": client.jwks,
         "id_token_signed_response_alg": client.id_token_signed_response_alg,
         "default_audience": client.default_audience,
+        "resources": list(client.resources),
         "created_at": int(client.created_at),
     }
 
@@ -204,3 +257,142 @@ def describe(client: ClientRecord) -> dict[str, Any]:
 def with_secret_hash(client: ClientRecord, secret_hash: str) -> ClientRecord:
     """A copy of ``client`` with another secret hash."""
     return replace(client, secret_hash=secret_hash)
+
+
+# -- client authentication (RFC 6749 §2.3, RFC 7523 §2.2 / §3, OpenID Connect Core §9) ---------
+
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+ASSERTION_ALGS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384",
+                  "ES512", "EdDSA")
+MAX_ASSERTION_LIFETIME = 300.0  # seconds an assertion may live (exp - now)
+_DUMMY = ClientRecord(
+    "", "", None, "client_secret_basic", (), (), (), (), False, None, None, None, "RS256", None, 0.0
+)  # compared against when the client is unknown (same work, never matches)
+
+
+class ClientAuthError(Exception):
+    """Client authentication failed (RFC 6749 §5.2 ``invalid_client``); ``description`` is
+    safe to show, ``reason`` goes to the audit log."""
+
+    def __init__(self, description: str, reason: str) -> None:
+        super().__init__(description)
+        self.description = description
+        self.reason = reason
+
+
+async def authenticate(
+    service: AuthService,
+    *,
+    basic: tuple[str, str] | None,
+    form: Mapping[str, str],
+    endpoints: Sequence[str],
+    jwks_clients: dict[str, JWKSClient] | None = None,
+) -> ClientRecord:
+    """Authenticate the client of a token-endpoint request with its registered method.
+
+    ``basic`` is the decoded ``Authorization: Basic`` pair (or None), ``form`` the body
+    parameters, ``endpoints`` the values a client assertion's ``aud`` may carry (the token
+    endpoint URL and the issuer, RFC 7523 §3 item 3). Exactly one method may be used (RFC 6749
+    §2.3). Raise :class:`ClientAuthError`."""
+    used = [
+        name
+        for name, present in (
+            ("client_secret_basic", basic is not None),
+            ("client_secret_post", "client_secret" in form),
+            ("private_key_jwt", "client_assertion" in form or "client_assertion_type" in form),
+        )
+        if present
+    ]
+    if len(used) > 1:
+        raise ClientAuthError("Use exactly one client authentication method.", "several_methods")
+    method = used[0] if used else "none"
+    if method == "private_key_jwt":
+        return await _assertion(service, form, endpoints, jwks_clients)
+    if basic is not None:
+        client_id, secret = basic
+        if "client_id" in form and form["client_id"] != client_id:
+            raise ClientAuthError("client_id differs from the authenticated client.", "mismatch")
+    else:
+        client_id = form.get("client_id", "")
+        secret = form.get("client_secret", "")
+    if not client_id:
+        raise ClientAuthError("Client authentication is required.", "no_client")
+    client = await service.store.clients.get(client_id) if len(client_id) <= 64 else None
+    if method == "none":
+        if client is None or client.auth_method != "none":
+            raise ClientAuthError("This client must authenticate.", "unauthenticated")
+        return client
+    ok = secret_matches(client or _DUMMY, secret)  # the same work for unknown clients
+    if client is None or not ok:
+        raise ClientAuthError("Client authentication failed.", "bad_secret")
+    if client.auth_method != method:
+        raise ClientAuthError(
+            f"This client is registered for {client.auth_method}.", "wrong_method"
+        )
+    return client
+
+
+async def _assertion(
+    service: AuthService,
+    form: Mapping[str, str],
+    endpoints: Sequence[str],
+    jwks_clients: dict[str, JWKSClient] | None,
+) -> ClientRecord:
+    """``private_key_jwt`` (RFC 7523 §2.2, §3; OpenID Connect Core §9)."""
+    import jotkit
+
+    if form.get("client_assertion_type") != ASSERTION_TYPE:
+        raise ClientAuthError(f"client_assertion_type must be {ASSERTION_TYPE}.", "bad_type")
+    assertion = form.get("client_assertion", "")
+    try:
+        _header, unverified = jotkit.decode_unverified(assertion)
+    except jotkit.InvalidToken:
+        raise ClientAuthError("The client assertion is malformed.", "malformed") from None
+    client_id = unverified.get("iss")
+    if not isinstance(client_id, str) or not client_id or len(client_id) > 64:
+        raise ClientAuthError("The client assertion has no valid iss.", "no_iss")
+    if "client_id" in form and form["client_id"] != client_id:
+        raise ClientAuthError("client_id differs from the assertion's iss.", "mismatch")
+    client = await service.store.clients.get(client_id)
+    if client is None or client.auth_method != "private_key_jwt":
+        raise ClientAuthError("Client authentication failed.", "unknown_client")
+    now = service.clock.now()
+    try:
+        keys = await _client_keys(client, jwks_clients)
+        claims = jotkit.Verifier(
+            keys,
+            algorithms=ASSERTION_ALGS,
+            issuer=client_id,
+            subject=client_id,
+            audience=list(endpoints),
+            require=("exp", "jti", "iss", "sub", "aud"),
+        ).decode(assertion, now=now)
+    except jotkit.JotkitError as exc:
+        raise ClientAuthError("The client assertion is invalid.", str(exc)[:80]) from None
+    jti, exp = claims["jti"], claims["exp"]
+    if not isinstance(jti, str) or not 0 < len(jti) <= 255:
+        raise ClientAuthError("The client assertion's jti must be a string.", "bad_jti")
+    if not isinstance(exp, int | float) or exp - now > MAX_ASSERTION_LIFETIME:
+        raise ClientAuthError("The client assertion lives too long (max 5 minutes).", "long")
+    if not await service.store.assertions.use(client_id, jti, float(exp), now):
+        raise ClientAuthError("The client assertion was used before (jti).", "replay")
+    return client
+
+
+async def _client_keys(
+    client: ClientRecord, jwks_clients: dict[str, JWKSClient] | None
+) -> jotkit.KeySet:
+    import jotkit
+    from jotkit.jwks_client import JWKSClient
+
+    if client.jwks is not None:
+        return jotkit.KeySet.from_jwks(json.dumps(client.jwks))
+    assert client.jwks_uri is not None
+    cache = jwks_clients if jwks_clients is not None else {}
+    remote = cache.get(client.jwks_uri)
+    if remote is None:
+        host = urlsplit(client.jwks_uri).hostname
+        remote = JWKSClient(client.jwks_uri, allow_insecure_http=host in _LOOPBACK)
+        if len(cache) < 1024:
+            cache[client.jwks_uri] = remote
+    return await remote.aget_key_set()

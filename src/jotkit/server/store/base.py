@@ -358,6 +358,7 @@ class ClientRecord:
     id_token_signed_response_alg: str
     default_audience: str | None
     created_at: float
+    resources: tuple[str, ...] = ()  # RFC 8707 resource indicators it may ask for
 
 
 @dataclass(frozen=True, slots=True)
@@ -446,7 +447,8 @@ class CodeStore(ABC):
     async def consume(
         self, code_hash: str, now: float, family: FamilyRecord, refresh_hash: str
     ) -> ConsumeResult:
-        """Spend a code once (RFC 6749 §4.1.2, single use).
+        """Spend a code once (RFC 6749 §4.1.2, single use). ``family`` gets the code's
+        ``user_id`` and ``client_id``.
 
         Of many concurrent calls exactly one gets ``REDEEMED``: in the same transaction the
         code is marked redeemed by ``family`` and ``family`` (with its first refresh token

@@ -59,6 +59,7 @@ def _client(row: Any) -> ClientRecord:
         id_token_signed_response_alg=row.id_token_signed_response_alg,
         default_audience=row.default_audience,
         created_at=row.created_at,
+        resources=_tuple(row.resources),
     )
 
 
@@ -106,6 +107,7 @@ class SqlClientStore(ClientStore):
             "id_token_signed_response_alg": client.id_token_signed_response_alg,
             "default_audience": client.default_audience,
             "created_at": client.created_at,
+            "resources": json.dumps(list(client.resources)),
         }
         try:
             async with self._engine.begin() as conn:
@@ -211,7 +213,7 @@ class SqlCodeStore(CodeStore):
             await conn.execute(
                 sa.insert(refresh_families).values(
                     id=family.id,
-                    user_id=family.user_id,
+                    user_id=code.user_id,
                     created_at=family.created_at,
                     last_used_at=family.last_used_at,
                     idle_expires_at=family.idle_expires_at,
@@ -220,7 +222,7 @@ class SqlCodeStore(CodeStore):
                     revoke_reason=None,
                     user_agent=family.user_agent,
                     client_ip=family.client_ip,
-                    client_id=family.client_id,
+                    client_id=code.client_id,
                 )
             )
             await conn.execute(

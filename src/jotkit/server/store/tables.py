@@ -125,6 +125,7 @@ oauth_clients = sa.Table(
     sa.Column("id_token_signed_response_alg", sa.String(16), nullable=False),
     sa.Column("default_audience", sa.Text, nullable=True),
     sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("resources", sa.Text, nullable=False),  # JSON array (RFC 8707)
 )
 
 oauth_codes = sa.Table(

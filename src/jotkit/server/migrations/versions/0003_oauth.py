@@ -38,6 +38,7 @@ def upgrade() -> None:
         sa.Column("id_token_signed_response_alg", sa.String(16), nullable=False),
         sa.Column("default_audience", sa.Text, nullable=True),
         sa.Column("created_at", sa.Double, nullable=False),
+        sa.Column("resources", sa.Text, nullable=False),
     )
     op.create_table(
         "oauth_codes",
