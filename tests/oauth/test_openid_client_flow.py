@@ -8,7 +8,9 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -20,7 +22,6 @@ from oauth.sso_helpers import add_client
 from server.harness import PASSWORD, Server, make_settings
 
 ROOT = Path(__file__).resolve().parents[2]
-RP = "http://rp.test"
 CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--no-first-run"]
 
 
@@ -30,8 +31,31 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+class _RpPages(BaseHTTPRequestHandler):
+    """The RP's redirect targets: any GET answers a small page (the test reads the URL)."""
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("content-type", "text/plain")
+        self.send_header("content-length", "2")
+        self.end_headers()
+        self.wfile.write(b"rp")
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
 @pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def rp_url() -> Iterator[str]:
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _RpPages)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory, rp_url: str) -> Iterator[Server]:
+    RP = rp_url
     port = _free_port()
     settings = make_settings(
         tmp_path_factory.mktemp("oidc"), issuer=f"http://127.0.0.1:{port}",
@@ -76,31 +100,18 @@ class NodeRp:
         self.proc.wait(timeout=30)
 
 
-def _follow_to_rp(page: Any, url: str, submit: Any = None) -> str:
-    """Navigate (or submit) and return the URL the provider redirected the browser to at
-    the RP (answered locally by a Playwright route)."""
-    seen: list[str] = []
-
-    def handle(route: Any) -> None:
-        seen.append(route.request.url)
-        route.fulfill(status=200, content_type="text/plain", body="rp")
-
-    page.route(f"{RP}/**", handle)
-    try:
-        if submit is None:
-            page.goto(url)
-        else:
-            submit()
-        page.wait_for_url(f"{RP}/**", timeout=20_000)
-    finally:
-        page.unroute(f"{RP}/**")
-    assert seen, "the browser never reached the RP"
-    return seen[-1]
+def _follow_to_rp(page: Any, rp: str, action: Any) -> str:
+    """Run ``action`` (a navigation or a click) and return the RP URL the provider
+    redirected the browser to."""
+    action()
+    page.wait_for_url(f"{rp}/**", timeout=20_000)
+    return str(page.url)
 
 
 def test_openid_client_full_flow_with_chromium_on_the_hosted_login_page(
-    live: Server, node_bin: str, chromium_path: str
+    live: Server, node_bin: str, chromium_path: str, rp_url: str
 ) -> None:
+    RP = rp_url
     sync_api = pytest.importorskip("playwright.sync_api")
     rp = NodeRp(node_bin)
     try:
@@ -114,7 +125,7 @@ def test_openid_client_full_flow_with_chromium_on_the_hosted_login_page(
         start = rp.read()["authorization_url"]
         with sync_api.sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
-            page = browser.new_page()
+            page = browser.new_context().new_page()
             page.goto(start)
             assert page.title() == "Sign in · Acme ID"
             page.get_by_label("Email address").fill("rp-user@example.com")
@@ -122,7 +133,7 @@ def test_openid_client_full_flow_with_chromium_on_the_hosted_login_page(
             page.get_by_role("button", name="Sign in").click()
             page.wait_for_selector("text=Allow access?")  # a third-party client: consent
             callback = _follow_to_rp(
-                page, "", submit=lambda: page.get_by_role("button", name="Allow").click()
+                page, RP, lambda: page.get_by_role("button", name="Allow").click()
             )
             assert callback.startswith(f"{RP}/cb?")
             rp.send({"callback": callback})
@@ -133,7 +144,7 @@ def test_openid_client_full_flow_with_chromium_on_the_hosted_login_page(
             assert result["userinfo"]["email"] == "rp-user@example.com"
             assert result["refresh_rotated"] is True
             # RP-initiated logout with the id_token_hint: no confirmation, back to the RP.
-            back = _follow_to_rp(page, result["end_session_url"])
+            back = _follow_to_rp(page, RP, lambda: page.goto(result["end_session_url"]))
             assert back.startswith(f"{RP}/bye?")
             assert parse_qs(urlsplit(back).query)["state"] == [result["logout_state"]]
             # The SSO session is over: prompt=none now answers login_required.

@@ -116,9 +116,16 @@ def test_log_in_once_use_both_apps_log_out_in_one_logs_out_both(
     web, spa = apps["web"], apps["spa"]
     with sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
-        page = browser.new_page()
+        page = browser.new_context().new_page()
         errors: list[str] = []
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+
+        def watch(p: Any) -> None:  # script errors, and failed responses but favicons
+            p.on("pageerror", lambda exc: errors.append(str(exc)))
+            p.on("response", lambda r: errors.append(f"{r.status} {r.url}")
+                 if r.status >= 400 and not r.url.endswith("/favicon.ico") else None)
+
+        watch(page)
+        page.context.on("page", watch)
         # 1. one password prompt, both apps signed in; log out in the SPA
         spa_page = _sign_in_everywhere(page, web, spa, first=True)
         spa_page.get_by_role("button", name="Sign out").click()

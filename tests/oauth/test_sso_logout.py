@@ -14,7 +14,12 @@ import pytest
 
 import jotkit
 from jotkit.server import FrozenClock
-from jotkit.server.oauth.logout import BACKCHANNEL_EVENT, MAX_ATTEMPTS, deliver_due
+from jotkit.server.oauth.logout import (
+    BACKCHANNEL_EVENT,
+    MAX_ATTEMPTS,
+    deliver_due,
+    published_keys,
+)
 from oauth.sso_helpers import add_client, authz_params, hidden, login, query_of
 from server.harness import START, Server, make_settings
 
@@ -113,7 +118,7 @@ def test_logout_reaches_every_participating_client_over_the_back_channel(server,
         assert done.status_code == 200 and "signed out" in done.text
         again = browser.get("/oauth/authorize", params=authz_params(a, prompt="none"))
         assert query_of(again.headers["location"])["error"] == "login_required"
-    jwks = jotkit.KeySet.from_jwks(server.service.keyring.jwks(server.clock.now()))
+    jwks = published_keys(server.service, server.clock.now())
     sids = set()
     for client_id in (a, b_):
         (token,) = receiver.wait(f"/{client_id}")

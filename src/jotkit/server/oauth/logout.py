@@ -22,9 +22,10 @@ from starlette.responses import Response
 
 import jotkit
 
-from ..sessions import AuthService
+from ..sessions import ID_TOKEN_ALG, AuthService
 from ..store.sso import DeliveryRecord
 from . import sso
+from .clients import ClientRecord
 from .pages import message_page, page_response
 
 __all__ = [
@@ -52,14 +53,14 @@ def backoff(attempts: int) -> float:
     return float(min(MAX_BACKOFF, 2.0 ** max(0, attempts - 1)))
 
 
-def logout_token(svc: AuthService, client_id: str, sub: str, sid: str, now: float) -> str:
+def logout_token(svc: AuthService, client: ClientRecord, sub: str, sid: str, now: float) -> str:
     """A Logout Token (Back-Channel Logout 1.0 §2.4): ``typ: logout+jwt``, ``iss``, ``aud``,
     ``iat``, ``exp``, ``jti``, ``sub``, ``sid`` and the ``events`` claim; never a ``nonce``."""
     return jotkit.encode(
         {"sid": sid, "events": {BACKCHANNEL_EVENT: {}}},
-        _id_token_key(svc, now),
+        _id_token_key(svc, client, now),
         issuer=svc.issuer,
-        audience=client_id,
+        audience=client.client_id,
         subject=sub,
         expires_in=LOGOUT_TOKEN_TTL,
         jti=secrets.token_urlsafe(16),
@@ -68,10 +69,21 @@ def logout_token(svc: AuthService, client_id: str, sub: str, sid: str, now: floa
     )
 
 
-def _id_token_key(svc: AuthService, now: float) -> jotkit.Key:
-    """The key ID tokens are signed with (logout tokens use the same: the clients already
-    trust it through the JWKS)."""
+def _id_token_key(svc: AuthService, client: ClientRecord, now: float) -> jotkit.Key:
+    """The key the client's ID tokens are signed with (its registered
+    ``id_token_signed_response_alg``, RS256 by default); the logout token uses the same, as
+    the client already verifies ID tokens with it."""
+    if client.id_token_signed_response_alg == ID_TOKEN_ALG:
+        return svc.id_keyring.signing_key(now)
     return svc.keyring.signing_key(now)
+
+
+def published_keys(svc: AuthService, now: float) -> jotkit.KeySet:
+    """Every published verification key: the access-token ring and the ID-token ring."""
+    keys = list(jotkit.KeySet.from_jwks(svc.keyring.jwks(now)))
+    if svc.id_keyring is not svc.keyring:
+        keys += list(jotkit.KeySet.from_jwks(svc.id_keyring.jwks(now)))
+    return jotkit.KeySet(keys)
 
 
 async def end_sso_session(svc: AuthService, sid: str, *, reason: str = "logout") -> int:
@@ -94,7 +106,7 @@ async def end_sso_session(svc: AuthService, sid: str, *, reason: str = "logout")
                 id=secrets.token_hex(16),
                 client_id=client_id,
                 uri=client.backchannel_logout_uri,
-                logout_token=logout_token(svc, client_id, session.user_id, sid, now),
+                logout_token=logout_token(svc, client, session.user_id, sid, now),
                 attempts=0,
                 next_attempt_at=now,
                 created_at=now,
@@ -187,7 +199,7 @@ async def _hint_claims(svc: AuthService, hint: str) -> dict[str, Any] | None:
     known = [a for a in candidates if isinstance(a, str) and await svc.store.clients.get(a)]
     if not known:
         return None
-    keys = jotkit.KeySet.from_jwks(svc.keyring.jwks(now))
+    keys = published_keys(svc, now)
     algorithms = sorted({k.alg for k in keys if k.alg})
     try:
         return jotkit.decode(
