@@ -187,3 +187,55 @@ def test_failed_deliveries_are_retried_with_backoff_then_given_up(server, receiv
     assert receiver.fail[f"/{flaky}"] == 0
     assert _metric(server, "failed") == failed + 1
     assert _metric(server, "retry") >= retries + 2 + (MAX_ATTEMPTS - 2)
+
+
+def _code_flow(server: Server, browser, client_id: str, email: str | None) -> dict:
+    from oauth.sso_helpers import pkce
+
+    p = pkce()
+    params = authz_params(client_id, scope="openid email offline_access",
+                          code_challenge=p.challenge)
+    r = browser.get("/oauth/authorize", params=params)
+    if email is not None:
+        r = login(browser, r, email)
+    code = query_of(r.headers["location"])["code"]
+    tokens = browser.post("/oauth/token", data={
+        "grant_type": "authorization_code", "code": code, "client_id": client_id,
+        "redirect_uri": "https://app.example/cb", "code_verifier": p.verifier})
+    assert tokens.status_code == 200, tokens.text
+    return dict(tokens.json())
+
+
+def test_rp_logout_with_id_token_hint_revokes_the_sessions_refresh_tokens(server):
+    tag = secrets.token_hex(3)
+    email = f"rv{tag}@example.com"
+    server.add_user(email)
+    a, b_ = f"ra{tag}", f"rb{tag}"
+    for client_id in (a, b_):
+        add_client(server, client_id, first_party=True,
+                   post_logout_redirect_uris=("https://app.example/bye",))
+    with server.client(follow_redirects=False) as browser:
+        first = _code_flow(server, browser, a, email)
+        second = _code_flow(server, browser, b_, None)  # SSO: no password
+        ok = browser.post("/oauth/token", data={
+            "grant_type": "refresh_token", "refresh_token": second["refresh_token"],
+            "client_id": b_})
+        assert ok.status_code == 200, ok.text
+        second = ok.json()
+        bye = browser.get("/oauth/logout", params={
+            "id_token_hint": first["id_token"], "state": "s1",
+            "post_logout_redirect_uri": "https://app.example/bye"})
+        assert bye.status_code == 303  # a valid hint for this session: no confirmation
+        assert bye.headers["location"] == "https://app.example/bye?state=s1"
+        for client_id, tokens in ((a, first), (b_, second)):
+            refused = browser.post("/oauth/token", data={
+                "grant_type": "refresh_token", "refresh_token": tokens["refresh_token"],
+                "client_id": client_id})
+            assert refused.status_code == 400 and refused.json()["error"] == "invalid_grant"
+            info = browser.get("/oauth/userinfo",
+                               headers={"Authorization": "Bearer " + tokens["access_token"]})
+            assert info.status_code == 401
+        # the hint's post_logout_redirect_uri must be registered for the hint's client
+        r = browser.get("/oauth/logout", params={
+            "id_token_hint": first["id_token"], "post_logout_redirect_uri": "https://evil.test/"})
+        assert r.status_code == 400 and "location" not in r.headers
