@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ServiceError
 from ..sessions import ClientInfo, hash_refresh_token
-from ..store.base import AccessTokenRecord, ConsumeOutcome, FamilyRecord, UserRecord
+from ..store.base import ConsumeOutcome, FamilyRecord, UserRecord
 from .clients import ClientRecord, select_resources
 from .codes import hash_code, verifier_matches
 from .tokens import access_token_claims, sign_access_token, sign_id_token
@@ -119,8 +119,11 @@ async def authorization_code(req: TokenRequest) -> dict[str, Any]:
         client_id=client.client_id,
     )
     refresh = secrets.token_urlsafe(32)
+    # The winner's access token is recorded with the redemption: a concurrent replay that
+    # revokes the grant deny-lists it too (RFC 6749 §4.1.2), and exactly one request wins.
+    jti, exp = secrets.token_urlsafe(16), float(int(now) + int(s.access_ttl))
     result = await svc.store.codes.consume(
-        hash_code(code), now, family, hash_refresh_token(refresh)
+        hash_code(code), now, family, hash_refresh_token(refresh), access=(jti, exp)
     )
     stored = result.code
     if result.outcome is ConsumeOutcome.REPLAYED and stored is not None:
@@ -142,17 +145,18 @@ async def authorization_code(req: TokenRequest) -> dict[str, Any]:
         await svc.revoke_grant(family_id, "code_misuse")
         svc.audit.event("code_rejected", client_id=client.client_id, reason=problem)
         raise ServiceError("invalid_grant", problem)
-    user = _check_user(await svc.store.users.get(stored.user_id))
-    audience = _resources(req, stored.resource)
-    jti = secrets.token_urlsafe(16)
+    user = await svc.store.users.get(stored.user_id)
+    try:
+        _check_user(user)
+        audience = _resources(req, stored.resource)
+    except ServiceError:
+        await svc.revoke_grant(family_id, "code_misuse")
+        raise
+    assert user is not None
     claims = access_token_claims(
         svc, sub=user.id, client_id=client.client_id, audience=audience, scope=stored.scope,
-        now=now, jti=jti, sid=stored.sid, auth_time=stored.auth_time,
+        now=now, jti=jti, exp=exp, sid=stored.sid, auth_time=stored.auth_time,
     )
-    if not await svc.store.sessions.record_access_token(
-        AccessTokenRecord(jti, family_id, user.id, float(claims["exp"]))
-    ):  # a replay revoked the grant meanwhile
-        raise ServiceError("invalid_grant", "The authorization code was already used.")
     access = sign_access_token(svc, claims, now)
     id_token = None
     if "openid" in stored.scope:

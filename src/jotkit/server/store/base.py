@@ -445,10 +445,18 @@ class CodeStore(ABC):
 
     @abstractmethod
     async def consume(
-        self, code_hash: str, now: float, family: FamilyRecord, refresh_hash: str
+        self,
+        code_hash: str,
+        now: float,
+        family: FamilyRecord,
+        refresh_hash: str,
+        access: tuple[str, float] | None = None,
     ) -> ConsumeResult:
         """Spend a code once (RFC 6749 §4.1.2, single use). ``family`` gets the code's
-        ``user_id`` and ``client_id``.
+        ``user_id`` and ``client_id``; ``access`` is the ``(jti, exp)`` of the access token
+        the winner will be issued, recorded for the family in the same transaction (so a
+        concurrent replay that revokes the family deny-lists it, and the winner still gets
+        its answer).
 
         Of many concurrent calls exactly one gets ``REDEEMED``: in the same transaction the
         code is marked redeemed by ``family`` and ``family`` (with its first refresh token

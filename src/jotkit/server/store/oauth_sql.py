@@ -27,6 +27,7 @@ from .base import (
     GrantRecord,
 )
 from .tables import (
+    access_tokens,
     oauth_assertions,
     oauth_clients,
     oauth_codes,
@@ -187,7 +188,12 @@ class SqlCodeStore(CodeStore):
             )
 
     async def consume(
-        self, code_hash: str, now: float, family: FamilyRecord, refresh_hash: str
+        self,
+        code_hash: str,
+        now: float,
+        family: FamilyRecord,
+        refresh_hash: str,
+        access: tuple[str, float] | None = None,
     ) -> ConsumeResult:
         """Spend the code and store its family and grant in one transaction."""
         spend = (
@@ -246,6 +252,12 @@ class SqlCodeStore(CodeStore):
                     nonce=code.nonce,
                 )
             )
+            if access is not None:
+                await conn.execute(
+                    sa.insert(access_tokens).values(
+                        jti=access[0], family_id=family.id, user_id=code.user_id, exp=access[1]
+                    )
+                )
             return ConsumeResult(ConsumeOutcome.REDEEMED, code)
 
     async def grant(self, family_id: str) -> GrantRecord | None:
