@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 
@@ -156,3 +156,32 @@ def test_openid_client_full_flow_with_chromium_on_the_hosted_login_page(
         assert session is not None and session.ended_at is not None
     finally:
         rp.close()
+
+
+def test_hosted_pages_work_without_javascript_and_with_the_keyboard(
+    live: Server, chromium_path: str, rp_url: str
+) -> None:
+    from oauth.sso_helpers import authz_params
+
+    sync_api = pytest.importorskip("playwright.sync_api")
+    live.add_user("nojs@example.com")
+    params = authz_params("node-rp", redirect_uri=f"{rp_url}/cb", login_hint="nojs@example.com")
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
+        page = browser.new_context(java_script_enabled=False).new_page()
+        violations: list[str] = []
+        page.on("console", lambda m: violations.append(m.text)
+                if "Content Security Policy" in m.text else None)
+        page.goto(f"{live.url}/oauth/authorize?{urlencode(params)}")
+        # login_hint filled the email, so the password field has the focus: type and Enter
+        assert page.get_by_label("Email address").input_value() == "nojs@example.com"
+        page.keyboard.type(PASSWORD)
+        page.keyboard.press("Enter")
+        page.wait_for_selector("text=Allow access?")
+        page.get_by_role("button", name="Allow").focus()
+        page.keyboard.press("Enter")
+        page.wait_for_url(f"{rp_url}/cb?**", timeout=20_000)
+        query = parse_qs(urlsplit(page.url).query)
+        assert query["state"] == [params["state"]] and query["code"]
+        browser.close()
+    assert not violations, violations
