@@ -264,7 +264,7 @@ def with_secret_hash(client: ClientRecord, secret_hash: str) -> ClientRecord:
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 ASSERTION_ALGS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384",
                   "ES512", "EdDSA")
-MAX_ASSERTION_LIFETIME = 300.0  # seconds an assertion may live (exp - now)
+MAX_ASSERTION_LIFETIME = 3600.0  # seconds an assertion may live (exp - now); jti kept so long
 _DUMMY = ClientRecord(
     "", "", None, "client_secret_basic", (), (), (), (), False, None, None, None, "RS256", None, 0.0
 )  # compared against when the client is unknown (same work, never matches)
@@ -373,7 +373,7 @@ async def _assertion(
     if not isinstance(jti, str) or not 0 < len(jti) <= 255:
         raise ClientAuthError("The client assertion's jti must be a string.", "bad_jti")
     if not isinstance(exp, int | float) or exp - now > MAX_ASSERTION_LIFETIME:
-        raise ClientAuthError("The client assertion lives too long (max 5 minutes).", "long")
+        raise ClientAuthError("The client assertion lives too long (max 1 hour).", "long")
     if not await service.store.assertions.use(client_id, jti, float(exp), now):
         raise ClientAuthError("The client assertion was used before (jti).", "replay")
     return client
