@@ -65,3 +65,17 @@ def test_clients_add_service_client_and_private_key_jwt(cli, tmp_path):
     r = cli("clients", "add", "leaky", "--grant", "client_credentials", "--auth-method",
             "private_key_jwt", "--jwks", str(private))
     assert r.exit_code == 2 and "public keys only" in r.output
+
+
+def test_keys_commands_manage_the_rs256_id_token_ring(cli):
+    import re
+
+    cli("clients", "list")  # creates the database; the rings are created at first start
+    rotated = cli("keys", "rotate", "--alg", "RS256", "--delay", "0")
+    assert rotated.exit_code == 0 and "(RS256)" in rotated.output, rotated.output
+    kid = re.search(r"new key (\S+) \(RS256\)", rotated.output).group(1)
+    listed = cli("keys", "list").output
+    assert kid in listed and "RS256" in listed
+    revoked = cli("keys", "revoke", "--", kid)
+    assert revoked.exit_code == 0, revoked.output
+    assert "new key" in revoked.output and "(RS256)" in revoked.output  # replacement signs
