@@ -320,6 +320,8 @@ def create_app(
     from .oauth import routes as oauth_provider
 
     app.state.oauth_jwks = {}  # private_key_jwt: JWKSClient per registered jwks_uri
+    app.state.oauth_clients = oauth_provider.ClientCache(settings.revocation_sync_interval)
+    app.state.client_auth_clear = {}  # throttle.ClientAuthThrottle: addresses under the limit
     app.include_router(oauth_provider.router)
     app.include_router(ops.router)
     from .oauth import authorize, consents, logout, pages

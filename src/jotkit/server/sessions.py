@@ -207,6 +207,9 @@ class AuthService:
         self.revocations = RevocationCache()
         # token -> (claims, exp, kid of the signing key)
         self._verified: OrderedDict[str, tuple[dict[str, Any], float, str]] = OrderedDict()
+        # the same for OAuth access tokens of other audiences (oauth/tokens.py), kept apart so
+        # that /auth/* never skips its audience check
+        self.oauth_verified: OrderedDict[str, tuple[dict[str, Any], float, str]] = OrderedDict()
         self._cache_size = settings.token_cache_size
         self._last_key_reload = 0.0
 
@@ -233,6 +236,7 @@ class AuthService:
         now = self.clock.now()
         if await self.keyring.load():
             self._verified.clear()
+            self.oauth_verified.clear()
         if self.id_keyring is not self.keyring:
             await self.id_keyring.load()
         await self.revocations.sync(self.store.revocations, now)

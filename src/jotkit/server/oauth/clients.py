@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import json
 import secrets
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -32,6 +33,7 @@ __all__ = [
     "GRANT_TYPES",
     "ID_TOKEN_ALGS",
     "ClientAuthError",
+    "ClientCache",
     "ClientRecord",
     "allowed_scopes",
     "audiences",
@@ -264,10 +266,33 @@ def with_secret_hash(client: ClientRecord, secret_hash: str) -> ClientRecord:
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 ASSERTION_ALGS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384",
                   "ES512", "EdDSA")
-MAX_ASSERTION_LIFETIME = 300.0  # seconds an assertion may live (exp - now)
+MAX_ASSERTION_LIFETIME = 3600.0  # seconds an assertion may live (exp - now); jti kept so long
 _DUMMY = ClientRecord(
     "", "", None, "client_secret_basic", (), (), (), (), False, None, None, None, "RS256", None, 0.0
 )  # compared against when the client is unknown (same work, never matches)
+
+
+class ClientCache:
+    """Client registrations read through a short-lived in-process cache (the token endpoint's
+    hot path). A change by ``jotkit clients`` (another process) is seen within ``ttl``
+    seconds, like a revocation without Redis (``JOTKIT_REVOCATION_SYNC_INTERVAL``)."""
+
+    def __init__(self, ttl: float, size: int = 4096) -> None:
+        self._ttl = ttl
+        self._size = size
+        self._entries: dict[str, tuple[float, ClientRecord | None]] = {}
+
+    async def get(self, service: AuthService, client_id: str) -> ClientRecord | None:
+        """The client (or None), from the cache when read less than ``ttl`` seconds ago."""
+        now = time.monotonic()
+        hit = self._entries.get(client_id)
+        if hit is not None and now - hit[0] < self._ttl:
+            return hit[1]
+        record = await service.store.clients.get(client_id)
+        if len(self._entries) >= self._size:
+            self._entries.clear()
+        self._entries[client_id] = (now, record)
+        return record
 
 
 class ClientAuthError(Exception):
@@ -287,6 +312,7 @@ async def authenticate(
     form: Mapping[str, str],
     endpoints: Sequence[str],
     jwks_clients: dict[str, JWKSClient] | None = None,
+    cache: ClientCache | None = None,
 ) -> ClientRecord:
     """Authenticate the client of a token-endpoint request with its registered method.
 
@@ -307,7 +333,7 @@ async def authenticate(
         raise ClientAuthError("Use exactly one client authentication method.", "several_methods")
     method = used[0] if used else "none"
     if method == "private_key_jwt":
-        return await _assertion(service, form, endpoints, jwks_clients)
+        return await _assertion(service, form, endpoints, jwks_clients, cache)
     if basic is not None:
         client_id, secret = basic
         if "client_id" in form and form["client_id"] != client_id:
@@ -317,7 +343,7 @@ async def authenticate(
         secret = form.get("client_secret", "")
     if not client_id:
         raise ClientAuthError("Client authentication is required.", "no_client")
-    client = await service.store.clients.get(client_id) if len(client_id) <= 64 else None
+    client = await _lookup(service, client_id, cache) if len(client_id) <= 64 else None
     if method == "none":
         if client is None or client.auth_method != "none":
             raise ClientAuthError("This client must authenticate.", "unauthenticated")
@@ -337,6 +363,7 @@ async def _assertion(
     form: Mapping[str, str],
     endpoints: Sequence[str],
     jwks_clients: dict[str, JWKSClient] | None,
+    cache: ClientCache | None,
 ) -> ClientRecord:
     """``private_key_jwt`` (RFC 7523 §2.2, §3; OpenID Connect Core §9)."""
     import jotkit
@@ -353,7 +380,7 @@ async def _assertion(
         raise ClientAuthError("The client assertion has no valid iss.", "no_iss")
     if "client_id" in form and form["client_id"] != client_id:
         raise ClientAuthError("client_id differs from the assertion's iss.", "mismatch")
-    client = await service.store.clients.get(client_id)
+    client = await _lookup(service, client_id, cache)
     if client is None or client.auth_method != "private_key_jwt":
         raise ClientAuthError("Client authentication failed.", "unknown_client")
     now = service.clock.now()
@@ -373,10 +400,18 @@ async def _assertion(
     if not isinstance(jti, str) or not 0 < len(jti) <= 255:
         raise ClientAuthError("The client assertion's jti must be a string.", "bad_jti")
     if not isinstance(exp, int | float) or exp - now > MAX_ASSERTION_LIFETIME:
-        raise ClientAuthError("The client assertion lives too long (max 5 minutes).", "long")
+        raise ClientAuthError("The client assertion lives too long (max 1 hour).", "long")
     if not await service.store.assertions.use(client_id, jti, float(exp), now):
         raise ClientAuthError("The client assertion was used before (jti).", "replay")
     return client
+
+
+async def _lookup(
+    service: AuthService, client_id: str, cache: ClientCache | None
+) -> ClientRecord | None:
+    if cache is None:
+        return await service.store.clients.get(client_id)
+    return await cache.get(service, client_id)
 
 
 async def _client_keys(

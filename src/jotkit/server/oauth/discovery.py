@@ -47,7 +47,6 @@ def provider_metadata(service: AuthService) -> dict[str, Any]:
         "request_uri_parameter_supported": False,
         "require_request_uri_registration": False,
         "authorization_response_iss_parameter_supported": True,
-        "resource_indicators_supported": True,
         "revocation_endpoint": f"{base}/oauth/revoke",
         "revocation_endpoint_auth_methods_supported": client_auth,
         "introspection_endpoint": f"{base}/oauth/introspect",
@@ -57,5 +56,4 @@ def provider_metadata(service: AuthService) -> dict[str, Any]:
         "backchannel_logout_session_supported": True,
         "frontchannel_logout_supported": False,
         "prompt_values_supported": ["none", "login", "consent"],
-        "ui_locales_supported": ["en"],
     }

@@ -20,11 +20,11 @@ from ..errors import ServiceError
 from ..routes.models import ErrorBody
 from ..routes.oauth import basic_credentials
 from ..throttle import ClientAuthThrottle
-from .clients import ClientAuthError, ClientRecord, authenticate
+from .clients import ClientAuthError, ClientCache, ClientRecord, authenticate
 from .grants import GRANTS, TokenRequest
 from .tokens import verify_access_token
 
-__all__ = ["client_from_request", "read_form", "router"]
+__all__ = ["ClientCache", "client_from_request", "read_form", "router"]
 
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -70,7 +70,8 @@ async def client_from_request(request: Request, form: dict[str, str]) -> ClientR
     svc = service(request)
     s = svc.settings
     throttle = ClientAuthThrottle(
-        svc.store.rate_limits, limit=s.client_auth_limit, window=s.client_auth_window
+        svc.store.rate_limits, limit=s.client_auth_limit, window=s.client_auth_window,
+        clear=request.app.state.client_auth_clear,
     )
     ip, now = client_info(request).ip, svc.clock.now()
     await throttle.check(ip, now)
@@ -87,6 +88,7 @@ async def client_from_request(request: Request, form: dict[str, str]) -> ClientR
             form=form,
             endpoints=(f"{base}/oauth/token", base),
             jwks_clients=request.app.state.oauth_jwks,
+            cache=request.app.state.oauth_clients,
         )
     except ClientAuthError as exc:
         await throttle.failed(ip, now)

@@ -132,7 +132,7 @@ async def verify_access_token(service: AuthService, token: str) -> dict[str, Any
     Raise :class:`ServiceError` with the jotkit reason code. First-party tokens (audience
     ``JOTKIT_AUDIENCE``) take the cached :meth:`AuthService.authenticate` path."""
     try:
-        _header, unverified = jotkit.decode_unverified(token)
+        header, unverified = jotkit.decode_unverified(token)
     except jotkit.InvalidToken as exc:
         raise ServiceError(exc.code, exc.message) from None
     aud = unverified.get("aud")
@@ -140,7 +140,28 @@ async def verify_access_token(service: AuthService, token: str) -> dict[str, Any
         return await service.authenticate(token)
     now = service.clock.now()
     snap = service.keyring.snapshot(now)
-    verifier = snap.verifier_for(service.issuer, aud)
+    cache = service.oauth_verified
+    entry = cache.get(token)
+    if entry is not None and now < entry[1] and entry[2] in snap.kids:
+        cache.move_to_end(token)
+        claims = entry[0]
+    else:
+        cache.pop(token, None)
+        claims = _verify_any_audience(service, token, aud, now)
+        cache[token] = (claims, float(claims["exp"]), str(header.get("kid")))
+        if len(cache) > service.settings.token_cache_size:
+            cache.popitem(last=False)
+    if service.revocations.reason(claims["jti"], claims["sub"], claims["iat"]) is not None:
+        raise ServiceError("revoked", "The access token has been revoked.")
+    return claims
+
+
+def _verify_any_audience(
+    service: AuthService, token: str, aud: object, now: float
+) -> dict[str, Any]:
+    """Signature, ``typ``, ``iss``, ``exp`` and claim types of an access token whose ``aud``
+    is whatever it names (checked by the resource server; RFC 7662 §2.2 reports it)."""
+    verifier = service.keyring.snapshot(now).verifier_for(service.issuer, aud)
     if verifier is None:
         raise ServiceError("invalid_claim", "The 'aud' claim must be a string or strings.")
     try:
@@ -153,6 +174,4 @@ async def verify_access_token(service: AuthService, token: str) -> dict[str, Any
     iat = claims.get("iat")
     if not isinstance(iat, int | float) or isinstance(iat, bool):
         raise ServiceError("invalid_claim", "The 'iat' claim must be a number.")
-    if service.revocations.reason(claims["jti"], claims["sub"], iat) is not None:
-        raise ServiceError("revoked", "The access token has been revoked.")
     return claims

@@ -81,7 +81,8 @@ async def authenticate_client(request: Request) -> str:
             ok |= id_ok and secret_ok
     if ok:
         throttle = ClientAuthThrottle(
-            svc.store.rate_limits, limit=s.client_auth_limit, window=s.client_auth_window
+            svc.store.rate_limits, limit=s.client_auth_limit, window=s.client_auth_window,
+            clear=request.app.state.client_auth_clear,
         )
         await throttle.check(client_info(request).ip, svc.clock.now())
         assert credentials is not None
