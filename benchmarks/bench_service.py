@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 
 import httpx
+from _oauth_load import INTROSPECTION_CLIENT, TARGETS  # benchmarks/_oauth_load.py
 from _wrk import REFRESH_LUA, free_port, parse_wrk, wrk_command  # benchmarks/_wrk.py
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,7 +67,8 @@ def _serve(kind: str, port: int, data_dir: str) -> None:
     settings = Settings.from_env(
         {"JOTKIT_DATA_DIR": data_dir, "JOTKIT_PORT": str(port), "JOTKIT_LOGIN_IP_LIMIT": "100000",
          "JOTKIT_LOGIN_ACCOUNT_LIMIT": "100000", "JOTKIT_LOGIN_PAIR_LIMIT": "100000",
-         "JOTKIT_LOG_LEVEL": "WARNING",
+         "JOTKIT_LOG_LEVEL": "WARNING", "JOTKIT_CLIENT_AUTH_LIMIT": "100000",
+         "JOTKIT_INTROSPECTION_CLIENTS": ":".join(INTROSPECTION_CLIENT),
          **{k: v for k, v in os.environ.items() if k.startswith("JOTKIT_ARGON2_")}}
     )
     from jotkit.server.serving import uvicorn_options  # what `jotkit serve` runs
@@ -288,6 +290,10 @@ def main() -> None:
             rows.append(("jotkit POST /auth/refresh", _measured(svc_proc.pid, lambda: asyncio.run(
                 _httpx_load(svc_url + "/auth/refresh", args.duration, args.connections, "POST",
                             None, pool)))))
+        if use_wrk:
+            rows += _oauth_rows(args, tmp, svc_proc.pid, svc_url)
+        else:
+            print("token-endpoint rows skipped: they need wrk")
     finally:
         for proc in (bare_proc, svc_proc):
             proc.terminate()
@@ -316,6 +322,14 @@ def main() -> None:
     for name, r in rows:
         lines.append(f"| {name} | {r['rps']:.0f} | {r['p50']:.2f} | {r['p99']:.2f} | "
                      f"{r['cpu_us']:.0f} | {int(r['errors'])} |")
+    oauth = [(name, r) for name, r in rows if name.startswith("OAuth")]
+    if oauth:
+        lines += ["", "Token-endpoint targets (issue 11, one worker):", ""]
+        for name, r in oauth:
+            row = name.removeprefix("OAuth ").split(" (")[0]
+            target = TARGETS[row]
+            lines.append(f"- {row}: {r['rps']:.0f} req/s vs target {target:.0f} "
+                         f"(**{r['rps'] / target:.0%}**), {r['cpu_us']:.0f} µs server CPU/req")
     lines += [
         "",
         f"/auth/me vs bare, best req/s: **{ratio:.0%}**; by server CPU per request "
@@ -336,6 +350,30 @@ def main() -> None:
         _flood(args)
     else:
         print("login flood scenario skipped: it needs wrk")
+
+
+def _oauth_rows(args: argparse.Namespace, tmp: str, pid: int, url: str
+                ) -> list[tuple[str, dict[str, float]]]:
+    """client_credentials, code exchange and introspection under wrk (issue 11 targets)."""
+    import _oauth_load as oauth
+
+    reg = oauth.register(tmp)
+    with httpx.Client(base_url=url, timeout=60) as c:
+        r = c.post("/oauth/token", data={"grant_type": "client_credentials"},
+                   auth=(reg["cc_id"], reg["cc_secret"]))
+        r.raise_for_status()
+        access = r.json()["access_token"]
+    duration = min(args.duration, 5)  # codes live 60 s: make them just before the run
+    codes, verifier = oauth.make_codes(tmp, reg, 1500 * duration)
+    scripts = oauth.scripts(tmp, reg, codes, verifier, access)
+    out = []
+    for name in ("client_credentials", "code exchange", "introspection"):
+        target = url + oauth.paths()[name]
+        seconds = duration if name == "code exchange" else args.duration
+        script = scripts[name]
+        out.append((f"OAuth {name} (POST {oauth.paths()[name]})", _measured(
+            pid, lambda t=target, d=seconds, s=script: _wrk(t, d, args.connections, script=s))))
+    return out
 
 
 def _flood(args: argparse.Namespace) -> None:

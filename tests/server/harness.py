@@ -53,11 +53,12 @@ class Server:
     _server: uvicorn.Server | None = None
     _thread: threading.Thread | None = None
     app: Any = None
+    port: int = 0  # 0: a free port; set it when the issuer must name the port up front
 
     def start(self) -> Server:
         self.app = create_app(self.settings, clock=self.clock, banner_stream=self.banner)
         config = uvicorn.Config(  # with the HTTP-level limits of `jotkit serve`
-            self.app, **uvicorn_options(self.settings, host="127.0.0.1", port=0,
+            self.app, **uvicorn_options(self.settings, host="127.0.0.1", port=self.port,
                                         log_level="warning", lifespan="on"),
         )
         self._server = uvicorn.Server(config)

@@ -307,15 +307,27 @@ def create_app(
         openapi_url="/openapi.json" if settings.docs else None,
     )
     app.state.service = svc
-    if settings.cookie_mode:
-        from .csrf import CsrfSigner, load_csrf_key
+    from .csrf import CsrfSigner, load_csrf_key
 
-        app.state.csrf = CsrfSigner(load_csrf_key(settings))
+    signer = CsrfSigner(load_csrf_key(settings))
+    if settings.cookie_mode:
+        app.state.csrf = signer
+    app.state.sso_csrf = signer  # hosted OAuth pages (oauth/sso.py: domain-separated tokens)
     app.add_api_route("/auth/me", auth.me, **auth.ME_ROUTE)
     app.include_router(auth.router)
     app.include_router(wellknown.router)
     app.include_router(oauth.router)
+    from .oauth import routes as oauth_provider
+
+    app.state.oauth_jwks = {}  # private_key_jwt: JWKSClient per registered jwks_uri
+    app.state.oauth_clients = oauth_provider.ClientCache(settings.revocation_sync_interval)
+    app.state.client_auth_clear = {}  # throttle.ClientAuthThrottle: addresses under the limit
+    app.include_router(oauth_provider.router)
     app.include_router(ops.router)
+    from .oauth import authorize, consents, logout, pages
+
+    for module in (authorize, logout, pages, consents):
+        app.include_router(module.router)
     if settings.docs:
         app.include_router(docs.router)
     if settings.demo:  # the local token debugger (runs in the browser, sends no token)
@@ -324,6 +336,9 @@ def create_app(
         mount(app, "/debugger")
     _install_handlers(app)
     _install_openapi(app, settings.cookie_mode)
+    from .oauth.cors import BrowserCors
+
+    app.add_middleware(BrowserCors, service=svc)  # single-page apps (oauth/cors.py)
     app.add_middleware(
         _Edge,
         metrics=metrics,
@@ -339,7 +354,10 @@ def create_app(
 
 
 async def _background(svc: AuthService) -> None:
-    """Re-sync revocations and the key ring; purge expired rows every ten minutes."""
+    """Re-sync revocations and the key ring; retry back-channel logouts; purge expired rows
+    every ten minutes."""
+    from .oauth.logout import deliver_due
+
     interval = max(
         0.05, min(svc.settings.revocation_sync_interval, svc.settings.keyring_sync_interval)
     )
@@ -349,6 +367,7 @@ async def _background(svc: AuthService) -> None:
         await asyncio.sleep(interval)
         try:
             await svc.sync()
+            await deliver_due(svc)  # back-channel logout retries (oauth/logout.py)
             if loop.time() >= next_purge:
                 next_purge = loop.time() + 600
                 await svc.purge()

@@ -123,7 +123,7 @@ def _epilog(command: str) -> str:
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``serve``, ``users``, ``keys`` and ``db`` commands to a Typer app."""
+    """Add ``serve``, ``users``, ``keys``, ``db`` and ``clients`` commands to a Typer app."""
 
     @app.command("serve", epilog=_epilog("serve"))
     def serve(
@@ -162,6 +162,9 @@ def register(app: typer.Typer) -> None:
     app.add_typer(users, name="users")
     app.add_typer(keys, name="keys")
     app.add_typer(db, name="db")
+    from .oauth.cli import register_clients
+
+    register_clients(app)
 
     @db.command("copy", epilog=_epilog("db copy"))
     def db_copy(
@@ -266,8 +269,11 @@ def register(app: typer.Typer) -> None:
         wait = settings.key_publish_delay if delay is None else delay
 
         async def work(svc: AuthService) -> Any:
-            await svc.keyring.load()
-            return await svc.keyring.rotate(algorithm, svc.clock.now(), max(0.0, wait))
+            from .sessions import ID_TOKEN_ALG
+
+            ring = svc.id_keyring if algorithm == ID_TOKEN_ALG else svc.keyring  # docs/oauth.md
+            await ring.load()
+            return await ring.rotate(algorithm, svc.clock.now(), max(0.0, wait))
 
         try:
             record = _run(settings, work)
@@ -293,7 +299,12 @@ def register(app: typer.Typer) -> None:
         settings = _settings(data_dir, config)
 
         async def work(svc: AuthService) -> Any:
-            return await svc.keyring.revoke(kid, svc.clock.now(), alg)
+            try:
+                return await svc.keyring.revoke(kid, svc.clock.now(), alg)
+            except LookupError:
+                if svc.id_keyring is svc.keyring:
+                    raise
+                return await svc.id_keyring.revoke(kid, svc.clock.now(), alg)  # an ID-token key
 
         try:
             done = _run(settings, work)
@@ -314,8 +325,13 @@ def register(app: typer.Typer) -> None:
         settings = _settings(data_dir, config)
 
         async def work(svc: AuthService) -> Any:
-            await svc.keyring.load()
-            return svc.keyring.statuses(svc.clock.now())
+            rings = [svc.keyring] if svc.id_keyring is svc.keyring else [
+                svc.keyring, svc.id_keyring]  # access tokens, then RS256 ID tokens
+            out = []
+            for ring in rings:
+                await ring.load()
+                out += ring.statuses(svc.clock.now())
+            return out
 
         for st in _run(settings, work):
             until = _ts(st.published_until) if st.published_until else "further notice"
@@ -337,3 +353,7 @@ def register(app: typer.Typer) -> None:
 
         shown = make_url(settings.effective_database_url).render_as_string(hide_password=True)
         typer.echo(f"database at {shown} is up to date")
+
+    from .oauth.consents_cli import register_cli as register_consents
+
+    register_consents(app)

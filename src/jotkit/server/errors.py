@@ -62,6 +62,15 @@ ERRORS: dict[str, ErrorSpec] = {
         None,
         "This refresh token was just rotated by the same client; use the newer token.",
     ),
+    # token endpoint (RFC 6749 §5.2, RFC 8707 §2)
+    "unsupported_grant_type": ErrorSpec(
+        400, "unsupported_grant_type", None, "This grant type is not supported."
+    ),
+    "unauthorized_client": ErrorSpec(
+        400, "unauthorized_client", None, "This client may not use this grant type."
+    ),
+    "invalid_scope": ErrorSpec(400, "invalid_scope", None, "The requested scope is invalid."),
+    "invalid_target": ErrorSpec(400, "invalid_target", None, "The resource is not allowed."),
     "unsupported_token_type": ErrorSpec(
         400, "unsupported_token_type", None, "Unsupported token_type_hint."
     ),

@@ -18,8 +18,9 @@ predecessor stopped signing (that key's retirement time does not move).
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import jotkit
 
@@ -70,7 +71,7 @@ class KeyRevocation:
 class _Snapshot:
     """The keys published at a time, with a prepared verifier; valid until ``valid_until``."""
 
-    __slots__ = ("jwks", "kids", "signer", "valid_until", "verifier")
+    __slots__ = ("_by_audience", "_keyset", "jwks", "kids", "signer", "valid_until", "verifier")
 
     def __init__(
         self,
@@ -83,17 +84,39 @@ class _Snapshot:
         self.signer = signer
         self.kids = frozenset(str(k.kid) for k in published)
         keyset = jotkit.KeySet([k.public() for k in published])
+        self._keyset = keyset
         self.jwks = keyset.to_jwks()
-        algorithms = sorted({k.alg for k in published})
-        self.verifier = jotkit.Verifier(
-            keyset,
-            algorithms=algorithms,
+        self.verifier = self._verifier(issuer, audience)
+        self._by_audience: dict[object, jotkit.Verifier] = {audience: self.verifier}
+        self.valid_until = valid_until
+
+    def _verifier(self, issuer: str, audience: str | tuple[str, ...]) -> jotkit.Verifier:
+        return jotkit.Verifier(
+            self._keyset,
+            algorithms=sorted({k.alg for k in self._keyset}),
             issuer=issuer,
             audience=audience,
             typ="at+jwt",
             require=("exp", "iat", "jti", "sub"),
         )
-        self.valid_until = valid_until
+
+    def verifier_for(self, issuer: str, aud: Any) -> jotkit.Verifier | None:
+        """A verifier of access tokens meant for ``aud`` (a token's own, unverified ``aud``:
+        a string or a list of strings), for the authorization server's own endpoints
+        (introspection, revocation, userinfo) that accept tokens for every resource it
+        issues to (RFC 7662 §2.2, RFC 8707). None when ``aud`` is not of that shape."""
+        if isinstance(aud, list) and aud and all(isinstance(a, str) for a in aud):
+            key: object = tuple(aud)
+        elif isinstance(aud, str):
+            key = aud
+        else:
+            return None
+        verifier = self._by_audience.get(key)
+        if verifier is None:
+            verifier = self._verifier(issuer, key)  # type: ignore[arg-type]
+            if len(self._by_audience) < 256:
+                self._by_audience[key] = verifier
+        return verifier
 
 
 class KeyRing:
@@ -107,8 +130,10 @@ class KeyRing:
         audience: str,
         access_ttl: float,
         retire_margin: float,
+        select: Callable[[KeyRecord], bool] | None = None,
     ) -> None:
         self._store = store
+        self._select = select  # this ring's keys among the stored ones (by algorithm)
         self._issuer = issuer
         self._audience = audience
         self._access_ttl = access_ttl
@@ -121,6 +146,8 @@ class KeyRing:
     async def load(self) -> bool:
         """Re-read the ring from the store; return True when it changed."""
         records = await self._store.list()
+        if self._select is not None:
+            records = [r for r in records if self._select(r)]
         if [(r.kid, r.revoked_at) for r in records] == [
             (r.kid, r.revoked_at) for r in self._records
         ]:

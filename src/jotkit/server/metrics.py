@@ -47,6 +47,12 @@ class Metrics:
             "Logins refused with 503 because the argon2 pool and its queue were full.",
             registry=self.registry,
         )
+        self.backchannel_logout = Counter(
+            "jotkit_backchannel_logout",
+            "Back-channel logout token deliveries by result (delivered, retry, failed).",
+            ["result"],
+            registry=self.registry,
+        )
         self._status_children = {
             cls: self.http_requests.labels(status=cls) for cls in ("2xx", "3xx", "4xx", "5xx")
         }

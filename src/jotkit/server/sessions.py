@@ -20,7 +20,7 @@ import secrets
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
@@ -54,6 +54,9 @@ __all__ = [
 ]
 
 CLIENT_ID = "jotkit"
+ID_TOKEN_ALG = "RS256"
+# (user, family, now, jti, exp) -> (access token, expires_in): an OAuth grant's token signer
+IssueAccess = Callable[[UserRecord, FamilyRecord, float, str, float], Awaitable[tuple[str, int]]]
 _REFRESH_RE = re.compile(r"^[A-Za-z0-9_-]{32,128}$")
 _EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}$")
 
@@ -170,12 +173,25 @@ class AuthService:
         self.hash_pool = HashPool(
             settings.effective_argon2_workers, settings.effective_argon2_queue
         )
+        # ID tokens are RS256 by default (OpenID Connect Core §3.1.3.7): RS256 keys form their
+        # own ring (rotated and revoked like the access-token keys) unless access tokens are
+        # RS256 themselves, then one ring serves both.
+        own_ring = settings.signing_alg != ID_TOKEN_ALG
         self.keyring = KeyRing(
             store.keys,
             issuer=self.issuer,
             audience=settings.audience,
             access_ttl=settings.access_ttl,
             retire_margin=settings.key_retire_margin,
+            select=(lambda r: r.alg != ID_TOKEN_ALG) if own_ring else None,
+        )
+        self.id_keyring = self.keyring if not own_ring else KeyRing(
+            store.keys,
+            issuer=self.issuer,
+            audience=settings.audience,
+            access_ttl=max(settings.access_ttl, settings.id_token_ttl),
+            retire_margin=settings.key_retire_margin,
+            select=lambda r: r.alg == ID_TOKEN_ALG,
         )
         self.throttle = LoginThrottle(
             store.rate_limits,
@@ -191,6 +207,9 @@ class AuthService:
         self.revocations = RevocationCache()
         # token -> (claims, exp, kid of the signing key)
         self._verified: OrderedDict[str, tuple[dict[str, Any], float, str]] = OrderedDict()
+        # the same for OAuth access tokens of other audiences (oauth/tokens.py), kept apart so
+        # that /auth/* never skips its audience check
+        self.oauth_verified: OrderedDict[str, tuple[dict[str, Any], float, str]] = OrderedDict()
         self._cache_size = settings.token_cache_size
         self._last_key_reload = 0.0
 
@@ -202,6 +221,10 @@ class AuthService:
         created = await self.keyring.ensure_key(self.settings.signing_alg, now)
         if created is not None:
             self.audit.event("key_created", kid=created.kid, alg=created.alg)
+        if self.id_keyring is not self.keyring:
+            created = await self.id_keyring.ensure_key(ID_TOKEN_ALG, now)
+            if created is not None:
+                self.audit.event("key_created", kid=created.kid, alg=created.alg)
         await self.revocations.sync(self.store.revocations, now)
 
     def close(self) -> None:
@@ -213,6 +236,9 @@ class AuthService:
         now = self.clock.now()
         if await self.keyring.load():
             self._verified.clear()
+            self.oauth_verified.clear()
+        if self.id_keyring is not self.keyring:
+            await self.id_keyring.load()
         await self.revocations.sync(self.store.revocations, now)
         self.metrics.denylist_size.set(len(self.revocations.denied))
 
@@ -224,6 +250,9 @@ class AuthService:
             await self.store.sessions.purge(now)
             + await self.store.revocations.purge(now)
             + await self.throttle.purge(now)
+            + await self.store.codes.purge(now)
+            + await self.store.assertions.purge(now)
+            + await self.store.sso.purge(now)
         )
 
     # -- users ----------------------------------------------------------------------------
@@ -250,8 +279,10 @@ class AuthService:
         return user
 
     # -- login / refresh ------------------------------------------------------------------
-    async def login(self, email: str, password: str, client: ClientInfo) -> IssuedTokens:
-        """Check credentials (argon2id; same cost for unknown users) and open a session."""
+    async def check_password(self, email: str, password: str, client: ClientInfo) -> UserRecord:
+        """Check credentials (argon2id; same cost for unknown users) under the login throttle
+        and the argon2 pool; return the user or raise ``invalid_credentials`` / 429 / 503.
+        Shared by ``/auth/login`` and the hosted OAuth login page."""
         now = self.clock.now()
         try:
             normalized = normalize_email(email)
@@ -285,6 +316,12 @@ class AuthService:
             await self.store.users.set_password_hash(user.id, new_hash)
             self.audit.event("password_rehashed", user_id=user.id)
         await self.throttle.succeeded(attempt)
+        return user
+
+    async def login(self, email: str, password: str, client: ClientInfo) -> IssuedTokens:
+        """Check credentials (argon2id; same cost for unknown users) and open a session."""
+        user = await self.check_password(email, password, client)
+        now = self.clock.now()
         refresh = secrets.token_urlsafe(32)
         family = FamilyRecord(
             id=secrets.token_urlsafe(16),
@@ -312,8 +349,19 @@ class AuthService:
         self.audit.event("login_shed", ip=client.ip)
         raise PoolFull()
 
-    async def refresh(self, refresh_token: str, client: ClientInfo) -> IssuedTokens:
-        """Rotate a refresh token (RFC 6749 §6, RFC 9700 §4.14.2 rotation + reuse detection)."""
+    async def refresh(
+        self,
+        refresh_token: str,
+        client: ClientInfo,
+        *,
+        client_id: str | None = None,
+        issue: IssueAccess | None = None,
+    ) -> IssuedTokens:
+        """Rotate a refresh token (RFC 6749 §6, RFC 9700 §4.14.2 rotation + reuse detection).
+
+        ``client_id`` is the authenticated OAuth client (None: the first-party API); a token
+        of another client is refused and its family revoked (RFC 6749 §6: bound to its
+        client). ``issue`` signs the access token instead of :meth:`_issue_access`."""
         now = self.clock.now()
         if not _REFRESH_RE.match(refresh_token):
             self.audit.event("refresh_failed", reason="malformed", ip=client.ip)
@@ -333,12 +381,19 @@ class AuthService:
         )
         family = result.family
         if result.outcome is RotateOutcome.ROTATED and family is not None:
+            if family.client_id != client_id:
+                await self._revoke_family(family.id, "wrong_client")
+                self.audit.event("refresh_failed", reason="wrong_client", session_id=family.id)
+                raise ServiceError("invalid_grant", "The refresh token belongs to another client.")
             user = result.user or await self.store.users.get(family.user_id)
             if user is None or user.disabled:
                 await self._revoke_family(family.id, "disabled")
                 self.audit.event("refresh_failed", reason="user_disabled", session_id=family.id)
                 raise ServiceError("invalid_grant", "The session is no longer valid.")
-            access, expires_in = await self._issue_access(user, family, now, recorded_jti=jti)
+            if issue is not None:
+                access, expires_in = await issue(user, family, now, jti, exp)
+            else:
+                access, expires_in = await self._issue_access(user, family, now, recorded_jti=jti)
             self.audit.event("refresh", user_id=user.id, session_id=family.id, ip=client.ip)
             return IssuedTokens(access, expires_in, new_token, family.id, user)
         if result.outcome is RotateOutcome.RETRY:
@@ -508,6 +563,10 @@ class AuthService:
         outstanding = await self.store.sessions.revoke_family(family_id, now, reason)
         await self._deny(outstanding, now)
 
+    async def revoke_family(self, family_id: str, reason: str) -> None:
+        """Revoke one refresh family and deny-list its outstanding access tokens."""
+        await self._revoke_family(family_id, reason)
+
     async def _revoke_user(self, user_id: str, reason: str) -> None:
         now = self.clock.now()
         outstanding = await self.store.sessions.revoke_user(user_id, now, reason)
@@ -516,6 +575,11 @@ class AuthService:
         keep = now + self.settings.access_ttl + self.settings.key_retire_margin
         await self.store.revocations.set_user_marker(user_id, marker, keep)
         self.revocations.mark(user_id, marker)
+
+    async def revoke_grant(self, family_id: str, reason: str) -> None:
+        """Revoke a family and deny-list its access tokens (an OAuth grant: code replay)."""
+        await self._revoke_family(family_id, reason)
+        self.audit.event("grant_revoked", session_id=family_id, reason=reason)
 
     async def logout(self, claims: dict[str, Any]) -> None:
         """Revoke this session's family and deny-list the presented token."""
@@ -566,6 +630,18 @@ class AuthService:
                 self.audit.event("token_revoked", kind=kind, user_id=claims["sub"])
                 return
 
+    async def deny_access_token(self, claims: dict[str, Any]) -> None:
+        """Deny-list a verified access token until it expires (RFC 7009 §2.1)."""
+        await self._deny([(claims["jti"], float(claims["exp"]))], self.clock.now())
+        self.audit.event("token_revoked", kind="access_token", user_id=claims["sub"])
+
+    async def refresh_token_client(self, token: str) -> str | None:
+        """The OAuth client a refresh token was issued to (None: unknown or first-party)."""
+        if not _REFRESH_RE.match(token):
+            return None
+        found = await self.store.sessions.find_refresh(hash_refresh_token(token))
+        return None if found is None else found[1].client_id
+
     async def introspect(self, token: str, hint: str | None) -> dict[str, Any]:
         """RFC 7662 §2.2 introspection response (``{"active": false}`` for anything invalid)."""
         now = self.clock.now()
@@ -593,7 +669,7 @@ class AuthService:
                         "sid": family.id,
                         "iat": int(record.created_at),
                         "exp": int(min(family.idle_expires_at, family.absolute_expires_at)),
-                        "client_id": CLIENT_ID,
+                        "client_id": family.client_id or CLIENT_ID,
                         "iss": self.issuer,
                     }
         return {"active": False}

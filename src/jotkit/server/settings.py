@@ -155,6 +155,12 @@ class Settings:
     csrf_secret: str | None = field(default=None, repr=False)  # HMAC key of CSRF tokens
     client_auth_limit: int = 10  # failed /oauth/* client authentications per address ...
     client_auth_window: float = 300.0  # ... in this window, then 429
+    id_token_ttl: float = 3600.0  # OpenID Connect ID tokens (docs/oauth.md)
+    # hosted OAuth pages (docs/oauth.md, "Hosted pages"): the product name and look
+    brand_name: str = "jotkit"
+    brand_color: str = "#3557d4"  # accent colour: #rgb or #rrggbb
+    brand_logo_url: str | None = None  # https:// (or /path) image shown above the forms
+    sso_session_ttl: float = 7 * 86400.0  # an SSO session (browser sign-in) lasts this long
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):  # durations (float fields) follow the core grammar
@@ -200,6 +206,7 @@ class Settings:
         if self.login_backoff_max < self.login_pair_window:
             raise SettingsError("JOTKIT_LOGIN_BACKOFF_MAX must be >= JOTKIT_LOGIN_PAIR_WINDOW")
         _check_edge(self)
+        _check_brand(self)
 
     # -- derived values -------------------------------------------------------------------
     @property
@@ -312,6 +319,22 @@ def _check_edge(s: Settings) -> None:
         )
 
 
+def _check_brand(s: Settings) -> None:
+    import re
+
+    if not re.fullmatch(r"#(?:[0-9a-fA-F]{3}){1,2}", s.brand_color):
+        raise SettingsError("JOTKIT_BRAND_COLOR: use #rgb or #rrggbb")
+    if not s.brand_name.strip() or len(s.brand_name) > 64:
+        raise SettingsError("JOTKIT_BRAND_NAME: 1 to 64 characters")
+    logo = s.brand_logo_url
+    if logo is not None and not (
+        logo.startswith("https://") or (logo.startswith("/") and not logo.startswith("//"))
+    ):
+        raise SettingsError("JOTKIT_BRAND_LOGO_URL: an https:// URL or a /path on this server")
+    if s.sso_session_ttl <= 0:
+        raise SettingsError("JOTKIT_SSO_SESSION_TTL: must be > 0")
+
+
 def _convert(name: str, value: Any) -> Any:
     label = f"JOTKIT_{name.upper()}"
     durations = {
@@ -333,6 +356,8 @@ def _convert(name: str, value: Any) -> Any:
         "header_timeout",
         "body_timeout",
         "client_auth_window",
+        "id_token_ttl",
+        "sso_session_ttl",
     }
     if name in durations:
         return _timespan(value, label)
@@ -379,5 +404,7 @@ def _convert(name: str, value: Any) -> Any:
         return str(value).strip().lower()
     if name == "signing_alg":
         return str(value).strip()
-    nullable = {"database_url", "redis_url", "issuer", "metrics_token", "csrf_secret"}
+    nullable = {
+        "database_url", "redis_url", "issuer", "metrics_token", "csrf_secret", "brand_logo_url"
+    }
     return None if value == "" and name in nullable else str(value)

@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import math
+import time
 from dataclasses import dataclass
 
 from .errors import ServiceError
@@ -173,15 +174,34 @@ class ClientAuthThrottle:
     """Failed client authentications (``/oauth/*``, RFC 6749 §2.3.1, §10.10) per client
     address: past ``limit`` failures in ``window`` seconds every attempt gets 429."""
 
-    def __init__(self, limiter: RateLimiter, *, limit: int, window: float) -> None:
+    def __init__(
+        self,
+        limiter: RateLimiter,
+        *,
+        limit: int,
+        window: float,
+        clear: dict[str, float] | None = None,
+    ) -> None:
         self._limiter = limiter
         self._limit = limit
         self._window = window
+        # address -> monotonic time until which it is known to be under the limit: the token
+        # endpoint's hot path reads the shared counter at most once a second per address. A
+        # failure here updates it at once (``failed``); failures counted by other instances
+        # are seen within that second.
+        self._clear = clear
 
     async def check(self, client_ip: str, now: float) -> None:
         """Raise 429 (``Retry-After``) when the address has used up its failures."""
+        clear = self._clear
+        if clear is not None and clear.get(client_ip, 0.0) > time.monotonic():
+            return
         key = _key("client-auth", client_ip)
         failures, reset = await self._limiter.peek(key, self._window, now)
+        if clear is not None and failures < self._limit:
+            if len(clear) > 65536:
+                clear.clear()
+            clear[client_ip] = time.monotonic() + 1.0
         if failures >= self._limit:
             seconds = max(1, math.ceil(reset))
             raise ServiceError(
@@ -192,4 +212,6 @@ class ClientAuthThrottle:
 
     async def failed(self, client_ip: str, now: float) -> None:
         """Count one failed client authentication."""
+        if self._clear is not None:
+            self._clear.pop(client_ip, None)  # the next check reads the shared counter
         await self._limiter.hit(_key("client-auth", client_ip), self._window, now)

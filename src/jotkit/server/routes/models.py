@@ -114,3 +114,5 @@ class IntrospectionResponse(BaseModel):
     client_id: str | None = None
     username: str | None = None
     roles: list[str] | None = None
+    scope: str | None = None
+    auth_time: int | None = None

@@ -44,7 +44,7 @@ class _OAuthRoute(APIRoute):
         return run
 
 
-def _basic_credentials(header: str) -> tuple[str, str] | None:
+def basic_credentials(header: str) -> tuple[str, str] | None:
     """``(client_id, secret)`` from an ``Authorization: Basic`` value (RFC 6749 §2.3.1:
     both form-urlencoded, then joined by ``:``), or ``None`` when it is not well formed."""
     scheme, _, value = header.partition(" ")
@@ -63,19 +63,15 @@ def _basic_credentials(header: str) -> tuple[str, str] | None:
 async def authenticate_client(request: Request) -> str:
     """Authenticate the calling client before anything else (RFC 6749 §2.3.1); return its id.
 
-    Failed attempts count against the client address (RFC 6749 §10.10: guessing); past the
-    limit the answer is 429 with ``Retry-After`` whatever the credentials."""
+    Callers are the resource servers of ``JOTKIT_INTROSPECTION_CLIENTS`` (HTTP Basic) or
+    registered OAuth clients with their registered method (``docs/oauth.md``; public clients
+    only for revocation of their own tokens, RFC 7009 §2.1). Failed attempts count against
+    the client address (RFC 6749 §10.10: guessing); past the limit the answer is 429 with
+    ``Retry-After`` whatever the credentials."""
     svc = service(request)
     header = request.headers.get("authorization")
-    if header is None:
-        raise ServiceError("invalid_client", "HTTP Basic client authentication is required.")
     s = svc.settings
-    throttle = ClientAuthThrottle(
-        svc.store.rate_limits, limit=s.client_auth_limit, window=s.client_auth_window
-    )
-    ip, now = client_info(request).ip, svc.clock.now()
-    await throttle.check(ip, now)
-    credentials = _basic_credentials(header)
+    credentials = basic_credentials(header) if header is not None else None
     ok = False
     if credentials is not None:
         client_id, secret = (c.encode("utf-8", "surrogatepass") for c in credentials)
@@ -83,11 +79,33 @@ async def authenticate_client(request: Request) -> str:
             id_ok = secrets.compare_digest(known_id.encode(), client_id)
             secret_ok = secrets.compare_digest(known_secret.encode(), secret)
             ok |= id_ok and secret_ok
-    if not ok:
-        await throttle.failed(ip, now)
-        raise ServiceError("invalid_client")
-    assert credentials is not None
-    return credentials[0]
+    if ok:
+        throttle = ClientAuthThrottle(
+            svc.store.rate_limits, limit=s.client_auth_limit, window=s.client_auth_window,
+            clear=request.app.state.client_auth_clear,
+        )
+        await throttle.check(client_info(request).ip, svc.clock.now())
+        assert credentials is not None
+        request.state.oauth_client = None
+        return credentials[0]
+    from ..oauth.routes import client_from_request
+
+    form: dict[str, str] = {}
+    try:  # FastAPI parsed (and cached) the form for the route's parameters
+        items = (await request.form()).multi_items()
+    except Exception:  # not a form: the route's validation answers
+        items = []
+    for name, value in items:
+        if isinstance(value, str) and name not in form:
+            form[name] = value
+        else:  # a repeated parameter or a file: no client credentials from this form
+            form = {}
+            break
+    client = await client_from_request(request, form)  # 401 invalid_client / 429
+    if client.auth_method == "none" and request.url.path.endswith("/introspect"):
+        raise ServiceError("invalid_client", "Public clients cannot introspect tokens.")
+    request.state.oauth_client = client
+    return client.client_id
 
 
 Client = Annotated[str, Depends(authenticate_client)]
@@ -119,7 +137,19 @@ async def revoke(
     """Revoke a refresh token (its whole session) or an access token (deny-listed until it
     expires), whatever ``token_type_hint`` says. Invalid or unknown tokens also get 200, as
     RFC 7009 §2.2 requires."""
-    await service(request).revoke_token(token, token_type_hint)
+    svc = service(request)
+    client = request.state.oauth_client
+    if token.count(".") == 2:  # an access token: of any audience this server issued
+        from ..oauth.tokens import verify_access_token
+
+        try:
+            claims = await verify_access_token(svc, token)
+        except ServiceError:
+            claims = None
+        if claims is not None and (client is None or claims.get("client_id") == client.client_id):
+            await svc.deny_access_token(claims)
+    elif client is None or await svc.refresh_token_client(token) == client.client_id:
+        await svc.revoke_token(token, token_type_hint)  # RFC 7009 §2.1: only its own tokens
     return Response(status_code=200, headers={"Cache-Control": "no-store"})
 
 
@@ -140,5 +170,21 @@ async def introspect(
     """Whether the token is active right now (signature, expiry, deny-list, revoked-before
     marker) and its claims (RFC 7662 §2.2); ``{"active": false}`` for anything else."""
     response.headers["Cache-Control"] = "no-store"
-    result: dict[str, Any] = await service(request).introspect(token, token_type_hint)
+    svc = service(request)
+    if token.count(".") == 2:  # access tokens of every audience this server issues
+        from ..oauth.tokens import verify_access_token
+
+        try:
+            claims = await verify_access_token(svc, token)
+        except ServiceError:
+            return {"active": False}
+        out: dict[str, Any] = {
+            k: claims[k]
+            for k in ("iss", "sub", "aud", "exp", "iat", "jti", "client_id", "roles", "sid",
+                      "scope", "auth_time")
+            if k in claims
+        }
+        out.update(active=True, token_type="access_token", username=claims.get("email"))
+        return out
+    result: dict[str, Any] = await svc.introspect(token, token_type_hint)
     return result

@@ -1,4 +1,5 @@
-"""``/.well-known/*``: the JWK Set (RFC 7517 §5) and server metadata (RFC 8414 §2)."""
+"""``/.well-known/*``: the JWK Set (RFC 7517 §5) and server metadata (RFC 8414 §2, OpenID
+Connect Discovery 1.0 §3); the first-party ``/auth/*`` endpoints are listed as extensions."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 
 from ..deps import service
+from ..oauth.discovery import provider_metadata
 
 __all__ = ["router"]
 
@@ -31,7 +33,11 @@ async def jwks(request: Request) -> Response:
     """Every key that may have signed a still-valid token, plus a key about to start
     signing. Cacheable for ``jwks_max_age`` seconds (``Cache-Control``, ``ETag``)."""
     svc = service(request)
-    body = json.dumps(svc.keyring.jwks(svc.clock.now()), separators=(",", ":")).encode()
+    now = svc.clock.now()
+    doc = svc.keyring.jwks(now)
+    if svc.id_keyring is not svc.keyring:  # the RS256 ID-token keys (docs/oauth.md)
+        doc = {"keys": [*doc["keys"], *svc.id_keyring.jwks(now)["keys"]]}  # type: ignore[misc]
+    body = json.dumps(doc, separators=(",", ":")).encode()
     etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
     headers = {
         "Cache-Control": f"public, max-age={svc.settings.jwks_max_age}",
@@ -51,16 +57,13 @@ def _metadata(request: Request) -> dict[str, Any]:
         "login_endpoint": f"{base}/auth/login",
         "refresh_endpoint": f"{base}/auth/refresh",
         "logout_endpoint": f"{base}/auth/logout",
-        "userinfo_endpoint": f"{base}/auth/me",
+        "me_endpoint": f"{base}/auth/me",
         "sessions_endpoint": f"{base}/auth/sessions",
-        "revocation_endpoint": f"{base}/oauth/revoke",
-        "revocation_endpoint_auth_methods_supported": ["client_secret_basic"],
-        "introspection_endpoint": f"{base}/oauth/introspect",
-        "introspection_endpoint_auth_methods_supported": ["client_secret_basic"],
-        "access_token_signing_alg_values_supported": list(svc.keyring.algorithms(svc.clock.now())),
         "token_types_supported": ["at+jwt"],
         "audience": svc.settings.audience,
-    } | ({"service_documentation": f"{base}/docs"} if svc.settings.docs else {})
+    } | provider_metadata(svc) | (
+        {"service_documentation": f"{base}/docs"} if svc.settings.docs else {}
+    )
 
 
 @router.get("/.well-known/openid-configuration", summary="Server metadata")

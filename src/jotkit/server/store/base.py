@@ -15,10 +15,22 @@ import enum
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .sso import SsoStore
 
 __all__ = [
     "AccessTokenRecord",
+    "AssertionStore",
+    "ClientRecord",
+    "ClientStore",
+    "CodeRecord",
+    "CodeStore",
+    "ConsumeOutcome",
+    "ConsumeResult",
     "FamilyRecord",
+    "GrantRecord",
     "KeyRecord",
     "KeyStore",
     "RateLimiter",
@@ -65,6 +77,7 @@ class FamilyRecord:
     revoke_reason: str | None = None
     user_agent: str | None = None
     client_ip: str | None = None
+    client_id: str | None = None  # the OAuth client it was issued to (None: first-party /auth/*)
 
     def active(self, now: float) -> bool:
         """Not revoked and within both the idle and the absolute lifetime."""
@@ -325,6 +338,152 @@ class KeyStore(ABC):
         Return False (and change nothing) when no unrevoked key ``kid`` exists."""
 
 
+@dataclass(frozen=True, slots=True)
+class ClientRecord:
+    """A registered OAuth client (RFC 7591 §2 metadata names). ``scopes`` empty means the
+    OpenID scopes ``openid profile email offline_access``."""
+
+    client_id: str
+    name: str
+    secret_hash: str | None = field(repr=False)  # None for public clients
+    auth_method: str  # client_secret_basic|client_secret_post|private_key_jwt|none
+    redirect_uris: tuple[str, ...]
+    post_logout_redirect_uris: tuple[str, ...]
+    grant_types: tuple[str, ...]
+    scopes: tuple[str, ...]
+    first_party: bool
+    backchannel_logout_uri: str | None
+    jwks_uri: str | None
+    jwks: dict[str, Any] | None
+    id_token_signed_response_alg: str
+    default_audience: str | None
+    created_at: float
+    resources: tuple[str, ...] = ()  # RFC 8707 resource indicators it may ask for
+
+
+@dataclass(frozen=True, slots=True)
+class CodeRecord:
+    """An authorization code (RFC 6749 §4.1.2), known only by the SHA-256 of its value."""
+
+    code_hash: str
+    client_id: str
+    user_id: str
+    redirect_uri: str
+    code_challenge: str
+    scope: tuple[str, ...]
+    nonce: str | None
+    auth_time: float
+    sid: str
+    resource: tuple[str, ...]
+    created_at: float
+    expires_at: float
+    redeemed_at: float | None = None
+    family_id: str | None = None  # the grant (refresh family) the redemption opened
+
+
+@dataclass(frozen=True, slots=True)
+class GrantRecord:
+    """What a user granted a client through one code: the refresh family's OAuth side."""
+
+    family_id: str
+    client_id: str
+    user_id: str
+    scope: tuple[str, ...]
+    resource: tuple[str, ...]
+    sid: str
+    auth_time: float
+    nonce: str | None = None
+
+
+class ConsumeOutcome(enum.Enum):
+    """What :meth:`CodeStore.consume` did."""
+
+    REDEEMED = "redeemed"  # the caller won: code spent, family + grant stored
+    REPLAYED = "replayed"  # already spent: the caller must revoke what it issued
+    EXPIRED = "expired"
+    NOT_FOUND = "not_found"
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumeResult:
+    """Outcome of a code redemption with the stored code (None when unknown)."""
+
+    outcome: ConsumeOutcome
+    code: CodeRecord | None = None
+
+
+class ClientStore(ABC):
+    """Registered OAuth clients."""
+
+    @abstractmethod
+    async def create(self, client: ClientRecord) -> None:
+        """Insert a client; raise ``ValueError`` when the id exists."""
+
+    @abstractmethod
+    async def get(self, client_id: str) -> ClientRecord | None:
+        """A client by id."""
+
+    @abstractmethod
+    async def list(self) -> list[ClientRecord]:
+        """All clients, oldest first."""
+
+    @abstractmethod
+    async def delete(self, client_id: str) -> bool:
+        """Remove a client; False when unknown."""
+
+    @abstractmethod
+    async def set_secret(self, client_id: str, secret_hash: str) -> bool:
+        """Replace a confidential client's secret hash; False when unknown."""
+
+
+class CodeStore(ABC):
+    """Authorization codes and the grants their redemption opens."""
+
+    @abstractmethod
+    async def create(self, code: CodeRecord) -> None:
+        """Store a new code."""
+
+    @abstractmethod
+    async def consume(
+        self,
+        code_hash: str,
+        now: float,
+        family: FamilyRecord,
+        refresh_hash: str,
+        access: tuple[str, float] | None = None,
+    ) -> ConsumeResult:
+        """Spend a code once (RFC 6749 §4.1.2, single use). ``family`` gets the code's
+        ``user_id`` and ``client_id``; ``access`` is the ``(jti, exp)`` of the access token
+        the winner will be issued, recorded for the family in the same transaction (so a
+        concurrent replay that revokes the family deny-lists it, and the winner still gets
+        its answer).
+
+        Of many concurrent calls exactly one gets ``REDEEMED``: in the same transaction the
+        code is marked redeemed by ``family`` and ``family`` (with its first refresh token
+        ``refresh_hash``) and its :class:`GrantRecord` are stored, so a replay that sees the
+        spent code always finds the family to revoke."""
+
+    @abstractmethod
+    async def grant(self, family_id: str) -> GrantRecord | None:
+        """The grant of a family opened by a code, or None (first-party family)."""
+
+    @abstractmethod
+    async def purge(self, now: float) -> int:
+        """Delete expired codes (and grants whose family is gone); return how many."""
+
+
+class AssertionStore(ABC):
+    """``jti`` values of client assertions already used (RFC 7523 §3, item 7)."""
+
+    @abstractmethod
+    async def use(self, client_id: str, jti: str, exp: float, now: float) -> bool:
+        """Record ``jti`` for ``client_id`` until ``exp``; False when it was seen before."""
+
+    @abstractmethod
+    async def purge(self, now: float) -> int:
+        """Drop entries past their ``exp``."""
+
+
 class Store(ABC):
     """A bundle of the interfaces above, with a lifecycle."""
 
@@ -333,6 +492,10 @@ class Store(ABC):
     revocations: RevocationStore
     rate_limits: RateLimiter
     keys: KeyStore
+    sso: SsoStore  # single sign-on state (store/sso.py), always SQL
+    clients: ClientStore
+    codes: CodeStore
+    assertions: AssertionStore
 
     @abstractmethod
     async def start(self) -> None:

@@ -604,12 +604,16 @@ class RedisStore(Store):
         self.prefix = prefix
         self.fail_open = fail_open
         self.users = sql.users
+        self.sso = sql.sso  # SSO sessions and consents stay in SQL (durable, read per login)
         self.sessions = cast(SessionStore, GraceSessionStore(sql.sessions, self.redis, prefix))
         self.keys = RedisKeyStore(sql.keys, self.redis, prefix)
         self.revocations: RedisRevocationStore = RedisRevocationStore(
             self.redis, prefix, durable=sql.revocations, marker_lifetime=marker_lifetime
         )
         self.rate_limits = RedisRateLimiter(self.redis, prefix)
+        self.clients = sql.clients
+        self.codes = sql.codes  # single use is one conditional UPDATE in the shared database
+        self.assertions = sql.assertions
         self.bus: _Lifecycle | None = None  # set by jotkit.server.revocation_bus
 
     async def start(self) -> None:

@@ -38,6 +38,8 @@ from .base import (
     UserRecord,
     UserStore,
 )
+from .oauth_sql import SqlAssertionStore, SqlClientStore, SqlCodeStore
+from .sso import SsoStore
 from .tables import (
     access_tokens,
     rate_limits,
@@ -162,6 +164,7 @@ def _family(row: Any) -> FamilyRecord:
         revoke_reason=row.revoke_reason,
         user_agent=row.user_agent,
         client_ip=row.client_ip,
+        client_id=row.client_id,
     )
 
 
@@ -251,6 +254,7 @@ class SqlSessionStore(SessionStore):
                     revoke_reason=None,
                     user_agent=family.user_agent,
                     client_ip=family.client_ip,
+                    client_id=family.client_id,
                 )
             )
             await conn.execute(
@@ -515,6 +519,7 @@ class _FamilyRow:
         self.revoke_reason = m[refresh_families.c.revoke_reason]
         self.user_agent = m[refresh_families.c.user_agent]
         self.client_ip = m[refresh_families.c.client_ip]
+        self.client_id = m[refresh_families.c.client_id]
 
 
 def _replace_use(family: FamilyRecord, now: float, idle: float) -> FamilyRecord:
@@ -773,6 +778,10 @@ class SqlStore(Store):
         self.revocations = SqlRevocationStore(self.engine, self.read_engine)
         self.rate_limits = SqlRateLimiter(self.engine, self.read_engine)
         self.keys = SqlKeyStore(self.engine, self.read_engine)
+        self.sso = SsoStore(self.engine)
+        self.clients = SqlClientStore(self.engine, self.read_engine)
+        self.codes = SqlCodeStore(self.engine, self.read_engine)
+        self.assertions = SqlAssertionStore(self.engine)
 
     async def start(self) -> None:
         """Run the Alembic migrations up to head."""

@@ -10,12 +10,20 @@ import sqlalchemy as sa
 
 __all__ = [
     "access_tokens",
+    "backchannel_deliveries",
     "metadata",
+    "oauth_assertions",
+    "oauth_clients",
+    "oauth_codes",
+    "oauth_consents",
+    "oauth_grants",
     "rate_limits",
     "refresh_families",
     "refresh_tokens",
     "revocations",
     "signing_keys",
+    "sso_participants",
+    "sso_sessions",
     "users",
 ]
 
@@ -45,6 +53,7 @@ refresh_families = sa.Table(
     sa.Column("revoke_reason", sa.String(32), nullable=True),
     sa.Column("user_agent", sa.String(512), nullable=True),
     sa.Column("client_ip", sa.String(64), nullable=True),
+    sa.Column("client_id", sa.String(64), nullable=True),  # OAuth client (migration 0003_oauth)
 )
 
 refresh_tokens = sa.Table(
@@ -95,4 +104,110 @@ signing_keys = sa.Table(
     sa.Column("created_at", sa.Double, nullable=False),
     sa.Column("activate_at", sa.Double, nullable=False),
     sa.Column("revoked_at", sa.Double, nullable=True),  # jotkit keys revoke (migration 0002)
+)
+
+# -- OAuth 2.1 / OpenID Connect provider (migration 0003_oauth) --------------------------------
+oauth_clients = sa.Table(
+    "oauth_clients",
+    metadata,
+    sa.Column("client_id", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("secret_hash", sa.String(128), nullable=True),
+    sa.Column("auth_method", sa.String(32), nullable=False),
+    sa.Column("redirect_uris", sa.Text, nullable=False),  # JSON arrays
+    sa.Column("post_logout_redirect_uris", sa.Text, nullable=False),
+    sa.Column("grant_types", sa.Text, nullable=False),
+    sa.Column("scopes", sa.Text, nullable=False),
+    sa.Column("first_party", sa.Boolean, nullable=False),
+    sa.Column("backchannel_logout_uri", sa.Text, nullable=True),
+    sa.Column("jwks_uri", sa.Text, nullable=True),
+    sa.Column("jwks", sa.Text, nullable=True),
+    sa.Column("id_token_signed_response_alg", sa.String(16), nullable=False),
+    sa.Column("default_audience", sa.Text, nullable=True),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("resources", sa.Text, nullable=False),  # JSON array (RFC 8707)
+)
+
+oauth_codes = sa.Table(
+    "oauth_codes",
+    metadata,
+    sa.Column("code_hash", sa.String(64), primary_key=True),
+    sa.Column("client_id", sa.String(64), nullable=False),
+    sa.Column("user_id", sa.String(36), nullable=False),
+    sa.Column("redirect_uri", sa.Text, nullable=False),
+    sa.Column("code_challenge", sa.String(128), nullable=False),
+    sa.Column("scope", sa.Text, nullable=False),  # JSON arrays
+    sa.Column("nonce", sa.Text, nullable=True),
+    sa.Column("auth_time", sa.Double, nullable=False),
+    sa.Column("sid", sa.String(128), nullable=False),
+    sa.Column("resource", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("expires_at", sa.Double, nullable=False, index=True),
+    sa.Column("redeemed_at", sa.Double, nullable=True),
+    sa.Column("family_id", sa.String(64), nullable=True),
+)
+
+oauth_grants = sa.Table(
+    "oauth_grants",
+    metadata,
+    sa.Column("family_id", sa.String(64), primary_key=True),
+    sa.Column("client_id", sa.String(64), nullable=False, index=True),
+    sa.Column("user_id", sa.String(36), nullable=False, index=True),
+    sa.Column("scope", sa.Text, nullable=False),
+    sa.Column("resource", sa.Text, nullable=False),
+    sa.Column("sid", sa.String(128), nullable=False, index=True),
+    sa.Column("auth_time", sa.Double, nullable=False),
+    sa.Column("nonce", sa.Text, nullable=True),
+)
+
+oauth_assertions = sa.Table(
+    "oauth_assertions",
+    metadata,
+    sa.Column("client_id", sa.String(64), primary_key=True),
+    sa.Column("jti", sa.String(255), primary_key=True),
+    sa.Column("expires_at", sa.Double, nullable=False, index=True),
+)
+
+# -- single sign-on (migration 0004_sso) ---------------------------------------------------
+sso_sessions = sa.Table(
+    "sso_sessions",
+    metadata,
+    sa.Column("sid", sa.String(64), primary_key=True),  # public id: ``sid`` of ID tokens
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),  # SHA-256 of cookie
+    sa.Column("user_id", sa.String(36), sa.ForeignKey("users.id"), nullable=False, index=True),
+    sa.Column("auth_time", sa.Double, nullable=False),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("expires_at", sa.Double, nullable=False, index=True),
+    sa.Column("ended_at", sa.Double, nullable=True),
+)
+
+sso_participants = sa.Table(
+    "sso_participants",
+    metadata,
+    sa.Column("sid", sa.String(64), primary_key=True),
+    sa.Column("client_id", sa.String(128), primary_key=True),
+    sa.Column("joined_at", sa.Double, nullable=False),
+)
+
+oauth_consents = sa.Table(
+    "oauth_consents",
+    metadata,
+    sa.Column("user_id", sa.String(36), sa.ForeignKey("users.id"), primary_key=True),
+    sa.Column("client_id", sa.String(128), primary_key=True),
+    sa.Column("scopes", sa.Text, nullable=False),  # space-separated, sorted
+    sa.Column("granted_at", sa.Double, nullable=False),
+)
+
+backchannel_deliveries = sa.Table(
+    "backchannel_deliveries",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("client_id", sa.String(128), nullable=False),
+    sa.Column("uri", sa.Text, nullable=False),
+    sa.Column("logout_token", sa.Text, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_attempt_at", sa.Double, nullable=True, index=True),  # NULL: settled
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("delivered_at", sa.Double, nullable=True),
+    sa.Column("last_error", sa.String(200), nullable=True),
 )

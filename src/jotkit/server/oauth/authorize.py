@@ -1,0 +1,535 @@
+"""The authorization endpoint (RFC 6749 §3.1 and §4.1, OAuth 2.1 §4.1, OIDC Core §3.1.2) and
+its hosted login and consent pages.
+
+One request runs through small named steps, in this order:
+
+1. :func:`parse_request`: one value per parameter (RFC 6749 §3.1), ``resource`` may repeat;
+2. :func:`check_client` and :func:`check_redirect_uri`: an unknown client or a redirect URI
+   that is not one of the client's registered strings (exact match, no prefix or wildcard;
+   RFC 9700 §4.1.3) gets an error *page*, never a redirect (RFC 6749 §4.1.2.1);
+3. :func:`check_request`: every other problem is sent to the redirect URI with ``error``,
+   ``state`` and ``iss`` (RFC 9207): response type, PKCE (S256 only, RFC 7636 §4.3 / OAuth 2.1
+   §4.1.1), scopes, prompt, max_age, resource (RFC 8707 §2), unsupported request objects;
+4. :func:`run`: the SSO session (``prompt=login``, ``max_age`` force a new sign-in;
+   ``prompt=none`` answers ``login_required`` / ``consent_required`` instead of a page),
+   consent for third-party clients, then :func:`~.codes.issue_code` and the redirect.
+
+The login and consent forms carry the original request (re-validated on every post) and a
+CSRF token, so nothing of a half-done request is stored server-side.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from fastapi import APIRouter, Request
+from starlette.responses import RedirectResponse, Response
+
+from ..csrf import CsrfSigner
+from ..deps import client_info
+from ..errors import ServiceError
+from ..sessions import AuthService
+from ..store.sso import SsoSessionRecord
+from . import sso
+from .clients import ClientRecord, allowed_scopes
+from .codes import AuthorizationRequest, issue_code
+from .pages import message_page, page_response
+
+__all__ = ["AuthzError", "AuthzParams", "parse_request", "router"]
+
+router = APIRouter(include_in_schema=False)
+
+_SCOPE_TEXT = {
+    "openid": "Confirm who you are (your account identifier)",
+    "profile": "See your basic profile",
+    "email": "See your email address",
+    "offline_access": "Stay connected while you are away (refresh tokens)",
+}
+_CHALLENGE = re.compile(r"[A-Za-z0-9_-]{43}")  # BASE64URL(SHA-256(verifier)), RFC 7636 §4.2
+_SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]{1,128}")  # RFC 6749 §3.3 scope-token
+_MAX_VALUE = 2048
+_MAX_FIELDS = 40
+_REPEATABLE = frozenset({"resource"})
+LOGIN_PATH = "/oauth/authorize/login"
+CONSENT_PATH = "/oauth/authorize/consent"
+
+
+class AuthzError(Exception):
+    """An error for the client: sent to its redirect URI (RFC 6749 §4.1.2.1)."""
+
+    def __init__(self, error: str, description: str) -> None:
+        super().__init__(description)
+        self.error = error
+        self.description = description
+
+
+class PageError(Exception):
+    """An error shown to the user only: the client or its redirect URI is not trusted."""
+
+    def __init__(self, description: str) -> None:
+        super().__init__(description)
+        self.description = description
+
+
+@dataclass(frozen=True, slots=True)
+class AuthzParams:
+    """A validated authorization request."""
+
+    client: ClientRecord
+    redirect_uri: str
+    state: str | None
+    scope: tuple[str, ...]
+    code_challenge: str
+    nonce: str | None
+    prompt: frozenset[str]
+    max_age: int | None
+    login_hint: str | None
+    resource: tuple[str, ...]
+    raw: tuple[tuple[str, str], ...]  # what the forms carry back
+
+    def encoded(self) -> str:
+        """The request as a query string (hidden form field)."""
+        return urlencode(self.raw)
+
+
+# -- steps ------------------------------------------------------------------------------------
+def parse_request(pairs: Sequence[tuple[str, str]]) -> dict[str, list[str]]:
+    """Group the parameters; a repeated parameter (other than ``resource``), an over-long
+    value or a NUL byte is refused (RFC 6749 §3.1)."""
+    if len(pairs) > _MAX_FIELDS:
+        raise PageError("The request has too many parameters.")
+    params: dict[str, list[str]] = {}
+    for name, value in pairs:
+        if len(value) > _MAX_VALUE or "\x00" in value or "\x00" in name:
+            raise PageError(f"The parameter {name[:40]!r} is too long or malformed.")
+        params.setdefault(name, []).append(value)
+    return params
+
+
+def _one(params: dict[str, list[str]], name: str) -> str | None:
+    values = params.get(name)
+    if not values:
+        return None
+    if len(values) > 1 and name not in _REPEATABLE:
+        raise AuthzError("invalid_request", f"The {name} parameter is repeated.")
+    return values[0] or None
+
+
+async def check_client(svc: AuthService, params: dict[str, list[str]]) -> ClientRecord:
+    """The registered client named by ``client_id`` (else an error page)."""
+    values = params.get("client_id") or []
+    if len(values) != 1 or not values[0]:
+        raise PageError("The request does not name exactly one client (client_id).")
+    client = await svc.store.clients.get(values[0])
+    if client is None:
+        raise PageError("The application that sent you here is not registered.")
+    return client
+
+
+def check_redirect_uri(client: ClientRecord, params: dict[str, list[str]]) -> str:
+    """The ``redirect_uri``, which must equal one registered string exactly (RFC 9700
+    §4.1.3; OIDC Core §3.1.2.1 makes it required)."""
+    values = params.get("redirect_uri") or []
+    if len(values) != 1 or values[0] not in client.redirect_uris:
+        raise PageError(
+            "The redirect address of this request is not registered for the application."
+        )
+    return values[0]
+
+
+def check_request(
+    client: ClientRecord, redirect_uri: str, params: dict[str, list[str]]
+) -> AuthzParams:
+    """Validate everything else; problems become :class:`AuthzError` (sent to the client)."""
+    if "request" in params:
+        raise AuthzError("request_not_supported", "Request objects are not supported.")
+    if "request_uri" in params:
+        raise AuthzError("request_uri_not_supported", "request_uri is not supported.")
+    response_type = _one(params, "response_type")
+    if response_type != "code":
+        raise AuthzError("unsupported_response_type", "Only response_type=code is supported.")
+    if "authorization_code" not in client.grant_types:
+        raise AuthzError("unauthorized_client", "The client may not use the code flow.")
+    mode = _one(params, "response_mode")
+    if mode not in (None, "query"):
+        raise AuthzError("invalid_request", "Only response_mode=query is supported.")
+    challenge = _one(params, "code_challenge")
+    method = _one(params, "code_challenge_method")
+    if challenge is None:
+        raise AuthzError("invalid_request", "PKCE is required: send code_challenge (S256).")
+    if method != "S256":
+        raise AuthzError(
+            "invalid_request", "code_challenge_method must be S256 (plain is not supported)."
+        )
+    if not _CHALLENGE.fullmatch(challenge):
+        raise AuthzError("invalid_request", "code_challenge is not a base64url SHA-256 value.")
+    scope_text = _one(params, "scope") or ""
+    scope = tuple(dict.fromkeys(scope_text.split(" "))) if scope_text else ()
+    scope = tuple(s for s in scope if s)
+    if not scope or not all(_SCOPE_TOKEN.fullmatch(s) for s in scope):
+        raise AuthzError("invalid_scope", "The scope parameter is missing or malformed.")
+    refused = [s for s in scope if s not in allowed_scopes(client)]
+    if refused:
+        raise AuthzError("invalid_scope", f"Scope not allowed for this client: {refused[0]}.")
+    prompt_text = _one(params, "prompt") or ""
+    prompt = frozenset(p for p in prompt_text.split(" ") if p)
+    if not prompt <= {"none", "login", "consent"}:
+        raise AuthzError("invalid_request", "prompt may be none, login and/or consent.")
+    if "none" in prompt and len(prompt) > 1:
+        raise AuthzError("invalid_request", "prompt=none cannot be combined with other values.")
+    max_age_text = _one(params, "max_age")
+    max_age = None
+    if max_age_text is not None:
+        if not max_age_text.isascii() or not max_age_text.isdigit() or len(max_age_text) > 10:
+            raise AuthzError("invalid_request", "max_age must be a non-negative integer.")
+        max_age = int(max_age_text)
+    resources = tuple(params.get("resource") or ())
+    for uri in resources:
+        parts = urlsplit(uri)
+        if not parts.scheme or not parts.netloc or parts.fragment or "#" in uri:
+            raise AuthzError(
+                "invalid_target", "resource must be an absolute URI without a fragment."
+            )
+    raw = tuple((k, v) for k, values in params.items() for v in values)
+    return AuthzParams(
+        client=client,
+        redirect_uri=redirect_uri,
+        state=_one(params, "state"),
+        scope=scope,
+        code_challenge=challenge,
+        nonce=_one(params, "nonce"),
+        prompt=prompt,
+        max_age=max_age,
+        login_hint=_one(params, "login_hint"),
+        resource=resources,
+        raw=raw,
+    )
+
+
+def redirect_to_client(redirect_uri: str, values: dict[str, str | None]) -> RedirectResponse:
+    """303 to ``redirect_uri`` with ``values`` added to its query (RFC 6749 §4.1.2; the
+    registered query is kept, §3.1.2)."""
+    parts = urlsplit(redirect_uri)
+    extra = urlencode([(k, v) for k, v in values.items() if v is not None])
+    query = f"{parts.query}&{extra}" if parts.query else extra
+    target = urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))
+    return RedirectResponse(target, status_code=303, headers={"Cache-Control": "no-store"})
+
+
+def error_redirect(svc: AuthService, req: AuthzParams | None, redirect_uri: str,
+                   state: str | None, exc: AuthzError) -> RedirectResponse:
+    """The error response with ``state`` and ``iss`` (RFC 6749 §4.1.2.1, RFC 9207 §2)."""
+    return redirect_to_client(
+        redirect_uri,
+        {
+            "error": exc.error,
+            "error_description": exc.description,
+            "state": req.state if req is not None else state,
+            "iss": svc.issuer,
+        },
+    )
+
+
+# -- the pipeline -------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class _Progress:
+    fresh_session: SsoSessionRecord | None = None  # signed in by this very request
+    consented: bool = False
+
+
+def _signer(request: Request) -> CsrfSigner:
+    signer: CsrfSigner = request.app.state.sso_csrf
+    return signer
+
+
+async def _validated(svc: AuthService, pairs: Sequence[tuple[str, str]]) -> AuthzParams:
+    params = parse_request(pairs)
+    client = await check_client(svc, params)
+    redirect_uri = check_redirect_uri(client, params)
+    try:
+        return check_request(client, redirect_uri, params)
+    except AuthzError as exc:
+        states = params.get("state") or []
+        state = states[0] if len(states) == 1 else None
+        raise _Redirect(error_redirect(svc, None, redirect_uri, state, exc)) from None
+
+
+class _Redirect(Exception):
+    def __init__(self, response: Response) -> None:
+        super().__init__("redirect")
+        self.response = response
+
+
+def _login_page(
+    request: Request,
+    svc: AuthService,
+    req: AuthzParams,
+    *,
+    error: str | None = None,
+    email: str | None = None,
+    status: int = 200,
+) -> Response:
+    response = Response()
+    binding = sso.binding_of(svc, request, response)
+    page = page_response(
+        request,
+        "login.html",
+        title="Sign in",
+        status=status,
+        form_targets=[req.redirect_uri],
+        client_name=req.client.name,
+        action=LOGIN_PATH,
+        csrf_token=sso.login_csrf(_signer(request), binding),
+        authorization_request=req.encoded(),
+        email=email if email is not None else (req.login_hint or ""),
+        error=error,
+    )
+    for name, value in response.raw_headers:
+        if name == b"set-cookie":
+            page.raw_headers.append((name, value))
+    return page
+
+
+async def _consent_page(
+    request: Request, svc: AuthService, req: AuthzParams, session: SsoSessionRecord,
+    set_cookies: Response | None = None,
+) -> Response:
+    user = await svc.store.users.get(session.user_id)
+    page = page_response(
+        request,
+        "consent.html",
+        title="Allow access?",
+        form_targets=[req.redirect_uri],
+        client_name=req.client.name,
+        email=user.email if user else None,
+        action=CONSENT_PATH,
+        csrf_token=sso.consent_csrf(_signer(request), session.sid, req.client.client_id),
+        authorization_request=req.encoded(),
+        scopes=[
+            {"name": s, "description": _SCOPE_TEXT.get(s, "Use the API scope " + s)}
+            for s in req.scope
+        ],
+    )
+    _copy_cookies(set_cookies, page)
+    return page
+
+
+def _copy_cookies(source: Response | None, target: Response) -> None:
+    if source is None:
+        return
+    for name, value in source.raw_headers:
+        if name == b"set-cookie":
+            target.raw_headers.append((name, value))
+
+
+async def run(
+    request: Request, svc: AuthService, req: AuthzParams, progress: _Progress,
+    cookies: Response | None = None,
+) -> Response:
+    """Steps 4 and 5: session, consent, code."""
+    now = svc.clock.now()
+    session = progress.fresh_session or await sso.current_session(svc, request)
+    if progress.fresh_session is None:
+        stale = session is not None and req.max_age is not None and (
+            now - session.auth_time > req.max_age  # OIDC Core §3.1.2.1 max_age
+        )
+        if session is None or "login" in req.prompt or stale:
+            if "none" in req.prompt:
+                return error_redirect(
+                    svc, req, req.redirect_uri, None,
+                    AuthzError("login_required", "The user is not signed in."),
+                )
+            return _login_page(request, svc, req)
+    assert session is not None
+    user = await svc.store.users.get(session.user_id)
+    if user is None or user.disabled:
+        return error_redirect(
+            svc, req, req.redirect_uri, None,
+            AuthzError("access_denied", "The account is not available."),
+        )
+    if not req.client.first_party and not progress.consented:
+        covered = await sso.consent_covers(svc, user.id, req.client.client_id, req.scope)
+        if "consent" in req.prompt or not covered:
+            if "none" in req.prompt:
+                return error_redirect(
+                    svc, req, req.redirect_uri, None,
+                    AuthzError("consent_required", "The user has not granted these scopes."),
+                )
+            return await _consent_page(request, svc, req, session, cookies)
+    code = await issue_code(
+        svc,
+        AuthorizationRequest(
+            client_id=req.client.client_id,
+            user_id=user.id,
+            redirect_uri=req.redirect_uri,
+            code_challenge=req.code_challenge,
+            scope=req.scope,
+            nonce=req.nonce,
+            auth_time=session.auth_time,
+            sid=session.sid,
+            resource=req.resource,
+        ),
+    )
+    await svc.store.sso.add_participant(session.sid, req.client.client_id, now)
+    svc.audit.event(
+        "authorization_code", user_id=user.id, session_id=session.sid,
+        client_id=req.client.client_id,
+    )
+    response = redirect_to_client(
+        req.redirect_uri, {"code": code, "state": req.state, "iss": svc.issuer}
+    )
+    _copy_cookies(cookies, response)
+    return response
+
+
+def _error_page(request: Request, exc: PageError) -> Response:
+    return message_page(
+        request, "Cannot continue", exc.description, status=400,
+        detail="You were not sent back to the application, because it could not be verified.",
+    )
+
+
+async def _form_pairs(request: Request) -> list[tuple[str, str]]:
+    form = await request.form(max_files=0, max_fields=_MAX_FIELDS + 8)
+    return [(k, v) for k, v in form.multi_items() if isinstance(v, str)]
+
+
+async def _start(request: Request, pairs: Sequence[tuple[str, str]]) -> Response:
+    svc: AuthService = request.app.state.service
+    try:
+        req = await _validated(svc, pairs)
+    except PageError as exc:
+        return _error_page(request, exc)
+    except _Redirect as redirect:
+        return redirect.response
+    return await run(request, svc, req, _Progress())
+
+
+@router.get("/oauth/authorize")
+async def authorize_get(request: Request) -> Response:
+    """The authorization endpoint, GET (RFC 6749 §3.1)."""
+    return await _start(request, request.query_params.multi_items())
+
+
+@router.post("/oauth/authorize")
+async def authorize_post(request: Request) -> Response:
+    """The authorization endpoint, form POST (OIDC Core §3.1.2.1)."""
+    return await _start(request, await _form_pairs(request))
+
+
+async def _carried(request: Request, svc: AuthService, form: dict[str, str]) -> AuthzParams:
+    text = form.get("authorization_request", "")
+    if len(text) > 16384:
+        raise PageError("The sign-in form is malformed.")
+    try:
+        pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=bool(text),
+                          max_num_fields=_MAX_FIELDS)
+    except ValueError:
+        raise PageError("The sign-in form is malformed.") from None
+    return await _validated(svc, pairs)
+
+
+def _single(pairs: Sequence[tuple[str, str]]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for k, v in pairs:
+        if k in out:
+            raise PageError("The form has a repeated field.")
+        out[k] = v
+    return out
+
+
+@router.post(LOGIN_PATH)
+async def login_submit(request: Request) -> Response:
+    """The hosted login form: CSRF-checked, throttled like ``/auth/login``."""
+    svc: AuthService = request.app.state.service
+    try:
+        form = _single(await _form_pairs(request))
+        req = await _carried(request, svc, form)
+    except PageError as exc:
+        return _error_page(request, exc)
+    except _Redirect as redirect:
+        return redirect.response
+    if not sso.login_csrf_valid(_signer(request), request, form.get("csrf_token", ""), svc):
+        svc.audit.event("sso_csrf_failed", form="login", client_id=req.client.client_id)
+        return _login_page(
+            request, svc, req, status=403,
+            error="Your sign-in form expired or was not sent by this site. Please try again.",
+        )
+    email = form.get("email", "")[:320]
+    password = form.get("password", "")[:1024]
+    if not email or not password:
+        return _login_page(
+            request, svc, req, email=email, status=400,
+            error="Enter your email address and password.",
+        )
+    try:
+        user = await svc.check_password(email, password, client_info(request))
+    except ServiceError as exc:
+        if exc.code == "invalid_credentials":
+            return _login_page(
+                request, svc, req, email=email, status=401,
+                error="The email address or password is not correct.",
+            )
+        if exc.spec.status == 429:
+            page = _login_page(
+                request, svc, req, email=email, status=429,
+                error="Too many attempts. Wait a moment before you try again.",
+            )
+            page.headers.update({k: v for k, v in exc.headers.items() if k == "Retry-After"})
+            return page
+        raise
+    cookies = Response()
+    previous = await sso.current_session(svc, request)
+    if previous is not None and previous.user_id == user.id:  # re-authentication
+        now = svc.clock.now()
+        await svc.store.sso.reauthenticated(previous.sid, now)
+        session = dataclasses.replace(previous, auth_time=now)
+        svc.audit.event("sso_reauthenticated", user_id=user.id, session_id=session.sid)
+    else:
+        if previous is not None:  # another user signs in: this browser's session ends
+            from .logout import end_sso_session
+
+            await end_sso_session(svc, previous.sid, reason="replaced")
+        session = await sso.open_session(svc, user, cookies)
+    return await run(request, svc, req, _Progress(fresh_session=session), cookies)
+
+
+@router.post(CONSENT_PATH)
+async def consent_submit(request: Request) -> Response:
+    """The consent form: CSRF token bound to the SSO session and client (consent CSRF)."""
+    svc: AuthService = request.app.state.service
+    try:
+        form = _single(await _form_pairs(request))
+        req = await _carried(request, svc, form)
+    except PageError as exc:
+        return _error_page(request, exc)
+    except _Redirect as redirect:
+        return redirect.response
+    session = await sso.current_session(svc, request)
+    if session is None:
+        return _login_page(request, svc, req)
+    if not sso.consent_csrf_valid(
+        _signer(request), form.get("csrf_token", ""), session.sid, req.client.client_id
+    ):
+        svc.audit.event("sso_csrf_failed", form="consent", client_id=req.client.client_id)
+        return message_page(
+            request, "Cannot continue",
+            "This consent form was not sent by this site or has expired.", status=403,
+        )
+    if form.get("decision") != "allow":
+        svc.audit.event("consent_denied", user_id=session.user_id,
+                        client_id=req.client.client_id)
+        return error_redirect(
+            svc, req, req.redirect_uri, None,
+            AuthzError("access_denied", "The user denied the request."),
+        )
+    await svc.store.sso.grant_consent(
+        session.user_id, req.client.client_id, req.scope, svc.clock.now()
+    )
+    svc.audit.event("consent_granted", user_id=session.user_id, client_id=req.client.client_id)
+    return await run(request, svc, req, _Progress(fresh_session=session, consented=True))
+

@@ -1,0 +1,194 @@
+"""``POST /oauth/token`` (RFC 6749 §3.2) and ``/oauth/userinfo`` (OpenID Connect Core §5.3).
+
+The token endpoint runs three steps: parse the form (``application/x-www-form-urlencoded``,
+no repeated parameter except ``resource``, RFC 6749 §3.2 / RFC 8707 §2), authenticate the
+client (:func:`.clients.authenticate`; failures throttled per address like the other
+``/oauth/*`` endpoints), then look the grant up in :data:`.grants.GRANTS`. Errors are RFC 6749
+§5.2 objects rendered by the service's one error table.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import parse_qsl
+
+from fastapi import APIRouter, Request, Response
+
+from ..deps import client_info, service
+from ..errors import ServiceError
+from ..routes.models import ErrorBody
+from ..routes.oauth import basic_credentials
+from ..throttle import ClientAuthThrottle
+from .clients import ClientAuthError, ClientCache, ClientRecord, authenticate
+from .grants import GRANTS, TokenRequest
+from .tokens import verify_access_token
+
+__all__ = ["ClientCache", "client_from_request", "read_form", "router"]
+
+_NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    c: {"model": ErrorBody} for c in (400, 401, 413, 415, 429, 503)
+}
+_MULTI = frozenset({"resource"})
+_FORM = "application/x-www-form-urlencoded"
+
+router = APIRouter(prefix="/oauth", tags=["oauth"], responses=_ERRORS)
+
+
+async def read_form(request: Request) -> tuple[dict[str, str], tuple[str, ...]]:
+    """The form parameters (single-valued) and the ``resource`` values (RFC 8707 §2).
+
+    400 ``invalid_request`` for another content type, bad UTF-8, NUL characters or a repeated
+    parameter (RFC 6749 §3.2)."""
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype != _FORM:
+        raise ServiceError("invalid_request", f"Use Content-Type: {_FORM}.")
+    body = await request.body()
+    try:
+        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False,
+                          errors="strict", max_num_fields=64)
+    except (UnicodeDecodeError, ValueError):
+        raise ServiceError("invalid_request", "The form body is not valid.") from None
+    form: dict[str, str] = {}
+    resources: list[str] = []
+    for name, value in pairs:
+        if "\x00" in name or "\x00" in value:
+            raise ServiceError("invalid_request", "Parameters must not contain NUL characters.")
+        if name in _MULTI:
+            resources.append(value)
+            continue
+        if name in form:
+            raise ServiceError("invalid_request", f"The {name} parameter is repeated.")
+        form[name] = value
+    return form, tuple(resources)
+
+
+async def client_from_request(request: Request, form: dict[str, str]) -> ClientRecord:
+    """Authenticate the registered client of an ``/oauth/*`` request (RFC 6749 §2.3); 401
+    ``invalid_client`` with a Basic challenge on failure, 429 past the throttle."""
+    svc = service(request)
+    s = svc.settings
+    throttle = ClientAuthThrottle(
+        svc.store.rate_limits, limit=s.client_auth_limit, window=s.client_auth_window,
+        clear=request.app.state.client_auth_clear,
+    )
+    ip, now = client_info(request).ip, svc.clock.now()
+    await throttle.check(ip, now)
+    header = request.headers.get("authorization")
+    basic = basic_credentials(header) if header is not None else None
+    if header is not None and basic is None:
+        await throttle.failed(ip, now)
+        raise ServiceError("invalid_client", "The Authorization header is not HTTP Basic.")
+    base = svc.issuer
+    try:
+        return await authenticate(
+            svc,
+            basic=basic,
+            form=form,
+            endpoints=(f"{base}/oauth/token", base),
+            jwks_clients=request.app.state.oauth_jwks,
+            cache=request.app.state.oauth_clients,
+        )
+    except ClientAuthError as exc:
+        await throttle.failed(ip, now)
+        svc.audit.event("client_auth_failed", reason=exc.reason, ip=ip)
+        raise ServiceError("invalid_client", exc.description) from None
+
+
+@router.post(
+    "/token",
+    summary="Token endpoint (RFC 6749 §3.2)",
+    response_class=Response,
+    responses={200: {"description": "Access token response (RFC 6749 §5.1)"}},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {_FORM: {"schema": {"type": "object", "properties": {
+                "grant_type": {"type": "string",
+                               "enum": ["authorization_code", "refresh_token",
+                                        "client_credentials"]},
+                "code": {"type": "string"}, "redirect_uri": {"type": "string"},
+                "code_verifier": {"type": "string"}, "refresh_token": {"type": "string"},
+                "scope": {"type": "string"}, "resource": {"type": "string"},
+                "client_id": {"type": "string"}, "client_secret": {"type": "string"},
+                "client_assertion_type": {"type": "string"},
+                "client_assertion": {"type": "string"},
+            }, "required": ["grant_type"]}}},
+        }
+    },
+)
+async def token(request: Request) -> Response:
+    """Exchange a grant for tokens: ``authorization_code`` (PKCE S256 required),
+    ``refresh_token`` (rotated; bound to its client) or ``client_credentials``."""
+    form, resources = await read_form(request)
+    client = await client_from_request(request, form)
+    grant_type = form.get("grant_type")
+    if not grant_type:
+        raise ServiceError("invalid_request", "The grant_type parameter is required.")
+    grant = GRANTS.get(grant_type)
+    if grant is None:
+        raise ServiceError("unsupported_grant_type", f"Unsupported grant_type {grant_type[:40]!r}.")
+    if grant_type not in client.grant_types:
+        raise ServiceError("unauthorized_client", f"This client may not use {grant_type}.")
+    body = await grant(
+        TokenRequest(service(request), client, form, resources, client_info(request))
+    )
+    return Response(
+        json.dumps(body, separators=(",", ":")),
+        media_type="application/json",
+        headers=_NO_STORE,
+    )
+
+
+async def _bearer(request: Request) -> str:
+    header = request.headers.get("authorization")
+    if header is not None:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() != "bearer" or not value.strip() or " " in value.strip():
+            raise ServiceError("missing_token", "Use the Bearer authentication scheme.")
+        return value.strip()
+    if request.method == "POST":  # RFC 6750 §2.2 form-encoded body parameter
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype == _FORM:
+            form, _ = await read_form(request)
+            if form.get("access_token"):
+                return form["access_token"]
+    raise ServiceError("missing_token")
+
+
+async def _userinfo(request: Request) -> Response:
+    svc = service(request)
+    claims = await verify_access_token(svc, await _bearer(request))
+    scope = str(claims.get("scope", "")).split()
+    if "openid" not in scope or claims["sub"] == claims.get("client_id"):
+        raise ServiceError("insufficient_scope", "The token was not granted the openid scope.")
+    user = await svc.store.users.get(claims["sub"])
+    if user is None or user.disabled:
+        raise ServiceError("invalid_token", "The user no longer exists.")
+    body: dict[str, Any] = {"sub": user.id}
+    if "email" in scope:
+        body["email"] = user.email
+        body["email_verified"] = False  # jotkit does not verify addresses
+    if "profile" in scope:
+        body["updated_at"] = int(user.created_at)  # the only profile claim jotkit holds
+    return Response(
+        json.dumps(body, separators=(",", ":")), media_type="application/json",
+        headers=_NO_STORE,
+    )
+
+
+@router.api_route(
+    "/userinfo",
+    methods=["GET", "POST"],
+    summary="UserInfo (OpenID Connect Core §5.3)",
+    response_class=Response,
+    responses={200: {"description": "The user's claims (JSON)"}},
+    openapi_extra={"security": [{"bearerAuth": []}]},
+)
+async def userinfo(request: Request) -> Response:
+    """Claims about the user of a bearer access token (GET or POST; with POST the token may
+    also come as the ``access_token`` form parameter, RFC 6750 §2.2), by granted scope:
+    ``sub`` always, ``email`` and ``email_verified`` with ``email``, ``updated_at`` with
+    ``profile``."""
+    return await _userinfo(request)
