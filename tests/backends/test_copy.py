@@ -84,7 +84,8 @@ async def test_copy_sqlite_to_postgres(tmp_path: Path, empty_pg_db: str) -> None
 
     report = await copy_database(sqlite_url, empty_pg_db)
     counts = dict(report.tables)
-    assert counts["users"] == 3 and counts["signing_keys"] == 2
+    assert counts["users"] == 3
+    assert counts["signing_keys"] == 3  # two ES256 (one rotation) + the RS256 ID-token key
     assert counts["refresh_tokens"] == 3 and counts["revocations"] >= 2
 
     # every row of every table arrived unchanged

@@ -299,12 +299,13 @@ def register(app: typer.Typer) -> None:
         settings = _settings(data_dir, config)
 
         async def work(svc: AuthService) -> Any:
-            try:
-                return await svc.keyring.revoke(kid, svc.clock.now(), alg)
-            except LookupError:
-                if svc.id_keyring is svc.keyring:
-                    raise
-                return await svc.id_keyring.revoke(kid, svc.clock.now(), alg)  # an ID-token key
+            now = svc.clock.now()
+            ring = svc.keyring
+            if svc.id_keyring is not svc.keyring:  # an RS256 ID-token key (docs/oauth.md)?
+                await svc.id_keyring.load()
+                if any(st.kid == kid for st in svc.id_keyring.statuses(now)):
+                    ring = svc.id_keyring
+            return await ring.revoke(kid, now, alg)
 
         try:
             done = _run(settings, work)
