@@ -58,3 +58,18 @@ def test_openapi_document_matches_every_response_schemathesis_checks_all(live, t
         )
         assert result.returncode == 0, (args, result.stdout[-6000:], result.stderr[-2000:])
         assert " passed" in result.stdout and "generated" in result.stdout
+
+
+def test_every_openapi_operation_has_its_own_operation_id(tmp_path):
+    """Code generators key clients by operationId: a duplicate (FastAPI warns about it for a
+    route serving GET and POST, as /oauth/userinfo did) makes one of the two unreachable."""
+    import warnings
+
+    from jotkit.server.app import create_app
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        document = create_app(make_settings(tmp_path)).openapi()
+    ids = [op["operationId"] for path in document["paths"].values() for op in path.values()]
+    assert len(ids) == len(set(ids)), sorted(i for i in ids if ids.count(i) > 1)
+    assert {"userinfo_get", "userinfo_post"} <= set(ids)

@@ -178,17 +178,26 @@ async def _userinfo(request: Request) -> Response:
     )
 
 
-@router.api_route(
-    "/userinfo",
-    methods=["GET", "POST"],
-    summary="UserInfo (OpenID Connect Core §5.3)",
-    response_class=Response,
-    responses={200: {"description": "The user's claims (JSON)"}},
-    openapi_extra={"security": [{"bearerAuth": []}]},
-)
 async def userinfo(request: Request) -> Response:
     """Claims about the user of a bearer access token (GET or POST; with POST the token may
     also come as the ``access_token`` form parameter, RFC 6750 §2.2), by granted scope:
     ``sub`` always, ``email`` and ``email_verified`` with ``email``, ``updated_at`` with
-    ``profile``."""
+    ``profile`` (OpenID Connect Core §5.3)."""
     return await _userinfo(request)
+
+
+# One route serves both methods, so a 405 lists both in ``Allow`` (RFC 9110 §15.5.6). The
+# OpenAPI document gets one operation per method, each with its own operationId, from two
+# schema-only routes behind it: the first route matches every GET and POST, so they never run.
+router.add_api_route("/userinfo", userinfo, methods=["GET", "POST"], include_in_schema=False)
+for _method in ("GET", "POST"):
+    router.add_api_route(
+        "/userinfo",
+        userinfo,
+        methods=[_method],
+        operation_id=f"userinfo_{_method.lower()}",
+        summary="UserInfo (OpenID Connect Core §5.3)",
+        response_class=Response,
+        responses={200: {"description": "The user's claims (JSON)"}},
+        openapi_extra={"security": [{"bearerAuth": []}]},
+    )
