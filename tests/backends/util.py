@@ -108,6 +108,7 @@ class PrivateRedis:
     workdir: Path
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
+    args: tuple[str, ...] = ()  # extra ``jotkit serve`` options, e.g. ("--workers", "2")
 
     @property
     def url(self) -> str:
@@ -199,6 +200,7 @@ class ServiceProcess:
     log_path: Path
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
+    args: tuple[str, ...] = ()  # extra ``jotkit serve`` options, e.g. ("--workers", "2")
 
     @property
     def url(self) -> str:
@@ -207,7 +209,7 @@ class ServiceProcess:
     def start(self, wait: bool = True) -> ServiceProcess:
         log = open(self.log_path, "ab")  # noqa: SIM115 - closed with the process
         self.proc = subprocess.Popen(
-            [jotkit_bin(), "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+            [jotkit_bin(), "serve", "--host", "127.0.0.1", "--port", str(self.port), *self.args],
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -198,6 +198,12 @@ def _memory_keys():
         async def add(self, record):
             self.rows.append(record)
 
+        async def add_first(self, record, same_ring):
+            if any(r.revoked_at is None and same_ring(r) for r in self.rows):
+                return False
+            self.rows.append(record)
+            return True
+
         async def delete(self, kid):
             self.rows = [r for r in self.rows if r.kid != kid]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import secrets
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
@@ -58,13 +59,21 @@ class _Edge:
     response, errors included."""
 
     def __init__(
-        self, app: ASGIApp, metrics: Metrics, max_body: int, max_head: int, https: bool
+        self,
+        app: ASGIApp,
+        metrics: Metrics,
+        max_body: int,
+        max_head: int,
+        https: bool,
+        worker: bytes | None = None,
     ) -> None:
         self.app = app
         self.metrics = metrics
         self.max_body = max_body
         self.max_head = max_head
         self.https = https  # the issuer is https: send HSTS whatever the hop scheme
+        # JOTKIT_EXPOSE_WORKER_PID: X-Jotkit-Worker names the process that answered
+        self.extra = ((b"x-jotkit-worker", worker),) if worker is not None else ()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -85,6 +94,7 @@ class _Edge:
                 headers += [h for h in _SECURITY_HEADERS if h[0] not in present]
                 if hsts:
                     headers.append((b"strict-transport-security", HSTS))
+                headers += self.extra
                 message["headers"] = headers
             await send(message)
 
@@ -267,9 +277,12 @@ def create_app(
     clock: Clock | None = None,
     store: Store | None = None,
     banner_stream: TextIO | None = None,
+    demo_user: bool = True,
 ) -> FastAPI:
     """Build the auth service. Nothing is shared between apps: each has its own store,
-    key ring, caches and metrics registry. ``clock`` defaults to the wall clock."""
+    key ring, caches and metrics registry. ``clock`` defaults to the wall clock. In demo
+    mode the app creates the demo user and prints the banner when it starts, unless
+    ``demo_user`` is False (the workers of ``jotkit serve --workers N``: their parent did it)."""
     require_shared_issuer(settings)  # PostgreSQL: every instance must sign with one `iss`
     the_clock = clock or SystemClock()
     metrics = Metrics()
@@ -284,7 +297,7 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await svc.start()
-        if settings.demo:
+        if settings.demo and demo_user:
             password = await _ensure_demo_user(svc)
             print(demo_banner(settings, password), file=banner_stream or sys.stdout, flush=True)
         task = asyncio.create_task(_background(svc))
@@ -345,6 +358,7 @@ def create_app(
         max_body=settings.max_body_bytes,
         max_head=settings.max_header_bytes,
         https=settings.effective_issuer.startswith("https://"),
+        worker=str(os.getpid()).encode() if settings.expose_worker_pid else None,
     )
     if settings.trusted_proxies:  # outermost: everything inside sees the real client
         from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from typing import Any
 
 from .clock import Clock
 from .metrics import Metrics
 
-__all__ = ["AUDIT_LOGGER", "AuditLog", "JsonLineFormatter"]
+__all__ = ["AUDIT_LOGGER", "AuditLog", "JsonLineFormatter", "configure_logging"]
 
 AUDIT_LOGGER = "jotkit.server.audit"
 
@@ -48,3 +49,14 @@ class AuditLog:
         payload = {"ts": round(self._clock.now(), 3), "event": event}
         payload.update({k: v for k, v in fields.items() if v is not None})
         self.logger.info(json.dumps(payload, separators=(",", ":"), default=str))
+
+
+def configure_logging(level: str) -> None:
+    """Send the audit log and the service log to stderr as JSON lines at ``level``."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonLineFormatter())
+    for name in (AUDIT_LOGGER, "jotkit.server"):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [handler]
+        logger.setLevel(level.upper())
+        logger.propagate = False

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import logging
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -17,7 +16,7 @@ import typer
 
 import jotkit
 
-from .audit_log import AUDIT_LOGGER, JsonLineFormatter
+from .audit_log import configure_logging
 from .settings import Settings, SettingsError
 
 if TYPE_CHECKING:  # the service stack is imported when a command runs, not for --help
@@ -67,16 +66,6 @@ def _run(settings: Settings, work: Callable[[AuthService], Awaitable[T]]) -> T:
             svc.close()
 
     return asyncio.run(main())
-
-
-def _configure_logging(level: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonLineFormatter())
-    for name in (AUDIT_LOGGER, "jotkit.server"):
-        logger = logging.getLogger(name)
-        logger.handlers[:] = [handler]
-        logger.setLevel(level.upper())
-        logger.propagate = False
 
 
 def _ts(value: float | None) -> str:
@@ -132,17 +121,26 @@ def register(app: typer.Typer) -> None:
         demo: Annotated[
             bool | None, typer.Option("--demo/--no-demo", help="Create and print a demo user.")
         ] = None,
+        workers: Annotated[
+            int | None,
+            typer.Option(
+                "--workers",
+                min=1,
+                help="Worker processes sharing the port and the database "
+                "(default $JOTKIT_WORKERS or 1).",
+            ),
+        ] = None,
         data_dir: DataDir = None,
         config: Config = None,
     ) -> None:
-        """Run the auth service (uvicorn, one worker)."""
+        """Run the auth service (uvicorn; one worker process unless --workers says more)."""
         import uvicorn
 
         from .app import create_app
         from .demo import with_demo_client
         from .store.factory import require_shared_issuer
 
-        settings = _settings(data_dir, config, host=host, port=port, demo=demo)
+        settings = _settings(data_dir, config, host=host, port=port, demo=demo, workers=workers)
         try:
             require_shared_issuer(settings)
         except SettingsError as exc:
@@ -151,7 +149,12 @@ def register(app: typer.Typer) -> None:
         if settings.demo:
             settings = with_demo_client(settings)  # its secret goes to a 0600 file, not stdout
         settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        _configure_logging(settings.log_level)
+        configure_logging(settings.log_level)
+        if settings.workers > 1:
+            from .workers import serve_workers
+
+            serve_workers(settings)
+            return
         from .serving import uvicorn_options
 
         uvicorn.run(create_app(settings), **uvicorn_options(settings, workers=1))

@@ -162,14 +162,15 @@ class KeyRing:
         return True
 
     async def ensure_key(self, alg: str, now: float) -> KeyRecord | None:
-        """Create the first key (active at once) when the ring is empty."""
+        """Create the first key (active at once) when the ring is empty; None when it is not
+        (or when another instance created one at the same moment)."""
         await self.load()
         if any(r.revoked_at is None for r in self._records):
             return None
         record = new_key_record(alg, now, now)
-        await self._store.add(record)
+        added = await self._store.add_first(record, self._select or (lambda _r: True))
         await self.load()
-        return record
+        return record if added else None  # another process created it first
 
     async def rotate(self, alg: str, now: float, delay: float) -> KeyRecord:
         """Add a key that is published now and starts signing at ``now + delay``."""

@@ -24,6 +24,8 @@ either, and served ``/auth/me`` at about half the rate of httptools here, so it 
 from __future__ import annotations
 
 import asyncio
+import copyreg
+import functools
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -33,7 +35,25 @@ from .settings import Settings
 __all__ = ["HardenedHttpTools", "hardened_httptools", "http_limits", "uvicorn_options"]
 
 
-class _LimitedHttpTools(HttpToolsProtocol):
+class _ProtocolClass(type):
+    """The metaclass of the limited protocols. ``jotkit serve --workers N`` hands uvicorn's
+    configuration, protocol class included, to spawned worker processes by pickling it; a class
+    made by :func:`hardened_httptools` has no importable name, so it pickles as the call that
+    makes it (see the ``copyreg`` registration below)."""
+
+    max_head: int
+    header_timeout: float
+    body_timeout: float
+
+
+def _rebuild(cls: _ProtocolClass) -> tuple[Any, tuple[int, float, float]]:
+    return hardened_httptools, (cls.max_head, cls.header_timeout, cls.body_timeout)
+
+
+copyreg.pickle(_ProtocolClass, _rebuild)
+
+
+class _LimitedHttpTools(HttpToolsProtocol, metaclass=_ProtocolClass):
     """uvicorn's httptools protocol with a bounded request head and read deadlines."""
 
     max_head: int = 32768
@@ -131,11 +151,13 @@ class _LimitedHttpTools(HttpToolsProtocol):
         self.transport.close()
 
 
+@functools.lru_cache(maxsize=16)
 def hardened_httptools(
     max_head: int, header_timeout: float, body_timeout: float
 ) -> type[HttpToolsProtocol]:
-    """uvicorn's httptools protocol class with a head-size limit and read deadlines."""
-    return type(
+    """uvicorn's httptools protocol class with a head-size limit and read deadlines (one class
+    per set of limits; it survives pickling into a worker process)."""
+    return _ProtocolClass(  # type: ignore[return-value]  # a subclass of _LimitedHttpTools
         "JotkitHttpToolsProtocol",
         (_LimitedHttpTools,),
         {"max_head": max_head, "header_timeout": header_timeout, "body_timeout": body_timeout},

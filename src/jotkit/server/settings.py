@@ -161,6 +161,10 @@ class Settings:
     brand_color: str = "#3557d4"  # accent colour: #rgb or #rrggbb
     brand_logo_url: str | None = None  # https:// (or /path) image shown above the forms
     sso_session_ttl: float = 7 * 86400.0  # an SSO session (browser sign-in) lasts this long
+    # processes (``jotkit serve --workers N``, docs/deployment.md): N uvicorn workers share the
+    # listening socket and the database; each keeps its own caches and argon2 pool
+    workers: int = 1
+    expose_worker_pid: bool = False  # tests/benchmarks: X-Jotkit-Worker: <pid> on responses
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):  # durations (float fields) follow the core grammar
@@ -205,6 +209,8 @@ class Settings:
             raise SettingsError("JOTKIT_ARGON2_QUEUE: must be >= 0")
         if self.login_backoff_max < self.login_pair_window:
             raise SettingsError("JOTKIT_LOGIN_BACKOFF_MAX must be >= JOTKIT_LOGIN_PAIR_WINDOW")
+        if self.workers < 1:
+            raise SettingsError("JOTKIT_WORKERS: must be >= 1")
         _check_edge(self)
         _check_brand(self)
 
@@ -240,6 +246,49 @@ class Settings:
     def replace(self, **changes: Any) -> Settings:
         """A copy with some fields changed (validated again)."""
         return dataclasses.replace(self, **changes)
+
+    def to_json(self) -> str:
+        """Every field as one JSON object (secrets included: hand it only to processes of the
+        same user, as ``jotkit serve --workers`` does through its workers' environment)."""
+        import json
+
+        return json.dumps(
+            {
+                f.name: str(value) if isinstance(value, Path) else value
+                for f in dataclasses.fields(self)
+                for value in (getattr(self, f.name),)
+            }
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> Settings:
+        """The settings :meth:`to_json` wrote (validated again; unknown names are an error)."""
+        import json
+
+        try:
+            data = json.loads(text)
+        except ValueError:
+            raise SettingsError("settings JSON: not valid JSON") from None
+        if not isinstance(data, dict):
+            raise SettingsError("settings JSON: must be an object")
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise SettingsError(f"settings JSON: unknown setting(s) {', '.join(unknown)}")
+        if "data_dir" in data:
+            data["data_dir"] = Path(str(data["data_dir"]))
+        try:
+            if "introspection_clients" in data:
+                data["introspection_clients"] = tuple(
+                    (str(client_id), str(secret))
+                    for client_id, secret in data["introspection_clients"]
+                )
+        except (TypeError, ValueError):
+            message = "settings JSON: introspection_clients must be [id, secret] pairs"
+            raise SettingsError(message) from None
+        if "trusted_proxies" in data:
+            data["trusted_proxies"] = _convert("trusted_proxies", data["trusted_proxies"])
+        return cls(**data)
 
     # -- loading --------------------------------------------------------------------------
     @classmethod
@@ -369,6 +418,7 @@ def _convert(name: str, value: Any) -> Any:
         "revocation_fail_open",
         "argon2_insecure_test_costs",
         "docs",
+        "expose_worker_pid",
     }:
         return _bool(value, label)
     if name in {
@@ -386,6 +436,7 @@ def _convert(name: str, value: Any) -> Any:
         "max_header_bytes",
         "keep_alive_timeout",
         "client_auth_limit",
+        "workers",
     }:
         return _int(value, label, 1)
     if name == "database_max_overflow":

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import enum
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -326,6 +326,12 @@ class KeyStore(ABC):
     @abstractmethod
     async def add(self, record: KeyRecord) -> None:
         """Insert a key."""
+
+    @abstractmethod
+    async def add_first(self, record: KeyRecord, same_ring: Callable[[KeyRecord], bool]) -> bool:
+        """Insert ``record`` unless an unrevoked key of its ring (``same_ring``) exists, as one
+        atomic step across processes; return whether it was inserted. Instances or workers
+        that start together on an empty database thus create one first key, not one each."""
 
     @abstractmethod
     async def delete(self, kid: str) -> None:

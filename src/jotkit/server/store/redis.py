@@ -503,6 +503,13 @@ class RedisKeyStore(KeyStore):
         await self._inner.add(record)
         await self._notify()
 
+    async def add_first(self, record: KeyRecord, same_ring: Callable[[KeyRecord], bool]) -> bool:
+        """Insert the ring's first key (atomically, in SQL) and announce it."""
+        added = await self._inner.add_first(record, same_ring)
+        if added:
+            await self._notify()
+        return added
+
     async def delete(self, kid: str) -> None:
         """Remove a key and announce it."""
         await self._inner.delete(kid)

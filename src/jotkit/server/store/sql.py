@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -745,6 +745,25 @@ class SqlKeyStore(KeyStore):
         """Insert a key."""
         async with self._engine.begin() as conn:
             await conn.execute(self._insert(record))
+
+    async def add_first(self, record: KeyRecord, same_ring: Callable[[KeyRecord], bool]) -> bool:
+        """Insert ``record`` unless the ring already has an unrevoked key. SQLite: the
+        transaction starts with ``BEGIN IMMEDIATE``, so it holds the database's write lock from
+        its first read; PostgreSQL: a transaction-scoped advisory lock serialises the check."""
+        async with self._engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                await conn.execute(sa.text("SELECT pg_advisory_xact_lock(7243002)"))
+            rows = await conn.execute(
+                sa.select(signing_keys).where(signing_keys.c.revoked_at.is_(None))
+            )
+            for r in rows:
+                existing = KeyRecord(
+                    r.kid, r.alg, r.private_jwk, r.created_at, r.activate_at, r.revoked_at
+                )
+                if same_ring(existing):
+                    return False
+            await conn.execute(self._insert(record))
+            return True
 
     async def revoke(self, kid: str, now: float, replacement: KeyRecord | None = None) -> bool:
         """Set ``revoked_at`` and insert the replacement key in one transaction."""
