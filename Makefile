@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.jotkit-installed
 PYTEST_ARGS ?=
 
-.PHONY: setup run test lint typecheck pytest test-deps check-extras bench bench-service bench-refresh bench-multi bench-forward-auth clean
+.PHONY: setup run test lint typecheck pytest test-deps check-extras bench bench-service bench-refresh bench-multi bench-workers bench-forward-auth soak clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -56,6 +56,17 @@ bench-refresh: $(STAMP)
 
 bench-multi: $(STAMP)
 	$(BIN)/python benchmarks/bench_multi.py
+
+# jotkit serve --workers 1 vs 2, /auth/me and /auth/refresh, SQLite and PostgreSQL + Redis (needs wrk).
+bench-workers: $(STAMP)
+	@command -v wrk >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+		apt-get install -y -qq wrk >/dev/null 2>&1; } || \
+		{ echo "wrk is not installed: apt-get install wrk"; exit 1; }
+	$(BIN)/python benchmarks/bench_workers.py
+
+# 10 minutes of mixed load on one instance; writes benchmarks/results-soak.md (not part of make test).
+soak: $(STAMP)
+	$(BIN)/python benchmarks/soak.py
 
 # jotkit forward-auth vs a bare endpoint on the same uvicorn stack (needs wrk).
 bench-forward-auth: $(STAMP)
