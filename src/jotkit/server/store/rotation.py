@@ -1,0 +1,189 @@
+"""Refresh-token rotation decided over data (sans-IO): one rule set for every backend.
+
+A store reads the presented token's row, its family and the family's user while it holds
+the family (SQLite: the write lock of ``BEGIN IMMEDIATE``; PostgreSQL: ``SELECT ... FOR
+UPDATE OF t, f``), hands that :class:`RotationRow` to :func:`decide_refusal`, and then either
+rotates (spend the old token, insert the successor, bump the idle expiry, record the access
+token) or, for the outcomes in :data:`REVOKE_REASON`, revokes the family in the same
+transaction. The store only executes; it never decides.
+
+The rules (RFC 6749 §6 and RFC 9700 §4.14.2, refresh token rotation):
+
+* unknown token: ``NOT_FOUND``;
+* unspent token of a live family: rotate, unless the token was issued to another OAuth
+  client (``WRONG_CLIENT``, RFC 6749 §6: a refresh token is bound to its client) or the user
+  is disabled or gone (``USER_DISABLED``); both revoke the family;
+* family revoked: ``REVOKED`` (spent or not);
+* unspent token of a family past its idle or absolute lifetime: ``EXPIRED``;
+* spent token presented again by the client that spent it, within the grace window:
+  ``RETRY`` (a benign double submit; nothing changes);
+* any other spent token: ``REUSED``, and the family is revoked (reuse detection).
+
+The SQL text of the rotation lives here too, as data: the same statements serve SQLite
+(``?`` placeholders) and PostgreSQL (:func:`numbered` turns them into ``$n``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+from .base import FamilyRecord, RotateOutcome, UserRecord
+
+__all__ = [
+    "REVOKE_REASON",
+    "RotationRow",
+    "decide_refusal",
+    "idle_expiry",
+    "numbered",
+    "parse_row",
+    "within_grace",
+]
+
+#: Refusals that revoke the family in the same transaction, with the ``revoke_reason``.
+REVOKE_REASON: Mapping[RotateOutcome, str] = MappingProxyType(
+    {
+        RotateOutcome.REUSED: "reuse",
+        RotateOutcome.WRONG_CLIENT: "wrong_client",
+        RotateOutcome.USER_DISABLED: "disabled",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RotationRow:
+    """What a store read for the presented token while holding its family."""
+
+    spent_at: float | None
+    spent_by: str | None
+    family: FamilyRecord
+    user: UserRecord | None  # None: the family's user row is gone
+
+
+def within_grace(
+    spent_at: float | None, spent_by: str | None, now: float, grace: float, client: str
+) -> bool:
+    """True when a spent token comes back from the client that spent it, no later than
+    ``grace`` seconds after (a benign retry, not a reuse)."""
+    return spent_at is not None and spent_by == client and now - spent_at <= grace
+
+
+def idle_expiry(family: FamilyRecord, now: float, idle_ttl: float) -> float:
+    """The family's new idle expiry after a rotation: never past its absolute lifetime."""
+    return min(now + idle_ttl, family.absolute_expires_at)
+
+
+def decide_refusal(
+    row: RotationRow | None,
+    now: float,
+    grace: float,
+    *,
+    client: str,
+    client_id: str | None,
+) -> RotateOutcome | None:
+    """Why the presented token must not rotate, or None when it rotates (see the module
+    docstring for the rules; ``client`` is the caller's fingerprint for the grace window,
+    ``client_id`` the authenticated OAuth client, None for the first-party API)."""
+    if row is None:
+        return RotateOutcome.NOT_FOUND
+    family = row.family
+    if row.spent_at is None and family.active(now):
+        if family.client_id != client_id:
+            return RotateOutcome.WRONG_CLIENT
+        if row.user is None or row.user.disabled:
+            return RotateOutcome.USER_DISABLED
+        return None
+    if family.revoked_at is not None:
+        return RotateOutcome.REVOKED
+    if row.spent_at is None:
+        return RotateOutcome.EXPIRED
+    if within_grace(row.spent_at, row.spent_by, now, grace, client):
+        return RotateOutcome.RETRY
+    return RotateOutcome.REUSED
+
+
+# -- the statements (data) ---------------------------------------------------------------------
+_COLUMNS = (
+    "t.spent_at, t.spent_by, "
+    "f.id, f.user_id, f.created_at, f.last_used_at, f.idle_expires_at, f.absolute_expires_at, "
+    "f.revoked_at, f.revoke_reason, f.user_agent, f.client_ip, f.client_id, "
+    "u.id, u.email, u.password_hash, u.roles, u.disabled, u.created_at"
+)
+_FROM = (
+    "FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id "
+    "LEFT JOIN users u ON u.id = f.user_id WHERE t.token_hash = ?"
+)
+#: The token, its family and user (SQLite: under ``BEGIN IMMEDIATE``).
+READ = f"SELECT {_COLUMNS} {_FROM}"
+#: The same, locking the token and family rows (PostgreSQL, READ COMMITTED: a concurrent
+#: rotation or revocation of the family waits, and this one re-reads what it committed).
+READ_LOCKED = f"{READ} FOR UPDATE OF t, f"
+SPEND = "UPDATE refresh_tokens SET spent_at = ?, spent_by = ? WHERE token_hash = ?"
+INSERT = (
+    "INSERT INTO refresh_tokens (token_hash, family_id, created_at, spent_at, spent_by) "
+    "VALUES (?, ?, ?, NULL, NULL)"
+)
+BUMP = "UPDATE refresh_families SET last_used_at = ?, idle_expires_at = ? WHERE id = ?"
+RECORD = "INSERT INTO access_tokens (jti, family_id, user_id, exp) VALUES (?, ?, ?, ?)"
+REVOKE = (
+    "UPDATE refresh_families SET revoked_at = ?, revoke_reason = ? "
+    "WHERE id = ? AND revoked_at IS NULL"
+)
+OUTSTANDING = (
+    "SELECT jti, family_id, user_id, exp FROM access_tokens WHERE family_id = ? AND exp > ?"
+)
+#: PostgreSQL: the four writes of a rotation in one statement (one round trip). Parameters:
+#: now, client, old hash, new hash, family id, idle expiry, then jti, user id, exp (or NULL
+#: jti: no access token to record).
+ROTATE_PG = (
+    "WITH spend AS (UPDATE refresh_tokens SET spent_at = $1, spent_by = $2 "
+    "WHERE token_hash = $3), "
+    "successor AS (INSERT INTO refresh_tokens (token_hash, family_id, created_at, spent_at, "
+    "spent_by) VALUES ($4, $5, $1, NULL, NULL)), "
+    "bump AS (UPDATE refresh_families SET last_used_at = $1, idle_expires_at = $6 "
+    "WHERE id = $5), "
+    "record AS (INSERT INTO access_tokens (jti, family_id, user_id, exp) "
+    "SELECT $7::varchar, $5, $8::varchar, $9::double precision WHERE $7::varchar IS NOT NULL) "
+    "SELECT 1"
+)
+
+
+def numbered(sql: str) -> str:
+    """``?`` placeholders as PostgreSQL's ``$1, $2, ...`` (the statements above hold no ``?``
+    other than placeholders)."""
+    parts = sql.split("?")
+    out = [parts[0]]
+    for i, part in enumerate(parts[1:], start=1):
+        out.append(f"${i}{part}")
+    return "".join(out)
+
+
+def parse_row(values: Sequence[Any]) -> RotationRow:
+    """A :class:`RotationRow` from the columns of :data:`READ`, in order."""
+    family = FamilyRecord(
+        id=values[2],
+        user_id=values[3],
+        created_at=values[4],
+        last_used_at=values[5],
+        idle_expires_at=values[6],
+        absolute_expires_at=values[7],
+        revoked_at=values[8],
+        revoke_reason=values[9],
+        user_agent=values[10],
+        client_ip=values[11],
+        client_id=values[12],
+    )
+    user = None
+    if values[13] is not None:
+        user = UserRecord(
+            id=values[13],
+            email=values[14],
+            password_hash=values[15],
+            roles=tuple(json.loads(values[16])),
+            disabled=bool(values[17]),
+            created_at=values[18],
+        )
+    return RotationRow(values[0], values[1], family, user)
