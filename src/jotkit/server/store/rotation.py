@@ -1,11 +1,13 @@
 """Refresh-token rotation decided over data (sans-IO): one rule set for every backend.
 
-A store reads the presented token's row, its family and the family's user while it holds
-the family (SQLite: the write lock of ``BEGIN IMMEDIATE``; PostgreSQL: ``SELECT ... FOR
-UPDATE OF t, f``), hands that :class:`RotationRow` to :func:`decide_refusal`, and then either
-rotates (spend the old token, insert the successor, bump the idle expiry, record the access
-token) or, for the outcomes in :data:`REVOKE_REASON`, revokes the family in the same
-transaction. The store only executes; it never decides.
+A store reads the presented token's row, its family and the family's user, hands that
+:class:`RotationRow` to :func:`decide_refusal`, and then either rotates (spend the old token,
+insert the successor, bump the idle expiry, record the access token) or, for the outcomes in
+:data:`REVOKE_REASON`, revokes the family. The read and the writes are atomic: SQLite holds
+the write lock of ``BEGIN IMMEDIATE`` throughout; PostgreSQL writes with a compare-and-set
+statement (:data:`ROTATE_IF_UNCHANGED`) and, when that loses a race or the family is to be
+revoked, reads and decides again under the family's row lock (:data:`LOCK_FAMILY`). The
+store only executes; it never decides.
 
 The rules (RFC 6749 §6 and RFC 9700 §4.14.2, refresh token rotation):
 
@@ -116,11 +118,16 @@ _FROM = (
     "FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id "
     "LEFT JOIN users u ON u.id = f.user_id WHERE t.token_hash = ?"
 )
-#: The token, its family and user (SQLite: under ``BEGIN IMMEDIATE``).
+#: The token, its family and user (SQLite: under ``BEGIN IMMEDIATE``; PostgreSQL: after
+#: :data:`LOCK_FAMILY`, or unlocked before :data:`ROTATE_IF_UNCHANGED`).
 READ = f"SELECT {_COLUMNS} {_FROM}"
-#: The same, locking the token and family rows (PostgreSQL, READ COMMITTED: a concurrent
-#: rotation or revocation of the family waits, and this one re-reads what it committed).
-READ_LOCKED = f"{READ} FOR UPDATE OF t, f"
+#: PostgreSQL: lock the token's family row. Every writer of a family's tokens takes this lock
+#: first (rotation, revocation), so under READ COMMITTED a :data:`READ` after it sees every
+#: spend and revocation committed before, and one lock order rules out deadlocks.
+LOCK_FAMILY = (
+    "SELECT f.id FROM refresh_families f JOIN refresh_tokens t ON t.family_id = f.id "
+    "WHERE t.token_hash = ? FOR UPDATE OF f"
+)
 SPEND = "UPDATE refresh_tokens SET spent_at = ?, spent_by = ? WHERE token_hash = ?"
 INSERT = (
     "INSERT INTO refresh_tokens (token_hash, family_id, created_at, spent_at, spent_by) "
@@ -135,19 +142,28 @@ REVOKE = (
 OUTSTANDING = (
     "SELECT jti, family_id, user_id, exp FROM access_tokens WHERE family_id = ? AND exp > ?"
 )
-#: PostgreSQL: the four writes of a rotation in one statement (one round trip). Parameters:
-#: now, client, old hash, new hash, family id, idle expiry, then jti, user id, exp (or NULL
-#: jti: no access token to record).
-ROTATE_PG = (
-    "WITH spend AS (UPDATE refresh_tokens SET spent_at = $1, spent_by = $2 "
-    "WHERE token_hash = $3), "
+#: PostgreSQL: a rotation decided on an unlocked :data:`READ`, written in one statement (a
+#: compare-and-set). It locks the family row (``live``), and writes only while the family is
+#: still unrevoked and the token still unspent: under READ COMMITTED both conditions are
+#: re-checked on the newest row versions after any lock wait, so a concurrent rotation or
+#: revocation makes it write nothing (0 rows), and the caller then decides again under the
+#: lock. What the decision read besides those two columns never changes for a token.
+#: Parameters: now, client, old hash, new hash, family id, idle expiry, jti (NULL: none),
+#: user id, exp. Returns how many tokens it spent (0 or 1).
+ROTATE_IF_UNCHANGED = (
+    "WITH live AS (SELECT id FROM refresh_families WHERE id = $5 AND revoked_at IS NULL "
+    "FOR UPDATE), "
+    "spend AS (UPDATE refresh_tokens SET spent_at = $1, spent_by = $2 "
+    "WHERE token_hash = $3 AND spent_at IS NULL AND family_id IN (SELECT id FROM live) "
+    "RETURNING family_id), "
     "successor AS (INSERT INTO refresh_tokens (token_hash, family_id, created_at, spent_at, "
-    "spent_by) VALUES ($4, $5, $1, NULL, NULL)), "
+    "spent_by) SELECT $4, family_id, $1, NULL, NULL FROM spend), "
     "bump AS (UPDATE refresh_families SET last_used_at = $1, idle_expires_at = $6 "
-    "WHERE id = $5), "
+    "WHERE id IN (SELECT family_id FROM spend)), "
     "record AS (INSERT INTO access_tokens (jti, family_id, user_id, exp) "
-    "SELECT $7::varchar, $5, $8::varchar, $9::double precision WHERE $7::varchar IS NOT NULL) "
-    "SELECT 1"
+    "SELECT $7::varchar, family_id, $8::varchar, $9::double precision FROM spend "
+    "WHERE $7::varchar IS NOT NULL) "
+    "SELECT count(*) FROM spend"
 )
 
 

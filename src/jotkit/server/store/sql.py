@@ -308,7 +308,8 @@ class SqlSessionStore(SessionStore):
         One transaction that reads the token, family and user while holding the family,
         decides with :func:`.rotation.decide_refusal` and writes. On a SQLite file it runs
         whole on the store's own ``sqlite3`` thread (one hand-off per rotation); on
-        PostgreSQL on an asyncpg connection (lock-and-read, one CTE for the writes)."""
+        PostgreSQL on asyncpg as a read and one compare-and-set statement (see
+        :class:`_PgRotation`)."""
         args = (old_hash, new_hash, now, grace, client, client_id, idle_ttl, access)
         if self._sqlite is not None:
             return await self._sqlite.run(_rotate_sqlite, *args)
@@ -500,9 +501,14 @@ def _rotate_sync(
     client_id: str | None,
     idle_ttl: float,
     access: tuple[str, float] | None,
+    *,
+    lock: bool = False,
 ) -> RotateResult:
-    """The rotation over a DB-API ``execute`` (``?`` placeholders), inside a transaction that
-    holds SQLite's write lock."""
+    """The rotation over an ``execute(sql, params)`` taking ``?`` placeholders, inside a
+    transaction that holds SQLite's write lock (or, with ``lock``, after locking the family
+    row: other databases)."""
+    if lock:
+        execute(rotation.LOCK_FAMILY, (old_hash,))
     values = execute(rotation.READ, (old_hash,)).fetchone()
     row = None if values is None else rotation.parse_row(values)
     refusal = rotation.decide_refusal(row, now, grace, client=client, client_id=client_id)
@@ -530,7 +536,15 @@ def _rotate_sqlite(conn: sqlite3.Connection, *args: Any) -> RotateResult:
 
 
 def _rotate_sa(conn: sa.Connection, *args: Any) -> RotateResult:
-    return _rotate_sync(conn.exec_driver_sql, *args)
+    """Through SQLAlchemy (SQLite in memory, or a driver without a fast path of its own)."""
+
+    def execute(sql: str, params: tuple[Any, ...]) -> Any:
+        named = rotation.numbered(sql)
+        for i in range(len(params), 0, -1):
+            named = named.replace(f"${i}", f":p{i}")
+        return conn.execute(sa.text(named), {f"p{i}": v for i, v in enumerate(params, 1)})
+
+    return _rotate_sync(execute, *args, lock=conn.dialect.name != "sqlite")
 
 
 def _sqlite_file(url: sa.URL) -> str | None:
@@ -682,10 +696,15 @@ _ADAPTER_ONLY = (
 
 class _PgRotation:
     """PostgreSQL rotation on asyncpg directly: a small pool of its own (no pre-ping round
-    trips per checkout), statements prepared and cached by asyncpg. Per rotation: ``BEGIN``,
-    the locking read, one CTE with the four writes, ``COMMIT``."""
+    trips per checkout), statements prepared and cached by asyncpg.
 
-    _READ = rotation.numbered(rotation.READ_LOCKED)
+    A rotation is two round trips: the unlocked read, then
+    :data:`.rotation.ROTATE_IF_UNCHANGED` (one atomic statement, no ``BEGIN``/``COMMIT``).
+    A refusal that revokes the family, and a rotation that lost a race, are decided again in
+    a transaction that holds the family lock."""
+
+    _READ = rotation.numbered(rotation.READ)
+    _LOCK = rotation.numbered(rotation.LOCK_FAMILY)
     _REVOKE = rotation.numbered(rotation.REVOKE)
     _OUTSTANDING = rotation.numbered(rotation.OUTSTANDING)
 
@@ -738,46 +757,80 @@ class _PgRotation:
         access: tuple[str, float] | None,
     ) -> RotateResult:
         """One rotation (see :meth:`SqlSessionStore.rotate_refresh`); a connection found dead
-        before anything was written is replaced once."""
+        before anything was sent that writes is replaced once."""
         import asyncpg
 
         pool = await self._connections()
+        jti, exp = access if access is not None else (None, None)
         for attempt in (1, 2):
             wrote = False
             try:
-                async with (
-                    pool.acquire(timeout=self._sizing.timeout) as conn,
-                    conn.transaction(),
-                ):
-                        values = await conn.fetchrow(self._READ, old_hash)
-                        row = None if values is None else rotation.parse_row(values)
-                        refusal = rotation.decide_refusal(
-                            row, now, grace, client=client, client_id=client_id
-                        )
-                        if row is None:
-                            return RotateResult(RotateOutcome.NOT_FOUND)
-                        family = row.family
+                async with pool.acquire(timeout=self._sizing.timeout) as conn:
+                    values = await conn.fetchrow(self._READ, old_hash)
+                    row = None if values is None else rotation.parse_row(values)
+                    refusal = rotation.decide_refusal(
+                        row, now, grace, client=client, client_id=client_id
+                    )
+                    if row is None:
+                        return RotateResult(RotateOutcome.NOT_FOUND)
+                    if refusal is None:
+                        idle = rotation.idle_expiry(row.family, now, idle_ttl)
                         wrote = True
-                        if refusal is None:
-                            idle = rotation.idle_expiry(family, now, idle_ttl)
-                            jti, exp = access if access is not None else (None, None)
-                            await conn.execute(
-                                rotation.ROTATE_PG, now, client, old_hash, new_hash, family.id,
-                                idle, jti, family.user_id, exp,
-                            )
+                        spent = await conn.fetchval(
+                            rotation.ROTATE_IF_UNCHANGED, now, client, old_hash, new_hash,
+                            row.family.id, idle, jti, row.family.user_id, exp,
+                        )
+                        if spent == 1:
                             return _rotated(row, now, idle)
-                        reason = rotation.REVOKE_REASON.get(refusal)
-                        if reason is None:
-                            return RotateResult(refusal, family)
-                        await conn.execute(self._REVOKE, now, reason, family.id)
-                        rows = await conn.fetch(self._OUTSTANDING, family.id, now)
-                        return RotateResult(
-                            refusal, family, tuple(AccessTokenRecord(*r) for r in rows)
+                    elif refusal not in rotation.REVOKE_REASON:
+                        return RotateResult(refusal, row.family)
+                    wrote = True
+                    async with conn.transaction():
+                        return await self._locked(
+                            conn, old_hash, new_hash, now, grace, client, client_id, idle_ttl,
+                            jti, exp,
                         )
             except (asyncpg.ConnectionDoesNotExistError, asyncpg.InterfaceError, OSError):
                 if wrote or attempt == 2:
                     raise
         raise AssertionError("unreachable")
+
+    async def _locked(
+        self,
+        conn: Any,
+        old_hash: str,
+        new_hash: str,
+        now: float,
+        grace: float,
+        client: str,
+        client_id: str | None,
+        idle_ttl: float,
+        jti: str | None,
+        exp: float | None,
+    ) -> RotateResult:
+        """Decide and write while holding the family row (inside a transaction)."""
+        await conn.fetchval(self._LOCK, old_hash)
+        values = await conn.fetchrow(self._READ, old_hash)
+        row = None if values is None else rotation.parse_row(values)
+        refusal = rotation.decide_refusal(row, now, grace, client=client, client_id=client_id)
+        if row is None:
+            return RotateResult(RotateOutcome.NOT_FOUND)
+        family = row.family
+        if refusal is None:
+            idle = rotation.idle_expiry(family, now, idle_ttl)
+            spent = await conn.fetchval(
+                rotation.ROTATE_IF_UNCHANGED, now, client, old_hash, new_hash, family.id, idle,
+                jti, family.user_id, exp,
+            )
+            if spent != 1:  # cannot happen while the family row is locked
+                raise RuntimeError("refresh rotation wrote nothing under the family lock")
+            return _rotated(row, now, idle)
+        reason = rotation.REVOKE_REASON.get(refusal)
+        if reason is None:
+            return RotateResult(refusal, family)
+        await conn.execute(self._REVOKE, now, reason, family.id)
+        rows = await conn.fetch(self._OUTSTANDING, family.id, now)
+        return RotateResult(refusal, family, tuple(AccessTokenRecord(*r) for r in rows))
 
 
 #: How many ``seq`` values behind the cursor are re-read on databases whose sequences can
