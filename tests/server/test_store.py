@@ -366,3 +366,48 @@ def test_migration_0002_keeps_the_keys_of_an_existing_database(tmp_path):
         return [k.revoked_at for k in await store.keys.list()]
 
     assert run_with_store(url, body) == [5.0]
+
+
+
+def test_rotation_through_sqlalchemy_has_the_same_outcomes(store_url):
+    """A database without a driver fast path (a ``file:`` URI, another PostgreSQL driver)
+    rotates through SQLAlchemy under the same rules: one decision function,
+    :mod:`jotkit.server.store.rotation`, for every shell."""
+    _rotation_outcomes(store_url, disable_fast_path=True)
+
+
+def test_rotation_fast_paths_have_the_same_outcomes(store_url):
+    _rotation_outcomes(store_url, disable_fast_path=False)
+
+
+def _rotation_outcomes(url, *, disable_fast_path):
+    async def body(store):
+        if disable_fast_path:  # the SQLAlchemy shell, as for a database without a fast path
+            store.sessions._pg = store.sessions._sqlite = None
+        await store.users.create("u1", "a@example.com", "h", ["user"], 1.0)
+        _, t0 = await _family(store)
+        r = await store.sessions.rotate_refresh(
+            t0, "t1", 1001.0, 5, client="c", idle_ttl=100, access=("j1", 1900.0)
+        )
+        assert r.outcome is RotateOutcome.ROTATED and r.user.email == "a@example.com"
+        r = await store.sessions.rotate_refresh(t0, "t2", 1002.0, 5, client="c", idle_ttl=100)
+        assert r.outcome is RotateOutcome.RETRY
+        r = await store.sessions.rotate_refresh(t0, "t3", 1010.0, 5, client="c", idle_ttl=100)
+        assert r.outcome is RotateOutcome.REUSED
+        assert [a.jti for a in r.outstanding] == ["j1"]
+        r = await store.sessions.rotate_refresh("t1", "t4", 1011.0, 5, client="c", idle_ttl=100)
+        assert r.outcome is RotateOutcome.REVOKED
+        _, t5 = await _family(store)
+        r = await store.sessions.rotate_refresh(
+            t5, "t6", 1001.0, 5, client="c", idle_ttl=100, client_id="app"
+        )
+        assert r.outcome is RotateOutcome.WRONG_CLIENT
+        assert (await store.sessions.get_family(r.family.id)).revoke_reason == "wrong_client"
+        _, t7 = await _family(store)
+        await store.users.set_disabled("u1", True)
+        r = await store.sessions.rotate_refresh(t7, "t8", 1001.0, 5, client="c", idle_ttl=100)
+        assert r.outcome is RotateOutcome.USER_DISABLED
+        r = await store.sessions.rotate_refresh("nope", "t9", 1001.0, 5, client="c", idle_ttl=100)
+        assert r.outcome is RotateOutcome.NOT_FOUND
+
+    run_with_store(url, body)
