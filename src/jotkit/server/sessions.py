@@ -382,8 +382,12 @@ class AuthService:
         )
         family = result.family
         outcome = result.outcome
-        if outcome is RotateOutcome.ROTATED and family is not None and result.user is not None:
-            user = result.user
+        if outcome is RotateOutcome.ROTATED and family is not None:
+            user = result.user or await self.store.users.get(family.user_id)
+            if user is None or user.disabled:  # only for a store that did not read the user
+                await self._revoke_family(family.id, "disabled")
+                self.audit.event("refresh_failed", reason="user_disabled", session_id=family.id)
+                raise ServiceError("invalid_grant", "The session is no longer valid.")
             if issue is not None:
                 access, expires_in = await issue(user, family, now, jti, exp)
             else:
