@@ -234,12 +234,12 @@ class SqlUserStore(UserStore):
 
 
 class SqlSessionStore(SessionStore):
-    """Refresh families and tokens in SQL; rotation is one conditional UPDATE.
+    """Refresh families and tokens in SQL; rotation decided by :mod:`.rotation`.
 
-    Rotation and revocation serialise on the family row: both lock it (``SELECT ... FOR
-    UPDATE`` / ``UPDATE``) before reading or writing the family's tokens, so a revocation
-    always sees every access token a concurrent rotation recorded, or the rotation sees the
-    revocation."""
+    Rotation and revocation serialise on the family row: both lock it (``FOR UPDATE`` /
+    ``UPDATE``; SQLite: one writer at a time) before reading or writing the family's tokens,
+    so a revocation always sees every access token a concurrent rotation recorded, or the
+    rotation sees the revocation."""
 
     def __init__(
         self,
@@ -315,7 +315,8 @@ class SqlSessionStore(SessionStore):
             return await self._sqlite.run(_rotate_sqlite, *args)
         if self._pg is not None:
             return await self._pg.rotate(*args)
-        async with self._engine.begin() as conn:  # SQLite in memory: through SQLAlchemy
+        # no fast path (a ``file:`` URI, another driver): the same steps through SQLAlchemy
+        async with self._engine.begin() as conn:
             return await conn.run_sync(_rotate_sa, *args)
 
     async def find_refresh(self, token_hash: str) -> tuple[RefreshRecord, FamilyRecord] | None:
@@ -478,8 +479,7 @@ class _FamilyRow:
 
 
 # -- refresh rotation: the shells around rotation.decide_refusal ------------------------------
-_Execute = Callable[[str, tuple[Any, ...]], Any]  # sqlite3's execute / exec_driver_sql
-_RotateArgs = tuple[str, str, float, float, str, str | None, float, tuple[str, float] | None]
+_Execute = Callable[[str, tuple[Any, ...]], Any]  # execute(sql with ?, params) -> cursor
 
 
 def _rotated(row: rotation.RotationRow, now: float, idle: float) -> RotateResult:
@@ -536,7 +536,7 @@ def _rotate_sqlite(conn: sqlite3.Connection, *args: Any) -> RotateResult:
 
 
 def _rotate_sa(conn: sa.Connection, *args: Any) -> RotateResult:
-    """Through SQLAlchemy (SQLite in memory, or a driver without a fast path of its own)."""
+    """Through SQLAlchemy (a SQLite ``file:`` URI, or a driver without a fast path)."""
 
     def execute(sql: str, params: tuple[Any, ...]) -> Any:
         named = rotation.numbered(sql)
@@ -728,6 +728,8 @@ class _PgRotation:
         import asyncpg
 
         args, kwargs = self._engine.dialect.create_connect_args(self._engine.url)
+        if kwargs.get("prepared_statement_cache_size") == 0:  # e.g. for a pooler: none here
+            kwargs["statement_cache_size"] = 0
         for name in _ADAPTER_ONLY:
             kwargs.pop(name, None)
         return await asyncpg.create_pool(
