@@ -113,8 +113,43 @@ def _prepare(data_dir: str, database_url: str | None, sessions: int) -> list[str
 
 
 # -- servers -----------------------------------------------------------------------------
+def _gc_stats_path(data_dir: str) -> Path:
+    return Path(data_dir) / "gc-stats.json"
+
+
+def _watch_gc(path: Path) -> None:
+    """Count the server's full (generation 2) collections and their pauses into ``path``:
+    the event loop stands still while one runs, so they show in p99."""
+    import gc
+
+    state = {"start": 0.0, "count": 0, "total": 0.0, "max": 0.0}
+
+    def callback(phase: str, info: dict[str, int]) -> None:
+        if info["generation"] != 2:
+            return
+        if phase == "start":
+            state["start"] = time.perf_counter()
+            return
+        pause = time.perf_counter() - state["start"]
+        state["count"] += 1
+        state["total"] += pause
+        state["max"] = max(state["max"], pause)
+        path.write_text(json.dumps(state))
+
+    gc.callbacks.append(callback)
+
+
+def _gc_stats(data_dir: str) -> dict[str, float]:
+    try:
+        return dict(json.loads(_gc_stats_path(data_dir).read_text()))
+    except (OSError, ValueError):
+        return {"count": 0, "total": 0.0, "max": 0.0}
+
+
 def _serve(kind: str, port: int, data_dir: str, database_url: str | None) -> None:
     import uvicorn
+
+    _watch_gc(_gc_stats_path(data_dir))
 
     if kind == "floor-sqlite":
         from _refresh_floor import sqlite_app
@@ -166,15 +201,24 @@ def _cpu_seconds(pid: int) -> float:
 
 
 def _load(pid: int, url: str, tokens: list[str], duration: int, connections: int,
-          script_dir: str) -> dict[str, float]:
-    """One wrk run over ``tokens`` (each used once, successors reused); CPU per refresh."""
+          script_dir: str, data_dir: str | None = None) -> dict[str, float]:
+    """One wrk run over ``tokens`` (each used once, successors reused); CPU per refresh and,
+    with the server's ``data_dir``, its full collections during the run."""
     script = Path(script_dir) / f"refresh-{pid}-{time.monotonic_ns()}.lua"
     script.write_text(REFRESH_LUA % ",".join(json.dumps(t) for t in tokens))
+    gc_before = _gc_stats(data_dir) if data_dir else None
     before = _cpu_seconds(pid)
     out = subprocess.run(wrk_command(url, duration, connections, script=str(script)),
                          capture_output=True, text=True, check=True).stdout
     used = _cpu_seconds(pid) - before
     result = parse_wrk(out)
+    if data_dir and gc_before is not None:
+        gc_after = _gc_stats(data_dir)
+        count = gc_after["count"] - gc_before["count"]
+        result["gc_count"] = count
+        result["gc_mean_ms"] = (
+            (gc_after["total"] - gc_before["total"]) / count * 1e3 if count else 0.0
+        )
     total = result["rps"] * duration
     result["cpu_us"] = used / total * 1e6 if total else float("nan")
     result["load"] = os.getloadavg()[0]
@@ -448,6 +492,7 @@ def main() -> None:
         if use_pg:
             plan += [("jotkit PostgreSQL", "service", dirs["svc"] + "-pg", pg_urls["svc"]),
                      ("floor asyncpg", "floor-pg", dirs["floor"] + "-pg", pg_urls["floor"])]
+        data_dirs = {label: ddir for label, _kind, ddir, _db in plan}
         for label, kind, ddir, db in plan:
             proc, url = _start(kind, ddir, db)
             procs.append(proc)
@@ -459,11 +504,13 @@ def main() -> None:
         for rnd in range(args.rounds):
             for label, _kind, url, toks, proc in targets:
                 pool = toks[rnd * per_run:(rnd + 1) * per_run]
-                results[label].append(_load(proc.pid, url, pool, args.duration, conns, tmp))
+                results[label].append(
+                    _load(proc.pid, url, pool, args.duration, conns, tmp, data_dirs[label]))
                 r = results[label][-1]
                 print(f"round {rnd + 1} {label}: {r['rps']:.0f} req/s, {r['cpu_us']:.0f} µs "
                       f"CPU/refresh, p50 {r['p50']:.1f} ms, p99 {r['p99']:.1f} ms, "
-                      f"non-2xx {int(r['errors'])}, load {r['load']:.2f}", flush=True)
+                      f"non-2xx {int(r['errors'])}, full GCs {r['gc_count']:.0f} "
+                      f"({r['gc_mean_ms']:.0f} ms each), load {r['load']:.2f}", flush=True)
         # logins/s next to the argon2 cost (issue 10 §1), on the jotkit SQLite server
         label, _kind, url, _toks, proc = targets[0]
         logins = _logins(proc.pid, url, args.duration, tmp)
@@ -514,14 +561,18 @@ def _write(args: argparse.Namespace, results: dict[str, list[dict[str, float]]],
         f"Load average at the end: {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} (1/5/15 min). "
         "req/s and latency move with the machine's load; server CPU per refresh much less.",
         "",
-        "| target | round | req/s | server CPU µs/refresh | p50 ms | p99 ms | non-2xx | load |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "Full GCs: the server's generation-2 collections during the run and their mean pause "
+        "(the event loop stands still meanwhile), from a `gc.callbacks` hook in each server.",
+        "",
+        "| target | round | req/s | server CPU µs/refresh | p50 ms | p99 ms | non-2xx | "
+        "full GCs | ms each | load |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for label, rows in results.items():
         for i, r in enumerate(rows):
             lines.append(f"| {label} | {i + 1} | {r['rps']:.0f} | {r['cpu_us']:.0f} | "
                          f"{r['p50']:.2f} | {r['p99']:.2f} | {int(r['errors'])} | "
-                         f"{r['load']:.2f} |")
+                         f"{r['gc_count']:.0f} | {r['gc_mean_ms']:.0f} | {r['load']:.2f} |")
     lines += ["", "Medians over the rounds:", "",
               "| target | req/s | server CPU µs/refresh | p50 ms | p99 ms |",
               "|---|---:|---:|---:|---:|"]
