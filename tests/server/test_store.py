@@ -411,3 +411,37 @@ def _rotation_outcomes(url, *, disable_fast_path):
         assert r.outcome is RotateOutcome.NOT_FOUND
 
     run_with_store(url, body)
+
+
+def test_group_commit_rolls_back_only_the_failing_rotation(tmp_path):
+    """Rotations queued together commit in one SQLite transaction, each in its own savepoint:
+    one that fails leaves no row behind and the others are committed and answered."""
+    import sqlite3
+
+    from jotkit.server.store.sql import _SqliteThread
+
+    path = tmp_path / "group.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE t (x INTEGER PRIMARY KEY)")
+    worker = _SqliteThread(str(path))
+
+    def insert(conn, x):
+        conn.execute("INSERT INTO t VALUES (?)", (x,))
+        if x == 3:
+            raise ValueError("boom")
+        return x
+
+    async def main():
+        try:
+            return await asyncio.gather(
+                *(worker.run(insert, x) for x in range(12)), return_exceptions=True
+            )
+        finally:
+            await worker.close()
+
+    results = asyncio.run(main())
+    assert isinstance(results[3], ValueError)
+    assert [r for i, r in enumerate(results) if i != 3] == [0, 1, 2, 4, 5, 6, 7, 8, 9, 10, 11]
+    with sqlite3.connect(path) as conn:
+        rows = [r[0] for r in conn.execute("SELECT x FROM t ORDER BY x")]
+    assert rows == [0, 1, 2, 4, 5, 6, 7, 8, 9, 10, 11]
