@@ -36,7 +36,16 @@ from typing import Any
 from .base import FamilyRecord, RotateOutcome, UserRecord
 
 __all__ = [
+    "BUMP",
+    "INSERT",
+    "LOCK_FAMILY",
+    "OUTSTANDING",
+    "READ",
+    "RECORD",
+    "REVOKE",
     "REVOKE_REASON",
+    "ROTATE_IF_UNCHANGED",
+    "SPEND",
     "RotationRow",
     "decide_refusal",
     "idle_expiry",
@@ -57,7 +66,8 @@ REVOKE_REASON: Mapping[RotateOutcome, str] = MappingProxyType(
 
 @dataclass(frozen=True, slots=True)
 class RotationRow:
-    """What a store read for the presented token while holding its family."""
+    """What a store read for the presented token (see the module docstring for when it
+    holds the family)."""
 
     spent_at: float | None
     spent_by: str | None
@@ -128,6 +138,7 @@ LOCK_FAMILY = (
     "SELECT f.id FROM refresh_families f JOIN refresh_tokens t ON t.family_id = f.id "
     "WHERE t.token_hash = ? FOR UPDATE OF f"
 )
+#: The rotation's writes, under SQLite's write lock or PostgreSQL's family lock.
 SPEND = "UPDATE refresh_tokens SET spent_at = ?, spent_by = ? WHERE token_hash = ?"
 INSERT = (
     "INSERT INTO refresh_tokens (token_hash, family_id, created_at, spent_at, spent_by) "
@@ -135,6 +146,7 @@ INSERT = (
 )
 BUMP = "UPDATE refresh_families SET last_used_at = ?, idle_expires_at = ? WHERE id = ?"
 RECORD = "INSERT INTO access_tokens (jti, family_id, user_id, exp) VALUES (?, ?, ?, ?)"
+#: A refusal that revokes: the family, then its access tokens still to deny-list.
 REVOKE = (
     "UPDATE refresh_families SET revoked_at = ?, revoke_reason = ? "
     "WHERE id = ? AND revoked_at IS NULL"
@@ -147,7 +159,9 @@ OUTSTANDING = (
 #: still unrevoked and the token still unspent: under READ COMMITTED both conditions are
 #: re-checked on the newest row versions after any lock wait, so a concurrent rotation or
 #: revocation makes it write nothing (0 rows), and the caller then decides again under the
-#: lock. What the decision read besides those two columns never changes for a token.
+#: lock. Of the rest the decision read, the client binding never changes; a user disabled
+#: meanwhile is then revoked by ``revoke_user``, which takes the family lock after this
+#: statement and so returns the access token it recorded (as with the locked path).
 #: Parameters: now, client, old hash, new hash, family id, idle expiry, jti (NULL: none),
 #: user id, exp. Returns how many tokens it spent (0 or 1).
 ROTATE_IF_UNCHANGED = (
