@@ -9,9 +9,10 @@ In one run, on free ports, each as uvicorn with one worker:
 Each target gets sessions seeded through jotkit's store (``create_family``: no argon2 in the
 setup) and is loaded with ``wrk`` and a Lua script that feeds every request a distinct, unspent
 token (each response's successor goes back in the pool). Rounds are interleaved; the table
-gives every round and the summary the medians. Then an in-process profile of jotkit's refresh
-(cProfile over 2,000 refreshes through the ASGI app, with the awaits that hop to aiosqlite's
-thread and the event-loop iterations counted) is written under "Profile".
+gives every round and the summary the medians. Then logins/s at the default argon2id cost on
+the jotkit SQLite server, and an in-process profile of jotkit's refresh (cProfile over 2,000
+refreshes through the ASGI app, with the hand-offs to database threads and the event-loop
+iterations counted) are written under "Logins" and "Profile".
 
     .venv/bin/python benchmarks/bench_refresh.py [--duration 8] [--connections 32] [--rounds 2]
 
@@ -47,6 +48,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results-refresh.md"
 PG_ADMIN = os.environ.get("JOTKIT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 EMAIL = "bench@example.com"
+PASSWORD = "bench-password-123"
 
 
 # -- databases ---------------------------------------------------------------------------
@@ -92,7 +94,7 @@ def _prepare(data_dir: str, database_url: str | None, sessions: int) -> list[str
         store = SqlStore(settings.effective_database_url)
         svc = AuthService(settings, store, clock, metrics, AuditLog(clock, metrics))
         await store.start()
-        user = await svc.add_user(EMAIL, "bench-password-123")
+        user = await svc.add_user(EMAIL, PASSWORD)
         tokens = []
         now = time.time()
         for _ in range(sessions):
@@ -111,8 +113,43 @@ def _prepare(data_dir: str, database_url: str | None, sessions: int) -> list[str
 
 
 # -- servers -----------------------------------------------------------------------------
+def _gc_stats_path(data_dir: str) -> Path:
+    return Path(data_dir) / "gc-stats.json"
+
+
+def _watch_gc(path: Path) -> None:
+    """Count the server's full (generation 2) collections and their pauses into ``path``:
+    the event loop stands still while one runs, so they show in p99."""
+    import gc
+
+    state = {"start": 0.0, "count": 0, "total": 0.0, "max": 0.0}
+
+    def callback(phase: str, info: dict[str, int]) -> None:
+        if info["generation"] != 2:
+            return
+        if phase == "start":
+            state["start"] = time.perf_counter()
+            return
+        pause = time.perf_counter() - state["start"]
+        state["count"] += 1
+        state["total"] += pause
+        state["max"] = max(state["max"], pause)
+        path.write_text(json.dumps(state))
+
+    gc.callbacks.append(callback)
+
+
+def _gc_stats(data_dir: str) -> dict[str, float]:
+    try:
+        return dict(json.loads(_gc_stats_path(data_dir).read_text()))
+    except (OSError, ValueError):
+        return {"count": 0, "total": 0.0, "max": 0.0}
+
+
 def _serve(kind: str, port: int, data_dir: str, database_url: str | None) -> None:
     import uvicorn
+
+    _watch_gc(_gc_stats_path(data_dir))
 
     if kind == "floor-sqlite":
         from _refresh_floor import sqlite_app
@@ -164,18 +201,62 @@ def _cpu_seconds(pid: int) -> float:
 
 
 def _load(pid: int, url: str, tokens: list[str], duration: int, connections: int,
-          script_dir: str) -> dict[str, float]:
-    """One wrk run over ``tokens`` (each used once, successors reused); CPU per refresh."""
+          script_dir: str, data_dir: str | None = None) -> dict[str, float]:
+    """One wrk run over ``tokens`` (each used once, successors reused); CPU per refresh and,
+    with the server's ``data_dir``, its full collections during the run."""
     script = Path(script_dir) / f"refresh-{pid}-{time.monotonic_ns()}.lua"
     script.write_text(REFRESH_LUA % ",".join(json.dumps(t) for t in tokens))
+    gc_before = _gc_stats(data_dir) if data_dir else None
     before = _cpu_seconds(pid)
     out = subprocess.run(wrk_command(url, duration, connections, script=str(script)),
                          capture_output=True, text=True, check=True).stdout
     used = _cpu_seconds(pid) - before
     result = parse_wrk(out)
+    if data_dir and gc_before is not None:
+        gc_after = _gc_stats(data_dir)
+        count = gc_after["count"] - gc_before["count"]
+        result["gc_count"] = count
+        result["gc_mean_ms"] = (
+            (gc_after["total"] - gc_before["total"]) / count * 1e3 if count else 0.0
+        )
     total = result["rps"] * duration
     result["cpu_us"] = used / total * 1e6 if total else float("nan")
     result["load"] = os.getloadavg()[0]
+    return result
+
+
+# -- logins --------------------------------------------------------------------------------
+#: A wrk Lua script: correct logins back to back (argon2id at the service's default cost).
+LOGIN_LUA = """
+local body = '{"email":"%s","password":"%s"}'
+request = function()
+  return wrk.format("POST", "/auth/login", {["Content-Type"] = "application/json"}, body)
+end
+"""
+
+
+def _logins(pid: int, url: str, duration: int, script_dir: str) -> dict[str, Any]:
+    """Logins/s at the default argon2id cost on a running jotkit server (2xx only), with as
+    many connections as twice the argon2 pool (so the pool never idles and never sheds)."""
+    from jotkit.server import Settings
+
+    settings = Settings.from_env({})
+    workers = settings.effective_argon2_workers
+    script = Path(script_dir) / f"login-{pid}.lua"
+    script.write_text(LOGIN_LUA % (EMAIL, PASSWORD))
+    before = _cpu_seconds(pid)
+    out = subprocess.run(wrk_command(url, duration, 2 * workers, script=str(script)),
+                         capture_output=True, text=True, check=True).stdout
+    used = _cpu_seconds(pid) - before
+    result: dict[str, Any] = dict(parse_wrk(out))
+    total = result["rps"] * duration
+    ok = max(0.0, total - result["errors"])
+    result.update(
+        logins_per_s=ok / duration, cpu_ms=used / ok * 1e3 if ok else float("nan"),
+        connections=2 * workers, workers=workers, load=os.getloadavg()[0],
+        cost=(f"argon2id t={settings.argon2_time_cost}, m={settings.argon2_memory_cost // 1024} "
+              f"MiB, p={settings.argon2_parallelism}"),
+    )
     return result
 
 
@@ -186,16 +267,23 @@ def _profile(data_dir: str, tokens: list[str], count: int = 2000) -> dict[str, A
     import aiosqlite.core
 
     from jotkit.server import Settings, create_app
+    from jotkit.server.store import sql as sql_store
 
     app = create_app(Settings.from_env(_settings_env(data_dir, None)))
-    counts = {"hops": 0, "loop": 0}
+    counts = {"hops": 0, "loop": 0, "rotation": 0}
     original_execute = aiosqlite.core.Connection._execute
+    original_run = sql_store._SqliteThread.run
 
     async def counted_execute(self, fn, *args, **kwargs):  # type: ignore[no-untyped-def]
         counts["hops"] += 1
         return await original_execute(self, fn, *args, **kwargs)
 
+    async def counted_run(self, fn, *args):  # type: ignore[no-untyped-def]
+        counts["rotation"] += 1
+        return await original_run(self, fn, *args)
+
     aiosqlite.core.Connection._execute = counted_execute  # type: ignore[method-assign]
+    sql_store._SqliteThread.run = counted_run  # type: ignore[method-assign]
     base = asyncio.base_events.BaseEventLoop
     original_once = base._run_once  # type: ignore[attr-defined]
 
@@ -230,7 +318,7 @@ def _profile(data_dir: str, tokens: list[str], count: int = 2000) -> dict[str, A
             chain = list(tokens)
             for i in range(200):  # warm-up
                 chain[i % len(chain)] = await call(chain[i % len(chain)])
-            counts["hops"] = counts["loop"] = 0
+            counts["hops"] = counts["loop"] = counts["rotation"] = 0
             # Timer: the main thread's CPU (thread_time), so waiting in epoll costs nothing
             # and the SQLite work on aiosqlite's thread is reported apart, not smeared in.
             prof = cProfile.Profile(time.thread_time)
@@ -240,19 +328,21 @@ def _profile(data_dir: str, tokens: list[str], count: int = 2000) -> dict[str, A
                 chain[i % len(chain)] = await call(chain[i % len(chain)])
             prof.disable()
             cpu = time.process_time() - t0
-            hops, loops = counts["hops"], counts["loop"]
+            hops, loops, rotation = counts["hops"], counts["loop"], counts["rotation"]
             # the same refreshes without the profiler: the unprofiled CPU per refresh
             t1, m1 = time.process_time(), time.thread_time()
             for i in range(count):
                 chain[i % len(chain)] = await call(chain[i % len(chain)])
             plain, main = time.process_time() - t1, time.thread_time() - m1
         return {"prof": prof, "cpu_us": cpu / count * 1e6, "plain_us": plain / count * 1e6,
-                "main_us": main / count * 1e6, "hops": hops / count, "loops": loops / count}
+                "main_us": main / count * 1e6, "hops": hops / count, "loops": loops / count,
+                "rotation_hops": rotation / count}
 
     try:
         return asyncio.run(run())
     finally:
         aiosqlite.core.Connection._execute = original_execute  # type: ignore[method-assign]
+        sql_store._SqliteThread.run = original_run  # type: ignore[method-assign]
         base._run_once = original_once  # type: ignore[attr-defined]
 
 
@@ -366,6 +456,7 @@ def main() -> None:
     sessions = per_run * (args.rounds + 1) + 8  # a py-spy run, and 8 for the warm-up
     spy = shutil.which("py-spy") or shutil.which(str(Path(sys.executable).parent / "py-spy"))
     sampled: dict[str, Any] | None = None
+    logins: dict[str, Any] | None = None
     tmp = tempfile.mkdtemp(prefix="jotkit-refresh-")
     dirs = {name: str(Path(tmp) / name) for name in ("svc", "floor", "prof")}
     suffix = f"{os.getpid()}_{secrets.token_hex(3)}"
@@ -401,6 +492,7 @@ def main() -> None:
         if use_pg:
             plan += [("jotkit PostgreSQL", "service", dirs["svc"] + "-pg", pg_urls["svc"]),
                      ("floor asyncpg", "floor-pg", dirs["floor"] + "-pg", pg_urls["floor"])]
+        data_dirs = {label: ddir for label, _kind, ddir, _db in plan}
         for label, kind, ddir, db in plan:
             proc, url = _start(kind, ddir, db)
             procs.append(proc)
@@ -412,11 +504,18 @@ def main() -> None:
         for rnd in range(args.rounds):
             for label, _kind, url, toks, proc in targets:
                 pool = toks[rnd * per_run:(rnd + 1) * per_run]
-                results[label].append(_load(proc.pid, url, pool, args.duration, conns, tmp))
+                results[label].append(
+                    _load(proc.pid, url, pool, args.duration, conns, tmp, data_dirs[label]))
                 r = results[label][-1]
                 print(f"round {rnd + 1} {label}: {r['rps']:.0f} req/s, {r['cpu_us']:.0f} µs "
                       f"CPU/refresh, p50 {r['p50']:.1f} ms, p99 {r['p99']:.1f} ms, "
-                      f"non-2xx {int(r['errors'])}, load {r['load']:.2f}", flush=True)
+                      f"non-2xx {int(r['errors'])}, full GCs {r['gc_count']:.0f} "
+                      f"({r['gc_mean_ms']:.0f} ms each), load {r['load']:.2f}", flush=True)
+        # logins/s next to the argon2 cost (issue 10 §1), on the jotkit SQLite server
+        label, _kind, url, _toks, proc = targets[0]
+        logins = _logins(proc.pid, url, args.duration, tmp)
+        print(f"logins on {label}: {logins['logins_per_s']:.1f}/s ({logins['cost']}, "
+              f"{logins['workers']} argon2 workers), load {logins['load']:.2f}", flush=True)
         if spy:  # py-spy samples the jotkit SQLite server under the same load
             label, _kind, url, toks, proc = targets[0]
             pool = toks[args.rounds * per_run:(args.rounds + 1) * per_run]
@@ -440,7 +539,7 @@ def main() -> None:
         profile = _profile(dirs["prof"], prof_tokens, args.profile_count)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    _write(args, results, profile, sampled)
+    _write(args, results, profile, sampled, logins)
 
 
 def _median(rows: list[dict[str, float]], key: str) -> float:
@@ -448,7 +547,8 @@ def _median(rows: list[dict[str, float]], key: str) -> float:
 
 
 def _write(args: argparse.Namespace, results: dict[str, list[dict[str, float]]],
-           profile: dict[str, Any], sampled: dict[str, Any] | None) -> None:
+           profile: dict[str, Any], sampled: dict[str, Any] | None,
+           logins: dict[str, Any] | None) -> None:
     load = os.getloadavg()
     lines = [
         "# Refresh rotation against its floor (benchmarks/bench_refresh.py, issue 10 §1)",
@@ -461,14 +561,18 @@ def _write(args: argparse.Namespace, results: dict[str, list[dict[str, float]]],
         f"Load average at the end: {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} (1/5/15 min). "
         "req/s and latency move with the machine's load; server CPU per refresh much less.",
         "",
-        "| target | round | req/s | server CPU µs/refresh | p50 ms | p99 ms | non-2xx | load |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "Full GCs: the server's generation-2 collections during the run and their mean pause "
+        "(the event loop stands still meanwhile), from a `gc.callbacks` hook in each server.",
+        "",
+        "| target | round | req/s | server CPU µs/refresh | p50 ms | p99 ms | non-2xx | "
+        "full GCs | ms each | load |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for label, rows in results.items():
         for i, r in enumerate(rows):
             lines.append(f"| {label} | {i + 1} | {r['rps']:.0f} | {r['cpu_us']:.0f} | "
                          f"{r['p50']:.2f} | {r['p99']:.2f} | {int(r['errors'])} | "
-                         f"{r['load']:.2f} |")
+                         f"{r['gc_count']:.0f} | {r['gc_mean_ms']:.0f} | {r['load']:.2f} |")
     lines += ["", "Medians over the rounds:", "",
               "| target | req/s | server CPU µs/refresh | p50 ms | p99 ms |",
               "|---|---:|---:|---:|---:|"]
@@ -485,6 +589,21 @@ def _write(args: argparse.Namespace, results: dict[str, list[dict[str, float]]],
             verdict = "met" if min(rps, cpu) >= 0.7 else "MISSED"
             lines.append(f"- {svc} vs {floor}: req/s **{rps:.2f}x**, CPU per refresh "
                          f"**{cpu:.2f}x** ({verdict})")
+    if logins:
+        lines += [
+            "",
+            "## Logins",
+            "",
+            f"Login is argon2-bound by design: jotkit SQLite, `POST /auth/login` with a correct "
+            f"password, wrk -t1 -c{logins['connections']}, {args.duration} s, at the default "
+            f"cost ({logins['cost']}; {logins['workers']} argon2 workers): "
+            f"**{logins['logins_per_s']:.1f} logins/s** "
+            f"({logins['logins_per_s'] / (os.cpu_count() or 1):.1f} per core), "
+            f"{logins['cpu_ms']:.0f} ms server CPU per login, p50 {logins['p50']:.0f} ms, "
+            f"p99 {logins['p99']:.0f} ms, non-2xx {int(logins['errors'])}, load "
+            f"{logins['load']:.2f}. Keycloak publishes 15 logins/s per vCPU with its lighter "
+            "default hash.",
+        ]
     prof = profile["prof"]
     n = args.profile_count
     lines += [
@@ -494,13 +613,15 @@ def _write(args: argparse.Namespace, results: dict[str, list[dict[str, float]]],
         f"jotkit `POST /auth/refresh` on SQLite, {n} sequential refreshes through the ASGI app "
         "in-process (no sockets, no HTTP parsing), cProfile. Process CPU per refresh: "
         f"{profile['plain_us']:.0f} µs without the profiler, of which {profile['main_us']:.0f} µs "
-        "on the event-loop thread and the rest on aiosqlite's thread (SQLite itself, the queue "
-        f"hand-offs); {profile['cpu_us']:.0f} µs with the profiler on. The tables profile the "
+        "on the event-loop thread and the rest on the database threads (the rotation's own "
+        "sqlite3 thread: SQLite itself; aiosqlite's for everything else); "
+        f"{profile['cpu_us']:.0f} µs with the profiler on. The tables profile the "
         "event-loop thread only (timer: its CPU time), so cProfile's own overhead inflates "
         "Python-heavy code: read the shares, not the absolute times. Coroutines count one call "
         "per resumption.",
         "",
-        f"- awaits that hop to aiosqlite's thread per refresh: **{profile['hops']:.1f}**",
+        "- hand-offs to a database thread per refresh: to the rotation's sqlite3 thread "
+        f"**{profile['rotation_hops']:.2f}**, to aiosqlite's thread **{profile['hops']:.2f}**",
         f"- event-loop iterations per refresh: **{profile['loops']:.1f}**",
         "",
         "Own time by layer:",
@@ -533,8 +654,8 @@ def _write(args: argparse.Namespace, results: dict[str, list[dict[str, float]]],
             f"`py-spy record --format raw` at 250 Hz over one more {args.duration} s wrk run "
             f"({sampled['load']['rps']:.0f} req/s, {sampled['load']['cpu_us']:.0f} µs CPU per "
             f"refresh), {total} samples of the thread holding the GIL (`--gil`: Python CPU; "
-            "SQLite's own work runs with the GIL released on aiosqlite's thread and is not "
-            "in here). uvicorn runs uvloop, whose loop is C: its work shows as "
+            "SQLite's own work runs with the GIL released on the database threads and is "
+            "not in here). uvicorn runs uvloop, whose loop is C: its work shows as "
             "`Runner.run`. Share of samples by the innermost frame's layer, then the "
             "innermost functions:",
             "",

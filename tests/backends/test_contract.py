@@ -318,3 +318,133 @@ async def test_key_store(store_factory: Any) -> None:
 
 async def test_ping(store: Any) -> None:
     assert await store.ping()
+
+
+# -- rotation: client binding, disabled users, races (every backend) -------------------------
+def _oauth_family(user_id: str, client_id: str | None) -> FamilyRecord:
+    fam = _family(user_id)
+    return FamilyRecord(
+        fam.id, fam.user_id, fam.created_at, fam.last_used_at, fam.idle_expires_at,
+        fam.absolute_expires_at, user_agent="tests", client_ip="127.0.0.1", client_id=client_id,
+    )
+
+
+@pytest.mark.parametrize(
+    ("owner", "presenter"), [("victim", "thief"), ("victim", None), (None, "thief")]
+)
+async def test_refresh_token_of_another_client_is_refused(
+    store: Any, owner: str | None, presenter: str | None
+) -> None:
+    """RFC 6749 §6: a refresh token is bound to its client. Presented by another one it does
+    not rotate, and the family is revoked in the same transaction with its access tokens."""
+    uid = await _user(store)
+    fam = _oauth_family(uid, owner)
+    t1 = _h()
+    await store.sessions.create_family(fam, t1)
+    await store.sessions.record_access_token(AccessTokenRecord("jti-live", fam.id, uid, T0 + 900))
+    res = await store.sessions.rotate_refresh(
+        t1, _h(), T0 + 1, 5.0, client="c1", idle_ttl=IDLE, access=("jti-new", T0 + 901),
+        client_id=presenter,
+    )
+    assert res.outcome is RotateOutcome.WRONG_CLIENT
+    assert [a.jti for a in res.outstanding] == ["jti-live"]  # nothing new was recorded
+    family = await store.sessions.get_family(fam.id)
+    assert family.revoke_reason == "wrong_client" and family.revoked_at == T0 + 1
+    token, _ = await store.sessions.find_refresh(t1)
+    assert token.spent_at is None  # not spent: no successor exists
+    # the rightful client cannot use it any more either
+    res = await store.sessions.rotate_refresh(
+        t1, _h(), T0 + 2, 5.0, client="c1", idle_ttl=IDLE, client_id=owner
+    )
+    assert res.outcome is RotateOutcome.REVOKED
+
+
+async def test_refresh_of_a_disabled_user_revokes_the_family(store: Any) -> None:
+    uid = await _user(store)
+    fam = _family(uid)
+    t1 = _h()
+    await store.sessions.create_family(fam, t1)
+    await store.users.set_disabled(uid, True)
+    res = await store.sessions.rotate_refresh(t1, _h(), T0 + 1, 5.0, client="c1", idle_ttl=IDLE)
+    assert res.outcome is RotateOutcome.USER_DISABLED
+    assert (await store.sessions.get_family(fam.id)).revoke_reason == "disabled"
+
+
+async def test_rotation_returns_the_user_and_records_the_access_token(store: Any) -> None:
+    uid = await _user(store, "rot@example.com")
+    fam = _family(uid)
+    t1, t2 = _h(), _h()
+    await store.sessions.create_family(fam, t1)
+    res = await store.sessions.rotate_refresh(
+        t1, t2, T0 + 5, 5.0, client="c1", idle_ttl=IDLE, access=("jti-a", T0 + 905)
+    )
+    assert res.outcome is RotateOutcome.ROTATED
+    assert (res.user.id, res.user.email, res.user.roles) == (uid, "rot@example.com", ("user",))
+    assert res.family.last_used_at == T0 + 5 and res.family.idle_expires_at == T0 + 5 + IDLE
+    stored = await store.sessions.get_family(fam.id)
+    assert (stored.last_used_at, stored.idle_expires_at) == (T0 + 5, T0 + 5 + IDLE)
+    spent, _ = await store.sessions.find_refresh(t1)
+    assert (spent.spent_at, spent.spent_by) == (T0 + 5, "c1")
+    successor, _ = await store.sessions.find_refresh(t2)
+    assert (successor.family_id, successor.spent_at) == (fam.id, None)
+    outstanding = await store.sessions.revoke_family(fam.id, T0 + 6, "logout")
+    assert [(a.jti, a.user_id, a.exp) for a in outstanding] == [("jti-a", uid, T0 + 905)]
+
+
+async def test_concurrent_retries_of_one_token_one_rotation_the_rest_grace(
+    store_factory: Any,
+) -> None:
+    """A client that double-submits one token through two instances: exactly one rotation,
+    every other attempt is a benign retry within the grace window (no revocation)."""
+    a = await store_factory()
+    b = await store_factory()
+    try:
+        uid = await _user(a)
+        fam = _family(uid)
+        t1 = _h()
+        await a.sessions.create_family(fam, t1)
+
+        async def attempt(i: int) -> RotateOutcome:
+            s = a if i % 2 else b
+            res = await s.sessions.rotate_refresh(
+                t1, _h(), T0 + 1, 5.0, client="same", idle_ttl=IDLE, access=(f"j{i}", T0 + 900)
+            )
+            return res.outcome
+
+        outcomes = await asyncio.gather(*(attempt(i) for i in range(30)))
+        assert outcomes.count(RotateOutcome.ROTATED) == 1
+        assert outcomes.count(RotateOutcome.RETRY) == 29
+        assert (await a.sessions.get_family(fam.id)).revoked_at is None
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_rotation_racing_revocation_leaves_no_unlisted_access_token(
+    store_factory: Any,
+) -> None:
+    """A rotation and a revocation of the same family at once, on two instances: either the
+    rotation sees the revocation (REVOKED), or the revocation returns the access token the
+    rotation recorded (so the caller deny-lists it). Never a live token after the logout."""
+    a = await store_factory()
+    b = await store_factory()
+    try:
+        uid = await _user(a)
+        for trial in range(20):
+            fam = _family(uid)
+            t1 = _h()
+            await a.sessions.create_family(fam, t1)
+            jti = f"race-{trial}"
+            rotated, outstanding = await asyncio.gather(
+                a.sessions.rotate_refresh(
+                    t1, _h(), T0 + 1, 5.0, client="c", idle_ttl=IDLE, access=(jti, T0 + 900)
+                ),
+                b.sessions.revoke_family(fam.id, T0 + 1, "logout"),
+            )
+            if rotated.outcome is RotateOutcome.ROTATED:
+                assert jti in [r.jti for r in outstanding], trial
+            else:
+                assert rotated.outcome is RotateOutcome.REVOKED, trial
+    finally:
+        await a.close()
+        await b.close()

@@ -372,3 +372,82 @@ def test_migration_0002_keeps_the_keys_of_an_existing_database(tmp_path):
         return [k.revoked_at for k in await store.keys.list()]
 
     assert run_with_store(url, body) == [5.0]
+
+
+
+def test_rotation_through_sqlalchemy_has_the_same_outcomes(store_url):
+    """A database without a driver fast path (a ``file:`` URI, another PostgreSQL driver)
+    rotates through SQLAlchemy under the same rules: one decision function,
+    :mod:`jotkit.server.store.rotation`, for every shell."""
+    _rotation_outcomes(store_url, disable_fast_path=True)
+
+
+def test_rotation_fast_paths_have_the_same_outcomes(store_url):
+    _rotation_outcomes(store_url, disable_fast_path=False)
+
+
+def _rotation_outcomes(url, *, disable_fast_path):
+    async def body(store):
+        if disable_fast_path:  # the SQLAlchemy shell, as for a database without a fast path
+            store.sessions._pg = store.sessions._sqlite = None
+        await store.users.create("u1", "a@example.com", "h", ["user"], 1.0)
+        _, t0 = await _family(store)
+        r = await store.sessions.rotate_refresh(
+            t0, "t1", 1001.0, 5, client="c", idle_ttl=100, access=("j1", 1900.0)
+        )
+        assert r.outcome is RotateOutcome.ROTATED and r.user.email == "a@example.com"
+        r = await store.sessions.rotate_refresh(t0, "t2", 1002.0, 5, client="c", idle_ttl=100)
+        assert r.outcome is RotateOutcome.RETRY
+        r = await store.sessions.rotate_refresh(t0, "t3", 1010.0, 5, client="c", idle_ttl=100)
+        assert r.outcome is RotateOutcome.REUSED
+        assert [a.jti for a in r.outstanding] == ["j1"]
+        r = await store.sessions.rotate_refresh("t1", "t4", 1011.0, 5, client="c", idle_ttl=100)
+        assert r.outcome is RotateOutcome.REVOKED
+        _, t5 = await _family(store)
+        r = await store.sessions.rotate_refresh(
+            t5, "t6", 1001.0, 5, client="c", idle_ttl=100, client_id="app"
+        )
+        assert r.outcome is RotateOutcome.WRONG_CLIENT
+        assert (await store.sessions.get_family(r.family.id)).revoke_reason == "wrong_client"
+        _, t7 = await _family(store)
+        await store.users.set_disabled("u1", True)
+        r = await store.sessions.rotate_refresh(t7, "t8", 1001.0, 5, client="c", idle_ttl=100)
+        assert r.outcome is RotateOutcome.USER_DISABLED
+        r = await store.sessions.rotate_refresh("nope", "t9", 1001.0, 5, client="c", idle_ttl=100)
+        assert r.outcome is RotateOutcome.NOT_FOUND
+
+    run_with_store(url, body)
+
+
+def test_group_commit_rolls_back_only_the_failing_rotation(tmp_path):
+    """Rotations queued together commit in one SQLite transaction, each in its own savepoint:
+    one that fails leaves no row behind and the others are committed and answered."""
+    import sqlite3
+
+    from jotkit.server.store.sql import _SqliteThread
+
+    path = tmp_path / "group.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE t (x INTEGER PRIMARY KEY)")
+    worker = _SqliteThread(str(path))
+
+    def insert(conn, x):
+        conn.execute("INSERT INTO t VALUES (?)", (x,))
+        if x == 3:
+            raise ValueError("boom")
+        return x
+
+    async def main():
+        try:
+            return await asyncio.gather(
+                *(worker.run(insert, x) for x in range(12)), return_exceptions=True
+            )
+        finally:
+            await worker.close()
+
+    results = asyncio.run(main())
+    assert isinstance(results[3], ValueError)
+    assert [r for i, r in enumerate(results) if i != 3] == [0, 1, 2, 4, 5, 6, 7, 8, 9, 10, 11]
+    with sqlite3.connect(path) as conn:
+        rows = [r[0] for r in conn.execute("SELECT x FROM t ORDER BY x")]
+    assert rows == [0, 1, 2, 4, 5, 6, 7, 8, 9, 10, 11]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import secrets
@@ -271,6 +272,18 @@ async def _ensure_demo_user(svc: AuthService) -> str:
     return password
 
 
+def _freeze_startup_heap() -> None:
+    """Once per process, after the first app started: move what start-up built (modules,
+    routes, models, the store's engines) out of the cyclic garbage collector's reach
+    (``gc.freeze``). Otherwise every full collection walks that whole heap with the event
+    loop stopped: about 75 ms each, a dozen times in 10 s of refreshes under load, which was
+    most of the refresh p99 (benchmarks/results-refresh.md). Later apps in the same process
+    (tests) leave the frozen set alone."""
+    if gc.get_freeze_count() == 0:
+        gc.collect()
+        gc.freeze()
+
+
 def create_app(
     settings: Settings,
     *,
@@ -300,6 +313,7 @@ def create_app(
         if settings.demo and demo_user:
             password = await _ensure_demo_user(svc)
             print(demo_banner(settings, password), file=banner_stream or sys.stdout, flush=True)
+        _freeze_startup_heap()
         task = asyncio.create_task(_background(svc))
         try:
             yield

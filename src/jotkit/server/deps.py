@@ -20,6 +20,7 @@ __all__ = [
     "csrf_signer",
     "require_auth",
     "service",
+    "service_dependency",
 ]
 
 CSRF_HEADER = "x-csrf-token"
@@ -29,6 +30,13 @@ BEARER_SECURITY: dict[str, Any] = {"security": [{"bearerAuth": []}]}
 
 def service(request: Request) -> AuthService:
     """The app's :class:`AuthService`."""
+    svc: AuthService = request.app.state.service
+    return svc
+
+
+async def service_dependency(request: Request) -> AuthService:
+    """:func:`service` as a FastAPI dependency. A coroutine: FastAPI runs a plain ``def``
+    dependency in its thread pool, one thread hand-off per request for an attribute read."""
     svc: AuthService = request.app.state.service
     return svc
 

@@ -378,24 +378,33 @@ class AuthService:
             client=client.fingerprint,
             idle_ttl=self.settings.refresh_idle_ttl,
             access=(jti, exp),
+            client_id=client_id,
         )
         family = result.family
-        if result.outcome is RotateOutcome.ROTATED and family is not None:
-            if family.client_id != client_id:
-                await self._revoke_family(family.id, "wrong_client")
-                self.audit.event("refresh_failed", reason="wrong_client", session_id=family.id)
-                raise ServiceError("invalid_grant", "The refresh token belongs to another client.")
+        outcome = result.outcome
+        if outcome is RotateOutcome.ROTATED and family is not None:
             user = result.user or await self.store.users.get(family.user_id)
-            if user is None or user.disabled:
+            if user is None or user.disabled:  # only for a store that did not read the user
                 await self._revoke_family(family.id, "disabled")
                 self.audit.event("refresh_failed", reason="user_disabled", session_id=family.id)
                 raise ServiceError("invalid_grant", "The session is no longer valid.")
             if issue is not None:
                 access, expires_in = await issue(user, family, now, jti, exp)
             else:
-                access, expires_in = await self._issue_access(user, family, now, recorded_jti=jti)
+                access, expires_in = await self._issue_access(
+                    user, family, now, recorded=(jti, exp)
+                )
             self.audit.event("refresh", user_id=user.id, session_id=family.id, ip=client.ip)
             return IssuedTokens(access, expires_in, new_token, family.id, user)
+        if outcome is RotateOutcome.WRONG_CLIENT and family is not None:
+            # the store revoked the family (RFC 6749 §6: a refresh token is bound to its client)
+            await self._deny(result.outstanding, now)
+            self.audit.event("refresh_failed", reason="wrong_client", session_id=family.id)
+            raise ServiceError("invalid_grant", "The refresh token belongs to another client.")
+        if outcome is RotateOutcome.USER_DISABLED and family is not None:
+            await self._deny(result.outstanding, now)
+            self.audit.event("refresh_failed", reason="user_disabled", session_id=family.id)
+            raise ServiceError("invalid_grant", "The session is no longer valid.")
         if result.outcome is RotateOutcome.RETRY:
             self.audit.event(
                 "refresh_retry", session_id=family.id if family else None, ip=client.ip
@@ -429,42 +438,40 @@ class AuthService:
         family: FamilyRecord,
         now: float,
         *,
-        recorded_jti: str | None = None,
+        recorded: tuple[str, float] | None = None,
     ) -> tuple[str, int]:
         """Sign an RFC 9068 access token and remember its ``jti`` for the family.
 
-        ``recorded_jti`` names a token the store already recorded (during a rotation).
+        ``recorded`` is the ``(jti, exp)`` the store already recorded (during a rotation).
         """
-        jti = recorded_jti or secrets.token_urlsafe(16)
         ttl = int(self.settings.access_ttl)
-        claims = {
+        issued = int(now)
+        jti = recorded[0] if recorded is not None else secrets.token_urlsafe(16)
+        exp = issued + ttl
+        # the claims exactly as jotkit.encode would add them (RFC 7519 §4.1), so the verified
+        # token cache gets them without parsing the token just signed
+        claims: dict[str, Any] = {
             "client_id": CLIENT_ID,
             "roles": list(user.roles),
             "email": user.email,
             "sid": family.id,
             "auth_time": int(family.created_at),
+            "iat": issued,
+            "exp": exp,
+            "iss": self.issuer,
+            "aud": self.settings.audience,
+            "sub": user.id,
+            "jti": jti,
         }
         signing_key = self.keyring.signing_key(now)
-        token = jotkit.encode(
-            claims,
-            signing_key,
-            expires_in=ttl,
-            issuer=self.issuer,
-            audience=self.settings.audience,
-            subject=user.id,
-            jti=jti,
-            headers={"typ": "at+jwt"},
-            now=now,
-        )
-        _header, payload = jotkit.decode_unverified(token)
-        exp = float(payload["exp"])
-        if recorded_jti is None and not await self.store.sessions.record_access_token(
-            AccessTokenRecord(jti, family.id, user.id, exp)
+        token = jotkit.encode(claims, signing_key, headers={"typ": "at+jwt"}, now=now)
+        if recorded is None and not await self.store.sessions.record_access_token(
+            AccessTokenRecord(jti, family.id, user.id, float(exp))
         ):
             # A concurrent reuse/logout revoked the family between rotation and signing.
             self.audit.event("refresh_failed", reason="revoked", session_id=family.id)
             raise ServiceError("invalid_grant", "The session has been revoked; log in again.")
-        self._remember(token, dict(payload), exp, str(signing_key.kid))
+        self._remember(token, claims, float(exp), str(signing_key.kid))
         return token, ttl
 
     # -- the hot path ---------------------------------------------------------------------

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path
 from pydantic import BaseModel
 
-from ..deps import BEARER_SECURITY, require_auth, service
+from ..deps import BEARER_SECURITY, require_auth, service_dependency
 from ..errors import ServiceError
 from ..routes.models import ErrorBody, StatusResponse
 from ..sessions import AuthService
@@ -25,7 +25,7 @@ router = APIRouter(
     responses={code: {"model": ErrorBody} for code in (400, 401, 403, 404, 422)},
 )
 Claims = Annotated[dict[str, Any], Depends(require_auth)]
-Service = Annotated[AuthService, Depends(service)]
+Service = Annotated[AuthService, Depends(service_dependency)]
 CLIENT_ID = r"^[\x21-\x7e]{1,128}$"
 
 

@@ -14,7 +14,7 @@ from ..deps import (
     client_info,
     csrf_signer,
     require_auth,
-    service,
+    service_dependency,
 )
 from ..errors import ServiceError
 from ..sessions import AuthService, IssuedTokens, hash_refresh_token
@@ -36,7 +36,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 router = APIRouter(prefix="/auth", tags=["auth"], responses=_ERRORS)
 Claims = Annotated[dict[str, Any], Depends(require_auth)]
-Service = Annotated[AuthService, Depends(service)]
+Service = Annotated[AuthService, Depends(service_dependency)]
 _PRIVATE = {"Cache-Control": "no-store"}
 
 

@@ -133,6 +133,8 @@ class RotateOutcome(enum.Enum):
     EXPIRED = "expired"  # family idle/absolute lifetime over
     REVOKED = "revoked"  # family was revoked earlier
     NOT_FOUND = "not_found"  # unknown token
+    WRONG_CLIENT = "wrong_client"  # issued to another OAuth client: family revoked
+    USER_DISABLED = "user_disabled"  # the family's user is disabled or gone: family revoked
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,8 +205,11 @@ class SessionStore(ABC):
         client: str,
         idle_ttl: float,
         access: tuple[str, float] | None = None,
+        client_id: str | None = None,
     ) -> RotateResult:
-        """Spend ``old_hash`` and store ``new_hash`` atomically (one conditional update).
+        """Spend ``old_hash`` and store ``new_hash`` atomically, as decided by
+        :func:`jotkit.server.store.rotation.decide_refusal` over the rows read in the same
+        transaction.
 
         ``access`` is the ``(jti, exp)`` of the access token the winner will be issued; it is
         recorded for the family in the same transaction, so a concurrent reuse that revokes
@@ -213,6 +218,10 @@ class SessionStore(ABC):
         A spent token presented again by the same ``client`` within ``grace`` seconds of
         being spent is ``RETRY``; otherwise it is ``REUSED`` and the family is revoked in the
         same transaction (RFC 9700 §4.14.2, refresh token rotation).
+        ``client_id`` is the OAuth client presenting the token (None: the first-party API);
+        an unspent token of another client's family is ``WRONG_CLIENT`` and a live token of a
+        disabled user ``USER_DISABLED``: both revoke the family in the same transaction and
+        return its outstanding access tokens (RFC 6749 §6).
         """
 
     @abstractmethod

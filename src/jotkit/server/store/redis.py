@@ -49,6 +49,7 @@ from .base import (
     SessionStore,
     Store,
 )
+from .rotation import REVOKE_REASON, within_grace
 
 __all__ = [
     "GraceSessionStore",
@@ -556,8 +557,10 @@ class GraceSessionStore:
         client: str,
         idle_ttl: float,
         access: tuple[str, float] | None = None,
+        client_id: str | None = None,
     ) -> RotateResult:
-        """As :meth:`SessionStore.rotate_refresh`, with a Redis fast path for benign retries."""
+        """As :meth:`SessionStore.rotate_refresh`, with a Redis fast path for benign retries
+        (the grace rule of :func:`.rotation.within_grace`)."""
         key = self._key(old_hash)
         if grace > 0:
             try:
@@ -566,15 +569,16 @@ class GraceSessionStore:
                 entry = None
             if entry is not None:
                 who, _, spent = _text(entry).partition("|")
-                if who == client and 0 <= now - float(spent) <= grace:
+                if within_grace(float(spent), who, now, grace, client):
                     return RotateResult(RotateOutcome.RETRY)
         result: RotateResult = await self._inner.rotate_refresh(
-            old_hash, new_hash, now, grace, client=client, idle_ttl=idle_ttl, access=access
+            old_hash, new_hash, now, grace, client=client, idle_ttl=idle_ttl, access=access,
+            client_id=client_id,
         )
         try:
             if result.outcome is RotateOutcome.ROTATED and grace > 0:
                 await self._redis.set(key, f"{client}|{now!r}", px=_ttl_ms(now + grace, now))
-            elif result.outcome in (RotateOutcome.REUSED, RotateOutcome.REVOKED):
+            elif result.outcome is RotateOutcome.REVOKED or result.outcome in REVOKE_REASON:
                 await self._redis.delete(key)
         except (RedisError, OSError) as exc:  # the SQL row stays authoritative
             _log.debug("grace state not written to redis: %s", exc)

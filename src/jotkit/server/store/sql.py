@@ -7,8 +7,13 @@ differs per dialect (:func:`make_engine`).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
+import queue
+import sqlite3
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +26,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from ..migrations import upgrade_connection
+from . import rotation
 from .base import (
     AccessTokenRecord,
     FamilyRecord,
@@ -228,16 +234,34 @@ class SqlUserStore(UserStore):
 
 
 class SqlSessionStore(SessionStore):
-    """Refresh families and tokens in SQL; rotation is one conditional UPDATE.
+    """Refresh families and tokens in SQL; rotation decided by :mod:`.rotation`.
 
-    Rotation and revocation serialise on the family row: both lock it (``SELECT ... FOR
-    UPDATE`` / ``UPDATE``) before reading or writing the family's tokens, so a revocation
-    always sees every access token a concurrent rotation recorded, or the rotation sees the
-    revocation."""
+    Rotation and revocation serialise on the family row: both lock it (``FOR UPDATE`` /
+    ``UPDATE``; SQLite: one writer at a time) before reading or writing the family's tokens,
+    so a revocation always sees every access token a concurrent rotation recorded, or the
+    rotation sees the revocation."""
 
-    def __init__(self, engine: AsyncEngine, read_engine: AsyncEngine | None = None) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        read_engine: AsyncEngine | None = None,
+        pool: PoolSettings | None = None,
+    ) -> None:
         self._engine = engine
         self._read = read_engine or engine
+        url = engine.url
+        path = _sqlite_file(url)
+        self._sqlite = _SqliteThread(path) if path is not None else None
+        self._pg = _PgRotation(engine, pool or PoolSettings()) if (
+            url.get_backend_name() == "postgresql" and url.get_driver_name() == "asyncpg"
+        ) else None
+
+    async def close(self) -> None:
+        """Close the rotation's own connection (SQLite thread, asyncpg pool)."""
+        if self._sqlite is not None:
+            await self._sqlite.close()
+        if self._pg is not None:
+            await self._pg.close()
 
     async def create_family(self, family: FamilyRecord, first_token_hash: str) -> None:
         """Store a new family with its first refresh token."""
@@ -277,91 +301,23 @@ class SqlSessionStore(SessionStore):
         client: str,
         idle_ttl: float,
         access: tuple[str, float] | None = None,
+        client_id: str | None = None,
     ) -> RotateResult:
-        """Spend ``old_hash`` and store ``new_hash`` atomically (see the interface)."""
-        live_families = sa.select(refresh_families.c.id).where(
-            refresh_families.c.revoked_at.is_(None),
-            refresh_families.c.idle_expires_at > now,
-            refresh_families.c.absolute_expires_at > now,
-        )
-        spend = (
-            sa.update(refresh_tokens)
-            .where(
-                refresh_tokens.c.token_hash == old_hash,
-                refresh_tokens.c.spent_at.is_(None),
-                refresh_tokens.c.family_id.in_(live_families.scalar_subquery()),
-            )
-            .values(spent_at=now, spent_by=client)
-        )
-        # Lock the family row first (PostgreSQL; SQLite has one writer at a time): a
-        # revocation updates that row too, so it either commits before this rotation (which
-        # then sees ``revoked_at`` and spends nothing) or waits for it and, under READ
-        # COMMITTED, reads the access token recorded below. Without the lock the family check
-        # in ``spend`` reads a snapshot, and a revocation that runs in between reads the
-        # family's access tokens before this one is inserted: a live token after logout.
-        lock_family = (
-            sa.select(refresh_families.c.id)
-            .join(refresh_tokens, refresh_tokens.c.family_id == refresh_families.c.id)
-            .where(refresh_tokens.c.token_hash == old_hash)
-            .with_for_update(of=refresh_families)
-        )
+        """Spend ``old_hash`` and store ``new_hash`` atomically (see the interface).
+
+        One transaction that reads the token, family and user while holding the family,
+        decides with :func:`.rotation.decide_refusal` and writes. On a SQLite file it runs
+        whole on the store's own ``sqlite3`` thread (one hand-off per rotation); on
+        PostgreSQL on asyncpg as a read and one compare-and-set statement (see
+        :class:`_PgRotation`)."""
+        args = (old_hash, new_hash, now, grace, client, client_id, idle_ttl, access)
+        if self._sqlite is not None:
+            return await self._sqlite.run(_rotate_sqlite, *args)
+        if self._pg is not None:
+            return await self._pg.rotate(*args)
+        # no fast path (a ``file:`` URI, another driver): the same steps through SQLAlchemy
         async with self._engine.begin() as conn:
-            if (await conn.execute(lock_family)).first() is None:
-                return RotateResult(RotateOutcome.NOT_FOUND)
-            won = (await conn.execute(spend)).rowcount == 1
-            row = (
-                await conn.execute(
-                    sa.select(refresh_tokens, refresh_families, users)
-                    .join(refresh_families, refresh_tokens.c.family_id == refresh_families.c.id)
-                    .join(users, refresh_families.c.user_id == users.c.id)
-                    .where(refresh_tokens.c.token_hash == old_hash)
-                )
-            ).first()
-            if row is None:
-                return RotateResult(RotateOutcome.NOT_FOUND)
-            family = _family(_FamilyRow(row))
-            m = row._mapping
-            user = UserRecord(
-                id=m[users.c.id],
-                email=m[users.c.email],
-                password_hash=m[users.c.password_hash],
-                roles=tuple(json.loads(m[users.c.roles])),
-                disabled=bool(m[users.c.disabled]),
-                created_at=m[users.c.created_at],
-            )
-            if won:
-                idle = min(now + idle_ttl, family.absolute_expires_at)
-                await conn.execute(
-                    sa.insert(refresh_tokens).values(
-                        token_hash=new_hash,
-                        family_id=family.id,
-                        created_at=now,
-                        spent_at=None,
-                        spent_by=None,
-                    )
-                )
-                await conn.execute(
-                    sa.update(refresh_families)
-                    .where(refresh_families.c.id == family.id)
-                    .values(last_used_at=now, idle_expires_at=idle)
-                )
-                if access is not None:
-                    await conn.execute(
-                        sa.insert(access_tokens).values(
-                            jti=access[0], family_id=family.id, user_id=user.id, exp=access[1]
-                        )
-                    )
-                return RotateResult(
-                    RotateOutcome.ROTATED, _replace_use(family, now, idle), user=user
-                )
-            if family.revoked_at is not None:
-                return RotateResult(RotateOutcome.REVOKED, family)
-            if row.spent_at is None:
-                return RotateResult(RotateOutcome.EXPIRED, family)
-            if now - row.spent_at <= grace and row.spent_by == client:
-                return RotateResult(RotateOutcome.RETRY, family)
-            outstanding = await self._revoke_families(conn, [family.id], now, "reuse")
-            return RotateResult(RotateOutcome.REUSED, family, outstanding)
+            return await conn.run_sync(_rotate_sa, *args)
 
     async def find_refresh(self, token_hash: str) -> tuple[RefreshRecord, FamilyRecord] | None:
         """The token row and its family, or None."""
@@ -522,10 +478,361 @@ class _FamilyRow:
         self.client_id = m[refresh_families.c.client_id]
 
 
-def _replace_use(family: FamilyRecord, now: float, idle: float) -> FamilyRecord:
-    import dataclasses
+# -- refresh rotation: the shells around rotation.decide_refusal ------------------------------
+_Execute = Callable[[str, tuple[Any, ...]], Any]  # execute(sql with ?, params) -> cursor
 
-    return dataclasses.replace(family, last_used_at=now, idle_expires_at=idle)
+
+def _rotated(row: rotation.RotationRow, now: float, idle: float) -> RotateResult:
+    f = row.family
+    family = FamilyRecord(
+        f.id, f.user_id, f.created_at, now, idle, f.absolute_expires_at, f.revoked_at,
+        f.revoke_reason, f.user_agent, f.client_ip, f.client_id,
+    )
+    return RotateResult(RotateOutcome.ROTATED, family, user=row.user)
+
+
+def _rotate_sync(
+    execute: _Execute,
+    old_hash: str,
+    new_hash: str,
+    now: float,
+    grace: float,
+    client: str,
+    client_id: str | None,
+    idle_ttl: float,
+    access: tuple[str, float] | None,
+    *,
+    lock: bool = False,
+) -> RotateResult:
+    """The rotation over an ``execute(sql, params)`` taking ``?`` placeholders, inside a
+    transaction that holds SQLite's write lock (or, with ``lock``, after locking the family
+    row: other databases)."""
+    if lock:
+        execute(rotation.LOCK_FAMILY, (old_hash,))
+    values = execute(rotation.READ, (old_hash,)).fetchone()
+    row = None if values is None else rotation.parse_row(values)
+    refusal = rotation.decide_refusal(row, now, grace, client=client, client_id=client_id)
+    if row is None:
+        return RotateResult(RotateOutcome.NOT_FOUND)
+    family = row.family
+    if refusal is None:
+        idle = rotation.idle_expiry(family, now, idle_ttl)
+        execute(rotation.SPEND, (now, client, old_hash))
+        execute(rotation.INSERT, (new_hash, family.id, now))
+        execute(rotation.BUMP, (now, idle, family.id))
+        if access is not None:
+            execute(rotation.RECORD, (access[0], family.id, family.user_id, access[1]))
+        return _rotated(row, now, idle)
+    reason = rotation.REVOKE_REASON.get(refusal)
+    if reason is None:
+        return RotateResult(refusal, family)
+    execute(rotation.REVOKE, (now, reason, family.id))
+    rows = execute(rotation.OUTSTANDING, (family.id, now)).fetchall()
+    return RotateResult(refusal, family, tuple(AccessTokenRecord(*r) for r in rows))
+
+
+def _rotate_sqlite(conn: sqlite3.Connection, *args: Any) -> RotateResult:
+    return _rotate_sync(conn.execute, *args)
+
+
+def _rotate_sa(conn: sa.Connection, *args: Any) -> RotateResult:
+    """Through SQLAlchemy (a SQLite ``file:`` URI, or a driver without a fast path)."""
+
+    def execute(sql: str, params: tuple[Any, ...]) -> Any:
+        named = rotation.numbered(sql)
+        for i in range(len(params), 0, -1):
+            named = named.replace(f"${i}", f":p{i}")
+        return conn.execute(sa.text(named), {f"p{i}": v for i, v in enumerate(params, 1)})
+
+    return _rotate_sync(execute, *args, lock=conn.dialect.name != "sqlite")
+
+
+def _sqlite_file(url: sa.URL) -> str | None:
+    """The path of a SQLite database file (None: not SQLite, in memory or a ``file:`` URI)."""
+    if url.get_backend_name() != "sqlite":
+        return None
+    database = url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return str(Path(database).expanduser())
+
+
+_Job = tuple[
+    Callable[..., RotateResult], tuple[Any, ...], asyncio.AbstractEventLoop, "asyncio.Future[Any]"
+]
+
+
+class _SqliteThread:
+    """One ``sqlite3`` connection owned by one thread (WAL, ``synchronous=NORMAL``): each job
+    is a whole transaction, handed over once. Jobs that queue up while a transaction runs are
+    committed together (group commit), each in its own savepoint, so one job's error rolls
+    back only that job; every job is answered only after the commit."""
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+
+    async def run(self, fn: Callable[..., RotateResult], *args: Any) -> RotateResult:
+        """Run ``fn(connection, *args)`` in a write transaction on the thread."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[RotateResult] = loop.create_future()
+        if self._thread is None:
+            with self._start_lock:
+                if self._thread is None:
+                    thread = threading.Thread(
+                        target=self._main, name="jotkit-sqlite-rotation", daemon=True
+                    )
+                    thread.start()
+                    self._thread = thread
+        self._jobs.put((fn, args, loop, future))
+        return await future
+
+    async def close(self) -> None:
+        """Stop the thread after the queued jobs; close its connection."""
+        thread = self._thread
+        if thread is None:
+            return
+        self._jobs.put(None)
+        await asyncio.get_running_loop().run_in_executor(None, thread.join)
+        self._thread = None
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self._path, timeout=30, isolation_level=None, check_same_thread=False,
+            cached_statements=64,
+        )
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA busy_timeout=30000")
+        return conn
+
+    def _main(self) -> None:
+        conn: sqlite3.Connection | None = None
+        try:
+            while True:
+                job = self._jobs.get()
+                batch: list[_Job] = []
+                stop = job is None
+                if job is not None:
+                    batch.append(job)
+                while not stop:
+                    try:
+                        job = self._jobs.get_nowait()
+                    except queue.Empty:
+                        break
+                    if job is None:
+                        stop = True
+                    else:
+                        batch.append(job)
+                if batch:
+                    try:
+                        if conn is None:
+                            conn = self._connect()
+                        answers = self._transaction(conn, batch)
+                    except BaseException as exc:  # the whole batch failed (BEGIN/COMMIT)
+                        answers = [(False, exc)] * len(batch)
+                    self._answer(batch, answers)
+                if stop:
+                    return
+        finally:
+            if conn is not None:
+                conn.close()
+
+    @staticmethod
+    def _transaction(
+        conn: sqlite3.Connection, batch: list[_Job]
+    ) -> list[tuple[bool, Any]]:
+        answers: list[tuple[bool, Any]] = []
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if len(batch) == 1:
+                fn, args, _loop, _future = batch[0]
+                answers.append((True, fn(conn, *args)))
+            else:
+                for fn, args, _loop, _future in batch:
+                    conn.execute("SAVEPOINT job")
+                    try:
+                        answers.append((True, fn(conn, *args)))
+                    except Exception as exc:
+                        conn.execute("ROLLBACK TO job")
+                        answers.append((False, exc))
+                    conn.execute("RELEASE job")
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return answers
+
+    @staticmethod
+    def _answer(batch: list[_Job], answers: list[tuple[bool, Any]]) -> None:
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
+        for (_fn, _args, loop, future), (ok, value) in zip(batch, answers, strict=True):
+            by_loop.setdefault(loop, []).append((future, ok, value))
+        for loop, items in by_loop.items():
+            # RuntimeError: the loop is closed, nobody is waiting any more
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_settle, items)
+
+
+def _settle(items: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
+    for future, ok, value in items:
+        if future.cancelled():
+            continue
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
+
+
+#: Connect-time arguments of SQLAlchemy's asyncpg adapter that asyncpg itself does not take.
+_ADAPTER_ONLY = (
+    "prepared_statement_cache_size", "prepared_statement_name_func", "async_creator_fn"
+)
+
+
+class _PgRotation:
+    """PostgreSQL rotation on asyncpg directly: a small pool of its own (no pre-ping round
+    trips per checkout), statements prepared and cached by asyncpg.
+
+    A rotation is two round trips: the unlocked read, then
+    :data:`.rotation.ROTATE_IF_UNCHANGED` (one atomic statement, no ``BEGIN``/``COMMIT``).
+    A refusal that revokes the family, and a rotation that lost a race, are decided again in
+    a transaction that holds the family lock."""
+
+    _READ = rotation.numbered(rotation.READ)
+    _LOCK = rotation.numbered(rotation.LOCK_FAMILY)
+    _REVOKE = rotation.numbered(rotation.REVOKE)
+    _OUTSTANDING = rotation.numbered(rotation.OUTSTANDING)
+
+    def __init__(self, engine: AsyncEngine, sizing: PoolSettings) -> None:
+        self._engine = engine
+        self._sizing = sizing
+        self._pool: asyncio.Future[Any] | None = None  # creating or created
+
+    async def _connections(self) -> Any:
+        task = self._pool
+        if task is None:
+            task = self._pool = asyncio.ensure_future(self._create())
+        try:
+            return await task
+        except BaseException:
+            if self._pool is task:
+                self._pool = None  # try again on the next rotation
+            raise
+
+    async def _create(self) -> Any:
+        import asyncpg
+
+        args, kwargs = self._engine.dialect.create_connect_args(self._engine.url)
+        if kwargs.get("prepared_statement_cache_size") == 0:  # e.g. for a pooler: none here
+            kwargs["statement_cache_size"] = 0
+        for name in _ADAPTER_ONLY:
+            kwargs.pop(name, None)
+        return await asyncpg.create_pool(
+            *args, min_size=0, max_size=max(1, self._sizing.size), **kwargs
+        )
+
+    async def close(self) -> None:
+        """Close the pool."""
+        task, self._pool = self._pool, None
+        if task is None:
+            return
+        try:
+            pool = await task
+        except Exception:  # never made: nothing to close
+            return
+        await pool.close()
+
+    async def rotate(
+        self,
+        old_hash: str,
+        new_hash: str,
+        now: float,
+        grace: float,
+        client: str,
+        client_id: str | None,
+        idle_ttl: float,
+        access: tuple[str, float] | None,
+    ) -> RotateResult:
+        """One rotation (see :meth:`SqlSessionStore.rotate_refresh`); a connection found dead
+        before anything was sent that writes is replaced once."""
+        import asyncpg
+
+        pool = await self._connections()
+        jti, exp = access if access is not None else (None, None)
+        for attempt in (1, 2):
+            wrote = False
+            try:
+                async with pool.acquire(timeout=self._sizing.timeout) as conn:
+                    values = await conn.fetchrow(self._READ, old_hash)
+                    row = None if values is None else rotation.parse_row(values)
+                    refusal = rotation.decide_refusal(
+                        row, now, grace, client=client, client_id=client_id
+                    )
+                    if row is None:
+                        return RotateResult(RotateOutcome.NOT_FOUND)
+                    if refusal is None:
+                        idle = rotation.idle_expiry(row.family, now, idle_ttl)
+                        wrote = True
+                        spent = await conn.fetchval(
+                            rotation.ROTATE_IF_UNCHANGED, now, client, old_hash, new_hash,
+                            row.family.id, idle, jti, row.family.user_id, exp,
+                        )
+                        if spent == 1:
+                            return _rotated(row, now, idle)
+                    elif refusal not in rotation.REVOKE_REASON:
+                        return RotateResult(refusal, row.family)
+                    wrote = True
+                    async with conn.transaction():
+                        return await self._locked(
+                            conn, old_hash, new_hash, now, grace, client, client_id, idle_ttl,
+                            jti, exp,
+                        )
+            except (asyncpg.ConnectionDoesNotExistError, asyncpg.InterfaceError, OSError):
+                if wrote or attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _locked(
+        self,
+        conn: Any,
+        old_hash: str,
+        new_hash: str,
+        now: float,
+        grace: float,
+        client: str,
+        client_id: str | None,
+        idle_ttl: float,
+        jti: str | None,
+        exp: float | None,
+    ) -> RotateResult:
+        """Decide and write while holding the family row (inside a transaction)."""
+        await conn.fetchval(self._LOCK, old_hash)
+        values = await conn.fetchrow(self._READ, old_hash)
+        row = None if values is None else rotation.parse_row(values)
+        refusal = rotation.decide_refusal(row, now, grace, client=client, client_id=client_id)
+        if row is None:
+            return RotateResult(RotateOutcome.NOT_FOUND)
+        family = row.family
+        if refusal is None:
+            idle = rotation.idle_expiry(family, now, idle_ttl)
+            spent = await conn.fetchval(
+                rotation.ROTATE_IF_UNCHANGED, now, client, old_hash, new_hash, family.id, idle,
+                jti, family.user_id, exp,
+            )
+            if spent != 1:  # cannot happen while the family row is locked
+                raise RuntimeError("refresh rotation wrote nothing under the family lock")
+            return _rotated(row, now, idle)
+        reason = rotation.REVOKE_REASON.get(refusal)
+        if reason is None:
+            return RotateResult(refusal, family)
+        await conn.execute(self._REVOKE, now, reason, family.id)
+        rows = await conn.fetch(self._OUTSTANDING, family.id, now)
+        return RotateResult(refusal, family, tuple(AccessTokenRecord(*r) for r in rows))
 
 
 #: How many ``seq`` values behind the cursor are re-read on databases whose sequences can
@@ -793,7 +1100,8 @@ class SqlStore(Store):
         self.engine = make_engine(url, pool)
         self.read_engine = make_read_engine(url)
         self.users = SqlUserStore(self.engine, self.read_engine)
-        self.sessions = SqlSessionStore(self.engine, self.read_engine)
+        self._sessions = SqlSessionStore(self.engine, self.read_engine, pool)
+        self.sessions = self._sessions
         self.revocations = SqlRevocationStore(self.engine, self.read_engine)
         self.rate_limits = SqlRateLimiter(self.engine, self.read_engine)
         self.keys = SqlKeyStore(self.engine, self.read_engine)
@@ -811,6 +1119,7 @@ class SqlStore(Store):
 
     async def close(self) -> None:
         """Dispose of the engines' connections."""
+        await self._sessions.close()
         await self.engine.dispose()
         if self.read_engine is not None:
             await self.read_engine.dispose()
