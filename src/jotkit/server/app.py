@@ -294,6 +294,7 @@ def create_app(
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+            await feed_hub.aclose()
             await the_store.close()
             svc.close()
 
@@ -323,6 +324,12 @@ def create_app(
     app.state.oauth_clients = oauth_provider.ClientCache(settings.revocation_sync_interval)
     app.state.client_auth_clear = {}  # throttle.ClientAuthThrottle: addresses under the limit
     app.include_router(oauth_provider.router)
+    from .oauth.revocation_feed import FeedHub
+    from .oauth.revocation_feed import router as feed_router
+
+    feed_hub = FeedHub(svc)
+    app.state.revocation_feed = feed_hub  # GET /oauth/revocations (resource servers)
+    app.include_router(feed_router)
     app.include_router(ops.router)
     from .oauth import authorize, consents, logout, pages
 
