@@ -224,6 +224,7 @@ class RevocationSubscriber:
         self._last_ok: float | None = None  # monotonic time the feed last confirmed currency
         self._ready = threading.Event()
         self._outage_logged = False
+        self._caught_up = 0  # connections that reached ``ready``
         self.disconnects = 0
         self.unsynced_accepts = 0
 
@@ -297,15 +298,17 @@ class RevocationSubscriber:
         backoff = _BACKOFF_MIN
         try:
             while not self._stop.is_set():
+                caught_up = self._caught_up
                 try:
                     self._listen(client)
-                    backoff = _BACKOFF_MIN if self._ready.is_set() else backoff
                 except (httpx.HTTPError, OSError, ValueError) as exc:
                     self._lost(f"{type(exc).__name__}: {exc}")
                 except Exception as exc:  # never let the subscription die
                     self._lost(f"unexpected {type(exc).__name__}: {exc}")
                 else:
                     self._lost("the server closed the stream")
+                if self._caught_up != caught_up:  # this connection worked: retry at once
+                    backoff = _BACKOFF_MIN
                 if self._stop.wait(backoff):
                     break
                 backoff = min(_BACKOFF_MAX, backoff * 2)
@@ -366,6 +369,7 @@ class RevocationSubscriber:
                 continue
             deny.apply(event, self._clock())
             if event.event == "ready":
+                self._caught_up += 1
                 self._last_ok = time.monotonic()
                 self._outage_logged = False
                 if not self._ready.is_set():
