@@ -421,7 +421,7 @@ def test_only_authorised_clients_read_the_feed(feed_stack: FeedStack) -> None:
 
 
 def test_a_malformed_last_event_id_is_400(feed_stack: FeedStack) -> None:
-    for bad in ("abc", "-1", "1.5", "9" * 40, "1 2"):
+    for bad in ("abc", "-1", "1.5", "9" * 40, "1 2", "1" * 300, "0x10"):
         resp = httpx.get(feed_stack.feed_url, auth=RS_CLIENT, headers={"Last-Event-ID": bad})
         assert resp.status_code == 400, bad
         assert resp.json()["error"] == "invalid_request"

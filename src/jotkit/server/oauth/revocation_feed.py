@@ -276,7 +276,7 @@ router = APIRouter(prefix="/oauth", tags=["oauth"])
 async def revocation_feed(
     request: Request,
     _client: Annotated[str, Depends(_feed_reader)],
-    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=64)] = None,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
 ) -> StreamingResponse:
     """Stream revoked ``jti`` values and users' revoked-before times from the cursor in
     ``Last-Event-ID`` (everything still relevant when absent); see the module docstring."""
