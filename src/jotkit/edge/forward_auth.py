@@ -36,8 +36,13 @@ from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 from urllib.parse import quote
 
-from jotkit.integrations import BearerError, TokenVerifier, claim_roles, claim_scopes
-from jotkit.integrations._revocations import RevocationSubscriber
+from jotkit.integrations import (
+    BearerError,
+    RevocationSubscriber,
+    TokenVerifier,
+    claim_roles,
+    claim_scopes,
+)
 
 from ._config import ForwardAuthConfig, PathRule, normalize_path
 

@@ -35,6 +35,7 @@ __all__ = [
     "Claims",
     "Introspection",
     "RevocationStatus",
+    "RevocationSubscriber",
     "TokenVerifier",
     "check_grants",
     "claim_roles",

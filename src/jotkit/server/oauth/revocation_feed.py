@@ -30,8 +30,8 @@ is 400 ``invalid_request``. Rows are pruned only once their tokens have expired,
 cursor loses nothing a reader needs.
 
 One :class:`FeedHub` per app polls the journal's high-water mark every ``poll_interval``
-seconds while someone listens (two index reads) and wakes the streams, which then read the
-new rows from their own cursors.
+seconds while someone listens (one or two index reads) and wakes the streams, which then
+read the new rows from their own cursors.
 """
 
 from __future__ import annotations
@@ -103,7 +103,7 @@ class FeedHub:
         svc: AuthService,
         *,
         poll_interval: float = 0.05,
-        heartbeat: float = 10.0,
+        heartbeat: float = 5.0,
     ) -> None:
         self.svc = svc
         self.poll_interval = poll_interval
