@@ -276,10 +276,11 @@ def create_app(
     audit = AuditLog(the_clock, metrics)
     the_store = store or build_store(settings, the_clock.now)
     svc = AuthService(settings, the_store, the_clock, metrics, audit)
+    bus = None
     if uses_redis(the_store):  # PostgreSQL + Redis: pub/sub revocation propagation
         from .revocation_bus import attach_revocation_bus  # imports redis: only when used
 
-        attach_revocation_bus(svc)
+        bus = attach_revocation_bus(svc)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -329,6 +330,8 @@ def create_app(
 
     feed_hub = FeedHub(svc)
     app.state.revocation_feed = feed_hub  # GET /oauth/revocations (resource servers)
+    if bus is not None:  # Redis pub/sub: wake the feed's streams at once on any instance
+        bus.listeners.append(feed_hub.wake)
     app.include_router(feed_router)
     app.include_router(ops.router)
     from .oauth import authorize, consents, logout, pages

@@ -31,7 +31,8 @@ cursor loses nothing a reader needs.
 
 One :class:`FeedHub` per app polls the journal's high-water mark every ``poll_interval``
 seconds while someone listens (one or two index reads) and wakes the streams, which then
-read the new rows from their own cursors.
+read the new rows from their own cursors. With Redis, the revocation bus also wakes them on
+each pub/sub message (any instance's revocation), so they need not wait for the next poll.
 """
 
 from __future__ import annotations
@@ -128,7 +129,9 @@ class FeedHub:
         """An event set at the next change of the journal (take it before reading)."""
         return self._event
 
-    def _wake(self) -> None:
+    def wake(self) -> None:
+        """Wake every stream to read the journal (the poller does this on a change; the
+        Redis revocation bus on every message, which arrives after the journal commit)."""
         old, self._event = self._event, asyncio.Event()
         old.set()
 
@@ -162,7 +165,7 @@ class FeedHub:
                 mark = last = None
             if mark != last:
                 last = mark
-                self._wake()
+                self.wake()
             await asyncio.sleep(self.poll_interval)
 
 
