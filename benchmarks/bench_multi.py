@@ -13,6 +13,15 @@ on SQLite, in the same run; plus revocation propagation between the two instance
         [--revocations 1000] [--postgres postgresql://postgres@127.0.0.1:5432/postgres]
         [--redis redis://127.0.0.1:6379/0]
 
+* Revocation feed (issue 14 §2): three resource servers subscribed to instance B's
+  ``/oauth/revocations`` (the FastAPI and Flask example APIs and ``jotkit forward-auth``, as
+  processes, none with introspection). ``--rs-logouts`` times: log in on A, make each of them
+  accept (and cache) the token, log out on A and poll all three until they refuse it; report
+  p50/p99/max per resource server from A's logout response (0 when it refused first) and
+  from the logout request. The A -> B in-service propagation above is the peer of the run.
+
+    --only-feed skips the load runs and the A -> B propagation (for iterating).
+
 Appends a markdown table to ``benchmarks/results-multi.md``. Not a test: nothing asserts.
 """
 
@@ -247,6 +256,103 @@ async def _propagation(a: str, b: str, n: int) -> tuple[list[float], list[float]
     return sent_to_reject, resp_to_reject
 
 
+RS_CLIENT = ("rs-bench", "rs-bench-secret")  # JOTKIT_INTROSPECTION_CLIENTS: reads the feed
+
+
+def _start_resource_servers(auth: str, tmp: str) -> tuple[list[subprocess.Popen[bytes]],
+                                                          dict[str, str]]:
+    """The FastAPI and Flask examples and forward-auth, subscribed to ``auth``'s feed."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("JOTKIT_")}
+    feed = f"{auth}/oauth/revocations"
+    procs: list[subprocess.Popen[bytes]] = []
+    urls: dict[str, str] = {}
+    for name, script, path in (("FastAPI", "orders_api.py", "/orders"),
+                               ("Flask", "flask_api.py", "/reports")):
+        port = free_port()
+        procs.append(subprocess.Popen(
+            [sys.executable, str(ROOT / "examples" / script)],
+            env=base | {
+                "JOTKIT_RS_ISSUER": "http://jotkit.bench",
+                "JOTKIT_RS_JWKS_URL": f"{auth}/.well-known/jwks.json",
+                "JOTKIT_RS_PORT": str(port),
+                "JOTKIT_RS_REVOCATIONS_URL": feed,
+                "JOTKIT_RS_CLIENT_ID": RS_CLIENT[0],
+                "JOTKIT_RS_CLIENT_SECRET": RS_CLIENT[1],
+            },
+            stdout=subprocess.DEVNULL, stderr=(Path(tmp) / f"{name}.log").open("wb"),
+            start_new_session=True,
+        ))
+        urls[name] = f"http://127.0.0.1:{port}{path}"
+    port = free_port()
+    procs.append(subprocess.Popen(
+        [_jotkit(), "forward-auth", "--jwks-url", f"{auth}/.well-known/jwks.json",
+         "--issuer", "http://jotkit.bench", "--audience", "jotkit", "--revocations", feed,
+         "--revocations-client-id", RS_CLIENT[0], "--port", str(port), "--log-level", "warning"],
+        env=base | {"JOTKIT_REVOCATIONS_CLIENT_SECRET": RS_CLIENT[1]},
+        stdout=subprocess.DEVNULL, stderr=(Path(tmp) / "forward-auth.log").open("wb"),
+        start_new_session=True,
+    ))
+    urls["forward-auth"] = f"http://127.0.0.1:{port}/orders"
+    deadline = time.monotonic() + 60
+    for name, url in urls.items():
+        health = url.rsplit("/", 1)[0] + "/health"
+        while True:
+            try:
+                if name == "forward-auth":
+                    ready = httpx.get(url, timeout=1).status_code == 401
+                else:
+                    ready = bool(httpx.get(health, timeout=1).json()["revocations_synced"])
+                if ready:
+                    break
+            except (httpx.HTTPError, ValueError, KeyError):
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{name} did not start / sync with the revocation feed")
+            time.sleep(0.1)
+    return procs, urls
+
+
+async def _feed_propagation(a: str, rs: dict[str, str], n: int
+                            ) -> dict[str, tuple[list[float], list[float]]]:
+    """Per logout on A and per resource server: (logout sent -> refused, A's response ->
+    refused), in ms. Each resource server is polled every 2 ms until it answers 401."""
+    out: dict[str, tuple[list[float], list[float]]] = {name: ([], []) for name in rs}
+    async with httpx.AsyncClient(base_url=a, timeout=30) as ca, httpx.AsyncClient(
+        timeout=30, limits=httpx.Limits(max_connections=16)
+    ) as cr:
+        for _ in range(n):
+            r = await ca.post("/auth/login", json={"email": EMAIL, "password": PASSWORD})
+            r.raise_for_status()
+            hdr = {"Authorization": f"Bearer {r.json()['access_token']}"}
+            for name, url in rs.items():
+                got = (await cr.get(url, headers=hdr)).status_code
+                if got != 200:
+                    raise RuntimeError(f"{name} refused a fresh token: {got}")
+            responded: list[float] = []
+
+            async def logout(hdr: dict[str, str], responded: list[float]) -> None:
+                resp = await ca.post("/auth/logout", headers=hdr)
+                responded.append(time.perf_counter())
+                resp.raise_for_status()
+
+            async def refused(url: str, t0: float, hdr: dict[str, str]) -> float:
+                while True:
+                    if (await cr.get(url, headers=hdr)).status_code == 401:
+                        return time.perf_counter()
+                    if time.perf_counter() - t0 > 10:
+                        raise RuntimeError(f"the revocation never reached {url}")
+                    await asyncio.sleep(0.002)
+
+            t0 = time.perf_counter()
+            task = asyncio.create_task(logout(hdr, responded))
+            ends = await asyncio.gather(*(refused(url, t0, hdr) for url in rs.values()))
+            await task
+            for name, t1 in zip(rs, ends, strict=True):
+                out[name][0].append((t1 - t0) * 1000)
+                out[name][1].append(max(0.0, (t1 - responded[0]) * 1000))
+    return out
+
+
 def _pct(values: list[float], p: int) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[p - 1]
 
@@ -258,6 +364,8 @@ def main() -> None:
     parser.add_argument("--revocations", type=int, default=1000)
     parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/0")
+    parser.add_argument("--rs-logouts", type=int, default=1000)
+    parser.add_argument("--only-feed", action="store_true")
     args = parser.parse_args()
 
     tool = (f"wrk -t1, {args.connections} connections in total" if shutil.which("wrk")
@@ -278,20 +386,29 @@ def main() -> None:
     asyncio.run(admin_sql(f'CREATE DATABASE "{db}"'))
     procs: list[subprocess.Popen[bytes]] = []
     rows: list[tuple[str, dict[str, float]]] = []
+    sent: list[float] = []
+    resp: list[float] = []
+    feed: dict[str, tuple[list[float], list[float]]] = {}
     try:
         sqlite_dir = str(Path(tmp) / "sqlite")
-        asyncio.run(_add_user(f"sqlite:///{sqlite_dir}/jotkit.db"))
         asyncio.run(_add_user(pg_url))
-        single, single_url = _start(_env(sqlite_dir, None, None, None))
-        procs.append(single)
-        rows += _measure("1 instance, SQLite:", [single_url], args, tmp)
-        _stop(single)
+        if not args.only_feed:
+            asyncio.run(_add_user(f"sqlite:///{sqlite_dir}/jotkit.db"))
+            single, single_url = _start(_env(sqlite_dir, None, None, None))
+            procs.append(single)
+            rows += _measure("1 instance, SQLite:", [single_url], args, tmp)
+            _stop(single)
         pg_env = _env(str(Path(tmp) / "pg"), pg_url, args.redis, prefix)
+        pg_env["JOTKIT_INTROSPECTION_CLIENTS"] = ":".join(RS_CLIENT)
         a, a_url = _start(pg_env)
         b, b_url = _start(pg_env)
         procs += [a, b]
-        rows += _measure("2 instances, PostgreSQL + Redis:", [a_url, b_url], args, tmp)
-        sent, resp = asyncio.run(_propagation(a_url, b_url, args.revocations))
+        if not args.only_feed:
+            rows += _measure("2 instances, PostgreSQL + Redis:", [a_url, b_url], args, tmp)
+            sent, resp = asyncio.run(_propagation(a_url, b_url, args.revocations))
+        rs_procs, rs_urls = _start_resource_servers(b_url, tmp)
+        procs += rs_procs
+        feed = asyncio.run(_feed_propagation(a_url, rs_urls, args.rs_logouts))
     finally:
         for proc in procs:
             _stop(proc)
@@ -321,18 +438,35 @@ def main() -> None:
     for name, r in rows:
         lines.append(f"| {name} | {r['rps']:.0f} | {r['p50']:.2f} | {r['p99']:.2f} | "
                      f"{int(r['errors'])} |")
+    if sent:
+        lines += [
+            "",
+            f"Revocation propagation A -> B over {len(sent)} logouts (B polls `/auth/me`):",
+            "",
+            "| measured from | p50 ms | p99 ms | max ms |",
+            "|---|---:|---:|---:|",
+            f"| logout request sent on A | {_pct(sent, 50):.2f} | {_pct(sent, 99):.2f} | "
+            f"{max(sent):.2f} |",
+            f"| logout response from A | {_pct(resp, 50):.2f} | {_pct(resp, 99):.2f} | "
+            f"{max(resp):.2f} |",
+        ]
+    count = len(next(iter(feed.values()))[0]) if feed else 0
     lines += [
         "",
-        f"Revocation propagation A -> B over {len(sent)} logouts (B polls `/auth/me`):",
+        f"Revocation feed: logout on A -> refusal at resource servers subscribed to B's "
+        f"`/oauth/revocations` (no introspection), over {count} logouts; each polled every "
+        "2 ms. Load average at the end of the run above.",
         "",
-        "| measured from | p50 ms | p99 ms | max ms |",
-        "|---|---:|---:|---:|",
-        f"| logout request sent on A | {_pct(sent, 50):.2f} | {_pct(sent, 99):.2f} | "
-        f"{max(sent):.2f} |",
-        f"| logout response from A | {_pct(resp, 50):.2f} | {_pct(resp, 99):.2f} | "
-        f"{max(resp):.2f} |",
-        "",
+        "| resource server | from logout response: p50 ms | p99 ms | max ms "
+        "| from logout request: p50 ms | p99 ms |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
+    for name, (from_sent, from_resp) in feed.items():
+        lines.append(
+            f"| {name} | {_pct(from_resp, 50):.2f} | {_pct(from_resp, 99):.2f} | "
+            f"{max(from_resp):.2f} | {_pct(from_sent, 50):.2f} | {_pct(from_sent, 99):.2f} |"
+        )
+    lines.append("")
     text = "\n".join(lines)
     print(text)
     if not RESULTS.exists():

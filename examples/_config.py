@@ -24,6 +24,8 @@ class ResourceServerConfig:
     cookie_name: str | None = None
     host: str = "127.0.0.1"
     port: int = 8001
+    revocations_url: str | None = None  # e.g. {issuer}/oauth/revocations: pushed revocations
+    revocations_fail_open: bool = True
 
     @classmethod
     def from_env(cls, default_port: int) -> ResourceServerConfig:
@@ -46,6 +48,8 @@ class ResourceServerConfig:
             cookie_name=opt("COOKIE_NAME"),
             host=opt("HOST") or cls.host,
             port=int(opt("PORT") or default_port),
+            revocations_url=opt("REVOCATIONS_URL"),
+            revocations_fail_open=(opt("REVOCATIONS_FAIL_OPEN") or "1") not in ("0", "false"),
         )
 
     def verifier(self) -> TokenVerifier:
@@ -67,8 +71,21 @@ class ResourceServerConfig:
                 self.client_secret,
                 cache_ttl=self.introspection_cache_ttl,
             )
+        feed: dict[str, object] = {}
+        if self.revocations_url:
+            if not (self.client_id and self.client_secret):
+                raise SystemExit(
+                    "JOTKIT_RS_CLIENT_ID and JOTKIT_RS_CLIENT_SECRET are required "
+                    "with JOTKIT_RS_REVOCATIONS_URL"
+                )
+            feed = {
+                "revocations": self.revocations_url,
+                "revocations_auth": (self.client_id, self.client_secret),
+                "revocations_fail_open": self.revocations_fail_open,
+            }
         return TokenVerifier(
             jwks,
+            **feed,  # type: ignore[arg-type]
             issuer=self.issuer,
             audience=self.audience,
             typ="at+jwt",

@@ -24,11 +24,13 @@ from jotkit.integrations.flask import JotkitAuth, current_claims, require_token
 def create_app(config: ResourceServerConfig) -> Flask:
     """Build the reports API for one auth service."""
     app = Flask("reports")
-    JotkitAuth(app, config.verifier())
+    verifier = config.verifier()
+    JotkitAuth(app, verifier)
 
     @app.get("/health")
     def health() -> Any:
-        return {"status": "ok"}
+        status = verifier.revocation_status()
+        return {"status": "ok", "revocations_synced": status.synced if status else None}
 
     @app.get("/reports")
     @require_token(roles=["user"])

@@ -28,12 +28,14 @@ Claims = dict[str, Any]
 def create_app(config: ResourceServerConfig) -> FastAPI:
     """Build the orders API for one auth service."""
     app = FastAPI(title="orders (jotkit example)")
-    JotkitAuth(app, config.verifier())
+    verifier = config.verifier()
+    JotkitAuth(app, verifier)
     orders: dict[str, list[dict[str, Any]]] = {}  # per-app, in memory: it is an example
 
     @app.get("/health")
-    async def health() -> dict[str, str]:
-        return {"status": "ok"}
+    async def health() -> dict[str, Any]:
+        status = verifier.revocation_status()
+        return {"status": "ok", "revocations_synced": status.synced if status else None}
 
     @app.get("/orders")
     async def list_orders(claims: Annotated[Claims, Depends(require_token(roles=["user"]))]):

@@ -7,14 +7,15 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import inspect
 import json
+import queue
 import re
 import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
+import prometheus_client
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -25,7 +26,7 @@ from jotkit.edge import ForwardAuthConfigError, load_config, normalize_path
 from jotkit.edge.forward_auth import ForwardAuthApp, build_verifier
 from jotkit.integrations import TokenVerifier
 
-from .conftest import AUDIENCE, ISSUER
+from .conftest import AUDIENCE, ISSUER, _Server
 
 RULES = """
 [[paths]]
@@ -200,14 +201,89 @@ def test_an_unreachable_jwks_is_503_with_retry_after(mint) -> None:
     assert headers[b"retry-after"] == b"5"
 
 
-def test_revocations_is_passed_to_the_verifier_or_refused_clearly(jwks_url) -> None:
-    config = load_config(jwks_url=jwks_url, issuer=ISSUER, audience=AUDIENCE,
-                         revocations="http://127.0.0.1:1/revocations")
-    if "revocations" in inspect.signature(TokenVerifier).parameters:
-        build_verifier(config).close()  # the feed subscriber exists: it is wired
-    else:
-        with pytest.raises(ForwardAuthConfigError, match="not supported yet"):
-            build_verifier(config)
+def test_revocations_need_the_feed_client_credentials(jwks_url) -> None:
+    feed = "http://127.0.0.1:1/oauth/revocations"
+    with pytest.raises(ForwardAuthConfigError, match="client credentials"):
+        load_config(jwks_url=jwks_url, issuer=ISSUER, audience=AUDIENCE, revocations=feed)
+    with pytest.raises(ForwardAuthConfigError, match="without --revocations"):
+        load_config(jwks_url=jwks_url, issuer=ISSUER, audience=AUDIENCE,
+                    revocations_client_id="rs", revocations_client_secret="s")
+    config = load_config(jwks_url=jwks_url, issuer=ISSUER, audience=AUDIENCE, revocations=feed,
+                         revocations_client_id="rs", revocations_client_secret="s3cret",
+                         revocations_fail_open=False)
+    assert "s3cret" not in repr(config)
+    verifier = build_verifier(config)
+    try:
+        assert verifier.revocations is not None
+        assert (verifier.revocations.url, verifier.revocations.fail_open) == (feed, False)
+    finally:
+        verifier.close()
+
+
+class _Feed:
+    """A revocation feed (Server-Sent Events) whose events the test pushes."""
+
+    def __init__(self) -> None:
+        self.events: queue.Queue[bytes] = queue.Queue()
+        self.auth: list[str | None] = []
+        feed = self
+
+        def handle(request: Any) -> None:
+            feed.auth.append(request.headers.get("Authorization"))
+            request.send_response(200)
+            request.send_header("Content-Type", "text/event-stream")
+            request.send_header("Connection", "close")
+            request.end_headers()
+            request.wfile.write(b'id: 0\nevent: ready\ndata: {"cursor":0}\n\n')
+            request.wfile.flush()
+            while not feed.closed:
+                try:
+                    chunk = feed.events.get(timeout=0.05)
+                except queue.Empty:
+                    continue
+                request.wfile.write(chunk)
+                request.wfile.flush()
+
+        self.closed = False
+        self.server = _Server(handle)
+        self.url = f"http://127.0.0.1:{self.server.port}/oauth/revocations"
+
+    def close(self) -> None:
+        self.closed = True
+        self.server.close()
+
+
+def test_forward_auth_refuses_a_token_revoked_by_the_feed_even_when_memoised(jwks_url,
+                                                                          mint) -> None:
+    """A decision reused for ``decision_ttl`` must not outlive a revocation: a change of the
+    deny-set sends the token back to the verifier, which refuses it (RFC 7009 §2, the
+    issuer's revocation, enforced at the edge)."""
+    feed = _Feed()
+    config = load_config(jwks_url=jwks_url, issuer=ISSUER, audience=AUDIENCE, revocations=feed.url,
+                         revocations_client_id="rs", revocations_client_secret="secret",
+                         decision_ttl=60)
+    app = ForwardAuthApp(config)
+    try:
+        assert app.verifier.revocations is not None
+        assert app.verifier.revocations.wait_synced(10)
+        assert feed.auth[0] == "Basic " + base64.b64encode(b"rs:secret").decode()
+        token = mint(jti="t-1")
+        assert _call(app, _bearer(token))[0] == 200
+        assert _call(app, _bearer(token))[0] == 200  # memoised for 60 s
+        feed.events.put(b'id: 1\nevent: revocations\ndata: {"entries":[{"jti":"t-1","exp":'
+                        + str(time.time() + 300).encode() + b"}]}\n\n")
+        deadline = time.monotonic() + 10
+        while app.verifier.revocations.deny_set.version == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        status, _, body = _call(app, _bearer(token))
+        assert status == 401
+        assert json.loads(body)["reason"] == "revoked"
+        assert _call(app, _bearer(mint(jti="t-2")))[0] == 200  # others still pass
+        metrics = prometheus_client.generate_latest(app.registry).decode()
+        assert "jotkit_forward_auth_revocations_synced 1.0" in metrics
+    finally:
+        app.verifier.close()
+        feed.close()
 
 
 @pytest.mark.parametrize(("raw", "expected"), [

@@ -40,6 +40,24 @@ def forward_auth(
     revocations: Annotated[
         str | None, typer.Option("--revocations", help="The issuer's revocation feed URL.")
     ] = None,
+    revocations_client_id: Annotated[
+        str | None,
+        typer.Option("--revocations-client-id", help="OAuth client that reads the feed."),
+    ] = None,
+    revocations_client_secret: Annotated[
+        str | None,
+        typer.Option(
+            "--revocations-client-secret", envvar="JOTKIT_REVOCATIONS_CLIENT_SECRET",
+            help="Its secret (prefer the environment variable).", show_default=False,
+        ),
+    ] = None,
+    revocations_fail_closed: Annotated[
+        bool | None,
+        typer.Option(
+            "--revocations-fail-closed",
+            help="Answer 503 while the feed is unreachable (default: accept, fail open).",
+        ),
+    ] = None,
     config: Annotated[
         Path | None, typer.Option("--config", help="TOML file: options and [[paths]] rules.")
     ] = None,
@@ -82,6 +100,10 @@ def forward_auth(
                 revocations=revocations,
                 allow_insecure_http=allow_insecure_http,
                 decision_ttl=decision_ttl,
+                revocations_client_id=revocations_client_id,
+                revocations_client_secret=revocations_client_secret,
+                revocations_fail_open=None if revocations_fail_closed is None
+                else not revocations_fail_closed,
             )
             build_verifier(settings).close()  # a bad URL or flag fails here, before binding
         except (ForwardAuthConfigError, ValueError) as exc:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +56,8 @@ _CONTROL = re.compile(r"[\x00-\x20\x7f]")  # also space: not inside a scope or r
 _CTL = re.compile(r"[\x00-\x1f\x7f]")
 _TOP_KEYS = frozenset({
     "jwks_url", "issuer", "audience", "require_scopes", "require_roles", "claim_headers",
-    "revocations", "allow_insecure_http", "decision_ttl", "paths",
+    "revocations", "allow_insecure_http", "decision_ttl", "paths", "revocations_client_id",
+    "revocations_client_secret", "revocations_fail_open",
 })  # fmt: skip
 _PATH_KEYS = frozenset({"prefix", "scopes", "roles"})
 
@@ -85,6 +86,9 @@ class ForwardAuthConfig:
     sorted longest prefix first, so the first match is the longest one. ``decision_ttl``:
     how long (seconds) an allow decision for one ``Authorization`` value and rule is reused
     before the verifier is asked again (never past the token's ``exp``; 0 = every request).
+    ``revocations`` is the issuer's revocation feed, read as the OAuth client
+    ``revocations_client_id`` / ``revocations_client_secret`` (HTTP Basic); while it is not
+    synced tokens are accepted (``revocations_fail_open``, the default) or refused with 503.
     """
 
     jwks_url: str
@@ -97,6 +101,9 @@ class ForwardAuthConfig:
     revocations: str | None = None
     allow_insecure_http: bool = False
     decision_ttl: float = 0.1
+    revocations_client_id: str | None = None
+    revocations_client_secret: str | None = field(default=None, repr=False)
+    revocations_fail_open: bool = True
 
     def rule_for(self, path: str) -> PathRule | None:
         """The rule of the longest prefix of ``path`` (already normalised), if any."""
@@ -270,6 +277,9 @@ def load_config(
     revocations: str | None = None,
     allow_insecure_http: bool | None = None,
     decision_ttl: float | None = None,
+    revocations_client_id: str | None = None,
+    revocations_client_secret: str | None = None,
+    revocations_fail_open: bool | None = None,
 ) -> ForwardAuthConfig:
     """Merge the TOML ``file`` (if any) and the flags into a validated config.
 
@@ -295,6 +305,20 @@ def load_config(
     revocation_url = revocations if revocations is not None else data.get("revocations")
     if revocation_url is not None:
         revocation_url = _text(revocation_url, "revocations")
+    feed_id = _optional_text(revocations_client_id, data, "revocations_client_id")
+    feed_secret = _optional_text(revocations_client_secret, data, "revocations_client_secret")
+    if revocation_url is not None and (feed_id is None or feed_secret is None):
+        raise ForwardAuthConfigError(
+            "--revocations needs the feed's client credentials: --revocations-client-id and "
+            "JOTKIT_REVOCATIONS_CLIENT_SECRET (or revocations_client_id/_secret in --config)"
+        )
+    if revocation_url is None and (feed_id is not None or feed_secret is not None):
+        raise ForwardAuthConfigError("revocation feed credentials are given without --revocations")
+    fail_open = revocations_fail_open
+    if fail_open is None:
+        fail_open = data.get("revocations_fail_open", True)
+        if not isinstance(fail_open, bool):
+            raise ForwardAuthConfigError(f"{where}: revocations_fail_open must be true or false")
     insecure = allow_insecure_http
     if insecure is None:
         insecure = data.get("allow_insecure_http", False)
@@ -325,4 +349,13 @@ def load_config(
         revocations=revocation_url,
         allow_insecure_http=insecure,
         decision_ttl=float(ttl),
+        revocations_client_id=feed_id,
+        revocations_client_secret=feed_secret,
+        revocations_fail_open=fail_open,
     )
+
+
+def _optional_text(flag: str | None, data: dict[str, Any], key: str) -> str | None:
+    """A flag's value, else the file's ``key``, else None; non-empty printable text."""
+    value = flag if flag is not None else data.get(key)
+    return None if value is None else _text(value, key)

@@ -28,7 +28,6 @@ framework): the cost of a cached token is a dictionary lookup and the time check
 from __future__ import annotations
 
 import base64
-import inspect
 import json
 import logging
 import re
@@ -37,9 +36,15 @@ from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 from urllib.parse import quote
 
-from jotkit.integrations import BearerError, TokenVerifier, claim_roles, claim_scopes
+from jotkit.integrations import (
+    BearerError,
+    RevocationSubscriber,
+    TokenVerifier,
+    claim_roles,
+    claim_scopes,
+)
 
-from ._config import ForwardAuthConfig, ForwardAuthConfigError, PathRule, normalize_path
+from ._config import ForwardAuthConfig, PathRule, normalize_path
 
 __all__ = ["ForwardAuthApp", "build_verifier", "claim_headers"]
 
@@ -56,8 +61,9 @@ _URI_HEADERS = (b"x-forwarded-uri", b"x-original-uri")
 _MAX_LOGGED = 512
 _MEMO_MAX = 4096
 # a decision to allow: (200 headers, decided at, reusable until (epoch seconds), the ASGI
-# response start message, sent as is: uvicorn only reads it)
-_Granted = tuple[list[tuple[bytes, bytes]], float, float, dict[str, Any]]
+# response start message, sent as is: uvicorn only reads it, the revocation deny-set's
+# version when decided: any change of the deny-set sends the token to the verifier again)
+_Granted = tuple[list[tuple[bytes, bytes]], float, float, dict[str, Any], int]
 _EMPTY_BODY: dict[str, Any] = {"type": "http.response.body", "body": b""}
 _UNSEEN, _BAD = object(), object()
 
@@ -112,6 +118,7 @@ def build_verifier(config: ForwardAuthConfig) -> TokenVerifier:
     """The TokenVerifier for ``config``: a JWKS client, issuer, audience, required grants.
 
     ``sub`` is required besides ``exp`` (RFC 9068 §2.2): the answer names the subject.
+    With ``revocations`` the verifier subscribes to the issuer's revocation feed.
     """
     from jotkit.jwks_client import JWKSClient
 
@@ -124,12 +131,14 @@ def build_verifier(config: ForwardAuthConfig) -> TokenVerifier:
         "roles": config.require_roles,
     }
     if config.revocations is not None:
-        if "revocations" not in inspect.signature(TokenVerifier).parameters:
-            raise ForwardAuthConfigError(
-                "--revocations is not supported yet: this jotkit's TokenVerifier has no "
-                "revocation feed subscriber"
-            )
-        options["revocations"] = config.revocations
+        assert config.revocations_client_id is not None  # load_config requires both
+        assert config.revocations_client_secret is not None
+        options.update(
+            revocations=config.revocations,
+            revocations_auth=(config.revocations_client_id, config.revocations_client_secret),
+            revocations_fail_open=config.revocations_fail_open,
+            revocations_allow_insecure_http=config.allow_insecure_http,
+        )
     return TokenVerifier(jwks, **options)
 
 
@@ -174,6 +183,46 @@ class _Decisions:
         return []
 
 
+class _FeedMetrics:
+    """The revocation feed subscription's health as Prometheus metrics (read at scrape)."""
+
+    def __init__(self, subscriber: RevocationSubscriber, registry: Any) -> None:
+        self.subscriber = subscriber
+        registry.register(self)
+
+    def collect(self) -> Any:
+        """Yield the ``jotkit_forward_auth_revocations_*`` families (prometheus_client)."""
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        status = self.subscriber.status()
+        prefix = "jotkit_forward_auth_revocations"
+        yield GaugeMetricFamily(
+            f"{prefix}_synced", "1 while the revocation feed is connected and caught up.",
+            value=1.0 if status.synced else 0.0,
+        )
+        yield GaugeMetricFamily(
+            f"{prefix}_sync_age_seconds",
+            "Seconds since the revocation feed last confirmed the deny-set (-1: never).",
+            value=-1.0 if status.sync_age is None else status.sync_age,
+        )
+        yield GaugeMetricFamily(
+            f"{prefix}_denied", "Revoked jti values held.", value=float(status.denied)
+        )
+        yield CounterMetricFamily(
+            f"{prefix}_unsynced_accepts",
+            "Tokens accepted while the feed was not synced (fail open).",
+            value=float(status.unsynced_accepts),
+        )
+        yield CounterMetricFamily(
+            f"{prefix}_disconnects", "Times the feed connection was lost.",
+            value=float(status.disconnects),
+        )
+
+    def describe(self) -> Any:
+        """No fixed description: the registry calls :meth:`collect` (prometheus_client)."""
+        return []
+
+
 class ForwardAuthApp:
     """The ASGI callable (HTTP and lifespan). Every path and method is an auth check.
 
@@ -199,6 +248,10 @@ class ForwardAuthApp:
         # memos, bounded: (Authorization, rule) -> 200 headers; raw URI -> rule
         self._granted: dict[tuple[bytes, str | None], _Granted] = {}
         self._rule_of: dict[bytes | None, object] = {}
+        feed = self.verifier.revocations
+        self._deny_set = feed.deny_set if feed is not None else None
+        if feed is not None:
+            _FeedMetrics(feed, self.registry)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """ASGI entry point; the fast path answers a decision made moments ago."""
@@ -219,7 +272,9 @@ class ForwardAuthApp:
                 rule = self._rule_of.get(raw, _UNSEEN)
             if rule is not _UNSEEN and rule is not _BAD:
                 hit = self._granted.get((authorization, rule.prefix if rule else None))
-                if hit is not None and hit[1] <= self._clock() < hit[2]:
+                if hit is not None and hit[1] <= self._clock() < hit[2] and (
+                    self._deny_set is None or hit[4] == self._deny_set.version
+                ):
                     await send(hit[3])
                     await send(_EMPTY_BODY)
                     self._decisions.ok += 1
@@ -308,7 +363,8 @@ class ForwardAuthApp:
         prefix = rule.prefix if rule is not None else None
         now = self._clock()
         hit = self._granted.get((authorization, prefix)) if authorization is not None else None
-        if hit is not None and hit[1] <= now < hit[2]:
+        version = self._deny_set.version if self._deny_set is not None else 0
+        if hit is not None and hit[1] <= now < hit[2] and hit[4] == version:
             return hit[3]
         verifier = self.verifier
         token = verifier.extract(
@@ -330,7 +386,9 @@ class ForwardAuthApp:
             ]
         until = min(now + self.config.decision_ttl, float(claims["exp"]))
         start = {"type": "http.response.start", "status": 200, "headers": rendered}
-        _bounded_put(self._granted, (authorization, prefix), (rendered, now, until, start))
+        _bounded_put(
+            self._granted, (authorization, prefix), (rendered, now, until, start, version)
+        )
         return start
 
     async def _deny(self, scope: Scope, send: Send, exc: BearerError, uris: list[bytes]) -> None:

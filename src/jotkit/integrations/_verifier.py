@@ -18,17 +18,24 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jotkit
 from jotkit.errors import InvalidToken, JWKSError, KeyNotFound, RevokedToken
 from jotkit.jwks_client import JWKSClient, _check_url
+
+from ._revocations import RevocationStatus, RevocationSubscriber
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = [
     "DEFAULT_COOKIE_NAME",
     "BearerError",
     "Claims",
     "Introspection",
+    "RevocationStatus",
+    "RevocationSubscriber",
     "TokenVerifier",
     "check_grants",
     "claim_roles",
@@ -300,6 +307,16 @@ class TokenVerifier:
     cookie when no ``Authorization`` header is sent. Verified tokens are kept
     in an LRU cache for at most ``cache_ttl`` seconds; ``exp`` is still checked
     on every request. ``clock`` returns epoch seconds (injectable for tests).
+
+    ``revocations`` is the issuer's revocation feed (``jotkit serve``:
+    ``<issuer>/oauth/revocations``): a background thread keeps a local deny-set
+    current and every verification, cached or not, refuses a revoked ``jti`` or a
+    token issued before its user's revoked-before time, with no network call per
+    request (see :mod:`jotkit.integrations._revocations`). ``revocations_auth`` is
+    the ``(client_id, client_secret)`` the feed authenticates (HTTP Basic),
+    ``revocations_client`` an ``httpx.Client`` to use instead of an own one.
+    While the feed is not synced, ``revocations_fail_open=True`` accepts tokens
+    (counted and logged; each still ends at its ``exp``) and ``False`` answers 503.
     """
 
     def __init__(
@@ -320,6 +337,11 @@ class TokenVerifier:
         cache_size: int = 1024,
         cache_ttl: float = 60.0,
         clock: Callable[[], float] = time.time,
+        revocations: str | None = None,
+        revocations_auth: tuple[str, str] | None = None,
+        revocations_client: httpx.Client | None = None,
+        revocations_fail_open: bool = True,
+        revocations_allow_insecure_http: bool = False,
     ) -> None:
         """Prepare the verifier; see the class docstring for the arguments."""
         self.key = key
@@ -360,6 +382,16 @@ class TokenVerifier:
         self._options = options
         self._http_lock = threading.Lock()
         self._http: Any = None  # httpx.Client, created lazily for introspection
+        self.revocations: RevocationSubscriber | None = None
+        if revocations is not None:
+            self.revocations = RevocationSubscriber(
+                revocations,
+                auth=revocations_auth,
+                client=revocations_client,
+                fail_open=revocations_fail_open,
+                allow_insecure_http=revocations_allow_insecure_http,
+                clock=clock,
+            ).start()
 
     # ------------------------------------------------------------ extraction
 
@@ -491,6 +523,8 @@ class TokenVerifier:
             self._remember(token, claims, now)
         elif self.introspection is not None:
             self._check_active(token, now)
+        if self.revocations is not None:
+            self._check_revocations(claims)
         return dict(claims)
 
     async def averify(self, token: str) -> Claims:
@@ -516,7 +550,24 @@ class TokenVerifier:
             self._remember(token, claims, now)
         elif self.introspection is not None:
             await self._acheck_active(token, now)
+        if self.revocations is not None:
+            self._check_revocations(claims)
         return dict(claims)
+
+    def _check_revocations(self, claims: Claims) -> None:
+        """Refuse a token the revocation feed revoked (401), or any token while the feed
+        is not synced and the verifier fails closed (503)."""
+        assert self.revocations is not None
+        reason = self.revocations.check(claims)
+        if reason == "revoked":
+            raise self._token_error(RevokedToken("token revoked (revocation feed)"))
+        if reason is not None:
+            raise self._unavailable("The revocation feed is unavailable", "revocations_unavailable")
+
+    def revocation_status(self) -> RevocationStatus | None:
+        """Health of the revocation feed subscription (``sync_age``: seconds since the feed
+        last confirmed the deny-set is current), or None without ``revocations``."""
+        return None if self.revocations is None else self.revocations.status()
 
     # ---------------------------------------------------------- authorisation
 
@@ -632,7 +683,10 @@ class TokenVerifier:
         self._introspection_result(token, now, resp.status_code, data)
 
     def close(self) -> None:
-        """Close the pooled HTTP client used for sync introspection, if any."""
+        """Close the pooled HTTP client used for sync introspection, if any, and stop the
+        revocation feed subscription."""
+        if self.revocations is not None:
+            self.revocations.close()
         with self._http_lock:
             if self._http is not None:
                 self._http.close()

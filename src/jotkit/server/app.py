@@ -302,10 +302,11 @@ def create_app(
     audit = AuditLog(the_clock, metrics)
     the_store = store or build_store(settings, the_clock.now)
     svc = AuthService(settings, the_store, the_clock, metrics, audit)
+    bus = None
     if uses_redis(the_store):  # PostgreSQL + Redis: pub/sub revocation propagation
         from .revocation_bus import attach_revocation_bus  # imports redis: only when used
 
-        attach_revocation_bus(svc)
+        bus = attach_revocation_bus(svc)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -321,6 +322,7 @@ def create_app(
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+            await feed_hub.aclose()
             await the_store.close()
             svc.close()
 
@@ -350,6 +352,14 @@ def create_app(
     app.state.oauth_clients = oauth_provider.ClientCache(settings.revocation_sync_interval)
     app.state.client_auth_clear = {}  # throttle.ClientAuthThrottle: addresses under the limit
     app.include_router(oauth_provider.router)
+    from .oauth.revocation_feed import FeedHub
+    from .oauth.revocation_feed import router as feed_router
+
+    feed_hub = FeedHub(svc)
+    app.state.revocation_feed = feed_hub  # GET /oauth/revocations (resource servers)
+    if bus is not None:  # Redis pub/sub: wake the feed's streams at once on any instance
+        bus.listeners.append(feed_hub.wake)
+    app.include_router(feed_router)
     app.include_router(ops.router)
     from .oauth import authorize, consents, logout, pages
 

@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import Counter, Gauge
@@ -103,6 +104,9 @@ class RevocationBus:
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
         self._keys_task: asyncio.Task[None] | None = None
+        #: called (on the event loop) after each applied revocation message: the revocation
+        #: feed's hub wakes its streams at once instead of at its next poll
+        self.listeners: list[Callable[[], None]] = []
 
     async def start(self, wait: float = 2.0) -> None:
         """Start listening; wait up to ``wait`` seconds for the first subscription."""
@@ -196,6 +200,8 @@ class RevocationBus:
                 cache.deny([(value, exp)])
             elif doc.get("k") == "user":
                 cache.mark(value, at)
+        for listener in self.listeners:
+            listener()
 
     async def _reload_keys(self) -> None:
         try:

@@ -32,7 +32,17 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from .settings import Settings
 
-__all__ = ["HardenedHttpTools", "hardened_httptools", "http_limits", "uvicorn_options"]
+__all__ = [
+    "STREAM_STOP",
+    "HardenedHttpTools",
+    "hardened_httptools",
+    "http_limits",
+    "uvicorn_options",
+]
+
+#: Request-state key of an ``asyncio.Event`` set when the server shuts down (see
+#: ``_LimitedHttpTools.shutdown``): streaming responses end when it is set.
+STREAM_STOP = "jotkit_stream_stop"
 
 
 class _ProtocolClass(type):
@@ -103,6 +113,18 @@ class _LimitedHttpTools(HttpToolsProtocol, metaclass=_ProtocolClass):
         """After a response uvicorn's keep-alive timer guards the idle connection."""
         super().on_response_complete()
         self._track()
+
+    def shutdown(self) -> None:
+        """Graceful shutdown: besides uvicorn's own steps, end a long-lived response that
+        asked for it (the revocation feed's event stream puts an ``asyncio.Event`` in its
+        request state under ``STREAM_STOP``), so the server does not wait on it for ever."""
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete:
+            state = cycle.scope.get("state")
+            stop = state.get(STREAM_STOP) if isinstance(state, dict) else None
+            if isinstance(stop, asyncio.Event):
+                stop.set()
+        super().shutdown()
 
     def connection_lost(self, exc: Exception | None) -> None:
         """Drop the deadline with the connection."""

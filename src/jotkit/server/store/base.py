@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .feed import SqlRevocationFeed
     from .sso import SsoStore
 
 __all__ = [
@@ -511,6 +512,7 @@ class Store(ABC):
     clients: ClientStore
     codes: CodeStore
     assertions: AssertionStore
+    feed: SqlRevocationFeed  # cursor reads of the revocation journal (store/feed.py)
 
     @abstractmethod
     async def start(self) -> None:

@@ -44,6 +44,7 @@ from .base import (
     UserRecord,
     UserStore,
 )
+from .feed import SqlRevocationFeed
 from .oauth_sql import SqlAssertionStore, SqlClientStore, SqlCodeStore
 from .sso import SsoStore
 from .tables import (
@@ -1109,6 +1110,7 @@ class SqlStore(Store):
         self.clients = SqlClientStore(self.engine, self.read_engine)
         self.codes = SqlCodeStore(self.engine, self.read_engine)
         self.assertions = SqlAssertionStore(self.engine)
+        self.feed = SqlRevocationFeed(self.engine, self.read_engine)  # /oauth/revocations
 
     async def start(self) -> None:
         """Run the Alembic migrations up to head."""

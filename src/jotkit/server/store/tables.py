@@ -85,6 +85,8 @@ revocations = sa.Table(
     sa.Column("value", sa.String(64), nullable=False, index=True),
     sa.Column("at", sa.Double, nullable=False),
     sa.Column("expires_at", sa.Double, nullable=False, index=True),
+    # never reuse a seq (migration 0005): it is the revocation feed's cursor
+    sqlite_autoincrement=True,
 )
 
 rate_limits = sa.Table(
