@@ -16,6 +16,7 @@ class Reply:
     status: int
     headers: dict[str, str]
     body: Any
+    raw: bytes = b""
 
 
 class Client:
@@ -58,7 +59,8 @@ class Client:
             for name in cookies or {}:
                 client.delete_cookie(name)
             body = resp.get_json(silent=True)
-            return Reply(resp.status_code, {k.lower(): v for k, v in resp.headers.items()}, body)
+            headers = {k.lower(): v for k, v in resp.headers.items()}
+            return Reply(resp.status_code, headers, body, resp.get_data())
         if self.framework in ("django", "drf"):
             return self._django_request(method, path, hdrs, cookies)
         if cookies:
@@ -69,7 +71,8 @@ class Client:
             body = resp.json()
         except ValueError:
             body = None
-        return Reply(resp.status_code, {k.lower(): v for k, v in resp.headers.items()}, body)
+        headers = {k.lower(): v for k, v in resp.headers.items()}
+        return Reply(resp.status_code, headers, body, resp.content)
 
     def _django_request(
         self, method: str, path: str, hdrs: dict[str, str], cookies: dict[str, str] | None
@@ -84,7 +87,8 @@ class Client:
             body = json.loads(resp.content)
         except ValueError:
             body = None
-        return Reply(resp.status_code, {k.lower(): v for k, v in resp.headers.items()}, body)
+        headers = {k.lower(): v for k, v in resp.headers.items()}
+        return Reply(resp.status_code, headers, body, resp.content)
 
     def get(self, path: str, **kw: Any) -> Reply:
         return self.request("GET", path, **kw)

@@ -20,18 +20,20 @@
             return Response({"sub": request.auth["sub"]})
 
 ``request.auth`` holds the verified claims and ``request.user`` a :class:`TokenUser`.
-Failures are raised as :class:`BearerAPIException`, which DRF's own exception handler
-already answers with the shared status, ``WWW-Authenticate`` challenge (RFC 6750 §3)
-and JSON body; :func:`exception_handler` adds ``Cache-Control: no-store`` as the other
+An invalid token is raised as :class:`BearerAPIException`, which DRF's own exception
+handler already answers with the shared status, ``WWW-Authenticate`` challenge (RFC 6750
+§3) and JSON body. Set ``EXCEPTION_HANDLER`` to :func:`exception_handler` to answer the
+permission refusals the same way and to add ``Cache-Control: no-store``, as the other
 adapters do.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, Self
 
 from rest_framework.authentication import BaseAuthentication
-from rest_framework.exceptions import APIException
+from rest_framework.exceptions import APIException, NotAuthenticated, PermissionDenied
 from rest_framework.permissions import BasePermission, OperationHolderMixin
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -52,6 +54,13 @@ __all__ = [
 ]
 
 
+_DENIED = "_jotkit_denied"
+
+
+def _missing() -> BearerError:
+    return BearerError(401, None, "A bearer access token is required", reason="missing_token")
+
+
 class BearerAPIException(APIException):
     """A :class:`BearerError` raised through DRF (status, challenge, JSON body preserved)."""
 
@@ -67,7 +76,17 @@ class BearerAPIException(APIException):
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
-    """DRF's handler, plus the headers of :meth:`BearerError.headers` for our errors."""
+    """DRF's handler, answering jotkit refusals exactly as the other adapters (RFC 6750 §3).
+
+    Adds the headers of :meth:`BearerError.headers` (``Cache-Control: no-store``), and
+    renders a :class:`HasToken` refusal (raised by DRF as ``NotAuthenticated`` or
+    ``PermissionDenied``) with its 401/403 status, challenge and body.
+    """
+    if isinstance(exc, NotAuthenticated | PermissionDenied):
+        request = context.get("request")
+        denied = getattr(getattr(request, "_request", None), _DENIED, None)
+        if isinstance(denied, BearerAPIException):
+            exc = denied
     response = drf_exception_handler(exc, context)
     if response is not None and isinstance(exc, BearerAPIException):
         for name, value in exc.bearer_error.headers(exc.realm).items():
@@ -164,39 +183,47 @@ class JotkitAuthentication(BaseAuthentication):
 class HasToken(OperationHolderMixin, BasePermission):
     """Require a verified jotkit token with ``scopes`` (all) and ``roles`` (any one).
 
-    An instance goes straight into ``permission_classes`` (DRF instantiates each entry:
-    calling an instance returns itself) and composes with ``&``, ``|`` and ``~``.
-    Without a jotkit token: 401 (RFC 6750 §3.1); without the grants: 403
-    ``insufficient_scope``, with the same body as every other adapter.
+    An instance goes straight into ``permission_classes`` (DRF calls each entry; calling
+    an instance gives a fresh copy for the request) and composes with ``&``, ``|`` and
+    ``~`` like DRF's own permissions. A refusal is answered by DRF's ``permission_denied``;
+    :func:`exception_handler` turns it into the shared RFC 6750 answer: 401 without a
+    jotkit token (§3.1, no error code), 403 ``insufficient_scope`` without the grants.
     """
 
-    def __init__(self, *, scopes: tuple[str, ...] = (), roles: tuple[str, ...] = ()) -> None:
+    message: Any = None
+    code: str | None = None
+
+    def __init__(self, *, scopes: Iterable[str] = (), roles: Iterable[str] = ()) -> None:
         """Keep the requirements."""
         self.scopes = tuple(scopes)
         self.roles = tuple(roles)
 
     def __call__(self) -> Self:
-        """DRF calls each ``permission_classes`` entry; an instance stands for itself."""
-        return self
+        """A fresh copy for one request (``message`` is per request)."""
+        return type(self)(scopes=self.scopes, roles=self.roles)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(scopes={self.scopes!r}, roles={self.roles!r})"
 
     def has_permission(self, request: Request, view: Any) -> bool:
-        """Check the grants of ``request.auth`` (raises :class:`BearerAPIException`)."""
+        """True when ``request.auth`` holds jotkit claims granting the requirements."""
         authenticator = request.successful_authenticator
         claims = request.auth
         if not isinstance(authenticator, JotkitAuthentication) or not isinstance(claims, dict):
-            realm = get_verifier().realm
-            missing = BearerError(
-                401, None, "A bearer access token is required", reason="missing_token"
-            )
-            raise BearerAPIException(missing, realm)
+            return self._deny(request, _missing(), get_verifier().realm)
         try:
             check_grants(claims, self.scopes, self.roles)
         except BearerError as exc:
-            raise BearerAPIException(exc, authenticator.get_verifier().realm) from None
+            return self._deny(request, exc, authenticator.get_verifier().realm)
         return True
+
+    def _deny(self, request: Request, error: BearerError, realm: str | None) -> bool:
+        # DRF raises PermissionDenied(detail=message) / NotAuthenticated from this;
+        # exception_handler finds the precise error on the request
+        self.message = error.body()
+        self.code = error.reason
+        setattr(request._request, _DENIED, BearerAPIException(error, realm))
+        return False
 
 
 def HasScopes(*scopes: str) -> HasToken:
