@@ -421,3 +421,75 @@ def test_drf_get_user_hook_loads_an_application_user(es_key, clock):
     body = client.get("/me", token=make_token(es_key, now=clock.now)).body
     assert body["user"] == "Account user-1"
     assert body["is_token_user"] is False
+
+
+class NotBanned(JotkitView):
+    permission_classes = (HasToken() & ~HasRoles("banned"),)
+
+    def get(self, request: Any) -> Response:
+        return Response({"ok": True})
+
+
+def test_drf_negated_role(es_key, clock):
+    client = Client("drf", _drf_app(verifier(es_key.public(), clock), {"nb": NotBanned}))
+    assert client.get("/nb", token=make_token(es_key, now=clock.now, roles=["user"])).status == 200
+    banned = client.get("/nb", token=make_token(es_key, now=clock.now, roles=["banned"]))
+    assert banned.status == 403
+    assert client.get("/nb").status == 401
+
+
+def test_drf_permission_refusal_without_the_exception_handler(es_key, clock):
+    """DRF's default handler: 403 still carries the shared body; 401 is DRF's own."""
+    rest = {k: v for k, v in DRF_SETTINGS.items() if k != "EXCEPTION_HANDLER"}
+    client = Client("drf", _drf_app(verifier(es_key.public(), clock), {"both": ReadAndAdmin},
+                                    rest))
+    reply = client.get("/both", token=make_token(es_key, now=clock.now, scope="orders:read"))
+    assert reply.status == 403
+    assert reply.body["error"] == "insufficient_scope"
+    assert reply.body["reason"] == "insufficient_scope"
+    missing = client.get("/both")
+    assert missing.status == 401
+    assert missing.headers["www-authenticate"] == 'Bearer realm="api"'
+
+
+def test_drf_permission_instances_are_fresh_per_request():
+    """DRF calls each permission_classes entry per request: no state shared across threads."""
+    shared = HasScopes("a")
+    first, second = shared(), shared()
+    assert first is not shared
+    assert first is not second
+    assert (first.scopes, first.roles) == (("a",), ())
+
+
+def test_settings_naming_the_drf_classes_import_without_a_cycle(tmp_path):
+    """A project's REST_FRAMEWORK names our classes; DRF imports them while importing
+    rest_framework.views, so drf.py must not import that module at import time."""
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent(
+        """
+        import django
+        from django.conf import settings
+        settings.configure(
+            INSTALLED_APPS=["django.contrib.contenttypes", "django.contrib.auth",
+                            "rest_framework"],
+            REST_FRAMEWORK={
+                "DEFAULT_AUTHENTICATION_CLASSES": [
+                    "jotkit.integrations.django.drf.JotkitAuthentication"],
+                "EXCEPTION_HANDLER": "jotkit.integrations.django.drf.exception_handler",
+            },
+        )
+        django.setup()
+        from rest_framework.views import APIView
+        from jotkit.integrations.django.drf import JotkitAuthentication, exception_handler
+        assert APIView.authentication_classes == [JotkitAuthentication]
+        assert APIView.settings.EXCEPTION_HANDLER is exception_handler
+        print("ok")
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"

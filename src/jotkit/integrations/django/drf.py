@@ -30,14 +30,15 @@ adapters do.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import APIException, NotAuthenticated, PermissionDenied
 from rest_framework.permissions import BasePermission, OperationHolderMixin
-from rest_framework.request import Request
-from rest_framework.response import Response
-from rest_framework.views import exception_handler as drf_exception_handler
+
+if TYPE_CHECKING:  # rest_framework.views imports DEFAULT_AUTHENTICATION_CLASSES: no cycle
+    from rest_framework.request import Request
+    from rest_framework.response import Response
 
 from jotkit.integrations._verifier import BearerError, Claims, TokenVerifier, check_grants
 from jotkit.integrations.django._core import get_claims
@@ -87,6 +88,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         denied = getattr(getattr(request, "_request", None), _DENIED, None)
         if isinstance(denied, BearerAPIException):
             exc = denied
+    from rest_framework.views import exception_handler as drf_exception_handler
+
     response = drf_exception_handler(exc, context)
     if response is not None and isinstance(exc, BearerAPIException):
         for name, value in exc.bearer_error.headers(exc.realm).items():
