@@ -425,3 +425,45 @@ def test_api_reads_the_service_cookie(cookie_stack: Stack):
         assert httpx.get(url).status_code == 401
         wrong = httpx.get(url, headers={"Cookie": f"{DEFAULT_COOKIE_NAME}={token[:-4]}AAAA"})
         assert wrong.status_code == 401
+
+
+def _raw_get(url: str, headers: list[tuple[str, bytes]]) -> tuple[int, bytes]:
+    """A GET with raw header bytes (httpx refuses non-ASCII header values)."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    try:
+        conn.putrequest("GET", parts.path + (f"?{parts.query}" if parts.query else ""))
+        for name, value in headers:
+            conn.putheader(name, value)
+        conn.endheaders()
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
+def test_live_apis_refuse_attacks_with_a_4xx(stack: Stack):
+    """FastAPI, Flask and Django behind real servers: no 5xx, no token from the URL."""
+    token = login(stack)
+    for url in (
+        f"{stack.apis['orders']}/orders",
+        f"{stack.apis['reports']}/reports",
+        f"{stack.apis['invoices']}/invoices",
+        f"{stack.apis['invoices']}/me",
+    ):
+        # RFC 6750 §2.3: a token in the query string is never read
+        leaked = call(f"{url}?access_token={token}", None)
+        assert leaked.status_code == 401, url
+        assert leaked.json()["reason"] == "missing_token"
+        for value in (
+            b"Bearer " + b"a" * 8 * 1024,
+            b"Bearer " + b"A" * 64 * 1024,  # 64 KiB: the server's line limit or the verifier's
+            "Bearer é.é.é".encode(),
+            "Bearer \xe9t\xe9".encode("latin-1"),
+            b"Bearer " + token.encode() + b"\xff",
+        ):
+            status, _ = _raw_get(url, [("Authorization", value)])
+            assert 400 <= status < 500, (url, value[:20], status)
