@@ -132,6 +132,12 @@ def test_settings_introspection_dict_maps_to_introspection():
         ({"JWKS_URL": "https://a/j", "ISSUER": ISSUER, "AUDIENCE": "x",
           "INTROSPECTION": {"URL": "https://a/i", "CLIENT_ID": "c", "CLIENT_SECRET": "s",
                             "SECRET": "s"}}, "unknown INTROSPECTION keys ['SECRET']"),
+        ({"JWKS_URL": "https://a/j", "ISSUER": ISSUER, "AUDIENCE": "x", "SCOPES": "a:b"},
+         "SCOPES must be a list of strings"),
+        ({"JWKS_URL": "https://a/j", "ISSUER": ISSUER, "AUDIENCE": "x", "ALGORITHMS": "ES256"},
+         "ALGORITHMS must be a list of strings"),
+        ({"JWKS_URL": "https://a/j", "ISSUER": ISSUER, "AUDIENCE": "x", "ROLES": 3},
+         "ROLES must be a list of strings"),
         ({"VERIFIER": "no.such.module.verifier"}, "VERIFIER"),
         ({"VERIFIER": 42}, "VERIFIER must be a TokenVerifier"),
         ({"VERIFIER": "x", "ISSUER": ISSUER}, "VERIFIER excludes the other verifier keys"),
@@ -493,3 +499,26 @@ def test_settings_naming_the_drf_classes_import_without_a_cycle(tmp_path):
                             timeout=120, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
+
+
+def test_decorator_with_its_own_verifier_ignores_settings_and_middleware(es_key, clock):
+    """``verifier=`` is this view's policy: verified with it even behind the middleware."""
+    other_key = jotkit.Key.generate("ES256", kid="k1")
+    own = verifier(other_key.public(), clock)
+
+    @require_token(verifier=own)
+    def mine(request: HttpRequest) -> JsonResponse:
+        return JsonResponse({"sub": request.auth["sub"]})  # type: ignore[attr-defined]
+
+    app = DjangoApp(
+        [path("mine", mine)],
+        {"JOTKIT": {"VERIFIER": verifier(es_key.public(), clock)}, "MIDDLEWARE": MIDDLEWARE},
+    )
+    client = Client("django", app)
+    assert client.get("/mine", token=make_token(other_key, now=clock.now)).status == 401  # mw
+    assert own.calls == 0
+    settings_token = make_token(es_key, now=clock.now)
+    reply = client.get("/mine", token=settings_token)
+    assert reply.status == 401  # the middleware accepted it, this view's verifier does not
+    assert reply.body["reason"] == "bad_signature"
+    assert own.calls == 1

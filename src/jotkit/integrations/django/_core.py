@@ -162,6 +162,7 @@ def require_token(
     scopes: Iterable[str] = (),
     roles: Iterable[str] = (),
     optional: bool = False,
+    verifier: TokenVerifier | None = None,
 ) -> Callable[[_F], _F]: ...
 
 
@@ -172,15 +173,17 @@ def require_token(
     scopes: Iterable[str] = (),
     roles: Iterable[str] = (),
     optional: bool = False,
+    verifier: TokenVerifier | None = None,
 ) -> _F | Callable[[_F], _F]:
     """Protect a Django view (sync or async) with a bearer access token (RFC 6750, RFC 9068).
 
     All ``scopes`` and at least one of ``roles`` are required (403
     ``insufficient_scope``, RFC 6750 §3.1). The claims are in ``request.auth``.
     ``optional=True`` lets requests without any token through with
-    ``request.auth = None``; a token that is sent must still be valid. Reuses the
-    middleware's verification when :class:`JotkitMiddleware` is installed, and works
-    without it. Usable bare: ``@require_token``.
+    ``request.auth = None``; a token that is sent must still be valid. ``verifier``
+    defaults to the one of ``settings.JOTKIT``; with that default the middleware's
+    verification is reused when :class:`JotkitMiddleware` is installed (the decorator
+    works without it). Usable bare: ``@require_token``.
     """
     need_scopes = tuple(scopes)
     need_roles = tuple(roles)
@@ -191,16 +194,19 @@ def require_token(
             @functools.wraps(view)
             async def awrapper(*args: Any, **kwargs: Any) -> Any:
                 request = _request_of(args)
-                verifier = get_verifier()
+                v = verifier if verifier is not None else get_verifier()
                 try:
-                    done, claims = _grants_of_checked(request, need_scopes, need_roles, optional)
+                    done, claims = (False, None)
+                    if verifier is None:
+                        done, claims = _grants_of_checked(request, need_scopes, need_roles,
+                                                          optional)
                     if not done:
-                        token = _token_or_none(verifier, request, not optional)
+                        token = _token_or_none(v, request, not optional)
                         if token is not None:
-                            claims = await verifier.averify(token)
-                            verifier.authorize(claims, need_scopes, need_roles)
+                            claims = await v.averify(token)
+                            v.authorize(claims, need_scopes, need_roles)
                 except BearerError as exc:
-                    return bearer_error_response(exc, verifier.realm)
+                    return bearer_error_response(exc, v.realm)
                 _set(request, claims)
                 return await view(*args, **kwargs)
 
@@ -209,16 +215,18 @@ def require_token(
         @functools.wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             request = _request_of(args)
-            verifier = get_verifier()
+            v = verifier if verifier is not None else get_verifier()
             try:
-                done, claims = _grants_of_checked(request, need_scopes, need_roles, optional)
+                done, claims = (False, None)
+                if verifier is None:
+                    done, claims = _grants_of_checked(request, need_scopes, need_roles, optional)
                 if not done:
-                    token = _token_or_none(verifier, request, not optional)
+                    token = _token_or_none(v, request, not optional)
                     if token is not None:
-                        claims = verifier.verify(token)
-                        verifier.authorize(claims, need_scopes, need_roles)
+                        claims = v.verify(token)
+                        v.authorize(claims, need_scopes, need_roles)
             except BearerError as exc:
-                return bearer_error_response(exc, verifier.realm)
+                return bearer_error_response(exc, v.realm)
             _set(request, claims)
             return view(*args, **kwargs)
 

@@ -108,8 +108,21 @@ def _verifier_from_setting(value: Any) -> TokenVerifier:
     return value
 
 
+_LISTS = ("ALGORITHMS", "REQUIRE", "SCOPES", "ROLES")
+
+
+def _check_lists(config: Mapping[str, Any]) -> None:
+    for name in _LISTS:
+        value = config.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+            raise _improper(f"{name} must be a list of strings, not {value!r}")
+
+
 def _kwargs(config: Mapping[str, Any]) -> dict[str, Any]:
     """The ``TokenVerifier`` keywords for ``config`` (everything but the key)."""
+    _check_lists(config)
     kwargs = {_PASS_THROUGH[k]: v for k, v in config.items() if k in _PASS_THROUGH}
     accepted = inspect.signature(TokenVerifier).parameters
     for name in kwargs:
@@ -145,6 +158,7 @@ def build_verifier(config: Mapping[str, Any]) -> TokenVerifier:
         raise _improper(f"{', '.join(missing)} required (or VERIFIER)")
     from jotkit.jwks_client import JWKSClient  # needs httpx, part of jotkit[django]
 
+    _check_lists(config)
     jwks_options = {_JWKS[k]: v for k, v in config.items() if k in _JWKS}
     if "ALGORITHMS" in config:
         jwks_options["algorithms"] = config["ALGORITHMS"]
@@ -190,7 +204,11 @@ _cache = _VerifierCache(build_verifier)
 
 
 def get_verifier() -> TokenVerifier:
-    """The process's :class:`TokenVerifier` for ``settings.JOTKIT`` (built on first use)."""
+    """The process's :class:`TokenVerifier` for ``settings.JOTKIT`` (built on first use).
+
+    Rebuilt when ``settings.JOTKIT`` is replaced (``override_settings``); a dict mutated
+    in place is not noticed.
+    """
     return _cache.get()
 
 
