@@ -522,3 +522,21 @@ def test_decorator_with_its_own_verifier_ignores_settings_and_middleware(es_key,
     assert reply.status == 401  # the middleware accepted it, this view's verifier does not
     assert reply.body["reason"] == "bad_signature"
     assert own.calls == 1
+
+
+def test_public_names_are_all_in_dunder_all():
+
+    import jotkit.integrations.django as facade
+    import jotkit.integrations.django.drf as drf
+
+    for module in (facade, drf):
+        public = {
+            name
+            for name, value in vars(module).items()
+            if not name.startswith("_")
+            and callable(value)
+            and getattr(value, "__module__", module.__name__).startswith(module.__name__)
+        }
+        assert public <= set(module.__all__), public - set(module.__all__)
+        assert all(hasattr(module, name) for name in module.__all__)
+    assert set(facade.__all__) >= {"JotkitMiddleware", "require_token", "get_verifier"}
