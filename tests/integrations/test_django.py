@@ -525,7 +525,6 @@ def test_decorator_with_its_own_verifier_ignores_settings_and_middleware(es_key,
 
 
 def test_public_names_are_all_in_dunder_all():
-
     import jotkit.integrations.django as facade
     import jotkit.integrations.django.drf as drf
 
