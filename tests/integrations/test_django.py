@@ -539,3 +539,21 @@ def test_public_names_are_all_in_dunder_all():
         assert public <= set(module.__all__), public - set(module.__all__)
         assert all(hasattr(module, name) for name in module.__all__)
     assert set(facade.__all__) >= {"JotkitMiddleware", "require_token", "get_verifier"}
+
+
+def test_drf_subclass_with_its_own_verifier_does_not_reuse_the_middleware(es_key, clock):
+    other_key = jotkit.Key.generate("ES256", kid="k1")
+    own = verifier(other_key.public(), clock)
+
+    class OwnAuthentication(JotkitAuthentication):
+        verifier = own
+
+    class OwnMe(Me):
+        authentication_classes = (OwnAuthentication,)
+
+    settings_verifier = verifier(es_key.public(), clock)
+    client = Client("drf", _drf_app(settings_verifier, {"me": OwnMe}, middleware=True))
+    reply = client.get("/me", token=make_token(es_key, now=clock.now))
+    assert reply.status == 401  # the middleware accepted it; this API's own key did not
+    assert reply.body["reason"] == "bad_signature"
+    assert (settings_verifier.calls, own.calls) == (1, 1)

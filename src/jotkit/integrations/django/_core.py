@@ -64,7 +64,7 @@ def _set(request: Any, claims: Claims | None) -> None:
 
 
 def get_claims(request: HttpRequest) -> Claims | None:
-    """The verified claims of ``request`` (``request.auth``), or None without a token."""
+    """The claims jotkit verified for ``request`` (also ``request.auth``), else None."""
     checked = getattr(request, _STATE, None)
     return checked.claims if isinstance(checked, _Checked) else None
 
@@ -90,9 +90,7 @@ class JotkitMiddleware:
     sync_capable = True
     async_capable = True
 
-    def __init__(
-        self, get_response: Callable[[HttpRequest], Any]
-    ) -> None:
+    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
         """Wrap the next handler (Django calls this once per process)."""
         self.get_response = get_response
         self.is_async = iscoroutinefunction(get_response)

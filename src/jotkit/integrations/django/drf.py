@@ -159,7 +159,8 @@ class JotkitAuthentication(BaseAuthentication):
         """Verify the bearer token; ``(user, claims)`` or None when none was sent."""
         verifier = self.get_verifier()
         django_request = request._request
-        claims = get_claims(django_request)  # JotkitMiddleware already verified it
+        # JotkitMiddleware already verified it with the settings' verifier
+        claims = get_claims(django_request) if self.verifier is None else None
         if claims is None:
             cookies = django_request.COOKIES if verifier.cookie_name else None
             try:
