@@ -8,7 +8,8 @@ dependencies (pip's cache makes it quick), then the extra's entry point runs:
 * ``server,cli``: ``jotkit serve --demo`` answers ``/healthz`` and a login (no redis, no
   asyncpg installed), a Redis or PostgreSQL URL names the missing extra, Ctrl-C exits cleanly;
 * ``cli``: token commands work, ``jotkit serve`` says to install ``jotkit[server]``;
-* ``jwks``, ``fastapi``, ``starlette``, ``flask``: a token verified through the extra;
+* ``jwks``, ``fastapi``, ``starlette``, ``flask``, ``django``: a token verified through the
+  extra (``django``: DRF's ``JotkitAuthentication`` with settings naming it);
 * ``redis``, ``postgres``: the driver imports beside the core;
 * ``forward-auth``: ``jotkit forward-auth`` verifies a token through a JWKS server over HTTP
   (without fastapi, sqlalchemy or starlette installed); a core-only install names the extra.
@@ -36,7 +37,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 EXTRAS = ("", "server,cli", "cli", "jwks", "fastapi", "starlette", "flask", "redis", "postgres",
-          "forward-auth")
+          "forward-auth", "django")
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("extras-install")]
 
@@ -313,6 +314,36 @@ FRAMEWORK_APPS = {
             return jsonify({"sub": get_current_claims()["sub"]})
 
         client = app.test_client()
+        get = lambda headers: client.get("/orders", headers=headers)
+        """,
+    "django": """
+        import django
+        from django.conf import settings
+        from jotkit.integrations import TokenVerifier
+        settings.configure(
+            ALLOWED_HOSTS=["testserver"], ROOT_URLCONF="__main__", DATABASES={},
+            INSTALLED_APPS=["django.contrib.contenttypes", "django.contrib.auth",
+                            "rest_framework"],
+            JOTKIT={"VERIFIER": TokenVerifier(key.public(), issuer="https://auth.test",
+                                              audience="api")},
+            REST_FRAMEWORK={"DEFAULT_AUTHENTICATION_CLASSES": [
+                "jotkit.integrations.django.drf.JotkitAuthentication"]},
+        )
+        django.setup()
+        from django.test import Client
+        from django.urls import path
+        from rest_framework.response import Response
+        from rest_framework.views import APIView
+        from jotkit.integrations.django.drf import HasScopes
+
+        class Orders(APIView):
+            permission_classes = [HasScopes("orders:read")]
+
+            def get(self, request):
+                return Response({"sub": request.auth["sub"]})
+
+        urlpatterns = [path("orders", Orders.as_view())]
+        client = Client()
         get = lambda headers: client.get("/orders", headers=headers)
         """,
 }

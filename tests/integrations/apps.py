@@ -1,5 +1,6 @@
-"""The same small protected API in FastAPI, Starlette and Flask, for the shared tests."""
+"""The same small protected API in FastAPI, Starlette, Flask, Django and DRF, for the shared tests."""
 
+import json
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -7,7 +8,7 @@ from typing import Annotated, Any
 
 from jotkit.integrations import TokenVerifier
 
-FRAMEWORKS = ("fastapi", "starlette", "flask")
+FRAMEWORKS = ("fastapi", "starlette", "flask", "django", "drf")
 
 
 @dataclass
@@ -15,6 +16,7 @@ class Reply:
     status: int
     headers: dict[str, str]
     body: Any
+    raw: bytes = b""
 
 
 class Client:
@@ -25,6 +27,10 @@ class Client:
         self.app = app
         if framework == "flask":
             self._flask = app.test_client()
+        elif framework in ("django", "drf"):
+            from django.test import Client as DjangoClient
+
+            self._django = DjangoClient(raise_request_exception=True)
         else:
             with warnings.catch_warnings():
                 # starlette 1.x suggests httpx2 for its TestClient; httpx works the same here
@@ -53,7 +59,10 @@ class Client:
             for name in cookies or {}:
                 client.delete_cookie(name)
             body = resp.get_json(silent=True)
-            return Reply(resp.status_code, {k.lower(): v for k, v in resp.headers.items()}, body)
+            headers = {k.lower(): v for k, v in resp.headers.items()}
+            return Reply(resp.status_code, headers, body, resp.get_data())
+        if self.framework in ("django", "drf"):
+            return self._django_request(method, path, hdrs, cookies)
         if cookies:
             hdrs["Cookie"] = "; ".join(f"{k}={v}" for k, v in cookies.items())
         raw = {k: v.encode("latin-1") for k, v in hdrs.items()}  # HTTP headers are latin-1
@@ -62,7 +71,24 @@ class Client:
             body = resp.json()
         except ValueError:
             body = None
-        return Reply(resp.status_code, {k.lower(): v for k, v in resp.headers.items()}, body)
+        headers = {k.lower(): v for k, v in resp.headers.items()}
+        return Reply(resp.status_code, headers, body, resp.content)
+
+    def _django_request(
+        self, method: str, path: str, hdrs: dict[str, str], cookies: dict[str, str] | None
+    ) -> Reply:
+        from http.cookies import SimpleCookie
+
+        client = self._django
+        client.cookies = SimpleCookie(cookies or {})
+        with self.app.active():
+            resp = client.generic(method, path, headers=hdrs)
+        try:
+            body = json.loads(resp.content)
+        except ValueError:
+            body = None
+        headers = {k.lower(): v for k, v in resp.headers.items()}
+        return Reply(resp.status_code, headers, body, resp.content)
 
     def get(self, path: str, **kw: Any) -> Reply:
         return self.request("GET", path, **kw)
@@ -186,10 +212,126 @@ def build_flask(verifier: TokenVerifier) -> Any:
     return app
 
 
+def build_django(verifier: TokenVerifier) -> Any:
+    """Plain Django: the middleware in front, ``@require_token`` on function views."""
+    from .django_site import DjangoApp, configure
+
+    configure()
+    from django.http import JsonResponse
+    from django.urls import path
+    from django.views.decorators.http import require_http_methods
+
+    from jotkit.integrations.django import require_token
+
+    def public(request: Any) -> JsonResponse:
+        return JsonResponse({"ok": True})
+
+    @require_token(scopes=["orders:read"])
+    def orders_get(request: Any) -> JsonResponse:
+        return JsonResponse({"sub": request.auth["sub"], "scopes": request.auth.get("scope")})
+
+    @require_token(scopes=["orders:read", "orders:write"])
+    def orders_post(request: Any) -> JsonResponse:
+        return JsonResponse({"created_by": request.auth["sub"]})
+
+    @require_http_methods(["GET", "POST"])
+    def orders(request: Any) -> JsonResponse:
+        return orders_post(request) if request.method == "POST" else orders_get(request)
+
+    @require_token(roles=["admin", "ops"])
+    async def admin(request: Any) -> JsonResponse:  # an async view, under WSGI
+        return JsonResponse({"admin": request.auth["sub"]})
+
+    @require_token(optional=True)
+    def maybe(request: Any) -> JsonResponse:
+        return JsonResponse({"sub": request.auth["sub"] if request.auth else None})
+
+    return DjangoApp(
+        [
+            path("public", public),
+            path("orders", orders),
+            path("admin", admin),
+            path("maybe", maybe),
+        ],
+        {
+            "JOTKIT": {"VERIFIER": verifier},
+            "MIDDLEWARE": ["jotkit.integrations.django.JotkitMiddleware"],
+        },
+    )
+
+
+DRF_SETTINGS = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["jotkit.integrations.django.drf.JotkitAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": [],
+    "EXCEPTION_HANDLER": "jotkit.integrations.django.drf.exception_handler",
+    "UNAUTHENTICATED_USER": None,
+}
+
+
+def build_drf(verifier: TokenVerifier) -> Any:
+    """Django REST framework: ``JotkitAuthentication`` + ``HasScopes``/``HasRoles``."""
+    from .django_site import DjangoApp, configure
+
+    configure()
+    from django.urls import path
+    from rest_framework.permissions import AllowAny
+    from rest_framework.response import Response
+    from rest_framework.views import APIView
+
+    from jotkit.integrations.django.drf import HasRoles, HasScopes, JotkitAuthentication
+
+    class APIView(APIView):  # type: ignore[no-redef]
+        # DRF reads DEFAULT_AUTHENTICATION_CLASSES when rest_framework.views is first
+        # imported; a project sets it in settings.py before that, these tests cannot
+        authentication_classes = (JotkitAuthentication,)
+
+    class Public(APIView):
+        permission_classes = (AllowAny,)
+
+        def get(self, request: Any) -> Response:
+            return Response({"ok": True})
+
+    class Orders(APIView):
+        def get_permissions(self) -> list[Any]:
+            if self.request.method == "POST":
+                return [HasScopes("orders:read", "orders:write")]
+            return [HasScopes("orders:read")]
+
+        def get(self, request: Any) -> Response:
+            return Response({"sub": request.auth["sub"], "scopes": request.auth.get("scope")})
+
+        def post(self, request: Any) -> Response:
+            return Response({"created_by": request.user.pk})
+
+    class Admin(APIView):
+        permission_classes = (HasRoles("admin", "ops"),)
+
+        def get(self, request: Any) -> Response:
+            return Response({"admin": request.auth["sub"]})
+
+    class Maybe(APIView):
+        permission_classes = (AllowAny,)
+
+        def get(self, request: Any) -> Response:
+            return Response({"sub": request.auth["sub"] if request.auth else None})
+
+    return DjangoApp(
+        [
+            path("public", Public.as_view()),
+            path("orders", Orders.as_view()),
+            path("admin", Admin.as_view()),
+            path("maybe", Maybe.as_view()),
+        ],
+        {"JOTKIT": {"VERIFIER": verifier}, "REST_FRAMEWORK": DRF_SETTINGS, "MIDDLEWARE": []},
+    )
+
+
 BUILDERS: dict[str, Callable[[TokenVerifier], Any]] = {
     "fastapi": build_fastapi,
     "starlette": build_starlette,
     "flask": build_flask,
+    "django": build_django,
+    "drf": build_drf,
 }
 
 

@@ -16,6 +16,7 @@ import jotkit
 
 from .apps import Client
 from .conftest import ISSUER, JWKSServer
+from .django_site import DjangoApp, configure
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -38,17 +39,23 @@ def load(name: str) -> ModuleType:
     [
         ("orders_api.py", "fastapi", "/orders", "/admin/orders"),
         ("flask_api.py", "flask", "/reports", "/admin/reports"),
+        ("django_api.py", "django", "/invoices", "/admin/invoices"),
     ],
 )
 def test_example_api(jwks_server: JWKSServer, script, framework, path, admin_path):
     key = jotkit.Key.generate("ES256", kid="svc-1")
     jwks_server.publish(key)
+    if framework == "django":
+        configure()  # Django's settings are per process; the example's are overrides
     module = load(script)
     config_module = sys.modules["_config"]
     config = config_module.ResourceServerConfig(
         issuer=ISSUER, audience="jotkit", jwks_url=jwks_server.url
     )
-    client = Client(framework, module.create_app(config))
+    app = module.create_app(config)
+    if framework == "django":
+        app = DjangoApp(module.urlpatterns, app)
+    client = Client(framework, app)
 
     def token(roles: list[str]) -> str:
         return jotkit.encode(

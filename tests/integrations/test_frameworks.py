@@ -395,3 +395,82 @@ def _fuzz_clients(framework: str, key: jotkit.Key, clock: FakeClock) -> Client:
         verifier = verifier_for(key, clock, cookie_name="jotkit_access")
         _FUZZ[framework] = make_client(framework, verifier)
     return _FUZZ[framework]
+
+
+# -- attacks, in every column (FastAPI, Starlette, Flask, Django, DRF) -----------------------
+
+
+def test_token_in_query_string_is_ignored_rfc6750_2_3(client: Client, es_key, clock):
+    """A token in the URI leaks into logs and Referer: it is never read (RFC 6750 §2.3, §5.3)."""
+    token = make_token(es_key, now=clock.now)
+    for param in ("access_token", "token", "jwt"):
+        reply = client.get(f"/orders?{param}={token}")
+        assert reply.status == 401, param
+        assert reply.headers["www-authenticate"] == 'Bearer realm="api"'
+        assert reply.body["reason"] == "missing_token"
+
+
+def test_token_in_form_body_is_ignored(client: Client, es_key, clock):
+    """The form-body method (RFC 6750 §2.2) is not supported either: no token, 401."""
+    token = make_token(es_key, now=clock.now, scope="orders:read orders:write")
+    reply = client.request(
+        "POST",
+        f"/orders?access_token={token}",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert reply.status == 401
+    assert reply.body["reason"] == "missing_token"
+
+
+@pytest.mark.parametrize("size", [8 * 1024, 64 * 1024])
+def test_huge_authorization_header_is_a_4xx_never_a_500(client: Client, size: int):
+    for token in ("a" * size, ".".join(["eyJ" + "A" * (size // 3)] * 3)):
+        reply = client.get("/orders", token=token)
+        assert reply.status == 401, (size, reply.body)
+        assert reply.body["error"] == "invalid_token"
+        assert reply.body["reason"] in ("token_too_large", "malformed")
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["Bearer é.é.é", "Bearer \u00ff\u00fe", "Bearer abc.d\u00e9f.ghi", "B\u00e9arer abc.def.ghi"],
+)
+def test_non_ascii_authorization_header_is_a_4xx_never_a_500(client: Client, header: str):
+    reply = client.get("/orders", headers={"Authorization": header})
+    assert reply.status in (400, 401), reply.body
+    assert reply.body["error"] in ("invalid_request", "invalid_token")
+
+
+def test_alg_none_token_with_valid_claims_is_refused(client: Client, clock):
+    """RFC 8725 §3.1: an unsigned token is never accepted, even with perfect claims."""
+    none = jotkit.unsafe_encode_none(
+        {"sub": "x", "iss": ISSUER, "aud": AUDIENCE, "exp": clock.now + 60,
+         "scope": "orders:read"},
+        headers={"typ": "at+jwt"},
+    )
+    reply = client.get("/orders", token=none)
+    assert reply.status == 401
+    assert reply.body["reason"] in ("alg_none", "alg_not_allowed")
+
+
+def test_error_bodies_are_byte_identical_in_asgi_and_django_columns(es_key, clock):
+    """FastAPI, Starlette, Django and DRF send the very same bytes (compact UTF-8 JSON).
+
+    Flask's JSON provider sorts keys and escapes non-ASCII: same JSON, other bytes.
+    """
+    columns = ("fastapi", "starlette", "django", "drf")
+    clients = {fw: make_client(fw, verifier_for(es_key.public(), clock)) for fw in columns}
+    cases: list[tuple[str, str, dict[str, Any]]] = [
+        ("GET", "/orders", {}),
+        ("GET", "/orders", {"headers": {"Authorization": "Bearer <x>"}}),
+        ("GET", "/orders", {"token": "abc.def.ghi"}),
+        ("GET", "/orders", {"token": make_token(es_key, now=clock.now - 9999)}),
+        ("POST", "/orders", {"token": make_token(es_key, now=clock.now)}),
+        ("GET", "/admin", {"token": make_token(es_key, now=clock.now, roles=["édition"])}),
+    ]
+    for method, path, kw in cases:
+        replies = {fw: c.request(method, path, **kw) for fw, c in clients.items()}
+        raw = {fw: (r.status, r.headers.get("www-authenticate"), r.raw) for fw, r in replies.items()}
+        assert len(set(raw.values())) == 1, raw
+        assert all(r.headers["cache-control"] == "no-store" for r in replies.values())
+        assert all(r.headers["content-type"] == "application/json" for r in replies.values())

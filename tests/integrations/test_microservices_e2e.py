@@ -1,7 +1,8 @@
-"""End to end: `jotkit serve` + the two example APIs as real processes, plus Node.
+"""End to end: `jotkit serve` + the three example APIs as real processes, plus Node.
 
-The auth service issues tokens; the orders API (FastAPI) and the reports API
-(Flask) verify them on their own through the published JWKS. The test logs
+The auth service issues tokens; the orders API (FastAPI), the reports API
+(Flask) and the invoices API (Django + DRF) verify them on their own through the
+published JWKS. The test logs
 in, calls both APIs, rotates the signing key, calls again, logs out, and
 checks what the APIs do with the logged-out token with and without
 introspection (RFC 7662).
@@ -35,7 +36,11 @@ EXAMPLES = ROOT / "examples"
 EMAIL = "e2e@example.com"
 PASSWORD = "e2e-Passw0rd-for-tests"
 ADMIN_EMAIL = "e2e-admin@example.com"
-CLIENTS = {"orders-api": "orders-introspection-secret", "reports-api": "reports-secret"}
+CLIENTS = {
+    "orders-api": "orders-introspection-secret",
+    "reports-api": "reports-secret",
+    "invoices-api": "invoices-secret",
+}
 ACCESS_TTL = 600
 
 
@@ -136,6 +141,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             "reports": ("flask_api.py", "reports-api"),
             "orders-stateless": ("orders_api.py", None),
             "reports-stateless": ("flask_api.py", None),
+            "invoices": ("django_api.py", "invoices-api"),
+            "invoices-stateless": ("django_api.py", None),
         }
         for name, (script, client) in specs.items():
             port = free_port()
@@ -201,17 +208,25 @@ def kid_of(token: str) -> str:
 
 def test_login_rotate_logout_across_services(stack: Stack):
     orders, reports = stack.apis["orders"], stack.apis["reports"]
+    invoices = stack.apis["invoices"]
     token = login(stack)
 
-    # both APIs accept the token, verified locally through the JWKS
-    for url, service in ((f"{orders}/orders", "orders"), (f"{reports}/reports", "reports")):
+    # the APIs accept the token, verified locally through the JWKS
+    for url, service in (
+        (f"{orders}/orders", "orders"),
+        (f"{reports}/reports", "reports"),
+        (f"{invoices}/invoices", "invoices"),
+        (f"{invoices}/me", "invoices"),
+    ):
         resp = call(url, token)
         assert resp.status_code == 200, resp.text
         assert resp.json()["service"] == service
     assert call(f"{reports}/reports", token).json()["email"] == EMAIL
+    assert call(f"{invoices}/invoices", token).json()["email"] == EMAIL
 
-    # RFC 6750 errors, the same JSON shape in FastAPI and Flask
-    for url in (f"{orders}/orders", f"{reports}/reports"):
+    # RFC 6750 errors, the same JSON shape in FastAPI, Flask, Django and DRF
+    for url in (f"{orders}/orders", f"{reports}/reports", f"{invoices}/invoices",
+                f"{invoices}/me"):
         missing = call(url, None)
         assert missing.status_code == 401
         assert missing.headers["www-authenticate"] == "Bearer"
@@ -223,7 +238,8 @@ def test_login_rotate_logout_across_services(stack: Stack):
             "reason": "bad_signature",
             "error_description": "The access token signature is invalid",
         }
-    for url in (f"{orders}/admin/orders", f"{reports}/admin/reports"):
+    for url in (f"{orders}/admin/orders", f"{reports}/admin/reports",
+                f"{invoices}/admin/invoices"):
         forbidden = call(url, token)
         assert forbidden.status_code == 403
         assert forbidden.json()["error"] == "insufficient_scope"
@@ -254,6 +270,8 @@ def test_login_rotate_logout_across_services(stack: Stack):
         ("reports", "/reports"),
         ("orders-stateless", "/orders"),
         ("reports-stateless", "/reports"),
+        ("invoices", "/invoices"),
+        ("invoices-stateless", "/invoices"),
     ):
         assert call(stack.apis[name] + path, token).status_code == 200, name
         assert call(stack.apis[name] + path, new_token).status_code == 200, name
@@ -261,14 +279,19 @@ def test_login_rotate_logout_across_services(stack: Stack):
     # log out: APIs that introspect reject the token at once ...
     resp = httpx.post(f"{stack.auth}/auth/logout", headers={"Authorization": f"Bearer {token}"})
     assert resp.status_code == 200, resp.text
-    for url in (f"{orders}/orders", f"{reports}/reports"):
+    for url in (f"{orders}/orders", f"{reports}/reports", f"{invoices}/invoices",
+                f"{invoices}/me"):
         rejected = call(url, token)
         assert rejected.status_code == 401
         assert rejected.json()["reason"] == "revoked"
         assert call(url, new_token).status_code == 200  # other sessions are unaffected
 
     # ... stateless APIs keep accepting it until it expires
-    for name, path in (("orders-stateless", "/orders"), ("reports-stateless", "/reports")):
+    for name, path in (
+        ("orders-stateless", "/orders"),
+        ("reports-stateless", "/reports"),
+        ("invoices-stateless", "/invoices"),
+    ):
         assert call(stack.apis[name] + path, token).status_code == 200
     claims = jotkit.decode_unverified(token)[1]
     assert claims["exp"] - claims["iat"] == ACCESS_TTL
@@ -327,9 +350,9 @@ def test_node_verifies_tokens_from_jotkit_serve(stack: Stack, node: str):
 
 @pytest.fixture(scope="module")
 def cookie_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """A second auth service in cookie mode and an orders API reading its cookie."""
+    """A second auth service in cookie mode; the orders and invoices APIs read its cookie."""
     tmp = tmp_path_factory.mktemp("e2e-cookie")
-    auth_port, api_port = free_port(), free_port()
+    auth_port, api_port, django_port = free_port(), free_port(), free_port()
     issuer = f"http://127.0.0.1:{auth_port}"
     env = base_env() | {
         "JOTKIT_DATA_DIR": str(tmp / "auth-data"),
@@ -349,6 +372,11 @@ def cookie_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             "JOTKIT_RS_COOKIE_NAME": DEFAULT_COOKIE_NAME,
         }
         processes.start("orders-cookie", [sys.executable, str(EXAMPLES / "orders_api.py")], api_env)
+        processes.start(
+            "invoices-cookie",
+            [sys.executable, str(EXAMPLES / "django_api.py")],
+            api_env | {"JOTKIT_RS_PORT": str(django_port)},
+        )
         subprocess.run(
             jotkit_cmd("users", "add", EMAIL, "--role", "user"),
             input=PASSWORD.encode(),
@@ -361,8 +389,11 @@ def cookie_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         processes.start("auth-cookie", jotkit_cmd("serve", "--port", str(auth_port)), env)
         api = f"http://127.0.0.1:{api_port}"
         wait_until(lambda: httpx.get(f"{issuer}/.well-known/jwks.json").status_code == 200, "auth")
+        invoices = f"http://127.0.0.1:{django_port}"
         wait_until(lambda: httpx.get(f"{api}/health").status_code == 200, "orders-cookie")
-        yield Stack(issuer, issuer, tmp / "auth-data", env, {"orders": api}, processes)
+        wait_until(lambda: httpx.get(f"{invoices}/health").status_code == 200, "invoices-cookie")
+        apis = {"orders": api, "invoices": invoices}
+        yield Stack(issuer, issuer, tmp / "auth-data", env, apis, processes)
     except BaseException:
         for name, _ in processes.procs:
             print(f"----- {name} log -----\n{processes.log(name)}")
@@ -383,10 +414,56 @@ def test_api_reads_the_service_cookie(cookie_stack: Stack):
     )
     assert "httponly" in cookie.lower()
     token = cookie.split(";", 1)[0].split("=", 1)[1]
-    url = f"{cookie_stack.apis['orders']}/orders"
-    ok = httpx.get(url, headers={"Cookie": f"{DEFAULT_COOKIE_NAME}={token}"})
-    assert ok.status_code == 200, ok.text
-    assert ok.json()["sub"] == jotkit.decode_unverified(token)[1]["sub"]
-    assert httpx.get(url).status_code == 401
-    wrong = httpx.get(url, headers={"Cookie": f"{DEFAULT_COOKIE_NAME}={token[:-4]}AAAA"})
-    assert wrong.status_code == 401
+    for url in (
+        f"{cookie_stack.apis['orders']}/orders",
+        f"{cookie_stack.apis['invoices']}/invoices",
+        f"{cookie_stack.apis['invoices']}/me",
+    ):
+        ok = httpx.get(url, headers={"Cookie": f"{DEFAULT_COOKIE_NAME}={token}"})
+        assert ok.status_code == 200, (url, ok.text)
+        assert ok.json()["sub"] == jotkit.decode_unverified(token)[1]["sub"]
+        assert httpx.get(url).status_code == 401
+        wrong = httpx.get(url, headers={"Cookie": f"{DEFAULT_COOKIE_NAME}={token[:-4]}AAAA"})
+        assert wrong.status_code == 401
+
+
+def _raw_get(url: str, headers: list[tuple[str, bytes]]) -> tuple[int, bytes]:
+    """A GET with raw header bytes (httpx refuses non-ASCII header values)."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    try:
+        conn.putrequest("GET", parts.path + (f"?{parts.query}" if parts.query else ""))
+        for name, value in headers:
+            conn.putheader(name, value)
+        conn.endheaders()
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
+def test_live_apis_refuse_attacks_with_a_4xx(stack: Stack):
+    """FastAPI, Flask and Django behind real servers: no 5xx, no token from the URL."""
+    token = login(stack)
+    for url in (
+        f"{stack.apis['orders']}/orders",
+        f"{stack.apis['reports']}/reports",
+        f"{stack.apis['invoices']}/invoices",
+        f"{stack.apis['invoices']}/me",
+    ):
+        # RFC 6750 §2.3: a token in the query string is never read
+        leaked = call(f"{url}?access_token={token}", None)
+        assert leaked.status_code == 401, url
+        assert leaked.json()["reason"] == "missing_token"
+        for value in (
+            b"Bearer " + b"a" * 8 * 1024,
+            b"Bearer " + b"A" * 64 * 1024,  # 64 KiB: the server's line limit or the verifier's
+            "Bearer é.é.é".encode(),
+            "Bearer \xe9t\xe9".encode("latin-1"),
+            b"Bearer " + token.encode() + b"\xff",
+        ):
+            status, _ = _raw_get(url, [("Authorization", value)])
+            assert 400 <= status < 500, (url, value[:20], status)

@@ -1,8 +1,9 @@
-"""Resource-server integrations: verify access tokens in FastAPI, Starlette and Flask.
+"""Resource-server integrations: verify access tokens in FastAPI, Starlette, Flask and Django.
 
 The framework adapters live in :mod:`jotkit.integrations.fastapi`,
-:mod:`jotkit.integrations.starlette` and :mod:`jotkit.integrations.flask`
-(install ``jotkit[fastapi]``, ``jotkit[starlette]`` or ``jotkit[flask]``).
+:mod:`jotkit.integrations.starlette`, :mod:`jotkit.integrations.flask` and
+:mod:`jotkit.integrations.django` (with DRF classes in ``.django.drf``; install
+``jotkit[fastapi]``, ``jotkit[starlette]``, ``jotkit[flask]`` or ``jotkit[django]``).
 All of them delegate to the one :class:`TokenVerifier` defined here, so
 tokens are checked and errors are rendered (RFC 6750 §3) identically.
 """
