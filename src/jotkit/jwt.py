@@ -51,15 +51,6 @@ class VerifiedToken:
     key: Key
 
 
-def _claims_of(payload: bytes) -> dict[str, Any]:
-    if not payload:
-        raise MalformedToken("the payload is empty; a JWT's payload is a JSON object")
-    try:
-        return _json.loads_object(payload)
-    except ValueError as exc:
-        raise MalformedToken(f"the payload is not a JSON object: {exc}") from None
-
-
 class _Prepared:
     """Checked options of one verifier: allow-list, claims policy, key, size cap and a
     bounded cache of header segments that passed full validation with this allow-list."""
@@ -125,7 +116,12 @@ def _verify_token(
     header, payload, chosen = _verify_parts(
         token, prepared.key, prepared.allowed, prepared.max_size, prepared.header_cache
     )
-    claims = _claims_of(payload)
+    if not payload:
+        raise MalformedToken("the payload is empty; a JWT's payload is a JSON object")
+    try:
+        claims = _json.loads_object(payload)
+    except ValueError as exc:
+        raise MalformedToken(f"the payload is not a JSON object: {exc}") from None
     prepared.policy.check(header, claims, now)
     return header, claims, chosen
 
@@ -216,7 +212,7 @@ def _decode(
         prepared = _prepare_cached(*options)
     except TypeError:  # an unhashable option, or misuse (which _prepare raises again)
         prepared = _prepare(*options)
-    return _verify_token(token, prepared, to_timestamp(now))
+    return _verify_token(token, prepared, time.time() if now is None else to_timestamp(now))
 
 
 def decode_complete(
@@ -287,7 +283,8 @@ def decode(
     ``decryption_key``, whose JWE ``key_algorithms`` and ``encryptions`` are
     required allow-lists; then it must be encrypted (a bare JWS is refused).
     """
-    token = _nested(token, decryption_key, key_algorithms, encryptions, max_size)
+    if decryption_key is not None or key_algorithms is not None or encryptions is not None:
+        token = _nested(token, decryption_key, key_algorithms, encryptions, max_size)
     return _decode(
         token,
         key,
