@@ -55,6 +55,8 @@ _SPAN_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 _SPAN_SIMPLE = re.compile(r"(\d{1,12})([smhdw])")  # the common "15m": no float, no findall
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _MISSING: Any = object()
+#: The default ``require``; the claim checks skip their loop for it (exp is checked anyway).
+_REQUIRE_EXP: tuple[str, ...] = ("exp",)
 
 
 def parse_timespan(value: TimeSpan) -> float:
@@ -191,7 +193,7 @@ class ClaimsPolicy:
     """Required ``sub`` value, or ``None``."""
     leeway: float = 0.0
     """Seconds of clock skew tolerated for ``exp``, ``nbf`` and ``iat``."""
-    require: tuple[str, ...] = ("exp",)
+    require: tuple[str, ...] = _REQUIRE_EXP
     """Claims that must be present."""
     max_age: float | None = None
     """Maximum seconds since ``iat``; implies ``iat`` is required."""
@@ -216,7 +218,7 @@ class ClaimsPolicy:
         both build their policy here, so the two APIs cannot drift apart.
         """
         if require == ("exp",):
-            names: tuple[str, ...] = ("exp",)  # the default, already normalized
+            names: tuple[str, ...] = _REQUIRE_EXP  # the default, already normalized
         else:
             if isinstance(require, str) or not isinstance(require, Collection):
                 raise TypeError("require must be a collection of claim names, e.g. ('exp',)")
@@ -320,9 +322,10 @@ def _check_claims(
     Written for the hot path: an integer NumericDate in range is used as is (the common
     case), anything else goes through :func:`numeric_date`.
     """
-    for name in require:
-        if name not in claims:
-            raise MissingClaim(f"the {name!r} claim is required", claim=name)
+    if require is not _REQUIRE_EXP:
+        for name in require:
+            if name not in claims:
+                raise MissingClaim(f"the {name!r} claim is required", claim=name)
     # `in` then a subscript: cheaper than .get() calls for present and absent claims.
     if "exp" in claims:
         exp = claims["exp"]
@@ -330,6 +333,8 @@ def _check_claims(
             exp = numeric_date(exp, "exp")
         if now >= exp + leeway:  # RFC 7519 §4.1.4
             raise ExpiredToken(f"the token expired {_ago(now - exp)} ago", expired_at=float(exp))
+    elif require is _REQUIRE_EXP:
+        raise MissingClaim("the 'exp' claim is required", claim="exp")
     if "nbf" in claims:
         not_before = numeric_date(claims["nbf"], "nbf")
         if now + leeway < not_before:  # RFC 7519 §4.1.5
