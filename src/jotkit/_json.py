@@ -43,19 +43,8 @@ _DECODER = json.JSONDecoder(
 )
 _ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False, ensure_ascii=True)
 _decode = _DECODER.decode
-# The C scanner: no whitespace handling, so only a fast path.
+# The C scanner: no whitespace handling, so only a fast path (see loads_object).
 _scan: Callable[[str, int], tuple[Any, int]] = _DECODER.scan_once  # type: ignore[attr-defined]
-
-
-def _parse(text: str) -> Any:
-    """Parse one JSON document; the C scanner first, the full decoder for the rest."""
-    try:
-        obj, end = _scan(text, 0)
-    except StopIteration:
-        return _decode(text)  # leading whitespace or invalid: the decoder explains
-    if end != len(text):
-        return _decode(text)  # trailing whitespace is fine, anything else is an error
-    return obj
 
 
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
@@ -84,7 +73,12 @@ def loads_object(data: bytes) -> dict[str, Any]:
     """
     try:
         text = data.decode("utf-8")
-        obj = _parse(text)
+        try:  # the C scanner first (no whitespace handling), the full decoder for the rest
+            obj, end = _scan(text, 0)
+            if end != len(text):
+                obj = _decode(text)  # trailing whitespace is fine, anything else an error
+        except StopIteration:
+            obj = _decode(text)  # leading whitespace or invalid: the decoder explains
     except UnicodeDecodeError as exc:
         raise ValueError("not UTF-8") from exc
     except RecursionError as exc:
@@ -93,7 +87,7 @@ def loads_object(data: bytes) -> dict[str, Any]:
         raise ValueError(f"invalid JSON: {exc}") from exc
     if type(obj) is not dict:
         raise ValueError("JSON value is not an object")
-    if "\\u" in text and _SURROGATE_ESCAPE.search(text):  # escapes are the only way in
+    if "\\" in text and _SURROGATE_ESCAPE.search(text):  # escapes are the only way in
         try:
             _check_scalars(obj)
         except RecursionError:

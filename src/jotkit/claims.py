@@ -55,6 +55,8 @@ _SPAN_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 _SPAN_SIMPLE = re.compile(r"(\d{1,12})([smhdw])")  # the common "15m": no float, no findall
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _MISSING: Any = object()
+#: The default ``require``; the claim checks skip their loop for it (exp is checked anyway).
+_REQUIRE_EXP: tuple[str, ...] = ("exp",)
 
 
 def parse_timespan(value: TimeSpan) -> float:
@@ -191,7 +193,7 @@ class ClaimsPolicy:
     """Required ``sub`` value, or ``None``."""
     leeway: float = 0.0
     """Seconds of clock skew tolerated for ``exp``, ``nbf`` and ``iat``."""
-    require: tuple[str, ...] = ("exp",)
+    require: tuple[str, ...] = _REQUIRE_EXP
     """Claims that must be present."""
     max_age: float | None = None
     """Maximum seconds since ``iat``; implies ``iat`` is required."""
@@ -216,7 +218,7 @@ class ClaimsPolicy:
         both build their policy here, so the two APIs cannot drift apart.
         """
         if require == ("exp",):
-            names: tuple[str, ...] = ("exp",)  # the default, already normalized
+            names: tuple[str, ...] = _REQUIRE_EXP  # the default, already normalized
         else:
             if isinstance(require, str) or not isinstance(require, Collection):
                 raise TypeError("require must be a collection of claim names, e.g. ('exp',)")
@@ -299,6 +301,12 @@ def validate_claims(
     _check_claims(claims, now, issuer, audience, subject, leeway, require, max_age)
 
 
+#: Integers beyond this are no usable NumericDate for arithmetic here; they take the slow
+#: path of :func:`numeric_date` (which refuses what a float cannot hold).
+_INT_DATE_LIMIT = 1 << 53
+_INT_DATE_MIN = -_INT_DATE_LIMIT
+
+
 def _check_claims(
     claims: Mapping[str, Any],
     now: float,
@@ -309,59 +317,70 @@ def _check_claims(
     require: Collection[str],
     max_age: float | None,
 ) -> None:
-    """The claim checks behind :func:`validate_claims` and :meth:`ClaimsPolicy.check`."""
-    for name in require:
-        if name not in claims:
-            raise MissingClaim(f"the {name!r} claim is required", claim=name)
-    exp = claims.get("exp", _MISSING)
-    if exp is not _MISSING:
-        expires = numeric_date(exp, "exp")
-        if now >= expires + leeway:  # RFC 7519 §4.1.4
-            raise ExpiredToken(f"the token expired {_ago(now - expires)} ago", expired_at=expires)
-    nbf = claims.get("nbf", _MISSING)
-    if nbf is not _MISSING:
-        not_before = numeric_date(nbf, "nbf")
+    """The claim checks behind :func:`validate_claims` and :meth:`ClaimsPolicy.check`.
+
+    Written for the hot path: an integer NumericDate in range is used as is (the common
+    case), anything else goes through :func:`numeric_date`.
+    """
+    if require is not _REQUIRE_EXP:
+        for name in require:
+            if name not in claims:
+                raise MissingClaim(f"the {name!r} claim is required", claim=name)
+    # `in` then a subscript: cheaper than .get() calls for present and absent claims.
+    if "exp" in claims:
+        exp = claims["exp"]
+        if type(exp) is not int or not _INT_DATE_MIN < exp < _INT_DATE_LIMIT:
+            exp = numeric_date(exp, "exp")
+        if now >= exp + leeway:  # RFC 7519 §4.1.4
+            raise ExpiredToken(f"the token expired {_ago(now - exp)} ago", expired_at=float(exp))
+    elif require is _REQUIRE_EXP:
+        raise MissingClaim("the 'exp' claim is required", claim="exp")
+    if "nbf" in claims:
+        not_before = numeric_date(claims["nbf"], "nbf")
         if now + leeway < not_before:  # RFC 7519 §4.1.5
             raise ImmatureToken(
                 f"the token is not valid for another {_ago(not_before - now)}", claim="nbf"
             )
-    iat = claims.get("iat", _MISSING)
-    if iat is not _MISSING:
-        issued = numeric_date(iat, "iat")
-        if issued > now + leeway:
+    if "iat" in claims:
+        iat = claims["iat"]
+        if type(iat) is not int or not _INT_DATE_MIN < iat < _INT_DATE_LIMIT:
+            iat = numeric_date(iat, "iat")
+        if iat > now + leeway:
             raise ImmatureToken(
-                f"the token was issued {_ago(issued - now)} in the future",
+                f"the token was issued {_ago(iat - now)} in the future",
                 claim="iat",
                 code="iat_in_future",
             )
-        if max_age is not None and now - issued > max_age + leeway:
+        if max_age is not None and now - iat > max_age + leeway:
             raise TokenTooOld(
-                f"the token was issued {_ago(now - issued)} ago; max age is {_ago(max_age)}",
+                f"the token was issued {_ago(now - iat)} ago; max age is {_ago(max_age)}",
                 claim="iat",
             )
     elif max_age is not None:
         raise MissingClaim("max_age needs the 'iat' claim", claim="iat")
-    iss = claims.get("iss", _MISSING)
-    if iss is not _MISSING and type(iss) is not str:
-        raise InvalidClaim("the 'iss' claim must be a string", claim="iss")
-    if issuer is not None:
-        if iss is _MISSING:
-            raise MissingClaim("the 'iss' claim is required", claim="iss")
-        if not (iss == issuer if type(issuer) is str else iss in issuer):
+    if "iss" in claims:
+        iss = claims["iss"]
+        if type(iss) is not str:
+            raise InvalidClaim("the 'iss' claim must be a string", claim="iss")
+        if issuer is not None and not (iss == issuer if type(issuer) is str else iss in issuer):
             raise InvalidIssuer(f"the issuer {iss!r} is not accepted", claim="iss")
+    elif issuer is not None:
+        raise MissingClaim("the 'iss' claim is required", claim="iss")
     aud = claims.get("aud", _MISSING)
-    if aud is not _MISSING or audience is not None:
+    if type(aud) is str and audience is not None:  # the common case: one audience string
+        if not (aud == audience if type(audience) is str else aud in audience):
+            raise InvalidAudience("the token is not meant for this audience", claim="aud")
+    elif aud is not _MISSING or audience is not None:
         _check_audience(aud, audience)
-    sub = claims.get("sub", _MISSING)
-    if sub is not _MISSING:
+    if "sub" in claims:
+        sub = claims["sub"]
         if type(sub) is not str:
             raise InvalidClaim("the 'sub' claim must be a string", claim="sub")
         if subject is not None and sub != subject:
             raise InvalidSubject("the subject does not match", claim="sub")
     elif subject is not None:
         raise MissingClaim("the 'sub' claim is required", claim="sub")
-    jti = claims.get("jti", _MISSING)
-    if jti is not _MISSING and type(jti) is not str:
+    if "jti" in claims and type(claims["jti"]) is not str:
         raise InvalidClaim("the 'jti' claim must be a string", claim="jti")
 
 

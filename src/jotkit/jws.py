@@ -14,7 +14,7 @@ from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from . import _json
-from ._b64 import _decode_checked, _tail_ok, b64encode, is_canonical
+from ._b64 import _decode_checked, b64encode, decode_unpadded, is_canonical
 from .algorithms import ALGORITHMS
 from .errors import (
     InvalidSignature,
@@ -40,8 +40,6 @@ DEFAULT_MAX_SIZE = 16 * 1024
 KeyResolver = Callable[[Mapping[str, Any]], Key | KeySet]
 KeyLike = Key | KeySet | KeyResolver
 
-#: RFC 7515 §7.1: the payload segment may be empty (an empty payload), the others may not.
-_COMPACT = re.compile(r"([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]*)\.([A-Za-z0-9_-]+)", re.ASCII)
 _SEGMENT_NAMES = ("header", "payload", "signature")
 #: Header parameters registered by RFC 7515 §4.1 and RFC 7519 §5; ``crit`` may not name them.
 _REGISTERED_HEADERS = frozenset(
@@ -117,18 +115,17 @@ def _explain_shape(token: str) -> InvalidToken:
     return MalformedToken("the token is not a JWS compact serialization")  # pragma: no cover
 
 
-def _split(token: str) -> tuple[str, str, str]:
-    match = _COMPACT.fullmatch(token)
-    if match is None:
-        raise _explain_shape(token)
-    header_b64, payload_b64, sig_b64 = match.groups()
-    if not (_tail_ok(header_b64) and _tail_ok(payload_b64) and _tail_ok(sig_b64)):
-        for name, part in zip(_SEGMENT_NAMES, (header_b64, payload_b64, sig_b64), strict=True):
-            if not _tail_ok(part):
-                raise MalformedToken(
-                    f"the {name} segment is not canonical base64url (bad length or stray bits)"
-                )
-    return header_b64, payload_b64, sig_b64
+def _bad_segment(name: str, part: str) -> MalformedToken:
+    """The error for a segment that :func:`decode_unpadded` refused, naming the problem."""
+    if not part:
+        return MalformedToken(f"the {name} segment is empty")
+    if re.fullmatch(r"[A-Za-z0-9_-]*", part, re.ASCII) is None:
+        return MalformedToken(
+            f"the {name} segment is not base64url (only A-Z a-z 0-9 - _ and no padding)"
+        )
+    return MalformedToken(
+        f"the {name} segment is not canonical base64url (bad length or stray bits)"
+    )
 
 
 def load_segment(segment: str, name: str) -> dict[str, Any]:
@@ -187,11 +184,20 @@ def resolve_key(key: KeyLike, header: Mapping[str, Any]) -> Key:
     if isinstance(key, KeySet):
         return key.select(alg, header.get("kid"))
     if callable(key):
-        resolved = key(header)
+        resolved = key(dict(header))  # a copy: the header may be a cached one
         if not isinstance(resolved, (Key, KeySet)):
             raise TypeError("a key resolver must return a jotkit.Key or jotkit.KeySet")
         return resolve_key(resolved, header)
     raise TypeError("key must be a jotkit.Key, a jotkit.KeySet or a callable returning one")
+
+
+def _parse_allowed_header(header_b64: str, allowed: Collection[str]) -> dict[str, Any]:
+    """Fully validate a header segment: canonical base64url, strict JSON, ``alg`` allowed."""
+    if not header_b64 or not is_canonical(header_b64):
+        raise _bad_segment("header", header_b64)
+    header = _parse_header(header_b64)
+    _check_alg(header["alg"], allowed)
+    return header
 
 
 def _verify_parts(
@@ -200,29 +206,44 @@ def _verify_parts(
     allowed: Collection[str],
     max_size: int,
     header_cache: dict[str, dict[str, Any]] | None = None,
-) -> tuple[dict[str, Any], str, Key]:
-    """Verify a compact JWS; return ``(header, payload segment, key)`` (RFC 7515 §5.2).
+) -> tuple[dict[str, Any], bytes, Key]:
+    """Verify a compact JWS; return ``(header, payload, key)`` (RFC 7515 §5.2).
 
     The shared hot path of :func:`verify`, :func:`jotkit.decode` and :class:`jotkit.Verifier`;
-    ``allowed`` must come from :func:`check_algorithms`. ``header_cache`` (optional) maps
-    header segments already parsed and allowed to their header.
+    ``allowed`` must come from :func:`check_algorithms`. ``header_cache`` (optional, bounded
+    here) maps header segments that passed :func:`_parse_allowed_header` with this
+    ``allowed`` to their header; an entry is stored only after that full validation, and
+    a hit needs the exact same segment text, so a segment that failed is never served.
     """
-    text = _as_text(token, max_size)
-    header_b64, payload_b64, sig_b64 = _split(text)
+    if type(token) is not str or len(token) > max_size:
+        token = _as_text(token, max_size)
+    parts = token.split(".")
+    if len(parts) != 3:
+        raise _explain_shape(token)
+    header_b64, payload_b64, sig_b64 = parts
     header = None if header_cache is None else header_cache.get(header_b64)
     if header is None:
-        header = _parse_header(header_b64)
-        _check_alg(header["alg"], allowed)
+        header = _parse_allowed_header(header_b64, allowed)
         if header_cache is not None:
             if len(header_cache) >= _HEADER_CACHE_SIZE:
                 header_cache.clear()
             header_cache[header_b64] = header
-    # Cached headers passed the same allow-list when first seen.
-    chosen = resolve_key(key, header)
-    signing_input = text[: len(header_b64) + 1 + len(payload_b64)].encode("ascii")
-    if not chosen._verify(signing_input, _decode_checked(sig_b64)):
+    # A single Key for the token's alg is the common case of resolve_key.
+    chosen = key if type(key) is Key and key.alg == header["alg"] else resolve_key(key, header)
+    try:
+        payload = decode_unpadded(payload_b64)
+    except ValueError:
+        raise _bad_segment("payload", payload_b64) from None
+    try:
+        if not sig_b64:
+            raise ValueError("empty")
+        signature = decode_unpadded(sig_b64)
+    except ValueError:
+        raise _bad_segment("signature", sig_b64) from None
+    signing_input = token[: len(header_b64) + 1 + len(payload_b64)].encode("ascii")
+    if not chosen._verify(signing_input, signature):
         raise InvalidSignature("the signature does not verify")
-    return header, payload_b64, chosen
+    return header, payload, chosen
 
 
 def verify(
@@ -239,8 +260,8 @@ def verify(
     :class:`jotkit.InvalidToken` subclasses only.
     """
     allowed = check_algorithms(algorithms)
-    header, payload_b64, _ = _verify_parts(token, key, allowed, max_size)
-    return header, _decode_checked(payload_b64)
+    header, payload, _ = _verify_parts(token, key, allowed, max_size)
+    return header, payload
 
 
 def sign(payload: bytes, key: Key, *, headers: Mapping[str, Any] | None = None) -> str:

@@ -11,10 +11,11 @@ import time
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from . import _json
-from ._b64 import _decode_checked, b64encode
+from ._b64 import b64encode
 from .claims import ClaimsPolicy, Clock, Now, TimeSpan, parse_timespan, to_timestamp
 from .errors import MalformedToken
 from .jws import (
@@ -50,13 +51,20 @@ class VerifiedToken:
     key: Key
 
 
-def _claims_of(payload_b64: str) -> dict[str, Any]:
-    if not payload_b64:
-        raise MalformedToken("the payload is empty; a JWT's payload is a JSON object")
-    try:
-        return _json.loads_object(_decode_checked(payload_b64))
-    except ValueError as exc:
-        raise MalformedToken(f"the payload is not a JSON object: {exc}") from None
+class _Prepared:
+    """Checked options of one verifier: allow-list, claims policy, key, size cap and a
+    bounded cache of header segments that passed full validation with this allow-list."""
+
+    __slots__ = ("allowed", "header_cache", "key", "max_size", "policy")
+
+    def __init__(
+        self, allowed: frozenset[str], policy: ClaimsPolicy, key: KeyLike, max_size: int
+    ) -> None:
+        self.allowed = allowed
+        self.policy = policy
+        self.key = key
+        self.max_size = max_size
+        self.header_cache: dict[str, dict[str, Any]] = {}
 
 
 def _prepare(
@@ -70,11 +78,11 @@ def _prepare(
     require: Collection[str],
     max_age: TimeSpan | None,
     typ: str | None,
-) -> tuple[Collection[str], ClaimsPolicy]:
+) -> _Prepared:
     """Check the caller's options: the one path of :func:`decode` and :class:`Verifier`.
 
-    Returns the allow-list and the frozen :class:`ClaimsPolicy`; misuse raises
-    ``TypeError``/``ValueError`` the same way for both APIs.
+    Returns the allow-list and the frozen :class:`ClaimsPolicy` with the key; misuse
+    raises ``TypeError``/``ValueError`` the same way for both APIs.
     """
     allowed = check_algorithms(algorithms)
     if not isinstance(key, (Key, KeySet)) and not callable(key):
@@ -92,22 +100,29 @@ def _prepare(
         max_age=max_age,
         typ=typ,
     )
-    return allowed, policy
+    return _Prepared(frozenset(allowed), policy, key, max_size)
+
+
+#: The one-shot :func:`decode` reuses the checked options of its recent calls (the same
+#: key object and equal options of the same types, ``typed=True``): bounded, and only
+#: successful preparations are kept. Unhashable options (lists) are prepared per call.
+_prepare_cached = lru_cache(maxsize=128, typed=True)(_prepare)
 
 
 def _verify_token(
-    token: str | bytes,
-    key: KeyLike,
-    allowed: Collection[str],
-    max_size: int,
-    policy: ClaimsPolicy,
-    now: float,
-    header_cache: dict[str, dict[str, Any]] | None = None,
+    token: str | bytes, prepared: _Prepared, now: float
 ) -> tuple[dict[str, Any], dict[str, Any], Key]:
-    """Verify the signature, then apply ``policy``: the one check of both APIs (RFC 7519 §7.2)."""
-    header, payload_b64, chosen = _verify_parts(token, key, allowed, max_size, header_cache)
-    claims = _claims_of(payload_b64)
-    policy.check(header, claims, now)
+    """Verify the signature, then apply the policy: the one check of both APIs (RFC 7519 §7.2)."""
+    header, payload, chosen = _verify_parts(
+        token, prepared.key, prepared.allowed, prepared.max_size, prepared.header_cache
+    )
+    if not payload:
+        raise MalformedToken("the payload is empty; a JWT's payload is a JSON object")
+    try:
+        claims = _json.loads_object(payload)
+    except ValueError as exc:
+        raise MalformedToken(f"the payload is not a JSON object: {exc}") from None
+    prepared.policy.check(header, claims, now)
     return header, claims, chosen
 
 
@@ -120,7 +135,7 @@ class Verifier:
     races are benign.
     """
 
-    __slots__ = ("_allowed", "_clock", "_header_cache", "_key", "_max_size", "_policy")
+    __slots__ = ("_clock", "_prepared")
 
     def __init__(
         self,
@@ -137,48 +152,32 @@ class Verifier:
         max_size: int = DEFAULT_MAX_SIZE,
         clock: Clock = time.time,
     ) -> None:
-        allowed, self._policy = _prepare(
+        self._prepared = _prepare(
             key, algorithms, max_size, issuer, audience, subject, leeway, require, max_age, typ
         )
-        self._allowed = frozenset(allowed)
-        self._key = key
-        self._max_size = max_size
         self._clock = clock
-        self._header_cache: dict[str, dict[str, Any]] = {}
 
     @property
     def policy(self) -> ClaimsPolicy:
         """The claims policy this verifier applies."""
-        return self._policy
+        return self._prepared.policy
 
     @property
     def algorithms(self) -> frozenset[str]:
         """The allowed algorithms."""
-        return self._allowed
+        return self._prepared.allowed
 
     def decode_complete(self, token: str | bytes, *, now: Now = None) -> VerifiedToken:
         """Verify the signature and validate the claims; return header, claims and key."""
         header, claims, key = _verify_token(
-            token,
-            self._key,
-            self._allowed,
-            self._max_size,
-            self._policy,
-            self._clock() if now is None else to_timestamp(now),
-            self._header_cache,
+            token, self._prepared, self._clock() if now is None else to_timestamp(now)
         )
         return VerifiedToken(dict(header), claims, key)
 
     def decode(self, token: str | bytes, *, now: Now = None) -> dict[str, Any]:
         """Verify the signature and validate the claims; return the claims (RFC 7519 §7.2)."""
         return _verify_token(
-            token,
-            self._key,
-            self._allowed,
-            self._max_size,
-            self._policy,
-            self._clock() if now is None else to_timestamp(now),
-            self._header_cache,
+            token, self._prepared, self._clock() if now is None else to_timestamp(now)
         )[1]
 
 
@@ -197,10 +196,23 @@ def _decode(
     max_size: int,
 ) -> tuple[dict[str, Any], dict[str, Any], Key]:
     """The one-shot path: the same option checks and token checks as :class:`Verifier`."""
-    allowed, policy = _prepare(
-        key, algorithms, max_size, issuer, audience, subject, leeway, require, max_age, typ
+    options: tuple[Any, ...] = (
+        key,
+        tuple(algorithms) if type(algorithms) is list else algorithms,
+        max_size,
+        issuer,
+        audience,
+        subject,
+        leeway,
+        require,
+        max_age,
+        typ,
     )
-    return _verify_token(token, key, allowed, max_size, policy, to_timestamp(now))
+    try:
+        prepared = _prepare_cached(*options)
+    except TypeError:  # an unhashable option, or misuse (which _prepare raises again)
+        prepared = _prepare(*options)
+    return _verify_token(token, prepared, time.time() if now is None else to_timestamp(now))
 
 
 def decode_complete(
@@ -271,7 +283,8 @@ def decode(
     ``decryption_key``, whose JWE ``key_algorithms`` and ``encryptions`` are
     required allow-lists; then it must be encrypted (a bare JWS is refused).
     """
-    token = _nested(token, decryption_key, key_algorithms, encryptions, max_size)
+    if decryption_key is not None or key_algorithms is not None or encryptions is not None:
+        token = _nested(token, decryption_key, key_algorithms, encryptions, max_size)
     return _decode(
         token,
         key,

@@ -1,0 +1,153 @@
+"""The verification caches (issue 10 §4): the header-segment cache of a prepared verifier,
+the prepared options that the one-shot ``jotkit.decode`` reuses, and the one-pass strict
+base64url decoder. A cache must never serve what failed validation, must stay bounded
+under a flood, and must not change any outcome."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import jotkit
+from jotkit import Key, KeySet
+from jotkit import jwt as jwt_module
+from jotkit._b64 import _decode_checked, decode_unpadded, is_canonical
+
+HS = Key.from_secret(b"c" * 32, "HS256")
+NOW = 1_700_000_000
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _token_with_header(header: dict[str, object], key: Key = HS) -> str:
+    """A token signed by ``key`` whose header segment is exactly ``header`` (any alg)."""
+    head = _b64(json.dumps(header).encode())
+    body = _b64(json.dumps({"exp": NOW + 60}).encode())
+    return f"{head}.{body}.{_b64(key.sign(f'{head}.{body}'.encode()))}"
+
+
+def test_header_cache_poisoning_a_refused_header_is_never_served_from_the_cache():
+    """A header segment that failed validation (an alg outside the allow-list, a crit
+    extension) stays refused on every later call and never enters the cache."""
+    verifier = jotkit.Verifier(HS, algorithms=["HS256"])
+    bad_alg = _token_with_header({"alg": "HS384"})
+    crit = _token_with_header({"alg": "HS256", "crit": ["x"], "x": 1})
+    for _ in range(3):
+        with pytest.raises(jotkit.UnsupportedAlgorithm):
+            verifier.decode(bad_alg, now=NOW)
+        with pytest.raises(jotkit.UnsupportedAlgorithm):
+            verifier.decode(crit, now=NOW)
+    assert verifier._prepared.header_cache == {}
+    good = _token_with_header({"alg": "HS256"})
+    assert verifier.decode(good, now=NOW)["exp"] == NOW + 60
+    assert list(verifier._prepared.header_cache) == [good.split(".")[0]]
+
+
+def test_header_cache_poisoning_a_non_canonical_twin_of_a_cached_header_is_refused():
+    """The cache is keyed by the exact segment text: a twin with stray trailing bits or
+    padding that decodes to the same header is refused even once the original is cached."""
+    verifier = jotkit.Verifier(HS, algorithms=["HS256"])
+    token = _token_with_header({"alg": "HS256"})
+    verifier.decode(token, now=NOW)
+    head, rest = token.split(".", 1)
+    assert len(head) % 4 == 2  # '{"alg": "HS256"}' is 16 bytes: two stray bits in the last char
+    last = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".index(head[-1])
+    twin = head[:-1] + "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"[last + 1]
+    assert _decode_checked(twin) == _decode_checked(head)
+    for forged in (f"{twin}.{rest}", f"{head}==.{rest}", f"{head}.{rest}="):
+        with pytest.raises(jotkit.MalformedToken):
+            verifier.decode(forged, now=NOW)
+
+
+def test_header_cache_stays_bounded_under_a_flood_of_distinct_headers():
+    verifier = jotkit.Verifier(HS, algorithms=["HS256"])
+    for i in range(500):
+        token = jotkit.encode({"i": i}, HS, expires_in=60, headers={"n": i}, now=NOW)
+        assert verifier.decode(token, now=NOW)["i"] == i
+        assert len(verifier._prepared.header_cache) <= 64
+
+
+def test_a_key_resolver_cannot_poison_the_cached_header():
+    """A resolver gets a copy of the header: changing it cannot change what later tokens see."""
+
+    def resolver(header: dict[str, object]) -> Key:
+        header["alg"] = "none"
+        return HS
+
+    verifier = jotkit.Verifier(resolver, algorithms=["HS256"])
+    token = jotkit.encode({}, HS, expires_in=60, now=NOW)
+    for _ in range(3):
+        assert verifier.decode_complete(token, now=NOW).header["alg"] == "HS256"
+
+
+def test_one_shot_decode_reuses_prepared_options_but_stays_bounded():
+    jwt_module._prepare_cached.cache_clear()
+    token = jotkit.encode({}, HS, expires_in=60, issuer="i0", now=NOW)
+    for i in range(300):
+        with pytest.raises(jotkit.InvalidIssuer):
+            jotkit.decode(token, HS, algorithms=["HS256"], issuer=f"x{i}", now=NOW)
+    info = jwt_module._prepare_cached.cache_info()
+    assert info.currsize <= info.maxsize == 128
+    assert jotkit.decode(token, HS, algorithms=["HS256"], issuer="i0", now=NOW)["iss"] == "i0"
+    assert jotkit.decode(token, HS, algorithms=["HS256"], issuer="i0", now=NOW)["iss"] == "i0"
+    assert jwt_module._prepare_cached.cache_info().hits >= 1
+
+
+@pytest.mark.parametrize(
+    ("good", "bad"),
+    [({"leeway": 1}, {"leeway": True}), ({"max_size": 1}, {"max_size": True})],
+    ids=["leeway", "max_size"],
+)
+def test_prepared_option_cache_does_not_let_a_misuse_through_an_equal_valid_option(good, bad):
+    """True == 1 in Python: the cache is typed, so a bool still raises TypeError after the
+    equal int was prepared and cached."""
+    token = jotkit.encode({}, HS, expires_in=60, now=NOW)
+    with contextlib.suppress(jotkit.InvalidToken):  # max_size=1 refuses the token
+        jotkit.decode(token, HS, algorithms=["HS256"], now=NOW, **good)
+    with pytest.raises(TypeError):
+        jotkit.decode(token, HS, algorithms=["HS256"], now=NOW, **bad)
+
+
+def test_one_shot_decode_with_unhashable_options_still_checks_them():
+    token = jotkit.encode({}, HS, expires_in=60, audience="a", now=NOW)
+    assert jotkit.decode(token, HS, algorithms=["HS256"], audience=["b", "a"], now=NOW)
+    with pytest.raises(jotkit.InvalidAudience):
+        jotkit.decode(token, HS, algorithms=["HS256"], audience=["b"], now=NOW)
+    with pytest.raises(ValueError):
+        jotkit.decode(token, HS, algorithms=["HS256"], audience=[], now=NOW)
+
+
+def test_a_keyset_prepared_once_sees_keys_by_its_own_rules():
+    ks = KeySet([HS])
+    token = jotkit.encode({}, HS, expires_in=60, now=NOW)
+    for _ in range(2):
+        assert jotkit.decode(token, ks, algorithms=["HS256"], now=NOW) == {
+            "iat": NOW,
+            "exp": NOW + 60,
+        }
+
+
+_TEXT = st.text(alphabet="AQgwBC01-_+/=. \n\té", max_size=24)
+
+
+@given(_TEXT | st.text(max_size=12))
+def test_one_pass_base64url_decoder_accepts_exactly_the_canonical_texts(text):
+    """decode_unpadded agrees with the reference (regex + tail check, RFC 4648 §3.5/§5)."""
+    expected = _decode_checked(text) if is_canonical(text) else None
+    try:
+        got: bytes | None = decode_unpadded(text)
+    except ValueError:
+        got = None
+    assert got == expected
+
+
+@given(st.binary(max_size=64))
+def test_one_pass_base64url_decoder_round_trips(data):
+    assert decode_unpadded(_b64(data)) == data
