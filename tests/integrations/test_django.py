@@ -151,17 +151,19 @@ def test_bad_settings_are_improperly_configured(config: dict[str, Any], message:
     assert str(info.value).startswith("settings.JOTKIT: ")
 
 
-def test_revocations_key_maps_straight_to_the_verifier_keyword():
-    """REVOCATIONS becomes TokenVerifier(revocations=...) as soon as the verifier takes it."""
-    import inspect
+def test_revocations_keys_map_straight_to_the_verifier_keywords():
+    """REVOCATIONS* become TokenVerifier(revocations=..., revocations_auth=...)."""
+    from jotkit.integrations.django._settings import _kwargs
 
     config = {"JWKS_URL": "https://a/j", "ISSUER": ISSUER, "AUDIENCE": "x",
-              "REVOCATIONS": "https://a/revocations"}
-    if "revocations" in inspect.signature(TokenVerifier).parameters:
-        assert build_verifier(config) is not None
-    else:
-        with pytest.raises(ImproperlyConfigured, match="REVOCATIONS needs a jotkit whose"):
-            build_verifier(config)
+              "REVOCATIONS": "https://a/oauth/revocations",
+              "REVOCATIONS_AUTH": ["rs", "secret"], "REVOCATIONS_FAIL_OPEN": False}
+    kwargs = _kwargs(config)
+    assert kwargs["revocations"] == "https://a/oauth/revocations"
+    assert kwargs["revocations_auth"] == ("rs", "secret")
+    assert kwargs["revocations_fail_open"] is False
+    with pytest.raises(ImproperlyConfigured, match="REVOCATIONS_AUTH"):
+        _kwargs({**config, "REVOCATIONS_AUTH": "rs:secret"})
 
 
 _FACTORY_VERIFIER = TokenVerifier(jotkit.Key.generate("ES256", kid="f1").public(), issuer=ISSUER)

@@ -10,7 +10,6 @@ weakens verification.
 
 from __future__ import annotations
 
-import inspect
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -39,9 +38,10 @@ _PASS_THROUGH: dict[str, str] = {
     "REALM": "realm",
     "CACHE_SIZE": "cache_size",
     "CACHE_TTL": "cache_ttl",
-    # later: TokenVerifier(revocations=...) subscribes to the service's revocation feed;
-    # the key maps straight through once the verifier accepts it (see _kwargs)
+    # the service's revocation feed (docs/resource-servers.md, "The revocation feed")
     "REVOCATIONS": "revocations",
+    "REVOCATIONS_FAIL_OPEN": "revocations_fail_open",
+    "REVOCATIONS_ALLOW_INSECURE_HTTP": "revocations_allow_insecure_http",
 }
 # settings key -> JWKSClient keyword
 _JWKS: dict[str, str] = {
@@ -61,7 +61,7 @@ _INTROSPECTION: dict[str, str] = {
     "ALLOW_INSECURE_HTTP": "allow_insecure_http",
 }
 _OWN = frozenset({"JWKS_URL", "INTROSPECTION", "COOKIE_MODE", "COOKIE_NAME", "VERIFIER",
-                  "REQUIRED"})
+                  "REQUIRED", "REVOCATIONS_AUTH"})
 _KNOWN = frozenset(_PASS_THROUGH) | frozenset(_JWKS) | _OWN
 
 
@@ -124,10 +124,12 @@ def _kwargs(config: Mapping[str, Any]) -> dict[str, Any]:
     """The ``TokenVerifier`` keywords for ``config`` (everything but the key)."""
     _check_lists(config)
     kwargs = {_PASS_THROUGH[k]: v for k, v in config.items() if k in _PASS_THROUGH}
-    accepted = inspect.signature(TokenVerifier).parameters
-    for name in kwargs:
-        if name not in accepted:
-            raise _improper(f"{name.upper()} needs a jotkit whose TokenVerifier takes {name}=")
+    auth = config.get("REVOCATIONS_AUTH")
+    if auth is not None:
+        if not (isinstance(auth, list | tuple) and len(auth) == 2
+                and all(isinstance(part, str) and part for part in auth)):
+            raise _improper("REVOCATIONS_AUTH must be a (client_id, client_secret) pair")
+        kwargs["revocations_auth"] = (auth[0], auth[1])
     cookie = config.get("COOKIE_NAME")
     if cookie is None and config.get("COOKIE_MODE"):
         cookie = DEFAULT_COOKIE_NAME
