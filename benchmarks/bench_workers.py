@@ -33,10 +33,10 @@ from pathlib import Path
 
 import httpx
 from _wrk import REFRESH_LUA, free_port, parse_wrk, wrk_command  # benchmarks/_wrk.py
+from bench_refresh import PG_ADMIN, _pg_admin  # one way to create and drop databases
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results-workers.md"
-PG_ADMIN = os.environ.get("JOTKIT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS = os.environ.get("JOTKIT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 EMAIL, PASSWORD = "bench@example.com", "bench-password-123"
 
@@ -187,7 +187,7 @@ def main() -> None:
                     env = _env(data, None, None)
                 else:
                     name = f"jotkit_workers_{workers}_{suffix}"
-                    _pg(f'CREATE DATABASE "{name}"')
+                    _pg_admin(f'CREATE DATABASE "{name}"')
                     dbs.append(name)
                     env = _env(data, PG_ADMIN.rsplit("/", 1)[0] + "/" + name,
                                f"jotkit:bench:{suffix}:{workers}:")
@@ -215,24 +215,11 @@ def main() -> None:
             svc.stop()
         for name in dbs:
             try:
-                _pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
             except Exception as exc:
                 print(f"could not drop {name}: {exc}", file=sys.stderr)
         shutil.rmtree(tmp, ignore_errors=True)
     _write(args, results)
-
-
-def _pg(sql: str) -> None:
-    import asyncpg
-
-    async def run() -> None:
-        conn = await asyncpg.connect(PG_ADMIN)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(run())
 
 
 def _report(rnd: int, backend: str, workers: int, what: str, r: dict[str, float]) -> None:
