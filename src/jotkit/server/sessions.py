@@ -127,9 +127,10 @@ class RevocationCache:
     async def sync(self, store: RevocationStore, now: float) -> None:
         """Pull entries added since the last sync (by any instance or the CLI)."""
         changes = await store.changes_since(self.cursor, now)
-        if changes.reset:
-            self.denied = {}
-            self.markers = {}
+        # A reset (a full re-read) is merged, not swapped in: a token this instance denied
+        # while the read was in flight committed after the read's snapshot, and clearing the
+        # cache would accept it again until the next sync. A denial or marker is never undone
+        # (only expired below), so keeping local entries is always safe.
         self.deny(changes.denied)
         for user_id, before in changes.markers:
             self.mark(user_id, before)
