@@ -24,19 +24,17 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import os
 import platform
 import statistics
 import sys
-import threading
 import time
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import django
+from _servers import jwks_server  # benchmarks/_servers.py
 from django.conf import settings
 
 import jotkit
@@ -47,24 +45,6 @@ ISSUER = "https://auth.bench"
 AUDIENCE = "orders"
 OUT = Path(__file__).resolve().parent / "results-django.md"
 
-
-def jwks_server(jwks: dict[str, Any]) -> tuple[ThreadingHTTPServer, str]:
-    body = json.dumps(jwks).encode()
-
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args: Any) -> None:
-            pass
-
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, f"http://127.0.0.1:{server.server_address[1]}/jwks.json"
 
 
 def main() -> None:

@@ -27,17 +27,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import platform
 import statistics
 import sys
-import threading
 import time
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Annotated, Any
 
+from _servers import jwks_server  # benchmarks/_servers.py
 from fastapi import Depends, FastAPI, Request
 
 import jotkit
@@ -52,24 +50,6 @@ OUT = Path(__file__).resolve().parent / "results-integrations.md"
 # thread CPU time by default (like bench_core.py): robust on a shared machine
 CLOCK: list[Callable[[], int]] = [time.thread_time_ns]
 
-
-def jwks_server(jwks: dict[str, Any]) -> tuple[ThreadingHTTPServer, str]:
-    body = json.dumps(jwks).encode()
-
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args: Any) -> None:
-            pass
-
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    return httpd, f"http://127.0.0.1:{httpd.server_address[1]}/jwks.json"
 
 
 async def noop_dependency(request: Request) -> dict[str, str]:

@@ -42,33 +42,16 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from _servers import pg_admin, pg_dsn  # benchmarks/_servers.py
 from _wrk import REFRESH_LUA, free_port, parse_wrk, wrk_command  # benchmarks/_wrk.py
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results-refresh.md"
-PG_ADMIN = os.environ.get("JOTKIT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 EMAIL = "bench@example.com"
 PASSWORD = "bench-password-123"
 
 
 # -- databases ---------------------------------------------------------------------------
-def _pg_dsn(database: str) -> str:
-    return PG_ADMIN.rsplit("/", 1)[0] + "/" + database
-
-
-def _pg_admin(sql: str) -> None:
-    import asyncpg
-
-    async def run() -> None:
-        conn = await asyncpg.connect(PG_ADMIN)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(run())
-
-
 def _settings_env(data_dir: str, database_url: str | None) -> dict[str, str]:
     env = {"JOTKIT_DATA_DIR": data_dir, "JOTKIT_LOG_LEVEL": "WARNING",
            "JOTKIT_LOGIN_IP_LIMIT": "100000", "JOTKIT_LOGIN_ACCOUNT_LIMIT": "100000",
@@ -479,9 +462,9 @@ def main() -> None:
         pg_urls: dict[str, str] = {}
         if use_pg:
             for name in pg_names:
-                _pg_admin(f'CREATE DATABASE "{name}"')
-            pg_urls["svc"] = _pg_dsn(pg_names[0]).replace("postgresql://", "postgresql+asyncpg://")
-            pg_urls["floor"] = _pg_dsn(pg_names[1])
+                pg_admin(f'CREATE DATABASE "{name}"')
+            pg_urls["svc"] = pg_dsn(pg_names[0]).replace("postgresql://", "postgresql+asyncpg://")
+            pg_urls["floor"] = pg_dsn(pg_names[1])
             tokens["jotkit PostgreSQL"] = _prepare(dirs["svc"] + "-pg", pg_urls["svc"], sessions)
             tokens["floor asyncpg"] = _prepare(
                 dirs["floor"] + "-pg",
@@ -530,7 +513,7 @@ def main() -> None:
         if use_pg:
             for name in pg_names:
                 try:
-                    _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                    pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
                 except Exception as exc:
                     print(f"could not drop {name}: {exc}", file=sys.stderr)
         if sys.exc_info()[0] is not None:  # failing: the profile will not run

@@ -32,8 +32,8 @@ import time
 from pathlib import Path
 
 import httpx
+from _servers import pg_admin, pg_dsn  # benchmarks/_servers.py
 from _wrk import REFRESH_LUA, free_port, parse_wrk, wrk_command  # benchmarks/_wrk.py
-from bench_refresh import PG_ADMIN, _pg_admin  # one way to create and drop databases
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results-workers.md"
@@ -187,9 +187,9 @@ def main() -> None:
                     env = _env(data, None, None)
                 else:
                     name = f"jotkit_workers_{workers}_{suffix}"
-                    _pg_admin(f'CREATE DATABASE "{name}"')
+                    pg_admin(f'CREATE DATABASE "{name}"')
                     dbs.append(name)
-                    env = _env(data, PG_ADMIN.rsplit("/", 1)[0] + "/" + name,
+                    env = _env(data, pg_dsn(name),
                                f"jotkit:bench:{suffix}:{workers}:")
                 tokens = _seed(env, sessions)
                 svc = Service(workers, env)
@@ -215,7 +215,7 @@ def main() -> None:
             svc.stop()
         for name in dbs:
             try:
-                _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
             except Exception as exc:
                 print(f"could not drop {name}: {exc}", file=sys.stderr)
         shutil.rmtree(tmp, ignore_errors=True)

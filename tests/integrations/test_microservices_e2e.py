@@ -14,8 +14,7 @@ import os
 import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ import jotkit
 from jotkit.integrations import DEFAULT_COOKIE_NAME, BearerError, TokenVerifier
 from jotkit.jwks_client import JWKSClient
 
+from .polling import wait_until
 from .test_node_interop import run_node
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("integrations-e2e")]
@@ -55,19 +55,6 @@ def jotkit_cmd(*args: str) -> list[str]:
     if exe.exists():
         return [str(exe), *args]
     return [sys.executable, "-c", "from jotkit.cli import main; main()", *args]
-
-
-def wait_until(check: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
-    """Poll a real process until it reaches a state (startup, key sync)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @dataclass

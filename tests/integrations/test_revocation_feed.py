@@ -17,7 +17,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ from backends.util import create_database, drop_database, drop_redis_prefix, pg_
 from jotkit.integrations import BearerError, TokenVerifier
 from jotkit.jwks_client import JWKSClient
 
+from .polling import wait_until
 from .test_microservices_e2e import Processes, base_env, free_port, jotkit_cmd
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("revocation-feed")]
@@ -43,15 +43,7 @@ DEADLINE = 20.0  # liveness only: how long to wait before calling a propagation 
 
 def wait_for(check: Callable[[], bool], what: str, timeout: float = DEADLINE) -> None:
     """Poll until ``check()`` holds (a liveness wait, not a timing assertion)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
+    wait_until(check, what, timeout, interval=0.02)
 
 
 class CuttableProxy:

@@ -40,3 +40,44 @@ def test_late_commit_of_a_lower_seq_is_still_synced(store_url):  # noqa: F811
             await store.close()
 
     asyncio.run(main())
+
+
+def test_reset_sync_in_flight_does_not_resurrect_a_token_denied_meanwhile(store_url):  # noqa: F811
+    """A full re-read (``reset``) that started before a logout and returned after it must not
+    wipe the denial the logout added to the local cache (the revoked token would be accepted
+    again until the next sync). Seen once in CI as a flaky logout-all test; made deterministic
+    here by holding the store's answer until the logout has happened."""
+    from jotkit.server.sessions import RevocationCache
+
+    async def main():
+        store = SqlStore(store_url)
+        await store.start()
+        try:
+            now = 1000.0
+            cache = RevocationCache()
+            snapshot = await store.revocations.changes_since(0, now)  # before the logout
+            assert snapshot.reset and snapshot.denied == ()
+            read_started, logout_done = asyncio.Event(), asyncio.Event()
+
+            class InFlight:
+                async def changes_since(self, cursor, at):
+                    read_started.set()
+                    await logout_done.wait()
+                    return snapshot  # the read's snapshot predates the logout
+
+            async def logout() -> None:
+                await read_started.wait()
+                await store.revocations.deny([("stolen", now + 60)], now)
+                cache.deny([("stolen", now + 60)])  # what the instance does on logout
+                cache.mark("u1", now)
+                logout_done.set()
+
+            await asyncio.gather(cache.sync(InFlight(), now), logout())
+            assert cache.reason("stolen", "u2", now - 1) == "revoked"
+            assert cache.reason("other", "u1", now - 1) == "revoked"  # the marker survives too
+            await cache.sync(store.revocations, now)  # the next sync still has it
+            assert cache.reason("stolen", "u2", now - 1) == "revoked"
+        finally:
+            await store.close()
+
+    asyncio.run(main())

@@ -155,7 +155,7 @@ class RevocationChanges:
     denied: tuple[tuple[str, float], ...]  # (jti, exp)
     markers: tuple[tuple[str, float], ...]  # (user_id, revoked_before)
     cursor: int
-    reset: bool = field(default=False)  # True when the cursor was unknown: replace the cache
+    reset: bool = field(default=False)  # True when the cursor was unknown: a full re-read
 
 
 class UserStore(ABC):
