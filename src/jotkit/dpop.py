@@ -22,8 +22,7 @@ import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, NamedTuple, cast
 from urllib.parse import urlsplit
 
 from . import _json
@@ -55,9 +54,9 @@ _MAX_JTI: Final = 256
 _KEY_CACHE_SIZE: Final = 256
 
 
-@dataclass(frozen=True, slots=True)
-class VerifiedProof:
-    """A proof that passed every stateless check of RFC 9449 §4.3."""
+class VerifiedProof(NamedTuple):
+    """A proof that passed every stateless check of RFC 9449 §4.3 (a named tuple: it is
+    made once per request on a resource server's hot path)."""
 
     jkt: str
     """RFC 7638 SHA-256 thumbprint of the proof's public key (compare with ``cnf.jkt``, §6.1)."""
@@ -73,7 +72,7 @@ class VerifiedProof:
 
 def access_token_hash(access_token: str) -> str:
     """The ``ath`` claim: base64url of the SHA-256 of the token's ASCII octets (RFC 9449 §4.2)."""
-    return b64encode(hashlib.sha256(access_token.encode("ascii")).digest())
+    return b64encode(hashlib.sha256(access_token.encode("utf-8", "surrogatepass")).digest())
 
 
 def normalize_htu(url: str) -> str:
@@ -171,35 +170,23 @@ def _key_from_header(header: Mapping[str, Any], allowed: frozenset[str]) -> tupl
     return key, key.thumbprint()
 
 
-@dataclass(frozen=True, slots=True)
-class _Parsed:
-    header_b64: str
-    signing_input: bytes
-    signature: bytes
-    claims: dict[str, Any]
-
-
-def _parse(text: object) -> _Parsed:
+def _parse(text: object) -> tuple[str, bytes, bytes, dict[str, Any]]:
+    """Split a compact JWS; decode the signature and the claims strictly (canonical
+    base64url, strict JSON). The header segment is checked by :meth:`ProofVerifier._key`."""
     if type(text) is not str:
         raise _fail("the DPoP header must be one text value", "dpop_malformed")
     if len(text) > MAX_PROOF_SIZE:
         raise _fail(f"the proof is larger than {MAX_PROOF_SIZE} characters", "dpop_malformed")
     parts = text.split(".")
-    if len(parts) != 3 or not all(parts) or not all(is_canonical(p) for p in parts):
+    if len(parts) != 3 or not all(parts) or not text.isascii():
         raise _fail("the proof is not a JWS compact serialization", "dpop_malformed")
     try:
-        signature = decode_unpadded(parts[2])
-        claims = load_segment(parts[1], "payload")
-    except (ValueError, MalformedToken):
+        signature = decode_unpadded(parts[2])  # canonical base64url only
+        claims = _json.loads_object(decode_unpadded(parts[1]))
+    except ValueError:
         raise _fail("the proof's payload is not a JSON object", "dpop_malformed") from None
     signing_input = text[: len(parts[0]) + 1 + len(parts[1])].encode("ascii")
-    return _Parsed(parts[0], signing_input, signature, claims)
-
-
-def _number(value: object) -> float | None:
-    if type(value) not in (int, float) or not math.isfinite(value):  # type: ignore[arg-type]
-        return None
-    return float(value)  # type: ignore[arg-type]
+    return parts[0], signing_input, signature, claims
 
 
 class ProofVerifier:
@@ -223,11 +210,14 @@ class ProofVerifier:
         self.max_age = float(max_age)
         self.leeway = float(leeway)
         self._keys: OrderedDict[str, tuple[Key, str]] = OrderedDict()
+        self._last_ath: tuple[str, str] = ("", "")
 
     def _key(self, header_b64: str) -> tuple[Key, str]:
         hit = self._keys.get(header_b64)
         if hit is not None:
             return hit
+        if not is_canonical(header_b64):
+            raise _fail("the proof's header is not canonical base64url", "dpop_malformed")
         try:
             header = load_segment(header_b64, "header")
         except MalformedToken:
@@ -256,23 +246,27 @@ class ProofVerifier:
         token's ``cnf.jkt``, §6.1) the proof's key must be that one; with ``nonce`` (the
         expected value, or a predicate for stateless nonces) the proof must carry a good
         one, else :class:`jotkit.UseDPoPNonce`. Raise :class:`jotkit.InvalidDPoPProof`."""
-        parsed = _parse(proof)
-        key, thumbprint = self._key(parsed.header_b64)
-        if not key.verify(parsed.signing_input, parsed.signature):
+        header_b64, signing_input, signature, claims = _parse(proof)
+        key, thumbprint = self._key(header_b64)
+        if not key.verify(signing_input, signature):
             raise _fail("the proof's signature does not verify", "dpop_bad_signature")
-        claims = parsed.claims
-        jti, htm, htu = claims.get("jti"), claims.get("htm"), claims.get("htu")
-        iat = _number(claims.get("iat"))
+        get = claims.get
+        jti, htm, htu, iat = get("jti"), get("htm"), get("htu"), cast(float, get("iat"))
         if type(jti) is not str or not jti or len(jti) > _MAX_JTI:
             raise _fail("the proof needs a jti string (RFC 9449 §4.2)", "dpop_invalid_claim")
-        if type(htm) is not str or type(htu) is not str or iat is None:
+        if (type(htm) is not str or type(htu) is not str or type(iat) not in (int, float)
+                or (type(iat) is float and not math.isfinite(iat))):
             raise _fail("the proof needs htm, htu and iat (RFC 9449 §4.2)", "dpop_invalid_claim")
         if htm != method:
             raise _fail(f"the proof is for {htm[:10]!r}, not {method}", "dpop_htm_mismatch")
-        try:
-            matches = normalize_htu(htu) == normalize_htu(url)
-        except ValueError:
-            matches = False
+        # the exact request URI without query and fragment (RFC 9449 §4.3 step 9), else
+        # both sides normalized (RFC 3986 §6.2.2-6.2.3)
+        matches = htu == url.partition("?")[0].partition("#")[0]
+        if not matches:
+            try:
+                matches = normalize_htu(htu) == normalize_htu(url)
+            except ValueError:
+                matches = False
         if not matches:
             raise _fail("the proof's htu is not this request's URI", "dpop_htu_mismatch")
         got_nonce = claims.get("nonce")
@@ -288,21 +282,22 @@ class ProofVerifier:
                 raise UseDPoPNonce("the proof must carry the server's current DPoP nonce")
         if not (now - self.max_age <= iat <= now + self.leeway):
             raise _fail("the proof's iat is outside the accepted window", "dpop_iat_out_of_window")
-        if access_token is not None:
-            ath = claims.get("ath")
-            if type(ath) is not str or not secrets.compare_digest(
-                ath.encode("utf-8", "surrogatepass"),
-                access_token_hash(access_token).encode("ascii"),
-            ):
-                raise _fail("the proof's ath is not the access token's hash", "dpop_ath_mismatch")
-        if jkt is not None and not secrets.compare_digest(
-            thumbprint.encode("ascii"), jkt.encode("utf-8", "surrogatepass")
-        ):
+        # ath and jkt are no secrets (a hash of the token, a public key's thumbprint): ==
+        if access_token is not None and claims.get("ath") != self._ath(access_token):
+            raise _fail("the proof's ath is not the access token's hash", "dpop_ath_mismatch")
+        if jkt is not None and jkt != thumbprint:
             raise _fail("the proof's key is not the one the token is bound to", "dpop_key_mismatch")
-        return VerifiedProof(
-            jkt=thumbprint, jti=jti, iat=iat, htm=htm, htu=htu, nonce=got_nonce,
-            expires_at=iat + self.max_age + self.leeway,
-        )
+        return VerifiedProof(thumbprint, jti, float(iat), htm, htu, got_nonce,
+                             iat + self.max_age + self.leeway)
+
+    def _ath(self, access_token: str) -> str:
+        """``ath`` of a token, remembered for the last one (a client repeats its token)."""
+        last = self._last_ath
+        if last[0] == access_token:
+            return last[1]
+        ath = access_token_hash(access_token)
+        self._last_ath = (access_token, ath)
+        return ath
 
 
 def verify_proof(

@@ -167,6 +167,7 @@ def test_a_bad_proof_header_is_refused(
         _claims(jti="x" * 300),
         _claims(iat="now"),
         _claims(iat=True),
+        _claims(iat=None),
         _claims(htu=7),
         {"jti": "j", "htu": URL, "iat": NOW},  # no htm
         _claims(nonce=3),
@@ -178,6 +179,13 @@ def test_a_proof_missing_or_mistyping_a_claim_is_refused(
     with pytest.raises(jotkit.InvalidDPoPProof) as exc:
         dpop.verify_proof(_forge(key, _header(key), claims), method="GET", url=URL, now=NOW)
     assert _code(exc) == "dpop_invalid_claim"
+
+
+def test_a_huge_iat_is_out_of_the_window_not_a_crash(key: jotkit.Key) -> None:
+    p = _forge(key, _header(key), _claims(iat=10**400))
+    with pytest.raises(jotkit.InvalidDPoPProof) as exc:
+        dpop.verify_proof(p, method="GET", url=URL, now=NOW, access_token="t\u00e9")
+    assert _code(exc) == "dpop_iat_out_of_window"
 
 
 def test_a_nonce_is_required_when_the_server_gives_one(key: jotkit.Key) -> None:

@@ -323,7 +323,7 @@ class DpopReplayCache:
     check instead: pass ``dpop_replay=`` a callable backed by Redis ``SET NX``, say."""
 
     def __init__(self, size: int = 100_000) -> None:
-        self._seen: OrderedDict[tuple[str, str], float] = OrderedDict()
+        self._seen: dict[tuple[str, str], float] = {}  # insertion order: oldest first
         self._size = size
         self._lock = threading.Lock()
 
@@ -331,16 +331,17 @@ class DpopReplayCache:
         """Record ``proof``; False when it was seen before (a replay)."""
         key = (proof.jkt, proof.jti)
         with self._lock:
-            until = self._seen.get(key)
+            seen = self._seen
+            until = seen.get(key)
             if until is not None and until > now:
                 return False
-            self._seen[key] = proof.expires_at
-            if len(self._seen) > self._size:
-                for old, exp in list(self._seen.items()):
+            seen[key] = proof.expires_at
+            if len(seen) > self._size:
+                for old, exp in list(seen.items()):
                     if exp <= now:
-                        del self._seen[old]
-                while len(self._seen) > self._size:
-                    self._seen.popitem(last=False)
+                        del seen[old]
+                while len(seen) > self._size:
+                    del seen[next(iter(seen))]
         return True
 
 
@@ -673,7 +674,7 @@ class TokenVerifier:
         proof of that key for this request and token; the DPoP scheme needs a bound token.
         Raise a 401 :class:`BearerError` with a DPoP challenge otherwise."""
         cnf = claims.get("cnf")
-        jkt = cnf.get("jkt") if isinstance(cnf, Mapping) else None
+        jkt = cnf.get("jkt") if type(cnf) is dict else None
         if not dpop_scheme:
             if jkt is not None:
                 raise self._dpop_error(401, "invalid_token", "The access token is DPoP-bound: "
