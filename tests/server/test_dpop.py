@@ -271,3 +271,10 @@ def test_malformed_dpop_headers_are_always_a_4xx(server, value: bytes):
         r = c.get("/oauth/userinfo", headers=[(b"Authorization", b"DPoP a.b.c"),
                                               (b"DPoP", value)])
         assert 400 <= r.status_code < 500
+
+
+def test_dpop_bound_token_as_bearer_on_the_first_party_api_is_refused(server, key):
+    _, body = _public_code_flow(server, key)
+    with server.client() as c:
+        r = c.get("/auth/me", headers=bearer(body["access_token"]))
+        assert r.status_code == 401, r.text
