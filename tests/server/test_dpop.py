@@ -278,3 +278,15 @@ def test_dpop_bound_token_as_bearer_on_the_first_party_api_is_refused(server, ke
     with server.client() as c:
         r = c.get("/auth/me", headers=bearer(body["access_token"]))
         assert r.status_code == 401, r.text
+
+
+def test_public_refresh_with_a_proof_binds_an_unbound_refresh_token(server, key):
+    client, body = _public_code_flow(server, None)  # no DPoP at the code exchange
+    now = server.clock.now()
+    with server.client() as c:
+        r = _refresh(c, client, body["refresh_token"], key, now)
+        assert r.status_code == 200 and r.json()["token_type"] == "DPoP"
+        rotated = r.json()["refresh_token"]
+        r = _refresh(c, client, rotated, jotkit.Key.generate("ES256"), now)  # another key
+        assert r.status_code == 400 and r.json()["error"] == "invalid_grant"
+        assert _refresh(c, client, rotated, key, now).status_code == 200

@@ -235,6 +235,8 @@ async def refresh_token(req: TokenRequest) -> dict[str, Any]:
         raise
     scope = found["scope"]
     grant = found["grant"]
+    if req.dpop_jkt is not None and client.auth_method == "none":  # RFC 9449 §5: from now on
+        await svc.store.dpop.bind(grant.family_id, req.dpop_jkt)  # (kept if already bound)
     id_token = None
     if "openid" in scope:  # OpenID Connect Core §12.2
         id_token = sign_id_token(
