@@ -130,9 +130,11 @@ def wall(rounds: int, ops: int) -> dict[str, float]:
 _IR = re.compile(r"Collected : (\d+)")
 
 
-def _child(row: str, n: int) -> None:
+def _child(row: str, n: int, made: int) -> None:
+    """Under callgrind: set ``row`` up with ``made`` proofs (the same for every ``n``, so
+    making them cancels out of Ir(n) - Ir(0)), warm up, then run it ``n`` times."""
     m = Material()
-    op = make_op(row, m, n + 50)
+    op = make_op(row, m, made)
     for _ in range(50):
         op()
     for _ in range(n):
@@ -147,7 +149,7 @@ def callgrind(n: int) -> dict[str, float]:
         for iterations in (0, n):
             proc = subprocess.run(
                 ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
-                 sys.executable, __file__, "--child", row, str(iterations)],
+                 sys.executable, __file__, "--child", row, str(iterations), str(n + 50)],
                 capture_output=True, text=True, check=True,
                 env={**os.environ, "PYTHONHASHSEED": "0"},
             )
@@ -196,10 +198,10 @@ def main() -> None:
     parser.add_argument("--callgrind", action="store_true")
     parser.add_argument("--callgrind-ops", type=int, default=300)
     parser.add_argument("--output", type=Path, default=None)
-    parser.add_argument("--child", nargs=2, metavar=("ROW", "N"), help=argparse.SUPPRESS)
+    parser.add_argument("--child", nargs=3, metavar=("ROW", "N", "MADE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        _child(args.child[0], int(args.child[1]))
+        _child(args.child[0], int(args.child[1]), int(args.child[2]))
         return
     times = wall(args.rounds, args.ops)
     irs = callgrind(args.callgrind_ops) if args.callgrind else None
