@@ -16,6 +16,7 @@ from ..sessions import ClientInfo, hash_refresh_token
 from ..store.base import ConsumeOutcome, FamilyRecord, UserRecord
 from .clients import ClientRecord, select_resources
 from .codes import hash_code, verifier_matches
+from .dpop import token_type
 from .tokens import access_token_claims, sign_access_token, sign_id_token
 
 if TYPE_CHECKING:
@@ -37,6 +38,7 @@ class TokenRequest:
     form: Mapping[str, str]
     resources: tuple[str, ...]  # RFC 8707: ``resource`` may repeat
     caller: ClientInfo
+    dpop_jkt: str | None = None  # RFC 9449 §5: the DPoP proof's key; tokens get bound to it
 
 
 def parse_scope(value: str | None) -> tuple[str, ...] | None:
@@ -66,11 +68,12 @@ def _resources(req: TokenRequest, granted: Sequence[str] = ()) -> tuple[str, ...
 
 
 def _token_response(
-    access: str, expires_in: int, scope: Sequence[str], **extra: str | None
+    access: str, expires_in: int, scope: Sequence[str], *, dpop_jkt: str | None = None,
+    **extra: str | None,
 ) -> dict[str, Any]:
     body: dict[str, Any] = {
         "access_token": access,
-        "token_type": "Bearer",
+        "token_type": token_type(dpop_jkt),
         "expires_in": expires_in,
     }
     if scope:
@@ -155,9 +158,12 @@ async def authorization_code(req: TokenRequest) -> dict[str, Any]:
     assert user is not None
     claims = access_token_claims(
         svc, sub=user.id, client_id=client.client_id, audience=audience, scope=stored.scope,
-        now=now, jti=jti, exp=exp, sid=stored.sid, auth_time=stored.auth_time,
+        now=now, jti=jti, exp=exp, sid=stored.sid, auth_time=stored.auth_time, jkt=req.dpop_jkt,
     )
     access = sign_access_token(svc, claims, now)
+    refresh_issued = _wants_refresh(client, stored.scope)
+    if refresh_issued and req.dpop_jkt is not None and client.auth_method == "none":
+        await svc.store.dpop.bind(family_id, req.dpop_jkt)  # RFC 9449 §5: public clients
     id_token = None
     if "openid" in stored.scope:
         id_token = sign_id_token(
@@ -169,8 +175,21 @@ async def authorization_code(req: TokenRequest) -> dict[str, Any]:
                     session_id=family_id)
     return _token_response(
         access, claims["exp"] - claims["iat"], stored.scope, id_token=id_token,
-        refresh_token=refresh if _wants_refresh(client, stored.scope) else None,
+        refresh_token=refresh if refresh_issued else None, dpop_jkt=req.dpop_jkt,
     )
+
+
+async def _check_refresh_binding(req: TokenRequest, token: str) -> None:
+    """A refresh token bound to a DPoP key (public clients, RFC 9449 §5) is refused, before
+    the rotation spends it, without a proof of that key."""
+    known = await req.service.store.sessions.find_refresh(hash_refresh_token(token))
+    if known is None:
+        return
+    bound = await req.service.store.dpop.binding(known[1].id)
+    if bound is not None and bound != req.dpop_jkt:
+        raise ServiceError(
+            "invalid_grant", "The refresh token is bound to another DPoP key (RFC 9449 §5)."
+        )
 
 
 async def refresh_token(req: TokenRequest) -> dict[str, Any]:
@@ -184,6 +203,7 @@ async def refresh_token(req: TokenRequest) -> dict[str, Any]:
         grant = await svc.store.codes.grant(known[1].id) if known is not None else None
         if grant is not None and not set(requested) <= set(grant.scope):
             raise ServiceError("invalid_scope", "The scope exceeds the original grant.")
+    await _check_refresh_binding(req, token)
     found: dict[str, Any] = {}
 
     async def issue(user: UserRecord, family: FamilyRecord, now: float, jti: str,
@@ -201,6 +221,7 @@ async def refresh_token(req: TokenRequest) -> dict[str, Any]:
         claims = access_token_claims(
             svc, sub=user.id, client_id=client.client_id, audience=audience, scope=scope,
             now=now, jti=jti, exp=exp, sid=grant.sid, auth_time=grant.auth_time,
+            jkt=req.dpop_jkt,
         )
         access = sign_access_token(svc, claims, now)
         found.update(scope=scope, grant=grant, now=now)
@@ -214,6 +235,8 @@ async def refresh_token(req: TokenRequest) -> dict[str, Any]:
         raise
     scope = found["scope"]
     grant = found["grant"]
+    if req.dpop_jkt is not None and client.auth_method == "none":  # RFC 9449 §5: from now on
+        await svc.store.dpop.bind(grant.family_id, req.dpop_jkt)  # (kept if already bound)
     id_token = None
     if "openid" in scope:  # OpenID Connect Core §12.2
         id_token = sign_id_token(
@@ -223,7 +246,7 @@ async def refresh_token(req: TokenRequest) -> dict[str, Any]:
         )
     return _token_response(
         issued.access_token, issued.expires_in, scope, id_token=id_token,
-        refresh_token=issued.refresh_token,
+        refresh_token=issued.refresh_token, dpop_jkt=req.dpop_jkt,
     )
 
 
@@ -246,10 +269,10 @@ async def client_credentials(req: TokenRequest) -> dict[str, Any]:
     now = svc.clock.now()
     claims = access_token_claims(
         svc, sub=client.client_id, client_id=client.client_id, audience=_resources(req),
-        scope=scope, now=now,
+        scope=scope, now=now, jkt=req.dpop_jkt,
     )
     access = sign_access_token(svc, claims, now)
-    return _token_response(access, claims["exp"] - claims["iat"], scope)
+    return _token_response(access, claims["exp"] - claims["iat"], scope, dpop_jkt=req.dpop_jkt)
 
 
 Grant = Callable[[TokenRequest], Awaitable[dict[str, Any]]]

@@ -44,6 +44,7 @@ from .base import (
     UserRecord,
     UserStore,
 )
+from .dpop_sql import SqlDpopStore
 from .feed import SqlRevocationFeed
 from .oauth_sql import SqlAssertionStore, SqlClientStore, SqlCodeStore
 from .sso import SsoStore
@@ -1110,6 +1111,7 @@ class SqlStore(Store):
         self.clients = SqlClientStore(self.engine, self.read_engine)
         self.codes = SqlCodeStore(self.engine, self.read_engine)
         self.assertions = SqlAssertionStore(self.engine)
+        self.dpop = SqlDpopStore(self.engine)  # RFC 9449 replay cache + refresh bindings
         self.feed = SqlRevocationFeed(self.engine, self.read_engine)  # /oauth/revocations
 
     async def start(self) -> None:
