@@ -625,6 +625,8 @@ class RedisStore(Store):
         self.clients = sql.clients
         self.codes = sql.codes  # single use is one conditional UPDATE in the shared database
         self.assertions = sql.assertions
+        self.par = sql.par  # single use: one conditional UPDATE, like codes
+        self.devices = sql.devices
         self.feed = sql.feed  # the feed reads the SQL journal, written before Redis
         self.bus: _Lifecycle | None = None  # set by jotkit.server.revocation_bus
 

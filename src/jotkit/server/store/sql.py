@@ -46,6 +46,7 @@ from .base import (
 )
 from .feed import SqlRevocationFeed
 from .oauth_sql import SqlAssertionStore, SqlClientStore, SqlCodeStore
+from .par_device_sql import SqlDeviceCodeStore, SqlParStore
 from .sso import SsoStore
 from .tables import (
     access_tokens,
@@ -1110,6 +1111,8 @@ class SqlStore(Store):
         self.clients = SqlClientStore(self.engine, self.read_engine)
         self.codes = SqlCodeStore(self.engine, self.read_engine)
         self.assertions = SqlAssertionStore(self.engine)
+        self.par = SqlParStore(self.engine)  # RFC 9126
+        self.devices = SqlDeviceCodeStore(self.engine)  # RFC 8628
         self.feed = SqlRevocationFeed(self.engine, self.read_engine)  # /oauth/revocations
 
     async def start(self) -> None:
