@@ -352,6 +352,9 @@ def create_app(
     app.state.oauth_clients = oauth_provider.ClientCache(settings.revocation_sync_interval)
     app.state.client_auth_clear = {}  # throttle.ClientAuthThrottle: addresses under the limit
     app.include_router(oauth_provider.router)
+    from .oauth import par
+
+    app.include_router(par.router)
     from .oauth.revocation_feed import FeedHub
     from .oauth.revocation_feed import router as feed_router
 

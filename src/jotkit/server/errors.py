@@ -75,6 +75,12 @@ ERRORS: dict[str, ErrorSpec] = {
         400, "unsupported_token_type", None, "Unsupported token_type_hint."
     ),
     # pushed authorization requests (RFC 9126 §2.3) and the device grant (RFC 8628 §3.5)
+    "unsupported_response_type": ErrorSpec(
+        400, "unsupported_response_type", None, "Only response_type=code is supported."
+    ),
+    "request_not_supported": ErrorSpec(
+        400, "request_not_supported", None, "Request objects are not supported."
+    ),
     "invalid_request_uri": ErrorSpec(
         400, "invalid_request_uri", None, "The request_uri is invalid or expired."
     ),

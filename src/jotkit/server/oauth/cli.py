@@ -24,6 +24,8 @@ _EXAMPLES = {
         "jotkit clients add 'Web app' --redirect-uri https://app.example/callback --json",
         "jotkit clients add SPA --public --redirect-uri http://127.0.0.1:5173/cb",
         "jotkit clients add billing --grant client_credentials --scope invoices:read",
+        "jotkit clients add CLI --public --grant urn:ietf:params:oauth:grant-type:device_code "
+        "--grant refresh_token",
     ),
     "list": ("jotkit clients list",),
     "show": ("jotkit clients show CLIENT_ID --json",),
@@ -62,7 +64,8 @@ def register_clients(app: typer.Typer) -> None:
             list[str] | None,
             typer.Option(
                 "--grant",
-                help="authorization_code | refresh_token | client_credentials (repeatable; "
+                help="authorization_code | refresh_token | client_credentials | "
+                "urn:ietf:params:oauth:grant-type:device_code (repeatable; "
                 "default with redirect URIs: authorization_code refresh_token).",
             ),
         ] = None,
@@ -102,6 +105,10 @@ def register_clients(app: typer.Typer) -> None:
         id_token_alg: Annotated[
             str, typer.Option("--id-token-alg", help="ID token algorithm: RS256 | ES256 | EdDSA.")
         ] = "RS256",  # noqa: S107 (an algorithm name, not a password)
+        require_par: Annotated[
+            bool,
+            typer.Option("--require-par", help="Only pushed authorization requests (RFC 9126)."),
+        ] = False,
         as_json: Json = False,
         data_dir: DataDir = None,
         config: Config = None,
@@ -139,6 +146,7 @@ def register_clients(app: typer.Typer) -> None:
                 id_token_signed_response_alg=id_token_alg,
                 default_audience=audience,
                 resources=resource or (),
+                require_par=require_par,
             )
             await svc.store.clients.create(record)
             return record, secret

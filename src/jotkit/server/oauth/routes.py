@@ -64,9 +64,12 @@ async def read_form(request: Request) -> tuple[dict[str, str], tuple[str, ...]]:
     return form, tuple(resources)
 
 
-async def client_from_request(request: Request, form: dict[str, str]) -> ClientRecord:
+async def client_from_request(
+    request: Request, form: dict[str, str], endpoint: str = "/oauth/token"
+) -> ClientRecord:
     """Authenticate the registered client of an ``/oauth/*`` request (RFC 6749 §2.3); 401
-    ``invalid_client`` with a Basic challenge on failure, 429 past the throttle."""
+    ``invalid_client`` with a Basic challenge on failure, 429 past the throttle. A client
+    assertion's ``aud`` may be the issuer, the token endpoint or ``endpoint`` (RFC 9126 §2)."""
     svc = service(request)
     s = svc.settings
     throttle = ClientAuthThrottle(
@@ -86,7 +89,7 @@ async def client_from_request(request: Request, form: dict[str, str]) -> ClientR
             svc,
             basic=basic,
             form=form,
-            endpoints=(f"{base}/oauth/token", base),
+            endpoints=tuple(dict.fromkeys((f"{base}/oauth/token", base, base + endpoint))),
             jwks_clients=request.app.state.oauth_jwks,
             cache=request.app.state.oauth_clients,
         )
