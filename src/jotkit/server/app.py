@@ -352,9 +352,10 @@ def create_app(
     app.state.oauth_clients = oauth_provider.ClientCache(settings.revocation_sync_interval)
     app.state.client_auth_clear = {}  # throttle.ClientAuthThrottle: addresses under the limit
     app.include_router(oauth_provider.router)
-    from .oauth import par
+    from .oauth import device, par
 
     app.include_router(par.router)
+    app.include_router(device.router)
     from .oauth.revocation_feed import FeedHub
     from .oauth.revocation_feed import router as feed_router
 

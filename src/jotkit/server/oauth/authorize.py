@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -56,6 +56,8 @@ __all__ = [
     "check_rest",
     "parse_request",
     "router",
+    "scope_items",
+    "sign_in",
     "validate",
 ]
 
@@ -391,13 +393,17 @@ async def _consent_page(
         csrf_token=sso.consent_csrf(_signer(request), session.sid, req.client.client_id),
         authorization_request=req.encoded(),
         pushed=_pushed_mac(request, req),
-        scopes=[
-            {"name": s, "description": _SCOPE_TEXT.get(s, "Use the API scope " + s)}
-            for s in req.scope
-        ],
+        scopes=scope_items(req.scope),
     )
     _copy_cookies(set_cookies, page)
     return page
+
+
+def scope_items(scope: Sequence[str]) -> list[dict[str, str]]:
+    """What a consent page lists: each scope with its description."""
+    return [
+        {"name": s, "description": _SCOPE_TEXT.get(s, "Use the API scope " + s)} for s in scope
+    ]
 
 
 def _copy_cookies(source: Response | None, target: Response) -> None:
@@ -537,31 +543,47 @@ async def login_submit(request: Request) -> Response:
         return _error_page(request, exc)
     except _Redirect as redirect:
         return redirect.response
+
+    def again(error: str, email: str | None = None, status: int = 200) -> Response:
+        return _login_page(request, svc, req, error=error, email=email, status=status)
+
+    signed_in = await sign_in(request, svc, form, again, client_id=req.client.client_id)
+    if isinstance(signed_in, Response):
+        return signed_in
+    session, cookies = signed_in
+    return await run(request, svc, req, _Progress(fresh_session=session), cookies)
+
+
+async def sign_in(
+    request: Request,
+    svc: AuthService,
+    form: dict[str, str],
+    login_page: Callable[[str, str | None, int], Response],
+    *,
+    client_id: str,
+) -> tuple[SsoSessionRecord, Response] | Response:
+    """The hosted login form's post, shared by every page that signs a user in: CSRF bound
+    to the browser, the password checked (throttled like ``/auth/login``), then the SSO
+    session opened or re-authenticated. Returns the session and a response holding its
+    cookies, or the login page again (``login_page(error, email, status)``)."""
     if not sso.login_csrf_valid(_signer(request), request, form.get("csrf_token", ""), svc):
-        svc.audit.event("sso_csrf_failed", form="login", client_id=req.client.client_id)
-        return _login_page(
-            request, svc, req, status=403,
-            error="Your sign-in form expired or was not sent by this site. Please try again.",
+        svc.audit.event("sso_csrf_failed", form="login", client_id=client_id)
+        return login_page(
+            "Your sign-in form expired or was not sent by this site. Please try again.",
+            None, 403,
         )
     email = form.get("email", "")[:320]
     password = form.get("password", "")[:1024]
     if not email or not password:
-        return _login_page(
-            request, svc, req, email=email, status=400,
-            error="Enter your email address and password.",
-        )
+        return login_page("Enter your email address and password.", email, 400)
     try:
         user = await svc.check_password(email, password, client_info(request))
     except ServiceError as exc:
         if exc.code == "invalid_credentials":
-            return _login_page(
-                request, svc, req, email=email, status=401,
-                error="The email address or password is not correct.",
-            )
+            return login_page("The email address or password is not correct.", email, 401)
         if exc.spec.status == 429:
-            page = _login_page(
-                request, svc, req, email=email, status=429,
-                error="Too many attempts. Wait a moment before you try again.",
+            page = login_page(
+                "Too many attempts. Wait a moment before you try again.", email, 429
             )
             page.headers.update({k: v for k, v in exc.headers.items() if k == "Retry-After"})
             return page
@@ -579,7 +601,7 @@ async def login_submit(request: Request) -> Response:
 
             await end_sso_session(svc, previous.sid, reason="replaced")
         session = await sso.open_session(svc, user, cookies)
-    return await run(request, svc, req, _Progress(fresh_session=session), cookies)
+    return session, cookies
 
 
 @router.post(CONSENT_PATH)

@@ -20,7 +20,13 @@ from ..errors import ServiceError
 from ..routes.models import ErrorBody
 from ..routes.oauth import basic_credentials
 from ..throttle import ClientAuthThrottle
-from .clients import ClientAuthError, ClientCache, ClientRecord, authenticate
+from .clients import (
+    DEVICE_CODE_GRANT,
+    ClientAuthError,
+    ClientCache,
+    ClientRecord,
+    authenticate,
+)
 from .grants import GRANTS, TokenRequest
 from .tokens import verify_access_token
 
@@ -110,7 +116,8 @@ async def client_from_request(
             "content": {_FORM: {"schema": {"type": "object", "properties": {
                 "grant_type": {"type": "string",
                                "enum": ["authorization_code", "refresh_token",
-                                        "client_credentials"]},
+                                        "client_credentials", DEVICE_CODE_GRANT]},
+                "device_code": {"type": "string"},
                 "code": {"type": "string"}, "redirect_uri": {"type": "string"},
                 "code_verifier": {"type": "string"}, "refresh_token": {"type": "string"},
                 "scope": {"type": "string"}, "resource": {"type": "string"},

@@ -7,6 +7,7 @@ exactly one changes the row.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 import sqlalchemy as sa
@@ -193,7 +194,9 @@ class SqlDeviceCodeStore(DeviceCodeStore):
                 return PollResult(PollOutcome.EXPIRED, device)
             if not won:
                 await conn.execute(slow)
-                return PollResult(PollOutcome.SLOW_DOWN, device)
+                slowed = replace(device, interval=device.interval + SLOW_DOWN_STEP,
+                                 last_polled_at=now)
+                return PollResult(PollOutcome.SLOW_DOWN, slowed)
         outcome = {
             "approved": PollOutcome.APPROVED,
             "denied": PollOutcome.DENIED,
