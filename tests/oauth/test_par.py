@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from jotkit.server import FrozenClock
 from oauth.par_device_helpers import CB, add_confidential
-from oauth.sso_helpers import consent, hidden, login, pkce, query_of
+from oauth.sso_helpers import add_client, consent, hidden, login, pkce, query_of
 from server.harness import START, Server, make_settings
 
 PREFIX = "urn:ietf:params:oauth:request_uri:"
@@ -150,6 +150,16 @@ def test_client_requiring_par_cannot_skip_it(server, email):
         # the genuine pushed request goes through
         ok = login(b, page, email)
         assert "Allow access?" in ok.text
+
+
+def test_par_answers_cors_for_public_clients_origins_only(server):
+    add_client(server, "spa-" + secrets.token_hex(4))  # public, https://app.example/cb
+    preflight = {"Access-Control-Request-Method": "POST"}
+    with server.client() as c:
+        ok = c.options("/oauth/par", headers={"Origin": "https://app.example", **preflight})
+        assert ok.headers["access-control-allow-origin"] == "https://app.example"
+        evil = c.options("/oauth/par", headers={"Origin": "https://evil.test", **preflight})
+        assert "access-control-allow-origin" not in evil.headers
 
 
 def test_par_authenticates_the_client_like_the_token_endpoint(server):
