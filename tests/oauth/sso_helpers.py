@@ -95,6 +95,8 @@ def login(browser: httpx.Client, page: httpx.Response, email: str,
         "email": email,
         "password": password,
     }
+    if 'name="pushed"' in page.text:  # a pushed request (RFC 9126) carries its MAC
+        form["pushed"] = hidden(page.text, "pushed")
     form.update(override)
     return browser.post("/oauth/authorize/login", data=form)
 
@@ -106,5 +108,7 @@ def consent(browser: httpx.Client, page: httpx.Response, decision: str = "allow"
         "authorization_request": hidden(page.text, "authorization_request"),
         "decision": decision,
     }
+    if 'name="pushed"' in page.text:
+        form["pushed"] = hidden(page.text, "pushed")
     form.update(override)
     return browser.post("/oauth/authorize/consent", data=form)

@@ -33,7 +33,7 @@ _HELP = (
 #: skips importing the (much heavier) service commands, so token tools start fast.
 TOKEN_COMMANDS = frozenset(
     {"decode", "verify", "sign", "keygen", "jwks", "thumbprint", "audit", "debugger",
-     "forward-auth", "call"}
+     "forward-auth", "call", "login", "token", "logout"}
 )
 
 #: Commands added by :mod:`jotkit.server.cli`; they need the ``jotkit[server]`` extra.

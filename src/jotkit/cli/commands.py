@@ -581,3 +581,6 @@ def register(app: typer.Typer) -> None:
     from .forward_auth import register as register_forward_auth
 
     register_forward_auth(app)  # forward-auth (docs/gateways.md)
+    from .login import register as register_login
+
+    register_login(app)  # login, token, logout (RFC 8628 device grant; docs/oauth.md)

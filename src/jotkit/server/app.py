@@ -356,6 +356,10 @@ def create_app(
 
     app.state.dpop = DpopGate(csrf_key, settings)  # RFC 9449 proofs, replay cache, nonces
     app.include_router(oauth_provider.router)
+    from .oauth import device, par
+
+    app.include_router(par.router)
+    app.include_router(device.router)
     from .oauth.revocation_feed import FeedHub
     from .oauth.revocation_feed import router as feed_router
 

@@ -75,6 +75,22 @@ ERRORS: dict[str, ErrorSpec] = {
     "unsupported_token_type": ErrorSpec(
         400, "unsupported_token_type", None, "Unsupported token_type_hint."
     ),
+    # pushed authorization requests (RFC 9126 §2.3) and the device grant (RFC 8628 §3.5)
+    "unsupported_response_type": ErrorSpec(
+        400, "unsupported_response_type", None, "Only response_type=code is supported."
+    ),
+    "request_not_supported": ErrorSpec(
+        400, "request_not_supported", None, "Request objects are not supported."
+    ),
+    "invalid_request_uri": ErrorSpec(
+        400, "invalid_request_uri", None, "The request_uri is invalid or expired."
+    ),
+    "authorization_pending": ErrorSpec(
+        400, "authorization_pending", None, "The user has not yet approved the device."
+    ),
+    "slow_down": ErrorSpec(400, "slow_down", None, "Polling too fast: wait 5 s longer."),
+    "access_denied": ErrorSpec(400, "access_denied", None, "The user denied the request."),
+    "expired_token": ErrorSpec(400, "expired_token", None, "The device_code has expired."),
     # access-token rejections: jotkit error codes (reason is the code)
     "malformed": _TOKEN,
     "token_too_large": _TOKEN,

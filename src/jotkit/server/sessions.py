@@ -254,6 +254,8 @@ class AuthService:
             + await self.store.codes.purge(now)
             + await self.store.assertions.purge(now)
             + await self.store.dpop.purge(now)
+            + await self.store.par.purge(now)
+            + await self.store.devices.purge(now)
             + await self.store.sso.purge(now)
         )
 

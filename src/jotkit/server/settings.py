@@ -166,6 +166,13 @@ class Settings:
     brand_color: str = "#3557d4"  # accent colour: #rgb or #rrggbb
     brand_logo_url: str | None = None  # https:// (or /path) image shown above the forms
     sso_session_ttl: float = 7 * 86400.0  # an SSO session (browser sign-in) lasts this long
+    # pushed authorization requests (RFC 9126) and the device grant (RFC 8628), docs/oauth.md
+    require_par: bool = False  # every client must push its authorization request (§5)
+    par_ttl: float = 60.0  # a request_uri lives this long (expires_in, RFC 9126 §2.2)
+    device_code_ttl: float = 600.0  # device_code / user_code lifetime (RFC 8628 §3.2)
+    device_code_interval: float = 5.0  # minimum polling interval (RFC 8628 §3.2 ``interval``)
+    user_code_limit: int = 10  # wrong user codes per address ... (RFC 8628 §5.1 brute force)
+    user_code_window: float = 300.0  # ... in this window, then 429
     # processes (``jotkit serve --workers N``, docs/deployment.md): N uvicorn workers share the
     # listening socket and the database; each keeps its own caches and argon2 pool
     workers: int = 1
@@ -390,6 +397,9 @@ def _check_brand(s: Settings) -> None:
         raise SettingsError("JOTKIT_BRAND_LOGO_URL: an https:// URL or a /path on this server")
     if s.sso_session_ttl <= 0:
         raise SettingsError("JOTKIT_SSO_SESSION_TTL: must be > 0")
+    for name in ("par_ttl", "device_code_ttl", "device_code_interval", "user_code_window"):
+        if not 0 < getattr(s, name) <= 86400:
+            raise SettingsError(f"JOTKIT_{name.upper()}: must be > 0 and at most one day")
 
 
 def _convert(name: str, value: Any) -> Any:
@@ -417,6 +427,10 @@ def _convert(name: str, value: Any) -> Any:
         "sso_session_ttl",
         "dpop_max_age",
         "dpop_nonce_window",
+        "par_ttl",
+        "device_code_ttl",
+        "device_code_interval",
+        "user_code_window",
     }
     if name in durations:
         return _timespan(value, label)
@@ -430,6 +444,7 @@ def _convert(name: str, value: Any) -> Any:
         "docs",
         "expose_worker_pid",
         "dpop_require_nonce",
+        "require_par",
     }:
         return _bool(value, label)
     if name in {
@@ -447,6 +462,7 @@ def _convert(name: str, value: Any) -> Any:
         "max_header_bytes",
         "keep_alive_timeout",
         "client_auth_limit",
+        "user_code_limit",
         "workers",
     }:
         return _int(value, label, 1)

@@ -172,7 +172,9 @@ class LoginThrottle:
 
 class ClientAuthThrottle:
     """Failed client authentications (``/oauth/*``, RFC 6749 §2.3.1, §10.10) per client
-    address: past ``limit`` failures in ``window`` seconds every attempt gets 429."""
+    address: past ``limit`` failures in ``window`` seconds every attempt gets 429. With
+    another ``kind`` it counts other failures the same way (wrong device user codes, RFC 8628
+    §5.1)."""
 
     def __init__(
         self,
@@ -181,10 +183,14 @@ class ClientAuthThrottle:
         limit: int,
         window: float,
         clear: dict[str, float] | None = None,
+        kind: str = "client-auth",
+        what: str = "client authentications",
     ) -> None:
         self._limiter = limiter
         self._limit = limit
         self._window = window
+        self._kind = kind  # the counter's key prefix: another kind counts separately
+        self._what = what
         # address -> monotonic time until which it is known to be under the limit: the token
         # endpoint's hot path reads the shared counter at most once a second per address. A
         # failure here updates it at once (``failed``); failures counted by other instances
@@ -196,7 +202,7 @@ class ClientAuthThrottle:
         clear = self._clear
         if clear is not None and clear.get(client_ip, 0.0) > time.monotonic():
             return
-        key = _key("client-auth", client_ip)
+        key = _key(self._kind, client_ip)
         failures, reset = await self._limiter.peek(key, self._window, now)
         if clear is not None and failures < self._limit:
             if len(clear) > 65536:
@@ -206,7 +212,7 @@ class ClientAuthThrottle:
             seconds = max(1, math.ceil(reset))
             raise ServiceError(
                 "rate_limited",
-                f"Too many failed client authentications; retry after {seconds} s.",
+                f"Too many failed {self._what}; retry after {seconds} s.",
                 headers={"Retry-After": str(seconds)},
             )
 
@@ -214,4 +220,4 @@ class ClientAuthThrottle:
         """Count one failed client authentication."""
         if self._clear is not None:
             self._clear.pop(client_ip, None)  # the next check reads the shared counter
-        await self._limiter.hit(_key("client-auth", client_ip), self._window, now)
+        await self._limiter.hit(_key(self._kind, client_ip), self._window, now)

@@ -4,9 +4,14 @@ its hosted login and consent pages.
 One request runs through small named steps, in this order:
 
 1. :func:`parse_request`: one value per parameter (RFC 6749 §3.1), ``resource`` may repeat;
+   :func:`check_request_uri` swaps a ``client_id`` + ``request_uri`` pair for the parameters
+   the client pushed to ``/oauth/par`` (RFC 9126 §4: single use, unexpired, same client;
+   nothing else of the query is used);
 2. :func:`check_client` and :func:`check_redirect_uri`: an unknown client or a redirect URI
    that is not one of the client's registered strings (exact match, no prefix or wildcard;
-   RFC 9700 §4.1.3) gets an error *page*, never a redirect (RFC 6749 §4.1.2.1);
+   RFC 9700 §4.1.3) gets an error *page*, never a redirect (RFC 6749 §4.1.2.1); a client
+   that must push its requests (RFC 9126 §6, or ``JOTKIT_REQUIRE_PAR``) and did not is sent
+   ``invalid_request``;
 3. :func:`check_request`: every other problem is sent to the redirect URI with ``error``,
    ``state`` and ``iss`` (RFC 9207): response type, PKCE (S256 only, RFC 7636 §4.3 / OAuth 2.1
    §4.1.1), scopes, prompt, max_age, resource (RFC 8707 §2), unsupported request objects;
@@ -15,14 +20,17 @@ One request runs through small named steps, in this order:
    consent for third-party clients, then :func:`~.codes.issue_code` and the redirect.
 
 The login and consent forms carry the original request (re-validated on every post) and a
-CSRF token, so nothing of a half-done request is stored server-side.
+CSRF token, so nothing of a half-done request is stored server-side. A pushed request carries
+a MAC of itself (``pushed``), so it stays a pushed request across the forms.
+
+:mod:`.par` validates a pushed request with the same steps (:func:`validate`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -36,10 +44,22 @@ from ..sessions import AuthService
 from ..store.sso import SsoSessionRecord
 from . import sso
 from .clients import ClientRecord, allowed_scopes
-from .codes import AuthorizationRequest, issue_code
+from .codes import AuthorizationRequest, hash_code, issue_code
 from .pages import message_page, page_response
 
-__all__ = ["AuthzError", "AuthzParams", "parse_request", "router"]
+__all__ = [
+    "REQUEST_URI_PREFIX",
+    "AuthzError",
+    "AuthzParams",
+    "PageError",
+    "check_request_uri",
+    "check_rest",
+    "parse_request",
+    "router",
+    "scope_items",
+    "sign_in",
+    "validate",
+]
 
 router = APIRouter(include_in_schema=False)
 
@@ -54,6 +74,7 @@ _SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]{1,128}")  # RFC 6749 §3.3 
 _MAX_VALUE = 2048
 _MAX_FIELDS = 40
 _REPEATABLE = frozenset({"resource"})
+REQUEST_URI_PREFIX = "urn:ietf:params:oauth:request_uri:"  # RFC 9126 §2.2
 LOGIN_PATH = "/oauth/authorize/login"
 CONSENT_PATH = "/oauth/authorize/consent"
 
@@ -90,6 +111,7 @@ class AuthzParams:
     login_hint: str | None
     resource: tuple[str, ...]
     raw: tuple[tuple[str, str], ...]  # what the forms carry back
+    pushed: bool = False  # came through /oauth/par (RFC 9126)
 
     def encoded(self) -> str:
         """The request as a query string (hidden form field)."""
@@ -139,6 +161,51 @@ def check_redirect_uri(client: ClientRecord, params: dict[str, list[str]]) -> st
             "The redirect address of this request is not registered for the application."
         )
     return values[0]
+
+
+async def check_request_uri(
+    svc: AuthService, params: dict[str, list[str]]
+) -> dict[str, list[str]]:
+    """RFC 9126 §4: ``client_id`` + ``request_uri`` name a pushed request, spent here once
+    (:meth:`~..store.base.ParStore.consume`); its parameters replace the query's, which are
+    ignored. A replayed, expired, unknown or foreign ``request_uri`` gets an error page (the
+    redirect URI is in the pushed request, so there is none to trust)."""
+    client = await check_client(svc, params)
+    values = params.get("request_uri") or []
+    if len(values) != 1 or not values[0].startswith(REQUEST_URI_PREFIX):
+        raise PageError("The request_uri parameter is malformed.")
+    record = await svc.store.par.consume(hash_code(values[0]), client.client_id,
+                                         svc.clock.now())
+    if record is None:
+        svc.audit.event("par_request_uri_refused", client_id=client.client_id)
+        raise PageError("The request_uri is unknown, expired, already used or not this "
+                        "application's.")
+    return parse_request(record.params)
+
+
+async def validate(
+    svc: AuthService, params: dict[str, list[str]], *, pushed: bool
+) -> AuthzParams:
+    """Steps 2 and 3 (:func:`check_client`, :func:`check_redirect_uri`,
+    :func:`check_rest`). Raise :class:`PageError` or :class:`AuthzError`. ``/oauth/par``
+    validates pushed requests with this very function."""
+    client = await check_client(svc, params)
+    return check_rest(svc, client, check_redirect_uri(client, params), params, pushed=pushed)
+
+
+def check_rest(
+    svc: AuthService, client: ClientRecord, redirect_uri: str, params: dict[str, list[str]],
+    *, pushed: bool,
+) -> AuthzParams:
+    """Step 3: the PAR requirement (RFC 9126 §6 ``require_pushed_authorization_requests``
+    per client, or ``JOTKIT_REQUIRE_PAR``; checked unless ``pushed``), then
+    :func:`check_request`."""
+    if not pushed and (client.require_par or svc.settings.require_par):
+        raise AuthzError(
+            "invalid_request",
+            "This client must push its authorization request first (RFC 9126, /oauth/par).",
+        )
+    return dataclasses.replace(check_request(client, redirect_uri, params), pushed=pushed)
 
 
 def check_request(
@@ -246,12 +313,27 @@ def _signer(request: Request) -> CsrfSigner:
     return signer
 
 
-async def _validated(svc: AuthService, pairs: Sequence[tuple[str, str]]) -> AuthzParams:
+_PUSHED = "oauth-par\x00"  # CSRF-signer context of the MAC a pushed request carries
+
+
+def _pushed_mac(request: Request, req: AuthzParams) -> str:
+    """The ``pushed`` form field: a MAC over the carried request ("" when not pushed)."""
+    if not req.pushed:
+        return ""
+    return _signer(request).issue(_PUSHED + hash_code(req.encoded()))
+
+
+async def _validated(
+    svc: AuthService, pairs: Sequence[tuple[str, str]], *, pushed: bool = False
+) -> AuthzParams:
     params = parse_request(pairs)
+    if "request_uri" in params and not pushed:
+        params = await check_request_uri(svc, params)
+        pushed = True
     client = await check_client(svc, params)
     redirect_uri = check_redirect_uri(client, params)
     try:
-        return check_request(client, redirect_uri, params)
+        return check_rest(svc, client, redirect_uri, params, pushed=pushed)
     except AuthzError as exc:
         states = params.get("state") or []
         state = states[0] if len(states) == 1 else None
@@ -285,6 +367,7 @@ def _login_page(
         action=LOGIN_PATH,
         csrf_token=sso.login_csrf(_signer(request), binding),
         authorization_request=req.encoded(),
+        pushed=_pushed_mac(request, req),
         email=email if email is not None else (req.login_hint or ""),
         error=error,
     )
@@ -309,13 +392,18 @@ async def _consent_page(
         action=CONSENT_PATH,
         csrf_token=sso.consent_csrf(_signer(request), session.sid, req.client.client_id),
         authorization_request=req.encoded(),
-        scopes=[
-            {"name": s, "description": _SCOPE_TEXT.get(s, "Use the API scope " + s)}
-            for s in req.scope
-        ],
+        pushed=_pushed_mac(request, req),
+        scopes=scope_items(req.scope),
     )
     _copy_cookies(set_cookies, page)
     return page
+
+
+def scope_items(scope: Sequence[str]) -> list[dict[str, str]]:
+    """What a consent page lists: each scope with its description."""
+    return [
+        {"name": s, "description": _SCOPE_TEXT.get(s, "Use the API scope " + s)} for s in scope
+    ]
 
 
 def _copy_cookies(source: Response | None, target: Response) -> None:
@@ -430,7 +518,9 @@ async def _carried(request: Request, svc: AuthService, form: dict[str, str]) -> 
                           max_num_fields=_MAX_FIELDS)
     except ValueError:
         raise PageError("The sign-in form is malformed.") from None
-    return await _validated(svc, pairs)
+    mac = form.get("pushed", "")
+    pushed = bool(mac) and _signer(request).valid(mac, _PUSHED + hash_code(text))
+    return await _validated(svc, pairs, pushed=pushed)
 
 
 def _single(pairs: Sequence[tuple[str, str]]) -> dict[str, str]:
@@ -453,31 +543,47 @@ async def login_submit(request: Request) -> Response:
         return _error_page(request, exc)
     except _Redirect as redirect:
         return redirect.response
+
+    def again(error: str, email: str | None = None, status: int = 200) -> Response:
+        return _login_page(request, svc, req, error=error, email=email, status=status)
+
+    signed_in = await sign_in(request, svc, form, again, client_id=req.client.client_id)
+    if isinstance(signed_in, Response):
+        return signed_in
+    session, cookies = signed_in
+    return await run(request, svc, req, _Progress(fresh_session=session), cookies)
+
+
+async def sign_in(
+    request: Request,
+    svc: AuthService,
+    form: dict[str, str],
+    login_page: Callable[[str, str | None, int], Response],
+    *,
+    client_id: str,
+) -> tuple[SsoSessionRecord, Response] | Response:
+    """The hosted login form's post, shared by every page that signs a user in: CSRF bound
+    to the browser, the password checked (throttled like ``/auth/login``), then the SSO
+    session opened or re-authenticated. Returns the session and a response holding its
+    cookies, or the login page again (``login_page(error, email, status)``)."""
     if not sso.login_csrf_valid(_signer(request), request, form.get("csrf_token", ""), svc):
-        svc.audit.event("sso_csrf_failed", form="login", client_id=req.client.client_id)
-        return _login_page(
-            request, svc, req, status=403,
-            error="Your sign-in form expired or was not sent by this site. Please try again.",
+        svc.audit.event("sso_csrf_failed", form="login", client_id=client_id)
+        return login_page(
+            "Your sign-in form expired or was not sent by this site. Please try again.",
+            None, 403,
         )
     email = form.get("email", "")[:320]
     password = form.get("password", "")[:1024]
     if not email or not password:
-        return _login_page(
-            request, svc, req, email=email, status=400,
-            error="Enter your email address and password.",
-        )
+        return login_page("Enter your email address and password.", email, 400)
     try:
         user = await svc.check_password(email, password, client_info(request))
     except ServiceError as exc:
         if exc.code == "invalid_credentials":
-            return _login_page(
-                request, svc, req, email=email, status=401,
-                error="The email address or password is not correct.",
-            )
+            return login_page("The email address or password is not correct.", email, 401)
         if exc.spec.status == 429:
-            page = _login_page(
-                request, svc, req, email=email, status=429,
-                error="Too many attempts. Wait a moment before you try again.",
+            page = login_page(
+                "Too many attempts. Wait a moment before you try again.", email, 429
             )
             page.headers.update({k: v for k, v in exc.headers.items() if k == "Retry-After"})
             return page
@@ -495,7 +601,7 @@ async def login_submit(request: Request) -> Response:
 
             await end_sso_session(svc, previous.sid, reason="replaced")
         session = await sso.open_session(svc, user, cookies)
-    return await run(request, svc, req, _Progress(fresh_session=session), cookies)
+    return session, cookies
 
 
 @router.post(CONSENT_PATH)

@@ -25,6 +25,8 @@ _EXAMPLES = {
         "jotkit clients add 'Web app' --redirect-uri https://app.example/callback --json",
         "jotkit clients add SPA --public --redirect-uri http://127.0.0.1:5173/cb",
         "jotkit clients add billing --grant client_credentials --scope invoices:read",
+        "jotkit clients add CLI --public --grant urn:ietf:params:oauth:grant-type:device_code "
+        "--grant refresh_token",
     ),
     "list": ("jotkit clients list",),
     "show": ("jotkit clients show CLIENT_ID --json",),
@@ -63,7 +65,8 @@ def register_clients(app: typer.Typer) -> None:
             list[str] | None,
             typer.Option(
                 "--grant",
-                help="authorization_code | refresh_token | client_credentials (repeatable; "
+                help="authorization_code | refresh_token | client_credentials | "
+                "urn:ietf:params:oauth:grant-type:device_code (repeatable; "
                 "default with redirect URIs: authorization_code refresh_token).",
             ),
         ] = None,
@@ -108,6 +111,10 @@ def register_clients(app: typer.Typer) -> None:
             typer.Option("--dpop-bound", help="Require DPoP proofs at the token endpoint "
                          "(RFC 9449 §5.2 dpop_bound_access_tokens)."),
         ] = False,
+        require_par: Annotated[
+            bool,
+            typer.Option("--require-par", help="Only pushed authorization requests (RFC 9126)."),
+        ] = False,
         as_json: Json = False,
         data_dir: DataDir = None,
         config: Config = None,
@@ -145,6 +152,7 @@ def register_clients(app: typer.Typer) -> None:
                 id_token_signed_response_alg=id_token_alg,
                 default_audience=audience,
                 resources=resource or (),
+                require_par=require_par,
             )
             if dpop_bound:
                 record = dataclasses.replace(record, dpop_bound_access_tokens=True)

@@ -30,6 +30,7 @@ __all__ = [
     "ASSERTION_TYPE",
     "AUTH_METHODS",
     "DEFAULT_SCOPES",
+    "DEVICE_CODE_GRANT",
     "GRANT_TYPES",
     "ID_TOKEN_ALGS",
     "ClientAuthError",
@@ -48,7 +49,8 @@ __all__ = [
 ]
 
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt", "none")
-GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
+DEVICE_CODE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"  # RFC 8628 §3.4
+GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials", DEVICE_CODE_GRANT)
 DEFAULT_SCOPES = ("openid", "profile", "email", "offline_access")
 ID_TOKEN_ALGS = ("RS256", "ES256", "EdDSA")
 _LOOPBACK = frozenset({"localhost", "127.0.0.1", "[::1]", "::1"})
@@ -168,6 +170,7 @@ def new_client(
     id_token_signed_response_alg: str = "RS256",  # noqa: S107 (an algorithm name)
     default_audience: str | None = None,
     resources: Sequence[str] = (),
+    require_par: bool = False,
 ) -> tuple[ClientRecord, str | None]:
     """Build a client registration (``jotkit clients add``) and its secret (None for public
     and ``private_key_jwt`` clients). Raise ``ValueError`` with a readable message when the
@@ -186,14 +189,19 @@ def new_client(
         ("authorization_code", "refresh_token") if uris else ()
     )
     if not grants:
-        raise ValueError("give --redirect-uri (code flow) or --grant client_credentials")
+        raise ValueError(
+            "give --redirect-uri (code flow), --grant client_credentials or --grant "
+            + DEVICE_CODE_GRANT
+        )
     for grant in grants:
         if grant not in GRANT_TYPES:
             raise ValueError(f"unknown grant {grant!r}; one of {', '.join(GRANT_TYPES)}")
     if "authorization_code" in grants and not uris:
         raise ValueError("the authorization_code grant needs at least one --redirect-uri")
-    if "refresh_token" in grants and "authorization_code" not in grants:
-        raise ValueError("the refresh_token grant comes with authorization_code")
+    if "refresh_token" in grants and not {"authorization_code", DEVICE_CODE_GRANT} & set(grants):
+        raise ValueError("the refresh_token grant comes with authorization_code or device_code")
+    if require_par and "authorization_code" not in grants:
+        raise ValueError("--require-par needs the authorization_code grant (RFC 9126)")
     if method == "none" and "client_credentials" in grants:
         raise ValueError("a public client cannot use client_credentials (no credentials)")
     if method == "private_key_jwt":
@@ -231,6 +239,7 @@ def new_client(
         default_audience=default_audience,
         created_at=now,
         resources=tuple(dict.fromkeys(check_resource(r) for r in resources)),
+        require_par=require_par,
     )
     return record, secret
 
@@ -253,6 +262,7 @@ def describe(client: ClientRecord) -> dict[str, Any]:
         "default_audience": client.default_audience,
         "resources": list(client.resources),
         "dpop_bound_access_tokens": client.dpop_bound_access_tokens,  # RFC 9449 §5.2
+        "require_pushed_authorization_requests": client.require_par,
         "created_at": int(client.created_at),
     }
 

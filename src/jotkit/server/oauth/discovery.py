@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from jotkit.dpop import DEFAULT_ALGORITHMS
 
 from ..sessions import ID_TOKEN_ALG
-from .clients import ASSERTION_ALGS
+from .clients import ASSERTION_ALGS, DEVICE_CODE_GRANT
 
 if TYPE_CHECKING:
     from ..sessions import AuthService
@@ -34,7 +34,12 @@ def provider_metadata(service: AuthService) -> dict[str, Any]:
         "scopes_supported": ["openid", "profile", "email", "offline_access"],
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
-        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+        "grant_types_supported": [
+            "authorization_code", "refresh_token", "client_credentials", DEVICE_CODE_GRANT,
+        ],
+        "pushed_authorization_request_endpoint": f"{base}/oauth/par",  # RFC 9126 §5
+        "require_pushed_authorization_requests": service.settings.require_par,
+        "device_authorization_endpoint": f"{base}/oauth/device_authorization",  # RFC 8628 §4
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": id_algs,
         "token_endpoint_auth_methods_supported": client_auth,

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ServiceError
 from ..sessions import ClientInfo, hash_refresh_token
-from ..store.base import ConsumeOutcome, FamilyRecord, UserRecord
-from .clients import ClientRecord, select_resources
+from ..store.base import ConsumeOutcome, FamilyRecord, PollOutcome, UserRecord
+from .clients import DEVICE_CODE_GRANT, ClientRecord, select_resources
 from .codes import hash_code, verifier_matches
 from .dpop import token_type
 from .tokens import access_token_claims, sign_access_token, sign_id_token
@@ -96,6 +96,22 @@ def _check_user(user: UserRecord | None) -> UserRecord:
     return user
 
 
+def _new_family(req: TokenRequest, now: float) -> FamilyRecord:
+    """The refresh family a redemption opens (its ``user_id`` is filled by the store)."""
+    s = req.service.settings
+    return FamilyRecord(
+        id=secrets.token_urlsafe(16),
+        user_id="",
+        created_at=now,
+        last_used_at=now,
+        idle_expires_at=now + min(s.refresh_idle_ttl, s.refresh_absolute_ttl),
+        absolute_expires_at=now + s.refresh_absolute_ttl,
+        user_agent=req.caller.user_agent[:512] or None,
+        client_ip=req.caller.ip[:64] or None,
+        client_id=req.client.client_id,
+    )
+
+
 async def authorization_code(req: TokenRequest) -> dict[str, Any]:
     """RFC 6749 §4.1.3 with PKCE (RFC 7636 §4.5-4.6): a code is redeemed once, by the client it
     was issued to, with the same redirect URI and a verifier matching its S256 challenge. A
@@ -110,17 +126,7 @@ async def authorization_code(req: TokenRequest) -> dict[str, Any]:
         raise ServiceError("invalid_grant", "The authorization code is invalid.")
     now = svc.clock.now()
     s = svc.settings
-    family = FamilyRecord(
-        id=secrets.token_urlsafe(16),
-        user_id="",  # filled from the code by the store (see below)
-        created_at=now,
-        last_used_at=now,
-        idle_expires_at=now + min(s.refresh_idle_ttl, s.refresh_absolute_ttl),
-        absolute_expires_at=now + s.refresh_absolute_ttl,
-        user_agent=req.caller.user_agent[:512] or None,
-        client_ip=req.caller.ip[:64] or None,
-        client_id=client.client_id,
-    )
+    family = _new_family(req, now)
     refresh = secrets.token_urlsafe(32)
     # The winner's access token is recorded with the redemption: a concurrent replay that
     # revokes the grant deny-lists it too (RFC 6749 §4.1.2), and exactly one request wins.
@@ -156,25 +162,41 @@ async def authorization_code(req: TokenRequest) -> dict[str, Any]:
         await svc.revoke_grant(family_id, "code_misuse")
         raise
     assert user is not None
+    svc.audit.event("code_redeemed", client_id=client.client_id, user_id=user.id,
+                    session_id=family_id)
+    return await _user_tokens(
+        req, user, stored.scope, audience, now=now, jti=jti, exp=exp, sid=stored.sid,
+        auth_time=stored.auth_time, nonce=stored.nonce, family_id=family_id, refresh=refresh,
+    )
+
+
+async def _user_tokens(
+    req: TokenRequest, user: UserRecord, scope: tuple[str, ...], audience: Sequence[str], *,
+    now: float, jti: str, exp: float, sid: str | None, auth_time: float | None, nonce: str | None,
+    family_id: str, refresh: str,
+) -> dict[str, Any]:
+    """The answer of a grant that a user approved (a code or a device code): an access token
+    (RFC 9068, bound to the DPoP key when a proof came, RFC 9449 §5), an ID token with
+    ``openid`` (OpenID Connect Core §3.1.3.3), and the refresh token the store recorded when
+    the client may have one. A public client's refresh family is bound to its DPoP key."""
+    svc, client = req.service, req.client
     claims = access_token_claims(
-        svc, sub=user.id, client_id=client.client_id, audience=audience, scope=stored.scope,
-        now=now, jti=jti, exp=exp, sid=stored.sid, auth_time=stored.auth_time, jkt=req.dpop_jkt,
+        svc, sub=user.id, client_id=client.client_id, audience=audience, scope=scope,
+        now=now, jti=jti, exp=exp, sid=sid, auth_time=auth_time, jkt=req.dpop_jkt,
     )
     access = sign_access_token(svc, claims, now)
-    refresh_issued = _wants_refresh(client, stored.scope)
+    refresh_issued = _wants_refresh(client, scope)
     if refresh_issued and req.dpop_jkt is not None and client.auth_method == "none":
         await svc.store.dpop.bind(family_id, req.dpop_jkt)  # RFC 9449 §5: public clients
     id_token = None
-    if "openid" in stored.scope:
+    if "openid" in scope:
         id_token = sign_id_token(
             svc, alg=client.id_token_signed_response_alg, sub=user.id,
-            client_id=client.client_id, now=now, auth_time=stored.auth_time, sid=stored.sid,
-            nonce=stored.nonce, access_token=access,
+            client_id=client.client_id, now=now, auth_time=auth_time, sid=sid,
+            nonce=nonce, access_token=access,
         )
-    svc.audit.event("code_redeemed", client_id=client.client_id, user_id=user.id,
-                    session_id=family_id)
     return _token_response(
-        access, claims["exp"] - claims["iat"], stored.scope, id_token=id_token,
+        access, claims["exp"] - claims["iat"], scope, id_token=id_token,
         refresh_token=refresh if refresh_issued else None, dpop_jkt=req.dpop_jkt,
     )
 
@@ -275,9 +297,55 @@ async def client_credentials(req: TokenRequest) -> dict[str, Any]:
     return _token_response(access, claims["exp"] - claims["iat"], scope, dpop_jkt=req.dpop_jkt)
 
 
+_POLL_ERRORS = {
+    PollOutcome.PENDING: ("authorization_pending", "The user has not yet approved the device."),
+    PollOutcome.SLOW_DOWN: ("slow_down", "Polling too fast: wait 5 seconds more each time."),
+    PollOutcome.DENIED: ("access_denied", "The user denied the device."),
+    PollOutcome.EXPIRED: ("expired_token", "The device_code has expired."),
+}
+
+
+async def device_code(req: TokenRequest) -> dict[str, Any]:
+    """RFC 8628 §3.4-3.5: one poll of a device code by the client it was issued to:
+    ``authorization_pending``, ``slow_down`` (polled sooner than ``interval``, which grows by
+    5 s), ``access_denied``, ``expired_token``; once approved, tokens exactly once
+    (:meth:`~..store.base.DeviceCodeStore.redeem`), then ``invalid_grant``."""
+    svc, client = req.service, req.client
+    code = _required(req.form, "device_code")
+    if not _CODE_RE.match(code):
+        raise ServiceError("invalid_grant", "The device_code is invalid.")
+    now = svc.clock.now()
+    polled = await svc.store.devices.poll(hash_code(code), client.client_id, now)
+    if polled.outcome in _POLL_ERRORS:
+        raise ServiceError(*_POLL_ERRORS[polled.outcome])
+    if polled.outcome is not PollOutcome.APPROVED:
+        raise ServiceError("invalid_grant", "The device_code is invalid or was used.")
+    family, refresh = _new_family(req, now), secrets.token_urlsafe(32)
+    jti, exp = secrets.token_urlsafe(16), float(int(now) + int(svc.settings.access_ttl))
+    device = await svc.store.devices.redeem(
+        hash_code(code), now, family, hash_refresh_token(refresh), access=(jti, exp)
+    )
+    if device is None or device.user_id is None or device.sid is None:
+        raise ServiceError("invalid_grant", "The device_code is invalid or was used.")
+    auth_time = device.auth_time or now
+    try:
+        user = _check_user(await svc.store.users.get(device.user_id))
+        audience = _resources(req, device.resource)
+    except ServiceError:
+        await svc.revoke_grant(family.id, "device_code_misuse")
+        raise
+    svc.audit.event("device_code_redeemed", client_id=client.client_id, user_id=user.id,
+                    session_id=family.id)
+    return await _user_tokens(  # no nonce: RFC 8628 has no authorization request
+        req, user, device.scope, audience, now=now, jti=jti, exp=exp, sid=device.sid,
+        auth_time=auth_time, nonce=None, family_id=family.id, refresh=refresh,
+    )
+
+
 Grant = Callable[[TokenRequest], Awaitable[dict[str, Any]]]
 GRANTS: Mapping[str, Grant] = {
     "authorization_code": authorization_code,
     "refresh_token": refresh_token,
     "client_credentials": client_credentials,
+    DEVICE_CODE_GRANT: device_code,
 }

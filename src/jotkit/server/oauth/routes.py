@@ -20,7 +20,13 @@ from ..errors import ServiceError
 from ..routes.models import ErrorBody
 from ..routes.oauth import basic_credentials
 from ..throttle import ClientAuthThrottle
-from .clients import ClientAuthError, ClientCache, ClientRecord, authenticate
+from .clients import (
+    DEVICE_CODE_GRANT,
+    ClientAuthError,
+    ClientCache,
+    ClientRecord,
+    authenticate,
+)
 from .dpop import DpopGate
 from .grants import GRANTS, TokenRequest
 from .tokens import verify_access_token
@@ -65,9 +71,12 @@ async def read_form(request: Request) -> tuple[dict[str, str], tuple[str, ...]]:
     return form, tuple(resources)
 
 
-async def client_from_request(request: Request, form: dict[str, str]) -> ClientRecord:
+async def client_from_request(
+    request: Request, form: dict[str, str], endpoint: str = "/oauth/token"
+) -> ClientRecord:
     """Authenticate the registered client of an ``/oauth/*`` request (RFC 6749 §2.3); 401
-    ``invalid_client`` with a Basic challenge on failure, 429 past the throttle."""
+    ``invalid_client`` with a Basic challenge on failure, 429 past the throttle. A client
+    assertion's ``aud`` may be the issuer, the token endpoint or ``endpoint`` (RFC 9126 §2)."""
     svc = service(request)
     s = svc.settings
     throttle = ClientAuthThrottle(
@@ -87,7 +96,7 @@ async def client_from_request(request: Request, form: dict[str, str]) -> ClientR
             svc,
             basic=basic,
             form=form,
-            endpoints=(f"{base}/oauth/token", base),
+            endpoints=tuple(dict.fromkeys((f"{base}/oauth/token", base, base + endpoint))),
             jwks_clients=request.app.state.oauth_jwks,
             cache=request.app.state.oauth_clients,
         )
@@ -108,7 +117,8 @@ async def client_from_request(request: Request, form: dict[str, str]) -> ClientR
             "content": {_FORM: {"schema": {"type": "object", "properties": {
                 "grant_type": {"type": "string",
                                "enum": ["authorization_code", "refresh_token",
-                                        "client_credentials"]},
+                                        "client_credentials", DEVICE_CODE_GRANT]},
+                "device_code": {"type": "string"},
                 "code": {"type": "string"}, "redirect_uri": {"type": "string"},
                 "code_verifier": {"type": "string"}, "refresh_token": {"type": "string"},
                 "scope": {"type": "string"}, "resource": {"type": "string"},

@@ -30,11 +30,17 @@ __all__ = [
     "CodeStore",
     "ConsumeOutcome",
     "ConsumeResult",
+    "DeviceCodeRecord",
+    "DeviceCodeStore",
     "DpopStore",
     "FamilyRecord",
     "GrantRecord",
     "KeyRecord",
     "KeyStore",
+    "ParRecord",
+    "ParStore",
+    "PollOutcome",
+    "PollResult",
     "RateLimiter",
     "RefreshRecord",
     "RevocationChanges",
@@ -377,6 +383,7 @@ class ClientRecord:
     created_at: float
     resources: tuple[str, ...] = ()  # RFC 8707 resource indicators it may ask for
     dpop_bound_access_tokens: bool = False  # RFC 9449 §5.2: every token request uses DPoP
+    require_par: bool = False  # RFC 9126 §6 require_pushed_authorization_requests
 
 
 @dataclass(frozen=True, slots=True)
@@ -523,6 +530,121 @@ class DpopStore(ABC):
         """Drop proofs past their window and bindings of deleted families."""
 
 
+@dataclass(frozen=True, slots=True)
+class ParRecord:
+    """A pushed authorization request (RFC 9126 §2): the validated parameters, bound to the
+    client that pushed them, known only by the SHA-256 of its ``request_uri``."""
+
+    uri_hash: str
+    client_id: str
+    params: tuple[tuple[str, str], ...]
+    created_at: float
+    expires_at: float
+
+
+class ParStore(ABC):
+    """Pushed authorization requests (RFC 9126)."""
+
+    @abstractmethod
+    async def create(self, record: ParRecord) -> None:
+        """Store a pushed request."""
+
+    @abstractmethod
+    async def consume(self, uri_hash: str, client_id: str, now: float) -> ParRecord | None:
+        """Spend a ``request_uri`` once (RFC 9126 §4: "one-time use"): None when it is
+        unknown, used already, expired or was pushed by another client. Of concurrent calls
+        at most one gets the record."""
+
+    @abstractmethod
+    async def purge(self, now: float) -> int:
+        """Delete expired requests; return how many."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceCodeRecord:
+    """A device authorization (RFC 8628 §3.2), known by the SHA-256 of its ``device_code``
+    and by its ``user_code`` (stored normalised: eight letters, no dash)."""
+
+    code_hash: str
+    user_code: str
+    client_id: str
+    scope: tuple[str, ...]
+    resource: tuple[str, ...]
+    created_at: float
+    expires_at: float
+    interval: float
+    last_polled_at: float | None = None
+    status: str = "pending"  # pending | approved | denied
+    user_id: str | None = None
+    sid: str | None = None  # the SSO session that approved it
+    auth_time: float | None = None
+    decided_at: float | None = None
+    redeemed_at: float | None = None
+    family_id: str | None = None
+
+
+class PollOutcome(enum.Enum):
+    """What one poll of the token endpoint finds (RFC 8628 §3.5)."""
+
+    PENDING = "authorization_pending"
+    SLOW_DOWN = "slow_down"
+    APPROVED = "approved"  # the caller may now try :meth:`DeviceCodeStore.redeem`
+    DENIED = "access_denied"
+    EXPIRED = "expired_token"
+    REDEEMED = "redeemed"  # tokens were issued already
+    NOT_FOUND = "not_found"
+
+
+@dataclass(frozen=True, slots=True)
+class PollResult:
+    """Outcome of a poll with the stored device code (None when unknown)."""
+
+    outcome: PollOutcome
+    device: DeviceCodeRecord | None = None
+
+
+class DeviceCodeStore(ABC):
+    """Device codes of the device authorization grant (RFC 8628)."""
+
+    @abstractmethod
+    async def create(self, record: DeviceCodeRecord) -> bool:
+        """Store a new device code; False when its ``user_code`` is taken (pick another)."""
+
+    @abstractmethod
+    async def pending(self, user_code: str, now: float) -> DeviceCodeRecord | None:
+        """The unexpired, undecided device code with this user code, else None."""
+
+    @abstractmethod
+    async def decide(
+        self, user_code: str, now: float, *, approve: bool, user_id: str, sid: str,
+        auth_time: float,
+    ) -> bool:
+        """Approve or deny a pending, unexpired code once; False when it is not pending."""
+
+    @abstractmethod
+    async def poll(self, code_hash: str, client_id: str, now: float) -> PollResult:
+        """One poll by ``client_id`` (a code of another client is ``NOT_FOUND``). A poll
+        sooner than ``interval`` after the previous one is ``SLOW_DOWN`` and adds 5 seconds
+        to the interval (RFC 8628 §3.5); of concurrent polls at most one passes."""
+
+    @abstractmethod
+    async def redeem(
+        self,
+        code_hash: str,
+        now: float,
+        family: FamilyRecord,
+        refresh_hash: str,
+        access: tuple[str, float] | None = None,
+    ) -> DeviceCodeRecord | None:
+        """Spend an approved code once, storing ``family`` (with its first refresh token),
+        its grant and the access token ``(jti, exp)`` in the same transaction, as
+        :meth:`CodeStore.consume` does. Of concurrent calls exactly one gets the record."""
+
+    @abstractmethod
+    async def purge(self, now: float) -> int:
+        """Delete device codes expired for a day; return how many."""
+
+
 class Store(ABC):
     """A bundle of the interfaces above, with a lifecycle."""
 
@@ -536,6 +658,8 @@ class Store(ABC):
     codes: CodeStore
     assertions: AssertionStore
     dpop: DpopStore
+    par: ParStore  # RFC 9126 pushed authorization requests, always SQL
+    devices: DeviceCodeStore  # RFC 8628 device codes, always SQL
     feed: SqlRevocationFeed  # cursor reads of the revocation journal (store/feed.py)
 
     @abstractmethod

@@ -13,7 +13,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from .base import (
     AssertionStore,
@@ -36,7 +36,7 @@ from .tables import (
     refresh_tokens,
 )
 
-__all__ = ["SqlAssertionStore", "SqlClientStore", "SqlCodeStore"]
+__all__ = ["SqlAssertionStore", "SqlClientStore", "SqlCodeStore", "open_grant"]
 
 
 def _tuple(text: str) -> tuple[str, ...]:
@@ -62,6 +62,7 @@ def _client(row: Any) -> ClientRecord:
         created_at=row.created_at,
         resources=_tuple(row.resources),
         dpop_bound_access_tokens=bool(row.dpop_bound_access_tokens),
+        require_par=bool(row.require_par),
     )
 
 
@@ -82,6 +83,58 @@ def _code(row: Any) -> CodeRecord:
         redeemed_at=row.redeemed_at,
         family_id=row.family_id,
     )
+
+
+async def open_grant(
+    conn: AsyncConnection,
+    family: FamilyRecord,
+    refresh_hash: str,
+    now: float,
+    access: tuple[str, float] | None,
+    grant: GrantRecord,
+) -> None:
+    """Insert what a redeemed code (or device code, RFC 8628) opens, inside the caller's
+    transaction: the refresh family of ``grant.user_id`` / ``grant.client_id``, its first
+    refresh token, the grant and the winner's access token ``(jti, exp)``."""
+    await conn.execute(
+        sa.insert(refresh_families).values(
+            id=family.id,
+            user_id=grant.user_id,
+            created_at=family.created_at,
+            last_used_at=family.last_used_at,
+            idle_expires_at=family.idle_expires_at,
+            absolute_expires_at=family.absolute_expires_at,
+            revoked_at=None,
+            revoke_reason=None,
+            user_agent=family.user_agent,
+            client_ip=family.client_ip,
+            client_id=grant.client_id,
+        )
+    )
+    await conn.execute(
+        sa.insert(refresh_tokens).values(
+            token_hash=refresh_hash, family_id=family.id, created_at=now, spent_at=None,
+            spent_by=None,
+        )
+    )
+    await conn.execute(
+        sa.insert(oauth_grants).values(
+            family_id=family.id,
+            client_id=grant.client_id,
+            user_id=grant.user_id,
+            scope=json.dumps(list(grant.scope)),
+            resource=json.dumps(list(grant.resource)),
+            sid=grant.sid,
+            auth_time=grant.auth_time,
+            nonce=grant.nonce,
+        )
+    )
+    if access is not None:
+        await conn.execute(
+            sa.insert(access_tokens).values(
+                jti=access[0], family_id=family.id, user_id=grant.user_id, exp=access[1]
+            )
+        )
 
 
 class SqlClientStore(ClientStore):
@@ -111,6 +164,7 @@ class SqlClientStore(ClientStore):
             "created_at": client.created_at,
             "resources": json.dumps(list(client.resources)),
             "dpop_bound_access_tokens": client.dpop_bound_access_tokens,
+            "require_par": client.require_par,
         }
         try:
             async with self._engine.begin() as conn:
@@ -218,48 +272,14 @@ class SqlCodeStore(CodeStore):
                 if code.redeemed_at is None:
                     return ConsumeResult(ConsumeOutcome.EXPIRED, code)
                 return ConsumeResult(ConsumeOutcome.REPLAYED, code)
-            await conn.execute(
-                sa.insert(refresh_families).values(
-                    id=family.id,
-                    user_id=code.user_id,
-                    created_at=family.created_at,
-                    last_used_at=family.last_used_at,
-                    idle_expires_at=family.idle_expires_at,
-                    absolute_expires_at=family.absolute_expires_at,
-                    revoked_at=None,
-                    revoke_reason=None,
-                    user_agent=family.user_agent,
-                    client_ip=family.client_ip,
-                    client_id=code.client_id,
-                )
+            await open_grant(
+                conn, family, refresh_hash, now, access,
+                GrantRecord(
+                    family_id=family.id, client_id=code.client_id, user_id=code.user_id,
+                    scope=code.scope, resource=code.resource, sid=code.sid,
+                    auth_time=code.auth_time, nonce=code.nonce,
+                ),
             )
-            await conn.execute(
-                sa.insert(refresh_tokens).values(
-                    token_hash=refresh_hash,
-                    family_id=family.id,
-                    created_at=now,
-                    spent_at=None,
-                    spent_by=None,
-                )
-            )
-            await conn.execute(
-                sa.insert(oauth_grants).values(
-                    family_id=family.id,
-                    client_id=code.client_id,
-                    user_id=code.user_id,
-                    scope=json.dumps(list(code.scope)),
-                    resource=json.dumps(list(code.resource)),
-                    sid=code.sid,
-                    auth_time=code.auth_time,
-                    nonce=code.nonce,
-                )
-            )
-            if access is not None:
-                await conn.execute(
-                    sa.insert(access_tokens).values(
-                        jti=access[0], family_id=family.id, user_id=code.user_id, exp=access[1]
-                    )
-                )
             return ConsumeResult(ConsumeOutcome.REDEEMED, code)
 
     async def grant(self, family_id: str) -> GrantRecord | None:

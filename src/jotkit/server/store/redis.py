@@ -663,6 +663,8 @@ class RedisStore(Store):
         self.codes = sql.codes  # single use is one conditional UPDATE in the shared database
         self.assertions = sql.assertions
         self.dpop = RedisDpopStore(sql.dpop, self.redis, prefix)
+        self.par = sql.par  # single use: one conditional UPDATE, like codes
+        self.devices = sql.devices
         self.feed = sql.feed  # the feed reads the SQL journal, written before Redis
         self.bus: _Lifecycle | None = None  # set by jotkit.server.revocation_bus
 

@@ -47,6 +47,7 @@ from .base import (
 from .dpop_sql import SqlDpopStore
 from .feed import SqlRevocationFeed
 from .oauth_sql import SqlAssertionStore, SqlClientStore, SqlCodeStore
+from .par_device_sql import SqlDeviceCodeStore, SqlParStore
 from .sso import SsoStore
 from .tables import (
     access_tokens,
@@ -1112,6 +1113,8 @@ class SqlStore(Store):
         self.codes = SqlCodeStore(self.engine, self.read_engine)
         self.assertions = SqlAssertionStore(self.engine)
         self.dpop = SqlDpopStore(self.engine)  # RFC 9449 replay cache + refresh bindings
+        self.par = SqlParStore(self.engine)  # RFC 9126
+        self.devices = SqlDeviceCodeStore(self.engine)  # RFC 8628
         self.feed = SqlRevocationFeed(self.engine, self.read_engine)  # /oauth/revocations
 
     async def start(self) -> None:

@@ -18,7 +18,9 @@ __all__ = [
     "oauth_clients",
     "oauth_codes",
     "oauth_consents",
+    "oauth_device_codes",
     "oauth_grants",
+    "oauth_par_requests",
     "rate_limits",
     "refresh_families",
     "refresh_tokens",
@@ -132,6 +134,9 @@ oauth_clients = sa.Table(
     sa.Column("resources", sa.Text, nullable=False),  # JSON array (RFC 8707)
     # RFC 9449 §5.2 client metadata (migration 0006_dpop): the client must use DPoP
     sa.Column("dpop_bound_access_tokens", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column(  # RFC 9126 §6 require_pushed_authorization_requests (migration 0007_par_device)
+        "require_par", sa.Boolean, nullable=False, server_default=sa.false()
+    ),
 )
 
 oauth_codes = sa.Table(
@@ -231,4 +236,37 @@ dpop_bindings = sa.Table(  # a public client's refresh family is bound to its DP
     metadata,
     sa.Column("family_id", sa.String(64), primary_key=True),
     sa.Column("jkt", sa.String(64), nullable=False),
+)
+
+# -- pushed authorization requests and device codes (migration 0007_par_device) -----------
+oauth_par_requests = sa.Table(  # RFC 9126: a request_uri is known only by its SHA-256
+    "oauth_par_requests",
+    metadata,
+    sa.Column("uri_hash", sa.String(64), primary_key=True),
+    sa.Column("client_id", sa.String(64), nullable=False),
+    sa.Column("params", sa.Text, nullable=False),  # JSON list of [name, value] pairs
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("expires_at", sa.Double, nullable=False, index=True),
+    sa.Column("used_at", sa.Double, nullable=True),
+)
+
+oauth_device_codes = sa.Table(  # RFC 8628: a device_code is known only by its SHA-256
+    "oauth_device_codes",
+    metadata,
+    sa.Column("code_hash", sa.String(64), primary_key=True),
+    sa.Column("user_code", sa.String(16), nullable=False, unique=True),
+    sa.Column("client_id", sa.String(64), nullable=False),
+    sa.Column("scope", sa.Text, nullable=False),  # JSON arrays
+    sa.Column("resource", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("expires_at", sa.Double, nullable=False, index=True),
+    sa.Column("interval", sa.Double, nullable=False),  # grows by 5 s per slow_down (§3.5)
+    sa.Column("last_polled_at", sa.Double, nullable=True),
+    sa.Column("status", sa.String(16), nullable=False),  # pending | approved | denied
+    sa.Column("user_id", sa.String(36), nullable=True),
+    sa.Column("sid", sa.String(128), nullable=True),
+    sa.Column("auth_time", sa.Double, nullable=True),
+    sa.Column("decided_at", sa.Double, nullable=True),
+    sa.Column("redeemed_at", sa.Double, nullable=True),
+    sa.Column("family_id", sa.String(64), nullable=True),
 )
