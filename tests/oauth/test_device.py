@@ -252,3 +252,35 @@ def test_malformed_user_codes_get_the_form_again(server, text):
                                           "user_code": text})
     assert r.status_code in (400, 429)
     server.clock.advance(server.settings.user_code_window + 1)
+
+
+def test_device_code_tokens_are_bound_to_the_dpop_key_of_the_poll(server, client_id, email):
+    """RFC 9449 §5 for the device grant: a proof on the redeeming poll binds the access token
+    (``cnf.jkt``) and the public client's refresh token, so a refresh token stolen from the
+    device is useless without the device's key."""
+    import jotkit
+    from jotkit import dpop
+
+    token_url = f"{ISS}/oauth/token"
+    key, attacker = jotkit.Key.generate("ES256"), jotkit.Key.generate("ES256")
+
+    def with_proof(k: jotkit.Key, form: dict[str, str]) -> httpx.Response:
+        proof = dpop.proof(k, "POST", token_url, now=server.clock.now())
+        return c.post("/oauth/token", data=form, headers={"DPoP": proof})
+
+    with server.client() as c, server.client(follow_redirects=False) as b:
+        d = start_device(c, client_id, scope="openid offline_access")
+        assert approve(b, d["user_code"], email).status_code == 200
+        server.clock.advance(5)
+        r = with_proof(key, {"grant_type": DEVICE_CODE_GRANT, "device_code": d["device_code"],
+                             "client_id": client_id})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["token_type"] == "DPoP"
+        claims = jotkit.decode_unverified(body["access_token"])[1]
+        assert claims["cnf"] == {"jkt": key.thumbprint()}
+        refresh = {"grant_type": "refresh_token", "refresh_token": body["refresh_token"],
+                   "client_id": client_id}
+        stolen = with_proof(attacker, refresh)
+        assert stolen.status_code == 400 and stolen.json()["error"] == "invalid_grant"
+        assert with_proof(key, refresh).status_code == 200
