@@ -24,6 +24,9 @@ _EXAMPLES = {
         "jotkit clients add 'Web app' --redirect-uri https://app.example/callback --json",
         "jotkit clients add SPA --public --redirect-uri http://127.0.0.1:5173/cb",
         "jotkit clients add billing --grant client_credentials --scope invoices:read",
+        "jotkit clients add orders-api --audience https://orders.example --grant "
+        "urn:ietf:params:oauth:grant-type:token-exchange --exchange-audience "
+        "https://billing.example --exchange-scope invoices:read",
     ),
     "list": ("jotkit clients list",),
     "show": ("jotkit clients show CLIENT_ID --json",),
@@ -62,8 +65,9 @@ def register_clients(app: typer.Typer) -> None:
             list[str] | None,
             typer.Option(
                 "--grant",
-                help="authorization_code | refresh_token | client_credentials (repeatable; "
-                "default with redirect URIs: authorization_code refresh_token).",
+                help="authorization_code | refresh_token | client_credentials | "
+                "urn:ietf:params:oauth:grant-type:token-exchange (repeatable; default with "
+                "redirect URIs: authorization_code refresh_token).",
             ),
         ] = None,
         scope: Annotated[
@@ -98,6 +102,21 @@ def register_clients(app: typer.Typer) -> None:
         resource: Annotated[
             list[str] | None,
             typer.Option("--resource", help="A resource (RFC 8707 aud) it may ask for."),
+        ] = None,
+        exchange_audience: Annotated[
+            list[str] | None,
+            typer.Option("--exchange-audience",
+                         help="Token exchange: an audience it may exchange tokens for."),
+        ] = None,
+        exchange_scope: Annotated[
+            list[str] | None,
+            typer.Option("--exchange-scope", help="Token exchange: a scope exchanged tokens "
+                         "may carry (default: the subject token's)."),
+        ] = None,
+        exchange_actor: Annotated[
+            list[str] | None,
+            typer.Option("--exchange-actor", help="Token exchange: another client whose "
+                         "token it may present as actor_token."),
         ] = None,
         id_token_alg: Annotated[
             str, typer.Option("--id-token-alg", help="ID token algorithm: RS256 | ES256 | EdDSA.")
@@ -139,6 +158,9 @@ def register_clients(app: typer.Typer) -> None:
                 id_token_signed_response_alg=id_token_alg,
                 default_audience=audience,
                 resources=resource or (),
+                exchange_audiences=exchange_audience or (),
+                exchange_scopes=exchange_scope or (),
+                exchange_actors=exchange_actor or (),
             )
             await svc.store.clients.create(record)
             return record, secret

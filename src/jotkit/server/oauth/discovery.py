@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..sessions import ID_TOKEN_ALG
-from .clients import ASSERTION_ALGS
+from .clients import ASSERTION_ALGS, GRANT_TYPES
 
 if TYPE_CHECKING:
     from ..sessions import AuthService
@@ -32,7 +32,7 @@ def provider_metadata(service: AuthService) -> dict[str, Any]:
         "scopes_supported": ["openid", "profile", "email", "offline_access"],
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
-        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+        "grant_types_supported": list(GRANT_TYPES),
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": id_algs,
         "token_endpoint_auth_methods_supported": client_auth,
@@ -40,7 +40,7 @@ def provider_metadata(service: AuthService) -> dict[str, Any]:
         "code_challenge_methods_supported": ["S256"],
         "claims_supported": [
             "sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "sid", "azp",
-            "email", "email_verified", "updated_at",
+            "email", "email_verified", "updated_at", "act",
         ],
         "claims_parameter_supported": False,
         "request_parameter_supported": False,

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import ServiceError
 from ..sessions import ClientInfo, hash_refresh_token
 from ..store.base import ConsumeOutcome, FamilyRecord, UserRecord
-from .clients import ClientRecord, select_resources
+from .clients import TOKEN_EXCHANGE, ClientRecord, select_resources
 from .codes import hash_code, verifier_matches
 from .tokens import access_token_claims, sign_access_token, sign_id_token
 
@@ -252,9 +252,18 @@ async def client_credentials(req: TokenRequest) -> dict[str, Any]:
     return _token_response(access, claims["exp"] - claims["iat"], scope)
 
 
+async def token_exchange(req: TokenRequest) -> dict[str, Any]:
+    """RFC 8693 token exchange, in :mod:`.exchange` (imported here on first use: it builds
+    on this module)."""
+    from .exchange import exchange_token
+
+    return await exchange_token(req)
+
+
 Grant = Callable[[TokenRequest], Awaitable[dict[str, Any]]]
 GRANTS: Mapping[str, Grant] = {
     "authorization_code": authorization_code,
     "refresh_token": refresh_token,
     "client_credentials": client_credentials,
+    TOKEN_EXCHANGE: token_exchange,
 }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..passwords import MAX_PASSWORD_LENGTH
@@ -116,3 +118,4 @@ class IntrospectionResponse(BaseModel):
     roles: list[str] | None = None
     scope: str | None = None
     auth_time: int | None = None
+    act: dict[str, Any] | None = None  # RFC 8693 §4.1: the actor (a delegated token)

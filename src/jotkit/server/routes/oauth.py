@@ -181,7 +181,7 @@ async def introspect(
         out: dict[str, Any] = {
             k: claims[k]
             for k in ("iss", "sub", "aud", "exp", "iat", "jti", "client_id", "roles", "sid",
-                      "scope", "auth_time")
+                      "scope", "auth_time", "act")
             if k in claims
         }
         out.update(active=True, token_type="access_token", username=claims.get("email"))

@@ -245,6 +245,11 @@ class SessionStore(ABC):
         check and the insert must be atomic with respect to :meth:`revoke_family`."""
 
     @abstractmethod
+    async def access_token(self, jti: str) -> AccessTokenRecord | None:
+        """The record of an issued access token by ``jti`` (None: unknown, never recorded,
+        or purged); token exchange (RFC 8693) binds a new token to the same family."""
+
+    @abstractmethod
     async def revoke_family(
         self, family_id: str, now: float, reason: str
     ) -> tuple[AccessTokenRecord, ...]:
@@ -375,6 +380,12 @@ class ClientRecord:
     default_audience: str | None
     created_at: float
     resources: tuple[str, ...] = ()  # RFC 8707 resource indicators it may ask for
+    # token-exchange policy (RFC 8693; migration 0008): the audiences it may exchange tokens
+    # for, the scopes an exchanged token may carry (empty: the subject's), and the other
+    # clients whose client-credentials token it may present as ``actor_token``
+    exchange_audiences: tuple[str, ...] = ()
+    exchange_scopes: tuple[str, ...] = ()
+    exchange_actors: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

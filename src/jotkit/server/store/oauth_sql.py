@@ -61,6 +61,9 @@ def _client(row: Any) -> ClientRecord:
         default_audience=row.default_audience,
         created_at=row.created_at,
         resources=_tuple(row.resources),
+        exchange_audiences=_tuple(row.exchange_audiences),
+        exchange_scopes=_tuple(row.exchange_scopes),
+        exchange_actors=_tuple(row.exchange_actors),
     )
 
 
@@ -109,6 +112,9 @@ class SqlClientStore(ClientStore):
             "default_audience": client.default_audience,
             "created_at": client.created_at,
             "resources": json.dumps(list(client.resources)),
+            "exchange_audiences": json.dumps(list(client.exchange_audiences)),
+            "exchange_scopes": json.dumps(list(client.exchange_scopes)),
+            "exchange_actors": json.dumps(list(client.exchange_actors)),
         }
         try:
             async with self._engine.begin() as conn:

@@ -396,6 +396,15 @@ class SqlSessionStore(SessionStore):
             )
             return bool(result.rowcount == 1)
 
+    async def access_token(self, jti: str) -> AccessTokenRecord | None:
+        """The ``access_tokens`` row of ``jti``."""
+        async with self._read.connect() as conn:
+            row = (
+                await conn.execute(sa.select(access_tokens).where(access_tokens.c.jti == jti))
+            ).first()
+        return None if row is None else AccessTokenRecord(row.jti, row.family_id, row.user_id,
+                                                          row.exp)
+
     async def revoke_family(
         self, family_id: str, now: float, reason: str
     ) -> tuple[AccessTokenRecord, ...]:

@@ -128,6 +128,10 @@ oauth_clients = sa.Table(
     sa.Column("default_audience", sa.Text, nullable=True),
     sa.Column("created_at", sa.Double, nullable=False),
     sa.Column("resources", sa.Text, nullable=False),  # JSON array (RFC 8707)
+    # token-exchange policy (RFC 8693), JSON arrays (migration 0008)
+    sa.Column("exchange_audiences", sa.Text, nullable=False, server_default="[]"),
+    sa.Column("exchange_scopes", sa.Text, nullable=False, server_default="[]"),
+    sa.Column("exchange_actors", sa.Text, nullable=False, server_default="[]"),
 )
 
 oauth_codes = sa.Table(
