@@ -377,7 +377,8 @@ def test_discovery_lists_what_the_token_side_serves(server):
             assert meta["authorization_response_iss_parameter_supported"] is True
             assert "RS256" in meta["id_token_signing_alg_values_supported"]
             assert set(meta["grant_types_supported"]) == {
-                "authorization_code", "refresh_token", "client_credentials"}
+                "authorization_code", "refresh_token", "client_credentials",
+                "urn:ietf:params:oauth:grant-type:token-exchange"}
             assert "implicit" not in json.dumps(meta) and "password" not in meta[
                 "grant_types_supported"]
         algs = {k["alg"] for k in c.get("/.well-known/jwks.json").json()["keys"]}
