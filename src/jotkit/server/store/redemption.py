@@ -1,0 +1,161 @@
+"""Authorization-code redemption (RFC 6749 §4.1.2: a code is used once) as SQL text and one
+plain function over an ``execute(sql, params)`` callable, like :mod:`.rotation`: the same
+steps run on the SQL store's own ``sqlite3`` thread, through SQLAlchemy (no fast path), and,
+on PostgreSQL, as one compare-and-set statement on asyncpg (:data:`REDEEM_IF_UNSPENT`).
+
+The code is spent by a conditional ``UPDATE … WHERE redeemed_at IS NULL AND expires_at >
+now``: of concurrent redemptions (one process or several instances sharing the database)
+exactly one changes the row, and it opens the grant (refresh family, first refresh token,
+``oauth_grants`` row) and records the access token in the same transaction or statement. A
+loser reads the row to tell a replay (the caller revokes the winner's grant) from an
+expired or unknown code.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from .base import CodeRecord, ConsumeOutcome, ConsumeResult, FamilyRecord
+
+__all__ = [
+    "CODE_COLUMNS",
+    "READ_CODE",
+    "REDEEM_IF_UNSPENT",
+    "parse_code",
+    "redeem",
+    "sa_executor",
+]
+
+#: The columns of ``oauth_codes`` in :func:`parse_code`'s order.
+CODE_COLUMNS = (
+    "code_hash, client_id, user_id, redirect_uri, code_challenge, scope, nonce, auth_time, "
+    "sid, resource, created_at, expires_at, redeemed_at, family_id"
+)
+READ_CODE = f"SELECT {CODE_COLUMNS} FROM oauth_codes WHERE code_hash = ?"  # noqa: S608
+SPEND_CODE = (
+    "UPDATE oauth_codes SET redeemed_at = ?, family_id = ? "
+    "WHERE code_hash = ? AND redeemed_at IS NULL AND expires_at > ?"
+)
+INSERT_FAMILY = (
+    "INSERT INTO refresh_families (id, user_id, created_at, last_used_at, idle_expires_at, "
+    "absolute_expires_at, revoked_at, revoke_reason, user_agent, client_ip, client_id) "
+    "VALUES (?, ?, ?, ?, ?, ?, NULL, NULL, ?, ?, ?)"
+)
+INSERT_REFRESH = (
+    "INSERT INTO refresh_tokens (token_hash, family_id, created_at, spent_at, spent_by) "
+    "VALUES (?, ?, ?, NULL, NULL)"
+)
+INSERT_GRANT = (
+    "INSERT INTO oauth_grants (family_id, client_id, user_id, scope, resource, sid, "
+    "auth_time, nonce) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+RECORD = "INSERT INTO access_tokens (jti, family_id, user_id, exp) VALUES (?, ?, ?, ?)"
+#: PostgreSQL: the whole redemption in one statement (atomic without ``BEGIN``/``COMMIT``):
+#: spend the code if unspent and unexpired, then open the grant from the spent row; returns
+#: the spent row (none: the caller reads it with :data:`READ_CODE`). Parameters: code hash,
+#: now, family id, created, last used, idle expiry, absolute expiry, user agent, client ip,
+#: refresh hash, jti (NULL: none), exp. Foreign keys are checked at the statement's end,
+#: after the family row exists.
+REDEEM_IF_UNSPENT = (
+    "WITH spent AS (UPDATE oauth_codes SET redeemed_at = $2, family_id = $3 "
+    "WHERE code_hash = $1 AND redeemed_at IS NULL AND expires_at > $2 "
+    "RETURNING code_hash, client_id, user_id, redirect_uri, code_challenge, scope, nonce, "
+    "auth_time, sid, resource, created_at, expires_at, redeemed_at, family_id), "
+    "family AS (INSERT INTO refresh_families (id, user_id, created_at, last_used_at, "
+    "idle_expires_at, absolute_expires_at, revoked_at, revoke_reason, user_agent, client_ip, "
+    "client_id) SELECT $3, user_id, $4, $5, $6, $7, NULL, NULL, $8, $9, client_id FROM spent), "
+    "refresh AS (INSERT INTO refresh_tokens (token_hash, family_id, created_at, spent_at, "
+    "spent_by) SELECT $10, $3, $2, NULL, NULL FROM spent), "
+    "grantrow AS (INSERT INTO oauth_grants (family_id, client_id, user_id, scope, resource, "
+    "sid, auth_time, nonce) SELECT $3, client_id, user_id, scope, resource, sid, auth_time, "
+    "nonce FROM spent), "
+    "record AS (INSERT INTO access_tokens (jti, family_id, user_id, exp) "
+    "SELECT $11::varchar, $3, user_id, $12::double precision FROM spent "
+    "WHERE $11::varchar IS NOT NULL) "
+    "SELECT code_hash, client_id, user_id, redirect_uri, code_challenge, scope, nonce, "
+    "auth_time, sid, resource, created_at, expires_at, redeemed_at, family_id FROM spent"
+)
+
+_Execute = Callable[[str, tuple[Any, ...]], Any]  # execute(sql with ?, params) -> cursor
+
+
+def _tuple(text: str) -> tuple[str, ...]:
+    return tuple(str(v) for v in json.loads(text))
+
+
+def parse_code(values: Sequence[Any]) -> CodeRecord:
+    """A :class:`CodeRecord` from the columns of :data:`CODE_COLUMNS`, in order."""
+    return CodeRecord(
+        code_hash=values[0],
+        client_id=values[1],
+        user_id=values[2],
+        redirect_uri=values[3],
+        code_challenge=values[4],
+        scope=_tuple(values[5]),
+        nonce=values[6],
+        auth_time=values[7],
+        sid=values[8],
+        resource=_tuple(values[9]),
+        created_at=values[10],
+        expires_at=values[11],
+        redeemed_at=values[12],
+        family_id=values[13],
+    )
+
+
+def lost(values: Sequence[Any] | None) -> ConsumeResult:
+    """The outcome for a redemption that spent nothing, from the code's row (or None)."""
+    if values is None:
+        return ConsumeResult(ConsumeOutcome.NOT_FOUND)
+    code = parse_code(values)
+    if code.redeemed_at is None:
+        return ConsumeResult(ConsumeOutcome.EXPIRED, code)
+    return ConsumeResult(ConsumeOutcome.REPLAYED, code)
+
+
+def redeem(
+    execute: _Execute,
+    code_hash: str,
+    now: float,
+    family: FamilyRecord,
+    refresh_hash: str,
+    access: tuple[str, float] | None,
+) -> ConsumeResult:
+    """Spend the code and open its grant, inside a write transaction (see the module
+    docstring); ``family.user_id`` and ``client_id`` come from the code."""
+    won = execute(SPEND_CODE, (now, family.id, code_hash, now)).rowcount == 1
+    values = execute(READ_CODE, (code_hash,)).fetchone()
+    if not won or values is None:
+        return lost(values)
+    code = parse_code(values)
+    execute(INSERT_FAMILY, (
+        family.id, code.user_id, family.created_at, family.last_used_at,
+        family.idle_expires_at, family.absolute_expires_at, family.user_agent,
+        family.client_ip, code.client_id,
+    ))
+    execute(INSERT_REFRESH, (refresh_hash, family.id, now))
+    execute(INSERT_GRANT, (
+        family.id, code.client_id, code.user_id, values[5], values[9], code.sid,
+        code.auth_time, code.nonce,
+    ))
+    if access is not None:
+        execute(RECORD, (access[0], family.id, code.user_id, access[1]))
+    return ConsumeResult(ConsumeOutcome.REDEEMED, code)
+
+
+def sa_executor(conn: Any) -> _Execute:
+    """An ``execute(sql, params)`` over a synchronous SQLAlchemy connection, for the
+    statements of this module and :mod:`.rotation` (``?`` placeholders)."""
+    import sqlalchemy as sa
+
+    from .rotation import numbered
+
+    def execute(sql: str, params: tuple[Any, ...]) -> Any:
+        named = numbered(sql)
+        for i in range(len(params), 0, -1):
+            named = named.replace(f"${i}", f":p{i}")
+        return conn.execute(sa.text(named), {f"p{i}": v for i, v in enumerate(params, 1)})
+
+    return execute
