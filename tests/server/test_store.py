@@ -444,7 +444,7 @@ def test_code_redemption_outcomes_are_the_same_on_every_shell(store_url, fast):
         fam = family()
         won = await store.codes.consume("h1", 1001.0, fam, "r" * 64, access=("j1", 1900.0))
         assert won.outcome is ConsumeOutcome.REDEEMED and won.code.redeemed_at == 1001.0
-        assert won.code.family_id == fam.id
+        assert won.code.family_id == fam.id and won.user_active is True
         assert won.code.scope == ("openid", "x") and won.code.resource == ("https://api/",)
         stored = await store.sessions.get_family(fam.id)
         assert stored.user_id == "u1" and stored.client_id == "app"
@@ -460,8 +460,9 @@ def test_code_redemption_outcomes_are_the_same_on_every_shell(store_url, fast):
         assert late.outcome is ConsumeOutcome.EXPIRED
         unknown = await store.codes.consume("nope", 1001.0, family(), "u" * 64)
         assert unknown.outcome is ConsumeOutcome.NOT_FOUND
+        await store.users.set_disabled("u1", True)  # read with the code, in its transaction
         bare = await store.codes.consume("h2", 1001.0, family(), "v" * 64)  # no access token
-        assert bare.outcome is ConsumeOutcome.REDEEMED
+        assert bare.outcome is ConsumeOutcome.REDEEMED and bare.user_active is False
         assert [f.client_id for f in await store.sessions.list_families("u1", 1001.0)] == [
             "app", "app"]
 

@@ -87,12 +87,6 @@ def _wants_refresh(client: ClientRecord, scope: Sequence[str]) -> bool:
     )
 
 
-def _check_user(user: UserRecord | None) -> UserRecord:
-    if user is None or user.disabled:
-        raise ServiceError("invalid_grant", "The user is no longer active.")
-    return user
-
-
 async def authorization_code(req: TokenRequest) -> dict[str, Any]:
     """RFC 6749 §4.1.3 with PKCE (RFC 7636 §4.5-4.6): a code is redeemed once, by the client it
     was issued to, with the same redirect URI and a verifier matching its S256 challenge. A
@@ -145,27 +139,30 @@ async def authorization_code(req: TokenRequest) -> dict[str, Any]:
         await svc.revoke_grant(family_id, "code_misuse")
         svc.audit.event("code_rejected", client_id=client.client_id, reason=problem)
         raise ServiceError("invalid_grant", problem)
-    user = await svc.store.users.get(stored.user_id)
+    active = result.user_active  # read with the code by the store (else read here)
+    if active is None:
+        user = await svc.store.users.get(stored.user_id)
+        active = user is not None and not user.disabled
     try:
-        _check_user(user)
+        if not active:
+            raise ServiceError("invalid_grant", "The user is no longer active.")
         audience = _resources(req, stored.resource)
     except ServiceError:
         await svc.revoke_grant(family_id, "code_misuse")
         raise
-    assert user is not None
     claims = access_token_claims(
-        svc, sub=user.id, client_id=client.client_id, audience=audience, scope=stored.scope,
+        svc, sub=stored.user_id, client_id=client.client_id, audience=audience, scope=stored.scope,
         now=now, jti=jti, exp=exp, sid=stored.sid, auth_time=stored.auth_time,
     )
     access = sign_access_token(svc, claims, now)
     id_token = None
     if "openid" in stored.scope:
         id_token = sign_id_token(
-            svc, alg=client.id_token_signed_response_alg, sub=user.id,
+            svc, alg=client.id_token_signed_response_alg, sub=stored.user_id,
             client_id=client.client_id, now=now, auth_time=stored.auth_time, sid=stored.sid,
             nonce=stored.nonce, access_token=access,
         )
-    svc.audit.event("code_redeemed", client_id=client.client_id, user_id=user.id,
+    svc.audit.event("code_redeemed", client_id=client.client_id, user_id=stored.user_id,
                     session_id=family_id)
     return _token_response(
         access, claims["exp"] - claims["iat"], stored.scope, id_token=id_token,

@@ -433,10 +433,13 @@ class ConsumeOutcome(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class ConsumeResult:
-    """Outcome of a code redemption with the stored code (None when unknown)."""
+    """Outcome of a code redemption with the stored code (None when unknown) and, when the
+    store read it in the same transaction, whether the code's user is active (exists and is
+    not disabled; None: not read, the caller reads the user)."""
 
     outcome: ConsumeOutcome
     code: CodeRecord | None = None
+    user_active: bool | None = None
 
 
 class ClientStore(ABC):

@@ -23,12 +23,11 @@ from .base import (
     ClientStore,
     CodeRecord,
     CodeStore,
-    ConsumeOutcome,
     ConsumeResult,
     FamilyRecord,
     GrantRecord,
 )
-from .redemption import READ_CODE, REDEEM_IF_UNSPENT, lost, parse_code, redeem, sa_executor
+from .redemption import READ_CODE, REDEEM_IF_UNSPENT, lost, redeem, redeemed, sa_executor
 from .rotation import numbered
 from .tables import (
     oauth_assertions,
@@ -248,7 +247,7 @@ class SqlCodeStore(CodeStore):
                 family.user_agent, family.client_ip, refresh_hash, jti, exp,
             )
             if values is not None:
-                return ConsumeResult(ConsumeOutcome.REDEEMED, parse_code(values))
+                return redeemed(values)
             return lost(await self._pg.fetchrow(self._READ_PG, code_hash))
         async with self._engine.begin() as conn:
             return await conn.run_sync(

@@ -23,8 +23,10 @@ __all__ = [
     "CODE_COLUMNS",
     "READ_CODE",
     "REDEEM_IF_UNSPENT",
+    "lost",
     "parse_code",
     "redeem",
+    "redeemed",
     "sa_executor",
 ]
 
@@ -33,7 +35,13 @@ CODE_COLUMNS = (
     "code_hash, client_id, user_id, redirect_uri, code_challenge, scope, nonce, auth_time, "
     "sid, resource, created_at, expires_at, redeemed_at, family_id"
 )
-READ_CODE = f"SELECT {CODE_COLUMNS} FROM oauth_codes WHERE code_hash = ?"  # noqa: S608
+#: The code and whether its user is active (the last column: NULL when the user is gone).
+READ_CODE = (
+    "SELECT c.code_hash, c.client_id, c.user_id, c.redirect_uri, c.code_challenge, c.scope, "
+    "c.nonce, c.auth_time, c.sid, c.resource, c.created_at, c.expires_at, c.redeemed_at, "
+    "c.family_id, u.disabled FROM oauth_codes c LEFT JOIN users u ON u.id = c.user_id "
+    "WHERE c.code_hash = ?"
+)
 SPEND_CODE = (
     "UPDATE oauth_codes SET redeemed_at = ?, family_id = ? "
     "WHERE code_hash = ? AND redeemed_at IS NULL AND expires_at > ?"
@@ -74,8 +82,9 @@ REDEEM_IF_UNSPENT = (
     "record AS (INSERT INTO access_tokens (jti, family_id, user_id, exp) "
     "SELECT $11::varchar, $3, user_id, $12::double precision FROM spent "
     "WHERE $11::varchar IS NOT NULL) "
-    "SELECT code_hash, client_id, user_id, redirect_uri, code_challenge, scope, nonce, "
-    "auth_time, sid, resource, created_at, expires_at, redeemed_at, family_id FROM spent"
+    "SELECT s.code_hash, s.client_id, s.user_id, s.redirect_uri, s.code_challenge, s.scope, "
+    "s.nonce, s.auth_time, s.sid, s.resource, s.created_at, s.expires_at, s.redeemed_at, "
+    "s.family_id, u.disabled FROM spent s LEFT JOIN users u ON u.id = s.user_id"
 )
 
 _Execute = Callable[[str, tuple[Any, ...]], Any]  # execute(sql with ?, params) -> cursor
@@ -86,7 +95,8 @@ def _tuple(text: str) -> tuple[str, ...]:
 
 
 def parse_code(values: Sequence[Any]) -> CodeRecord:
-    """A :class:`CodeRecord` from the columns of :data:`CODE_COLUMNS`, in order."""
+    """A :class:`CodeRecord` from the columns of :data:`CODE_COLUMNS`, in order (a row of
+    :data:`READ_CODE` or :data:`REDEEM_IF_UNSPENT`)."""
     return CodeRecord(
         code_hash=values[0],
         client_id=values[1],
@@ -113,6 +123,13 @@ def lost(values: Sequence[Any] | None) -> ConsumeResult:
     if code.redeemed_at is None:
         return ConsumeResult(ConsumeOutcome.EXPIRED, code)
     return ConsumeResult(ConsumeOutcome.REPLAYED, code)
+
+
+def redeemed(values: Sequence[Any]) -> ConsumeResult:
+    """The outcome for the winner, from the spent code's row (read after the spend)."""
+    disabled = values[14]
+    return ConsumeResult(ConsumeOutcome.REDEEMED, parse_code(values),
+                         user_active=disabled is not None and not disabled)
 
 
 def redeem(
@@ -142,7 +159,7 @@ def redeem(
     ))
     if access is not None:
         execute(RECORD, (access[0], family.id, code.user_id, access[1]))
-    return ConsumeResult(ConsumeOutcome.REDEEMED, code)
+    return redeemed(values)
 
 
 def sa_executor(conn: Any) -> _Execute:
