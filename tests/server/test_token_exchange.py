@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import jwt as pyjwt
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import jotkit
@@ -350,15 +350,16 @@ _text = st.one_of(
 )
 
 
-@settings(max_examples=80, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(params=st.dictionaries(st.sampled_from(_PARAMS), _text, max_size=6))
-def test_token_exchange_malformed_parameters_are_always_4xx(server, params):
-    if not hasattr(server, "_exchange_client"):
-        server._exchange_client = _service(server, "svc-h", SVC_A, SVC_B)  # type: ignore
-    client: Registered = server._exchange_client  # type: ignore
-    data = {"grant_type": TOKEN_EXCHANGE, **params}
-    with server.client() as c:
-        r = c.post("/oauth/token", data=data, auth=client.basic)
-    assert 400 <= r.status_code < 500, (params, r.status_code, r.text)
-    assert r.json()["error"] in {"invalid_request", "invalid_target", "invalid_scope"}
+def test_token_exchange_malformed_parameters_are_always_4xx(server):
+    client = _service(server, "svc-h", SVC_A, SVC_B)
+
+    @settings(max_examples=80, deadline=None)
+    @given(params=st.dictionaries(st.sampled_from(_PARAMS), _text, max_size=6))
+    def check(params: dict[str, str]) -> None:
+        data = {"grant_type": TOKEN_EXCHANGE, **params}
+        with server.client() as c:
+            r = c.post("/oauth/token", data=data, auth=client.basic)
+        assert 400 <= r.status_code < 500, (params, r.status_code, r.text)
+        assert r.json()["error"] in {"invalid_request", "invalid_target", "invalid_scope"}
+
+    check()
