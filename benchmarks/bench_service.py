@@ -235,6 +235,8 @@ def main() -> None:
     parser.add_argument("--data-dir")
     parser.add_argument("--flood-rounds", type=int, default=3)
     parser.add_argument("--flood-only", action="store_true")
+    parser.add_argument("--no-flood", action="store_true",
+                        help="skip the login-flood scenario (argon2 at full cost)")
     args = parser.parse_args()
     if args.serve:
         _serve(args.serve, args.port, args.data_dir)
@@ -346,7 +348,9 @@ def main() -> None:
         RESULTS.write_text("# Auth service load benchmark (benchmarks/bench_service.py)\n")
     with RESULTS.open("a") as fh:
         fh.write(text)
-    if shutil.which("wrk") is not None:
+    if args.no_flood:
+        print("login flood scenario skipped (--no-flood)")
+    elif shutil.which("wrk") is not None:
         _flood(args)
     else:
         print("login flood scenario skipped: it needs wrk")

@@ -113,6 +113,41 @@ async def test_code_redeemed_once_across_two_store_objects(store: Any, store_fac
 
 @pytest.mark.anyio
 @pytest.mark.postgres
+async def test_token_exchange_policy_and_access_token_lookup_on_every_backend(store: Any):
+    """RFC 8693: the client's exchange policy round-trips (migration 0008); an exchanged
+    token is bound to its subject's family through the subject's ``access_tokens`` row."""
+    from jotkit.server.oauth.clients import TOKEN_EXCHANGE
+    from jotkit.server.store.base import AccessTokenRecord
+
+    record, _ = new_client("svc", now=T0, grant_types=(TOKEN_EXCHANGE,),
+                           exchange_audiences=("https://b.example", "urn:c"),
+                           exchange_scopes=("orders:read",), exchange_actors=("gw",))
+    await store.clients.create(record)
+    stored = await store.clients.get(record.client_id)
+    assert stored == record and stored.exchange_audiences == ("https://b.example", "urn:c")
+    plain, _ = new_client("plain", now=T0, grant_types=("client_credentials",))
+    await store.clients.create(plain)
+    assert (await store.clients.get(plain.client_id)).exchange_audiences == ()
+    user_id = secrets.token_hex(16)
+    await store.users.create(user_id, f"{user_id}@example.com", "h", ["user"], T0)
+    family = replace(_family(), user_id=user_id)
+    await store.sessions.create_family(family, secrets.token_hex(32))
+    assert await store.sessions.access_token("nope") is None
+    assert await store.sessions.record_access_token(
+        AccessTokenRecord("jti-subject", family.id, user_id, T0 + 900))
+    found = await store.sessions.access_token("jti-subject")
+    assert found == AccessTokenRecord("jti-subject", family.id, user_id, T0 + 900)
+    assert await store.sessions.record_access_token(
+        AccessTokenRecord("jti-exchanged", found.family_id, user_id, T0 + 900))
+    outstanding = await store.sessions.revoke_family(family.id, T0 + 1, "logout")
+    assert {r.jti for r in outstanding} == {"jti-subject", "jti-exchanged"}
+    # a revoked family binds nothing more
+    assert not await store.sessions.record_access_token(
+        AccessTokenRecord("jti-late", family.id, user_id, T0 + 900))
+
+
+@pytest.mark.anyio
+@pytest.mark.postgres
 async def test_private_key_jwt_replay_store_on_every_backend(store: Any):
     assert await store.assertions.use("c1", "jti-1", T0 + 60, T0)
     assert not await store.assertions.use("c1", "jti-1", T0 + 60, T0 + 1)

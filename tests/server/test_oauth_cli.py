@@ -79,3 +79,26 @@ def test_keys_commands_manage_the_rs256_id_token_ring(cli):
     revoked = cli("keys", "revoke", "--", kid)
     assert revoked.exit_code == 0, revoked.output
     assert "new key" in revoked.output and "(RS256)" in revoked.output  # replacement signs
+
+
+def test_clients_add_token_exchange_policy(cli):
+    exchange = "urn:ietf:params:oauth:grant-type:token-exchange"
+    r = cli("clients", "add", "orders-api", "--audience", "https://orders.example", "--grant",
+            exchange, "--grant", "client_credentials", "--exchange-audience",
+            "https://billing.example", "--exchange-scope", "invoices:read", "--exchange-actor",
+            "gateway", "--json")
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert out["grant_types"] == [exchange, "client_credentials"]
+    assert out["exchange_audiences"] == ["https://billing.example"]
+    assert out["exchange_scopes"] == ["invoices:read"] and out["exchange_actors"] == ["gateway"]
+    shown = json.loads(cli("clients", "show", out["client_id"], "--json").stdout)
+    assert shown["exchange_audiences"] == ["https://billing.example"]
+    # the grant needs an audience; the options need the grant; public clients cannot exchange
+    for args in (("--grant", exchange),
+                 ("--grant", "client_credentials", "--exchange-audience", "https://b.example"),
+                 ("--public", "--redirect-uri", "http://127.0.0.1:5173/cb", "--grant",
+                  exchange, "--exchange-audience", "https://b.example"),
+                 ("--grant", exchange, "--exchange-audience", "has space")):
+        bad = cli("clients", "add", "x", *args)
+        assert bad.exit_code == 2, (args, bad.output)

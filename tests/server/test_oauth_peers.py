@@ -185,3 +185,55 @@ def test_oauth4webapi_validates_access_tokens_as_rfc9068(serve: Serve, node_bin:
     assert out["id_token_claims"]["nonce"] == "n-1"
     assert out["id_token_claims"]["sub"] == out["code"]["sub"]
     assert out["wrong_audience"] != "accepted"
+
+
+# -- token exchange (RFC 8693) ------------------------------------------------------------
+_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
+_ACCESS = "urn:ietf:params:oauth:token-type:access_token"
+
+
+def _exchange_setup(serve: Serve) -> tuple[dict[str, Any], str]:
+    """A service client for https://a.example that may exchange for https://b.example, and
+    a user's token for https://a.example from the code flow of a web app."""
+    svc = serve.client("svc-a", "--audience", "https://a.example", "--grant", _EXCHANGE,
+                       "--exchange-audience", "https://b.example", "--exchange-scope",
+                       "orders:read")
+    web = serve.client("web", "--redirect-uri", REDIRECT, "--resource", "https://a.example")
+    code, verifier = serve.code(web["client_id"], ("openid", "orders:read", "orders:write"),
+                                None, resource=("https://a.example",))
+    r = httpx.post(serve.url + "/oauth/token", auth=(web["client_id"], web["client_secret"]),
+                   data={"grant_type": "authorization_code", "code": code,
+                         "redirect_uri": REDIRECT, "code_verifier": verifier})
+    assert r.status_code == 200, r.text
+    return svc, str(r.json()["access_token"])
+
+
+def test_authlib_token_exchange(serve: Serve):
+    from authlib.integrations.httpx_client import OAuth2Client
+
+    svc, subject = _exchange_setup(serve)
+    with OAuth2Client(svc["client_id"], svc["client_secret"]) as client:
+        token = client.fetch_token(serve.url + "/oauth/token", grant_type=_EXCHANGE,
+                                   subject_token=subject, subject_token_type=_ACCESS,
+                                   audience="https://b.example")
+    assert token["issued_token_type"] == _ACCESS and token["scope"] == "orders:read"
+    keys = jotkit.KeySet.from_jwks(httpx.get(serve.url + "/.well-known/jwks.json").json())
+    claims = jotkit.Verifier(keys, algorithms=["ES256"], issuer=serve.url,
+                             audience="https://b.example", typ="at+jwt").decode(
+        token["access_token"])
+    assert claims["act"] == {"sub": svc["client_id"]} and claims["client_id"] == svc["client_id"]
+
+
+def test_oauth4webapi_token_exchange_generic_grant(serve: Serve, node_bin: str):
+    svc, subject = _exchange_setup(serve)
+    payload = {"issuer": serve.url, "client_id": svc["client_id"],
+               "client_secret": svc["client_secret"], "subject_token": subject,
+               "audience": "https://b.example", "scope": "orders:read"}
+    proc = subprocess.run([node_bin, str(NODE_DIR / "exchange.mjs")], input=json.dumps(payload),
+                          capture_output=True, text=True, timeout=120, cwd=NODE_DIR, check=False)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["grant_supported"] is True and out["issued_token_type"] == _ACCESS
+    assert out["scope"] == "orders:read"
+    assert out["claims"]["act"] == {"sub": svc["client_id"]}
+    assert out["claims"]["aud"] == "https://b.example"

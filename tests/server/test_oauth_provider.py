@@ -378,7 +378,8 @@ def test_discovery_lists_what_the_token_side_serves(server):
             assert "RS256" in meta["id_token_signing_alg_values_supported"]
             assert set(meta["grant_types_supported"]) == {
                 "authorization_code", "refresh_token", "client_credentials",
-                "urn:ietf:params:oauth:grant-type:device_code"}
+                "urn:ietf:params:oauth:grant-type:device_code",
+                "urn:ietf:params:oauth:grant-type:token-exchange"}
             assert "implicit" not in json.dumps(meta) and "password" not in meta[
                 "grant_types_supported"]
         algs = {k["alg"] for k in c.get("/.well-known/jwks.json").json()["keys"]}

@@ -419,6 +419,56 @@ def _rotation_outcomes(url, *, disable_fast_path):
     run_with_store(url, body)
 
 
+@pytest.mark.parametrize("fast", [True, False], ids=["fast-path", "sqlalchemy"])
+def test_code_redemption_outcomes_are_the_same_on_every_shell(store_url, fast):
+    """A code is redeemed by the writer thread (SQLite), one asyncpg statement (PostgreSQL)
+    or SQLAlchemy (no fast path): one function, :func:`.redemption.redeem`, and one
+    PostgreSQL statement; the same outcomes and rows on each."""
+    from jotkit.server.store.base import CodeRecord, ConsumeOutcome
+
+    def code(code_hash, expires_at=1060.0):
+        return CodeRecord(code_hash, "app", "u1", "https://a/cb", "c" * 43, ("openid", "x"),
+                          "n1", 990.0, "sso-1", ("https://api/",), 1000.0, expires_at)
+
+    def family():
+        return FamilyRecord(secrets.token_hex(8), "", 1001.0, 1001.0, 1101.0, 2001.0,
+                            user_agent="ua", client_ip="127.0.0.1")
+
+    async def body(store):
+        if not fast:
+            store.codes._writer = store.codes._pg = None
+        await store.users.create("u1", "a@example.com", "h", ["user"], 1.0)
+        for h in ("h1", "h2"):
+            await store.codes.create(code(h))
+        await store.codes.create(code("h3", expires_at=1000.5))
+        fam = family()
+        won = await store.codes.consume("h1", 1001.0, fam, "r" * 64, access=("j1", 1900.0))
+        assert won.outcome is ConsumeOutcome.REDEEMED and won.code.redeemed_at == 1001.0
+        assert won.code.family_id == fam.id and won.user_active is True
+        assert won.code.scope == ("openid", "x") and won.code.resource == ("https://api/",)
+        stored = await store.sessions.get_family(fam.id)
+        assert stored.user_id == "u1" and stored.client_id == "app"
+        assert stored.user_agent == "ua" and stored.idle_expires_at == 1101.0
+        grant = await store.codes.grant(fam.id)
+        assert grant.scope == ("openid", "x") and grant.sid == "sso-1" and grant.nonce == "n1"
+        assert (await store.sessions.find_refresh("r" * 64))[1].id == fam.id
+        assert await store.sessions.access_token("j1") == AccessTokenRecord("j1", fam.id, "u1",
+                                                                           1900.0)
+        again = await store.codes.consume("h1", 1002.0, family(), "s" * 64)
+        assert again.outcome is ConsumeOutcome.REPLAYED and again.code.family_id == fam.id
+        late = await store.codes.consume("h3", 1001.0, family(), "t" * 64)
+        assert late.outcome is ConsumeOutcome.EXPIRED
+        unknown = await store.codes.consume("nope", 1001.0, family(), "u" * 64)
+        assert unknown.outcome is ConsumeOutcome.NOT_FOUND
+        await store.users.set_disabled("u1", True)  # read with the code, in its transaction
+        bare = await store.codes.consume("h2", 1001.0, family(), "v" * 64)  # no access token
+        assert bare.outcome is ConsumeOutcome.REDEEMED and bare.user_active is False
+        assert [f.client_id for f in await store.sessions.list_families("u1", 1001.0)] == [
+            "app", "app"]
+
+    run_with_store(store_url, body)
+
+
 def test_group_commit_rolls_back_only_the_failing_rotation(tmp_path):
     """Rotations queued together commit in one SQLite transaction, each in its own savepoint:
     one that fails leaves no row behind and the others are committed and answered."""

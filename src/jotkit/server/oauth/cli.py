@@ -6,7 +6,6 @@ and stored only as its hash.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -27,6 +26,9 @@ _EXAMPLES = {
         "jotkit clients add billing --grant client_credentials --scope invoices:read",
         "jotkit clients add CLI --public --grant urn:ietf:params:oauth:grant-type:device_code "
         "--grant refresh_token",
+        "jotkit clients add orders-api --audience https://orders.example --grant "
+        "urn:ietf:params:oauth:grant-type:token-exchange --exchange-audience "
+        "https://billing.example --exchange-scope invoices:read",
     ),
     "list": ("jotkit clients list",),
     "show": ("jotkit clients show CLIENT_ID --json",),
@@ -66,8 +68,9 @@ def register_clients(app: typer.Typer) -> None:
             typer.Option(
                 "--grant",
                 help="authorization_code | refresh_token | client_credentials | "
-                "urn:ietf:params:oauth:grant-type:device_code (repeatable; "
-                "default with redirect URIs: authorization_code refresh_token).",
+                "urn:ietf:params:oauth:grant-type:device_code, "
+                "urn:ietf:params:oauth:grant-type:token-exchange (repeatable; default with "
+                "redirect URIs: authorization_code refresh_token).",
             ),
         ] = None,
         scope: Annotated[
@@ -102,6 +105,21 @@ def register_clients(app: typer.Typer) -> None:
         resource: Annotated[
             list[str] | None,
             typer.Option("--resource", help="A resource (RFC 8707 aud) it may ask for."),
+        ] = None,
+        exchange_audience: Annotated[
+            list[str] | None,
+            typer.Option("--exchange-audience",
+                         help="Token exchange: an audience it may exchange tokens for."),
+        ] = None,
+        exchange_scope: Annotated[
+            list[str] | None,
+            typer.Option("--exchange-scope", help="Token exchange: a scope exchanged tokens "
+                         "may carry (default: the subject token's)."),
+        ] = None,
+        exchange_actor: Annotated[
+            list[str] | None,
+            typer.Option("--exchange-actor", help="Token exchange: another client whose "
+                         "token it may present as actor_token."),
         ] = None,
         id_token_alg: Annotated[
             str, typer.Option("--id-token-alg", help="ID token algorithm: RS256 | ES256 | EdDSA.")
@@ -152,10 +170,12 @@ def register_clients(app: typer.Typer) -> None:
                 id_token_signed_response_alg=id_token_alg,
                 default_audience=audience,
                 resources=resource or (),
+                dpop_bound=dpop_bound,
                 require_par=require_par,
+                exchange_audiences=exchange_audience or (),
+                exchange_scopes=exchange_scope or (),
+                exchange_actors=exchange_actor or (),
             )
-            if dpop_bound:
-                record = dataclasses.replace(record, dpop_bound_access_tokens=True)
             await svc.store.clients.create(record)
             return record, secret
 

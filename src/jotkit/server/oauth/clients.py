@@ -33,6 +33,7 @@ __all__ = [
     "DEVICE_CODE_GRANT",
     "GRANT_TYPES",
     "ID_TOKEN_ALGS",
+    "TOKEN_EXCHANGE",
     "ClientAuthError",
     "ClientCache",
     "ClientRecord",
@@ -50,7 +51,11 @@ __all__ = [
 
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt", "none")
 DEVICE_CODE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"  # RFC 8628 §3.4
-GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials", DEVICE_CODE_GRANT)
+TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"  # RFC 8693 §2.1
+GRANT_TYPES = (
+    "authorization_code", "refresh_token", "client_credentials", DEVICE_CODE_GRANT,
+    TOKEN_EXCHANGE,
+)
 DEFAULT_SCOPES = ("openid", "profile", "email", "offline_access")
 ID_TOKEN_ALGS = ("RS256", "ES256", "EdDSA")
 _LOOPBACK = frozenset({"localhost", "127.0.0.1", "[::1]", "::1"})
@@ -170,7 +175,11 @@ def new_client(
     id_token_signed_response_alg: str = "RS256",  # noqa: S107 (an algorithm name)
     default_audience: str | None = None,
     resources: Sequence[str] = (),
+    dpop_bound: bool = False,
     require_par: bool = False,
+    exchange_audiences: Sequence[str] = (),
+    exchange_scopes: Sequence[str] = (),
+    exchange_actors: Sequence[str] = (),
 ) -> tuple[ClientRecord, str | None]:
     """Build a client registration (``jotkit clients add``) and its secret (None for public
     and ``private_key_jwt`` clients). Raise ``ValueError`` with a readable message when the
@@ -219,6 +228,8 @@ def new_client(
         parts = urlsplit(backchannel_logout_uri)
         if parts.scheme not in ("https", "http") or not parts.hostname or parts.fragment:
             raise ValueError("--backchannel-logout-uri must be an absolute http(s) URL")
+    ex_audiences, ex_scopes, ex_actors = _exchange_policy(
+        grants, method, exchange_audiences, exchange_scopes, exchange_actors)
     if id_token_signed_response_alg not in ID_TOKEN_ALGS:
         raise ValueError(f"id_token_signed_response_alg must be one of {ID_TOKEN_ALGS}")
     secret = new_secret() if method in ("client_secret_basic", "client_secret_post") else None
@@ -239,9 +250,44 @@ def new_client(
         default_audience=default_audience,
         created_at=now,
         resources=tuple(dict.fromkeys(check_resource(r) for r in resources)),
+        dpop_bound_access_tokens=dpop_bound,
         require_par=require_par,
+        exchange_audiences=ex_audiences,
+        exchange_scopes=ex_scopes,
+        exchange_actors=ex_actors,
     )
     return record, secret
+
+
+def _exchange_policy(
+    grants: Sequence[str],
+    method: str,
+    audiences: Sequence[str],
+    scopes: Sequence[str],
+    actors: Sequence[str],
+) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """The token-exchange policy of a registration (RFC 8693 §2.1, §5) as (audiences,
+    scopes, actors): only with the grant, only for a confidential client, and at least one
+    audience to exchange for."""
+    if TOKEN_EXCHANGE not in grants:
+        if audiences or scopes or actors:
+            raise ValueError(f"--exchange-* options need --grant {TOKEN_EXCHANGE}")
+        return (), (), ()
+    if method == "none":
+        raise ValueError("a public client cannot use token exchange (no credentials)")
+    if not audiences:
+        raise ValueError("token exchange needs at least one --exchange-audience")
+    for aud in audiences:
+        if not aud or len(aud) > 2000 or any(c.isspace() or ord(c) < 0x20 for c in aud):
+            raise ValueError(f"invalid exchange audience {aud!r}")
+    for actor in actors:
+        if not actor or len(actor) > 64:
+            raise ValueError(f"invalid exchange actor {actor!r} (a client_id)")
+    return (
+        tuple(dict.fromkeys(audiences)),
+        tuple(dict.fromkeys(_check_scope(s) for s in scopes)),
+        tuple(dict.fromkeys(actors)),
+    )
 
 
 def describe(client: ClientRecord) -> dict[str, Any]:
@@ -263,6 +309,9 @@ def describe(client: ClientRecord) -> dict[str, Any]:
         "resources": list(client.resources),
         "dpop_bound_access_tokens": client.dpop_bound_access_tokens,  # RFC 9449 §5.2
         "require_pushed_authorization_requests": client.require_par,
+        "exchange_audiences": list(client.exchange_audiences),
+        "exchange_scopes": list(client.exchange_scopes),
+        "exchange_actors": list(client.exchange_actors),
         "created_at": int(client.created_at),
     }
 

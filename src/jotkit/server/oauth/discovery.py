@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from jotkit.dpop import DEFAULT_ALGORITHMS
 
 from ..sessions import ID_TOKEN_ALG
-from .clients import ASSERTION_ALGS, DEVICE_CODE_GRANT
+from .clients import ASSERTION_ALGS, GRANT_TYPES
 
 if TYPE_CHECKING:
     from ..sessions import AuthService
@@ -34,9 +34,7 @@ def provider_metadata(service: AuthService) -> dict[str, Any]:
         "scopes_supported": ["openid", "profile", "email", "offline_access"],
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
-        "grant_types_supported": [
-            "authorization_code", "refresh_token", "client_credentials", DEVICE_CODE_GRANT,
-        ],
+        "grant_types_supported": list(GRANT_TYPES),
         "pushed_authorization_request_endpoint": f"{base}/oauth/par",  # RFC 9126 §5
         "require_pushed_authorization_requests": service.settings.require_par,
         "device_authorization_endpoint": f"{base}/oauth/device_authorization",  # RFC 8628 §4
@@ -47,7 +45,7 @@ def provider_metadata(service: AuthService) -> dict[str, Any]:
         "code_challenge_methods_supported": ["S256"],
         "claims_supported": [
             "sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "sid", "azp",
-            "email", "email_verified", "updated_at",
+            "email", "email_verified", "updated_at", "act",
         ],
         "claims_parameter_supported": False,
         "request_parameter_supported": False,

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import ServiceError
 from ..sessions import ClientInfo, hash_refresh_token
 from ..store.base import ConsumeOutcome, FamilyRecord, PollOutcome, UserRecord
-from .clients import DEVICE_CODE_GRANT, ClientRecord, select_resources
+from .clients import DEVICE_CODE_GRANT, TOKEN_EXCHANGE, ClientRecord, select_resources
 from .codes import hash_code, verifier_matches
 from .dpop import token_type
 from .tokens import access_token_claims, sign_access_token, sign_id_token
@@ -154,24 +154,27 @@ async def authorization_code(req: TokenRequest) -> dict[str, Any]:
         await svc.revoke_grant(family_id, "code_misuse")
         svc.audit.event("code_rejected", client_id=client.client_id, reason=problem)
         raise ServiceError("invalid_grant", problem)
-    user = await svc.store.users.get(stored.user_id)
+    active = result.user_active  # read with the code by the store (else read here)
+    if active is None:
+        user = await svc.store.users.get(stored.user_id)
+        active = user is not None and not user.disabled
     try:
-        _check_user(user)
+        if not active:
+            raise ServiceError("invalid_grant", "The user is no longer active.")
         audience = _resources(req, stored.resource)
     except ServiceError:
         await svc.revoke_grant(family_id, "code_misuse")
         raise
-    assert user is not None
-    svc.audit.event("code_redeemed", client_id=client.client_id, user_id=user.id,
+    svc.audit.event("code_redeemed", client_id=client.client_id, user_id=stored.user_id,
                     session_id=family_id)
     return await _user_tokens(
-        req, user, stored.scope, audience, now=now, jti=jti, exp=exp, sid=stored.sid,
+        req, stored.user_id, stored.scope, audience, now=now, jti=jti, exp=exp, sid=stored.sid,
         auth_time=stored.auth_time, nonce=stored.nonce, family_id=family_id, refresh=refresh,
     )
 
 
 async def _user_tokens(
-    req: TokenRequest, user: UserRecord, scope: tuple[str, ...], audience: Sequence[str], *,
+    req: TokenRequest, user_id: str, scope: tuple[str, ...], audience: Sequence[str], *,
     now: float, jti: str, exp: float, sid: str | None, auth_time: float | None, nonce: str | None,
     family_id: str, refresh: str,
 ) -> dict[str, Any]:
@@ -181,7 +184,7 @@ async def _user_tokens(
     the client may have one. A public client's refresh family is bound to its DPoP key."""
     svc, client = req.service, req.client
     claims = access_token_claims(
-        svc, sub=user.id, client_id=client.client_id, audience=audience, scope=scope,
+        svc, sub=user_id, client_id=client.client_id, audience=audience, scope=scope,
         now=now, jti=jti, exp=exp, sid=sid, auth_time=auth_time, jkt=req.dpop_jkt,
     )
     access = sign_access_token(svc, claims, now)
@@ -191,7 +194,7 @@ async def _user_tokens(
     id_token = None
     if "openid" in scope:
         id_token = sign_id_token(
-            svc, alg=client.id_token_signed_response_alg, sub=user.id,
+            svc, alg=client.id_token_signed_response_alg, sub=user_id,
             client_id=client.client_id, now=now, auth_time=auth_time, sid=sid,
             nonce=nonce, access_token=access,
         )
@@ -337,9 +340,17 @@ async def device_code(req: TokenRequest) -> dict[str, Any]:
     svc.audit.event("device_code_redeemed", client_id=client.client_id, user_id=user.id,
                     session_id=family.id)
     return await _user_tokens(  # no nonce: RFC 8628 has no authorization request
-        req, user, device.scope, audience, now=now, jti=jti, exp=exp, sid=device.sid,
+        req, user.id, device.scope, audience, now=now, jti=jti, exp=exp, sid=device.sid,
         auth_time=auth_time, nonce=None, family_id=family.id, refresh=refresh,
     )
+
+
+async def token_exchange(req: TokenRequest) -> dict[str, Any]:
+    """RFC 8693 token exchange, in :mod:`.exchange` (imported here on first use: it builds
+    on this module)."""
+    from .exchange import exchange_token
+
+    return await exchange_token(req)
 
 
 Grant = Callable[[TokenRequest], Awaitable[dict[str, Any]]]
@@ -348,4 +359,5 @@ GRANTS: Mapping[str, Grant] = {
     "refresh_token": refresh_token,
     "client_credentials": client_credentials,
     DEVICE_CODE_GRANT: device_code,
+    TOKEN_EXCHANGE: token_exchange,
 }

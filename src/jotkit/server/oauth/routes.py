@@ -20,13 +20,7 @@ from ..errors import ServiceError
 from ..routes.models import ErrorBody
 from ..routes.oauth import basic_credentials
 from ..throttle import ClientAuthThrottle
-from .clients import (
-    DEVICE_CODE_GRANT,
-    ClientAuthError,
-    ClientCache,
-    ClientRecord,
-    authenticate,
-)
+from .clients import GRANT_TYPES, ClientAuthError, ClientCache, ClientRecord, authenticate
 from .dpop import DpopGate
 from .grants import GRANTS, TokenRequest
 from .tokens import verify_access_token
@@ -39,6 +33,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 _MULTI = frozenset({"resource"})
 _FORM = "application/x-www-form-urlencoded"
+_EXCHANGE_PARAMS = ("subject_token", "subject_token_type", "actor_token", "actor_token_type",
+                    "requested_token_type", "audience")  # RFC 8693 §2.1
 
 router = APIRouter(prefix="/oauth", tags=["oauth"], responses=_ERRORS)
 
@@ -116,8 +112,7 @@ async def client_from_request(
             "required": True,
             "content": {_FORM: {"schema": {"type": "object", "properties": {
                 "grant_type": {"type": "string",
-                               "enum": ["authorization_code", "refresh_token",
-                                        "client_credentials", DEVICE_CODE_GRANT]},
+                               "enum": list(GRANT_TYPES)},
                 "device_code": {"type": "string"},
                 "code": {"type": "string"}, "redirect_uri": {"type": "string"},
                 "code_verifier": {"type": "string"}, "refresh_token": {"type": "string"},
@@ -125,13 +120,15 @@ async def client_from_request(
                 "client_id": {"type": "string"}, "client_secret": {"type": "string"},
                 "client_assertion_type": {"type": "string"},
                 "client_assertion": {"type": "string"},
+                **{name: {"type": "string"} for name in _EXCHANGE_PARAMS},
             }, "required": ["grant_type"]}}},
         }
     },
 )
 async def token(request: Request) -> Response:
     """Exchange a grant for tokens: ``authorization_code`` (PKCE S256 required),
-    ``refresh_token`` (rotated; bound to its client) or ``client_credentials``."""
+    ``refresh_token`` (rotated; bound to its client), ``client_credentials`` or token
+    exchange (RFC 8693, ``urn:ietf:params:oauth:grant-type:token-exchange``)."""
     form, resources = await read_form(request)
     svc = service(request)
     gate: DpopGate = request.app.state.dpop

@@ -135,21 +135,20 @@ async def verify_access_token(service: AuthService, token: str) -> dict[str, Any
 
     Raise :class:`ServiceError` with the jotkit reason code. First-party tokens (audience
     ``JOTKIT_AUDIENCE``) take the cached :meth:`AuthService.authenticate` path."""
-    try:
-        header, unverified = jotkit.decode_unverified(token)
-    except jotkit.InvalidToken as exc:
-        raise ServiceError(exc.code, exc.message) from None
-    aud = unverified.get("aud")
-    if aud == service.settings.audience and isinstance(unverified.get("sid"), str):
-        return await service.authenticate(token)
     now = service.clock.now()
-    snap = service.keyring.snapshot(now)
-    cache = service.oauth_verified
+    cache = service.oauth_verified  # never holds first-party tokens (see below)
     entry = cache.get(token)
-    if entry is not None and now < entry[1] and entry[2] in snap.kids:
+    if entry is not None and now < entry[1] and entry[2] in service.keyring.snapshot(now).kids:
         cache.move_to_end(token)
         claims = entry[0]
     else:
+        try:
+            header, unverified = jotkit.decode_unverified(token)
+        except jotkit.InvalidToken as exc:
+            raise ServiceError(exc.code, exc.message) from None
+        aud = unverified.get("aud")
+        if aud == service.settings.audience and isinstance(unverified.get("sid"), str):
+            return await service.authenticate(token)
         cache.pop(token, None)
         claims = _verify_any_audience(service, token, aud, now)
         cache[token] = (claims, float(claims["exp"]), str(header.get("kid")))

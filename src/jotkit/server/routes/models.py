@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..passwords import MAX_PASSWORD_LENGTH
@@ -117,3 +119,4 @@ class IntrospectionResponse(BaseModel):
     scope: str | None = None
     auth_time: int | None = None
     cnf: dict[str, str] | None = None  # RFC 9449 §6.2: {"jkt": ...} of a DPoP-bound token
+    act: dict[str, Any] | None = None  # RFC 8693 §4.1: the actor (a delegated token)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import secrets
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
@@ -153,39 +154,66 @@ async def revoke(
     return Response(status_code=200, headers={"Cache-Control": "no-store"})
 
 
+_INTROSPECT_FORM: dict[str, Any] = {
+    "required": True,
+    "content": {"application/x-www-form-urlencoded": {"schema": {
+        "type": "object",
+        "properties": {
+            "token": {"type": "string", "minLength": 1, "maxLength": 16384, "pattern": NO_NUL},
+            "token_type_hint": {"type": "string", "maxLength": 64, "pattern": NO_NUL},
+        },
+        "required": ["token"],
+    }}},
+}
+_CLAIMS = ("iss", "sub", "aud", "exp", "iat", "jti", "client_id", "roles", "sid", "scope",
+           "auth_time", "act", "cnf")
+
+
 @router.post(
     "/introspect",
     summary="Introspect a token (RFC 7662)",
-    openapi_extra=_BASIC,
-    response_model=IntrospectionResponse,
-    response_model_exclude_none=True,
+    openapi_extra={**_BASIC, "requestBody": _INTROSPECT_FORM},
+    response_class=Response,
+    responses={200: {"model": IntrospectionResponse,
+                     "description": "RFC 7662 §2.2 introspection response"}},
 )
-async def introspect(
-    request: Request,
-    response: Response,
-    _client: Client,
-    token: TokenField,
-    token_type_hint: HintField = None,
-) -> dict[str, Any]:
+async def introspect(request: Request) -> Response:
     """Whether the token is active right now (signature, expiry, deny-list, revoked-before
-    marker) and its claims (RFC 7662 §2.2); ``{"active": false}`` for anything else."""
-    response.headers["Cache-Control"] = "no-store"
+    marker) and its claims (RFC 7662 §2.2); ``{"active": false}`` for anything else.
+
+    The hot path of resource servers: the form is read by :func:`.oauth.routes.read_form`
+    (no repeated parameter, RFC 6749 §3.2) and the answer serialised directly, without
+    FastAPI's form and response-model machinery."""
+    await authenticate_client(request)
+    from ..oauth.routes import read_form
+
+    form = (await read_form(request))[0] if await request.body() else {}  # empty: no token
+    token = form.get("token")
+    if not token:
+        raise ServiceError("invalid_request", "The token parameter is required.")
+    hint = form.get("token_type_hint")
+    if len(token) > 16384 or (hint is not None and len(hint) > 64):
+        raise ServiceError("invalid_request", "token or token_type_hint is too long.")
     svc = service(request)
+    body: dict[str, Any]
     if token.count(".") == 2:  # access tokens of every audience this server issues
         from ..oauth.tokens import verify_access_token
 
         try:
             claims = await verify_access_token(svc, token)
         except ServiceError:
-            return {"active": False}
-        out: dict[str, Any] = {
-            k: claims[k]
-            for k in ("iss", "sub", "aud", "exp", "iat", "jti", "client_id", "roles", "sid",
-                      "scope", "auth_time", "cnf")
-            if k in claims
-        }
-        token_type = "DPoP" if "cnf" in claims else "access_token"  # RFC 9449 §6.2
-        out.update(active=True, token_type=token_type, username=claims.get("email"))
-        return out
-    result: dict[str, Any] = await svc.introspect(token, token_type_hint)
-    return result
+            claims = None
+        if claims is None:
+            body = {"active": False}
+        else:
+            # RFC 9449 §6.2: a DPoP-bound token says so (and carries ``cnf``)
+            body = {"active": True, "token_type": "DPoP" if "cnf" in claims else "access_token"}
+            body.update((k, claims[k]) for k in _CLAIMS if claims.get(k) is not None)
+            if claims.get("email") is not None:
+                body["username"] = claims["email"]
+    else:
+        body = await svc.introspect(token, hint)
+    return Response(
+        json.dumps(body, separators=(",", ":")), media_type="application/json",
+        headers={"Cache-Control": "no-store"},
+    )

@@ -252,6 +252,11 @@ class SessionStore(ABC):
         check and the insert must be atomic with respect to :meth:`revoke_family`."""
 
     @abstractmethod
+    async def access_token(self, jti: str) -> AccessTokenRecord | None:
+        """The record of an issued access token by ``jti`` (None: unknown, never recorded,
+        or purged); token exchange (RFC 8693) binds a new token to the same family."""
+
+    @abstractmethod
     async def revoke_family(
         self, family_id: str, now: float, reason: str
     ) -> tuple[AccessTokenRecord, ...]:
@@ -384,6 +389,12 @@ class ClientRecord:
     resources: tuple[str, ...] = ()  # RFC 8707 resource indicators it may ask for
     dpop_bound_access_tokens: bool = False  # RFC 9449 §5.2: every token request uses DPoP
     require_par: bool = False  # RFC 9126 §6 require_pushed_authorization_requests
+    # token-exchange policy (RFC 8693; migration 0008): the audiences it may exchange tokens
+    # for, the scopes an exchanged token may carry (empty: the subject's), and the other
+    # clients whose client-credentials token it may present as ``actor_token``
+    exchange_audiences: tuple[str, ...] = ()
+    exchange_scopes: tuple[str, ...] = ()
+    exchange_actors: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -431,10 +442,13 @@ class ConsumeOutcome(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class ConsumeResult:
-    """Outcome of a code redemption with the stored code (None when unknown)."""
+    """Outcome of a code redemption with the stored code (None when unknown) and, when the
+    store read it in the same transaction, whether the code's user is active (exists and is
+    not disabled; None: not read, the caller reads the user)."""
 
     outcome: ConsumeOutcome
     code: CodeRecord | None = None
+    user_active: bool | None = None
 
 
 class ClientStore(ABC):

@@ -9,11 +9,13 @@ the row, and it stores the grant's refresh family in the same transaction.
 from __future__ import annotations
 
 import json
-from typing import Any
+import sqlite3
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .base import (
     AssertionStore,
@@ -21,22 +23,29 @@ from .base import (
     ClientStore,
     CodeRecord,
     CodeStore,
-    ConsumeOutcome,
     ConsumeResult,
     FamilyRecord,
     GrantRecord,
 )
+from .redemption import READ_CODE, REDEEM_IF_UNSPENT, lost, redeem, redeemed, sa_executor
+from .rotation import numbered
 from .tables import (
-    access_tokens,
     oauth_assertions,
     oauth_clients,
     oauth_codes,
     oauth_grants,
     refresh_families,
-    refresh_tokens,
 )
 
-__all__ = ["SqlAssertionStore", "SqlClientStore", "SqlCodeStore", "open_grant"]
+__all__ = [
+    "PgStatements",
+    "SqlAssertionStore",
+    "SqlClientStore",
+    "SqlCodeStore",
+    "SqliteWriter",
+]
+
+_T = TypeVar("_T")
 
 
 def _tuple(text: str) -> tuple[str, ...]:
@@ -63,6 +72,9 @@ def _client(row: Any) -> ClientRecord:
         resources=_tuple(row.resources),
         dpop_bound_access_tokens=bool(row.dpop_bound_access_tokens),
         require_par=bool(row.require_par),
+        exchange_audiences=_tuple(row.exchange_audiences),
+        exchange_scopes=_tuple(row.exchange_scopes),
+        exchange_actors=_tuple(row.exchange_actors),
     )
 
 
@@ -83,58 +95,6 @@ def _code(row: Any) -> CodeRecord:
         redeemed_at=row.redeemed_at,
         family_id=row.family_id,
     )
-
-
-async def open_grant(
-    conn: AsyncConnection,
-    family: FamilyRecord,
-    refresh_hash: str,
-    now: float,
-    access: tuple[str, float] | None,
-    grant: GrantRecord,
-) -> None:
-    """Insert what a redeemed code (or device code, RFC 8628) opens, inside the caller's
-    transaction: the refresh family of ``grant.user_id`` / ``grant.client_id``, its first
-    refresh token, the grant and the winner's access token ``(jti, exp)``."""
-    await conn.execute(
-        sa.insert(refresh_families).values(
-            id=family.id,
-            user_id=grant.user_id,
-            created_at=family.created_at,
-            last_used_at=family.last_used_at,
-            idle_expires_at=family.idle_expires_at,
-            absolute_expires_at=family.absolute_expires_at,
-            revoked_at=None,
-            revoke_reason=None,
-            user_agent=family.user_agent,
-            client_ip=family.client_ip,
-            client_id=grant.client_id,
-        )
-    )
-    await conn.execute(
-        sa.insert(refresh_tokens).values(
-            token_hash=refresh_hash, family_id=family.id, created_at=now, spent_at=None,
-            spent_by=None,
-        )
-    )
-    await conn.execute(
-        sa.insert(oauth_grants).values(
-            family_id=family.id,
-            client_id=grant.client_id,
-            user_id=grant.user_id,
-            scope=json.dumps(list(grant.scope)),
-            resource=json.dumps(list(grant.resource)),
-            sid=grant.sid,
-            auth_time=grant.auth_time,
-            nonce=grant.nonce,
-        )
-    )
-    if access is not None:
-        await conn.execute(
-            sa.insert(access_tokens).values(
-                jti=access[0], family_id=family.id, user_id=grant.user_id, exp=access[1]
-            )
-        )
 
 
 class SqlClientStore(ClientStore):
@@ -165,6 +125,9 @@ class SqlClientStore(ClientStore):
             "resources": json.dumps(list(client.resources)),
             "dpop_bound_access_tokens": client.dpop_bound_access_tokens,
             "require_par": client.require_par,
+            "exchange_audiences": json.dumps(list(client.exchange_audiences)),
+            "exchange_scopes": json.dumps(list(client.exchange_scopes)),
+            "exchange_actors": json.dumps(list(client.exchange_actors)),
         }
         try:
             async with self._engine.begin() as conn:
@@ -214,12 +177,42 @@ class SqlClientStore(ClientStore):
             return bool(res.rowcount == 1)
 
 
-class SqlCodeStore(CodeStore):
-    """Codes in ``oauth_codes``, grants in ``oauth_grants``."""
+class SqliteWriter(Protocol):
+    """Runs ``fn(sqlite3_connection, *args)`` in a write transaction on the store's thread."""
 
-    def __init__(self, engine: AsyncEngine, read_engine: AsyncEngine | None = None) -> None:
+    async def run(self, fn: Callable[..., _T], *args: Any) -> _T:
+        """Run one job; its result."""
+        ...
+
+
+class PgStatements(Protocol):
+    """Runs one statement on the store's asyncpg pool."""
+
+    async def fetchrow(self, sql: str, *args: Any) -> Any:
+        """The statement's first row (or None)."""
+        ...
+
+
+class SqlCodeStore(CodeStore):
+    """Codes in ``oauth_codes``, grants in ``oauth_grants``. Redemptions run on the SQL
+    store's fast paths when it has them (the SQLite file's writer thread, asyncpg), else
+    through SQLAlchemy: the same steps (:mod:`.redemption`) everywhere."""
+
+    _REDEEM_PG = REDEEM_IF_UNSPENT
+    _READ_PG = numbered(READ_CODE)
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        read_engine: AsyncEngine | None = None,
+        *,
+        writer: SqliteWriter | None = None,
+        pg: PgStatements | None = None,
+    ) -> None:
         self._engine = engine
         self._read = read_engine or engine
+        self._writer = writer
+        self._pg = pg
 
     async def create(self, code: CodeRecord) -> None:
         """Store a new code."""
@@ -251,36 +244,25 @@ class SqlCodeStore(CodeStore):
         refresh_hash: str,
         access: tuple[str, float] | None = None,
     ) -> ConsumeResult:
-        """Spend the code and store its family and grant in one transaction."""
-        spend = (
-            sa.update(oauth_codes)
-            .where(
-                oauth_codes.c.code_hash == code_hash,
-                oauth_codes.c.redeemed_at.is_(None),
-                oauth_codes.c.expires_at > now,
+        """Spend the code and store its family and grant atomically (:mod:`.redemption`)."""
+        if self._writer is not None:
+            return await self._writer.run(
+                _redeem_sqlite, code_hash, now, family, refresh_hash, access
             )
-            .values(redeemed_at=now, family_id=family.id)
-        )
-        read = sa.select(oauth_codes).where(oauth_codes.c.code_hash == code_hash)
+        if self._pg is not None:
+            jti, exp = access if access is not None else (None, None)
+            values = await self._pg.fetchrow(
+                self._REDEEM_PG, code_hash, now, family.id, family.created_at,
+                family.last_used_at, family.idle_expires_at, family.absolute_expires_at,
+                family.user_agent, family.client_ip, refresh_hash, jti, exp,
+            )
+            if values is not None:
+                return redeemed(values)
+            return lost(await self._pg.fetchrow(self._READ_PG, code_hash))
         async with self._engine.begin() as conn:
-            won = (await conn.execute(spend)).rowcount == 1
-            row = (await conn.execute(read)).first()
-            if row is None:
-                return ConsumeResult(ConsumeOutcome.NOT_FOUND)
-            code = _code(row)
-            if not won:
-                if code.redeemed_at is None:
-                    return ConsumeResult(ConsumeOutcome.EXPIRED, code)
-                return ConsumeResult(ConsumeOutcome.REPLAYED, code)
-            await open_grant(
-                conn, family, refresh_hash, now, access,
-                GrantRecord(
-                    family_id=family.id, client_id=code.client_id, user_id=code.user_id,
-                    scope=code.scope, resource=code.resource, sid=code.sid,
-                    auth_time=code.auth_time, nonce=code.nonce,
-                ),
+            return await conn.run_sync(
+                _redeem_sa, code_hash, now, family, refresh_hash, access
             )
-            return ConsumeResult(ConsumeOutcome.REDEEMED, code)
 
     async def grant(self, family_id: str) -> GrantRecord | None:
         """The grant of a family."""
@@ -315,6 +297,14 @@ class SqlCodeStore(CodeStore):
                 sa.delete(oauth_grants).where(oauth_grants.c.family_id.not_in(live))
             )
             return int(n.rowcount + g.rowcount)
+
+
+def _redeem_sqlite(conn: sqlite3.Connection, *args: Any) -> ConsumeResult:
+    return redeem(conn.execute, *args)
+
+
+def _redeem_sa(conn: sa.Connection, *args: Any) -> ConsumeResult:
+    return redeem(sa_executor(conn), *args)
 
 
 class SqlAssertionStore(AssertionStore):

@@ -24,7 +24,7 @@ from .base import (
     PollOutcome,
     PollResult,
 )
-from .oauth_sql import open_grant
+from .redemption import open_grant, sa_executor
 from .tables import oauth_device_codes, oauth_par_requests
 
 __all__ = ["SLOW_DOWN_STEP", "SqlDeviceCodeStore", "SqlParStore"]
@@ -230,14 +230,13 @@ class SqlDeviceCodeStore(DeviceCodeStore):
             device = _device(row)
             assert device.user_id is not None
             assert device.sid is not None
-            await open_grant(
-                conn, family, refresh_hash, now, access,
-                GrantRecord(
-                    family_id=family.id, client_id=device.client_id, user_id=device.user_id,
-                    scope=device.scope, resource=device.resource, sid=device.sid,
-                    auth_time=device.auth_time or device.decided_at or now, nonce=None,
-                ),
+            grant = GrantRecord(
+                family_id=family.id, client_id=device.client_id, user_id=device.user_id,
+                scope=device.scope, resource=device.resource, sid=device.sid,
+                auth_time=device.auth_time or device.decided_at or now, nonce=None,
             )
+            await conn.run_sync(lambda sync: open_grant(
+                sa_executor(sync), family, refresh_hash, now, access, grant))
         return device
 
     async def purge(self, now: float) -> int:

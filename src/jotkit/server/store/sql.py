@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -48,6 +48,7 @@ from .dpop_sql import SqlDpopStore
 from .feed import SqlRevocationFeed
 from .oauth_sql import SqlAssertionStore, SqlClientStore, SqlCodeStore
 from .par_device_sql import SqlDeviceCodeStore, SqlParStore
+from .redemption import sa_executor
 from .sso import SsoStore
 from .tables import (
     access_tokens,
@@ -259,6 +260,17 @@ class SqlSessionStore(SessionStore):
             url.get_backend_name() == "postgresql" and url.get_driver_name() == "asyncpg"
         ) else None
 
+    @property
+    def writer(self) -> _SqliteThread | None:
+        """The SQLite file's writer thread (None on other databases): the code store's
+        redemptions run there too, in the same group commits as the rotations."""
+        return self._sqlite
+
+    @property
+    def pg(self) -> _PgRotation | None:
+        """The asyncpg pool of the PostgreSQL fast paths (None on other databases)."""
+        return self._pg
+
     async def close(self) -> None:
         """Close the rotation's own connection (SQLite thread, asyncpg pool)."""
         if self._sqlite is not None:
@@ -397,6 +409,15 @@ class SqlSessionStore(SessionStore):
                 )
             )
             return bool(result.rowcount == 1)
+
+    async def access_token(self, jti: str) -> AccessTokenRecord | None:
+        """The ``access_tokens`` row of ``jti``."""
+        async with self._read.connect() as conn:
+            row = (
+                await conn.execute(sa.select(access_tokens).where(access_tokens.c.jti == jti))
+            ).first()
+        return None if row is None else AccessTokenRecord(row.jti, row.family_id, row.user_id,
+                                                          row.exp)
 
     async def revoke_family(
         self, family_id: str, now: float, reason: str
@@ -540,14 +561,7 @@ def _rotate_sqlite(conn: sqlite3.Connection, *args: Any) -> RotateResult:
 
 def _rotate_sa(conn: sa.Connection, *args: Any) -> RotateResult:
     """Through SQLAlchemy (a SQLite ``file:`` URI, or a driver without a fast path)."""
-
-    def execute(sql: str, params: tuple[Any, ...]) -> Any:
-        named = rotation.numbered(sql)
-        for i in range(len(params), 0, -1):
-            named = named.replace(f"${i}", f":p{i}")
-        return conn.execute(sa.text(named), {f"p{i}": v for i, v in enumerate(params, 1)})
-
-    return _rotate_sync(execute, *args, lock=conn.dialect.name != "sqlite")
+    return _rotate_sync(sa_executor(conn), *args, lock=conn.dialect.name != "sqlite")
 
 
 def _sqlite_file(url: sa.URL) -> str | None:
@@ -560,9 +574,8 @@ def _sqlite_file(url: sa.URL) -> str | None:
     return str(Path(database).expanduser())
 
 
-_Job = tuple[
-    Callable[..., RotateResult], tuple[Any, ...], asyncio.AbstractEventLoop, "asyncio.Future[Any]"
-]
+_Job = tuple[Callable[..., Any], tuple[Any, ...], asyncio.AbstractEventLoop, "asyncio.Future[Any]"]
+_T = TypeVar("_T")
 
 
 class _SqliteThread:
@@ -577,10 +590,11 @@ class _SqliteThread:
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
 
-    async def run(self, fn: Callable[..., RotateResult], *args: Any) -> RotateResult:
-        """Run ``fn(connection, *args)`` in a write transaction on the thread."""
+    async def run(self, fn: Callable[..., _T], *args: Any) -> _T:
+        """Run ``fn(connection, *args)`` in a write transaction on the thread (a refresh
+        rotation, a code redemption)."""
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[RotateResult] = loop.create_future()
+        future: asyncio.Future[_T] = loop.create_future()
         if self._thread is None:
             with self._start_lock:
                 if self._thread is None:
@@ -738,6 +752,12 @@ class _PgRotation:
         return await asyncpg.create_pool(
             *args, min_size=0, max_size=max(1, self._sizing.size), **kwargs
         )
+
+    async def fetchrow(self, sql: str, *args: Any) -> Any:
+        """One statement on a pooled connection (a code redemption); its first row."""
+        pool = await self._connections()
+        async with pool.acquire(timeout=self._sizing.timeout) as conn:
+            return await conn.fetchrow(sql, *args)
 
     async def close(self) -> None:
         """Close the pool."""
@@ -1110,7 +1130,9 @@ class SqlStore(Store):
         self.keys = SqlKeyStore(self.engine, self.read_engine)
         self.sso = SsoStore(self.engine)
         self.clients = SqlClientStore(self.engine, self.read_engine)
-        self.codes = SqlCodeStore(self.engine, self.read_engine)
+        self.codes = SqlCodeStore(
+            self.engine, self.read_engine, writer=self._sessions.writer, pg=self._sessions.pg
+        )
         self.assertions = SqlAssertionStore(self.engine)
         self.dpop = SqlDpopStore(self.engine)  # RFC 9449 replay cache + refresh bindings
         self.par = SqlParStore(self.engine)  # RFC 9126

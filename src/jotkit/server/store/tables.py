@@ -137,6 +137,10 @@ oauth_clients = sa.Table(
     sa.Column(  # RFC 9126 §6 require_pushed_authorization_requests (migration 0007_par_device)
         "require_par", sa.Boolean, nullable=False, server_default=sa.false()
     ),
+    # token-exchange policy (RFC 8693), JSON arrays (migration 0008)
+    sa.Column("exchange_audiences", sa.Text, nullable=False, server_default="[]"),
+    sa.Column("exchange_scopes", sa.Text, nullable=False, server_default="[]"),
+    sa.Column("exchange_actors", sa.Text, nullable=False, server_default="[]"),
 )
 
 oauth_codes = sa.Table(
