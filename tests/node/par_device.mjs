@@ -1,10 +1,12 @@
 // panva's oauth4webapi as a real client of jotkit's pushed authorization requests (RFC 9126)
 // and device authorization grant (RFC 8628), used by tests/oauth/test_oauth4webapi_par_device.py.
 // JSON lines over stdin/stdout:
-//   in  {"flow": "par", "issuer", "client_id", "client_secret", "redirect_uri", "scope"}
+//   in  {"flow": "par", "issuer", "client_id", "client_secret", "redirect_uri", "scope",
+//        "api_url"?}  (with api_url: DPoP, RFC 9449, on every request, then a call of the API)
 //   out {"authorization_url", "request_uri", "expires_in"}   (the test signs in on the page)
 //   in  {"callback"}                                          (where the browser was sent)
-//   out {"id_token_claims", "scope", "has_refresh_token"}
+//   out {"id_token_claims", "scope", "has_refresh_token", "token_type", "access_token",
+//        "nonce_retries", "api": {"status", "body"}}
 //
 //   in  {"flow": "device", "issuer", "client_id", "scope"}
 //   out {"user_code", "verification_uri", "verification_uri_complete", "interval"}
@@ -34,11 +36,26 @@ async function parFlow (input) {
   const as = await discover(input.issuer)
   const client = { client_id: input.client_id }
   const auth = oauth.ClientSecretBasic(input.client_secret)
+  // With api_url, every request carries a DPoP proof of one key (oauth4webapi's handle keeps
+  // the server's DPoP-Nonce and retries once on use_dpop_nonce, RFC 9449 §8).
+  const DPoP = input.api_url
+    ? oauth.DPoP(client, await oauth.generateKeyPair('ES256')) : undefined
+  const options = DPoP ? { DPoP, ...insecure } : insecure
+  let nonceRetries = 0
+  const retryOnNonce = async (request) => {
+    try {
+      return await request()
+    } catch (err) {
+      if (!DPoP || !oauth.isDPoPNonceError(err)) throw err
+      nonceRetries += 1
+      return request()
+    }
+  }
   const verifier = oauth.generateRandomCodeVerifier()
   const state = oauth.generateRandomState()
   const nonce = oauth.generateRandomNonce()
-  const pushed = await oauth.processPushedAuthorizationResponse(as, client,
-    await oauth.pushedAuthorizationRequest(as, client, auth, {
+  const pushed = await retryOnNonce(async () => oauth.processPushedAuthorizationResponse(
+    as, client, await oauth.pushedAuthorizationRequest(as, client, auth, {
       response_type: 'code',
       redirect_uri: input.redirect_uri,
       scope: input.scope,
@@ -46,22 +63,31 @@ async function parFlow (input) {
       nonce,
       code_challenge: await oauth.calculatePKCECodeChallenge(verifier),
       code_challenge_method: 'S256',
-    }, insecure))
+    }, options)))
   const url = new URL(as.authorization_endpoint)
   url.searchParams.set('client_id', client.client_id)
   url.searchParams.set('request_uri', pushed.request_uri)
   say({ authorization_url: url.href, request_uri: pushed.request_uri, expires_in: pushed.expires_in })
   const { callback } = await next()
   const params = oauth.validateAuthResponse(as, client, new URL(callback), state)
-  const result = await oauth.processAuthorizationCodeResponse(as, client,
-    await oauth.authorizationCodeGrantRequest(
-      as, client, auth, params, input.redirect_uri, verifier, insecure),
-    { expectedNonce: nonce, requireIdToken: true })
-  say({
+  const result = await retryOnNonce(async () => oauth.processAuthorizationCodeResponse(
+    as, client, await oauth.authorizationCodeGrantRequest(
+      as, client, auth, params, input.redirect_uri, verifier, options),
+    { expectedNonce: nonce, requireIdToken: true }))
+  const out = {
     id_token_claims: oauth.getValidatedIdTokenClaims(result),
     scope: result.scope,
     has_refresh_token: Boolean(result.refresh_token),
-  })
+    token_type: result.token_type,
+    access_token: result.access_token,
+    nonce_retries: nonceRetries,
+  }
+  if (input.api_url) {
+    const response = await oauth.protectedResourceRequest(
+      result.access_token, 'GET', new URL(input.api_url), new Headers(), null, options)
+    out.api = { status: response.status, body: await response.json() }
+  }
+  say(out)
 }
 
 async function deviceFlow (input) {

@@ -123,3 +123,51 @@ def test_oauth4webapi_device_flow(live: Server, node_bin: str):
         assert result["has_refresh_token"] is True
     finally:
         node.close()
+
+
+@pytest.fixture(scope="module")
+def live_dpop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A running jotkit that requires DPoP nonces (RFC 9449 §8)."""
+    port = _free_port()
+    settings = make_settings(tmp_path_factory.mktemp("o4w-dpop"),
+                             issuer=f"http://127.0.0.1:{port}", dpop_require_nonce=True)
+    srv = Server(settings, SystemClock(), port=port).start()  # type: ignore[arg-type]
+    srv.add_user(EMAIL)
+    yield srv
+    srv.stop()
+
+
+def test_oauth4webapi_par_code_flow_with_dpop_calls_a_protected_api(
+    live_dpop: Server, node_bin: str
+):
+    """Issue 12's whole chain with a real client: a pushed request (PAR), the code flow with
+    PKCE, DPoP on the token request through the nonce dance, then a DPoP call of an API
+    protected by ``jotkit.integrations`` with the bound token."""
+    import jotkit
+    from server.protected_api import protected_api
+
+    live = live_dpop
+    record, secret = new_client("o4w dpop web", now=live.clock.now(),
+                                redirect_uris=(REDIRECT,), require_par=True, dpop_bound=True)
+    live.run(live.service.store.clients.create(record))
+    with protected_api(live.settings.issuer, live.settings.audience) as api_url:
+        node = Node(node_bin, {
+            "flow": "par", "issuer": live.settings.issuer, "client_id": record.client_id,
+            "client_secret": secret, "redirect_uri": REDIRECT, "scope": "openid email",
+            "api_url": api_url,
+        })
+        try:
+            pushed = node.read()
+            with live.client(follow_redirects=False) as b:
+                shown = login(b, b.get(pushed["authorization_url"]), EMAIL)
+                done = consent(b, shown)
+            assert done.status_code == 303, done.text
+            node.send({"callback": done.headers["location"]})
+            result = node.read()
+        finally:
+            node.close()
+    assert result["token_type"].lower() == "dpop"
+    assert result["nonce_retries"] >= 1  # the server asked for a nonce; the client complied
+    jkt = jotkit.decode_unverified(result["access_token"])[1]["cnf"]["jkt"]
+    assert result["api"] == {"status": 200, "body": {"sub": result["id_token_claims"]["sub"],
+                                                     "jkt": jkt}}

@@ -8,40 +8,28 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
 
 import httpx
 import pytest
-import uvicorn
-from fastapi import Depends, FastAPI
 
 import jotkit
-from jotkit.integrations import TokenVerifier
-from jotkit.integrations.fastapi import JotkitAuth, require_token
-from jotkit.jwks_client import JWKSClient
+
+from .protected_api import free_port, protected_api
 
 pytestmark = pytest.mark.xdist_group("oauth-peers")
 
 NODE_DIR = Path(__file__).resolve().parents[1] / "node"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str]]]:
     """``jotkit serve`` (a real process) requiring DPoP nonces: ``(url, env)``."""
-    port = _free_port()
+    port = free_port()
     data = tmp_path_factory.mktemp("serve-dpop")
     url = f"http://127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("JOTKIT_")}
@@ -74,36 +62,9 @@ def serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[
 
 @pytest.fixture(scope="module")
 def api(serve: tuple[str, dict[str, str]]) -> Iterator[str]:
-    """A FastAPI API (``GET /orders``, scope ``orders:read``) protected by
-    ``jotkit.integrations`` with the service's JWKS, under uvicorn: its URL."""
-    issuer = serve[0]
-    verifier = TokenVerifier(
-        JWKSClient(issuer + "/.well-known/jwks.json", allow_insecure_http=True),
-        issuer=issuer, audience="jotkit",
-    )
-    app = FastAPI()
-    JotkitAuth(app, verifier)
-
-    @app.get("/orders")
-    async def orders(claims: Annotated[dict[str, Any],
-                                       Depends(require_token(scopes=["orders:read"]))]):
-        return {"sub": claims["sub"], "jkt": claims["cnf"]["jkt"]}
-
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}/orders"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=20)
-        verifier.close()
+    """``GET /orders`` (scope ``orders:read``) protected by ``jotkit.integrations``."""
+    with protected_api(serve[0], "jotkit", scopes=("orders:read",)) as url:
+        yield url
 
 
 def test_oauth4webapi_dpop_client_credentials_with_nonce_then_protected_api(
