@@ -6,9 +6,10 @@ with ``fetch`` (OAuth 2.0 for Browser-Based Apps, draft-ietf-oauth-browser-based
 Those paths answer CORS requests:
 
 * metadata and JWKS: any origin (public documents, no credentials);
-* token, userinfo, revocation, PAR (RFC 9126): only the origins of registered public clients' redirect
-  URIs, never with cookies (``Access-Control-Allow-Credentials`` is not sent), so a page of
-  another origin cannot read responses, and the browser's ambient credentials play no part.
+* token, userinfo, revocation, PAR (RFC 9126): only the origins of registered public
+  clients' redirect URIs, never with cookies (``Access-Control-Allow-Credentials`` is not
+  sent), so a page of another origin cannot read responses, and the browser's ambient
+  credentials play no part.
 
 Every other path (the hosted pages, ``/auth/*``) gets no CORS headers at all.
 """

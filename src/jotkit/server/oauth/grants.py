@@ -286,9 +286,9 @@ async def device_code(req: TokenRequest) -> dict[str, Any]:
     device = await svc.store.devices.redeem(
         hash_code(code), now, family, hash_refresh_token(refresh), access=(jti, exp)
     )
-    if device is None or device.user_id is None or device.sid is None:
+    if device is None or device.user_id is None:
         raise ServiceError("invalid_grant", "The device_code is invalid or was used.")
-    auth_time = device.auth_time or now
+    auth_time, sid = device.auth_time or now, family.id  # the device's own session
     try:
         user = _check_user(await svc.store.users.get(device.user_id))
         audience = _resources(req, device.resource)
@@ -297,14 +297,14 @@ async def device_code(req: TokenRequest) -> dict[str, Any]:
         raise
     claims = access_token_claims(
         svc, sub=user.id, client_id=client.client_id, audience=audience, scope=device.scope,
-        now=now, jti=jti, exp=exp, sid=device.sid, auth_time=auth_time,
+        now=now, jti=jti, exp=exp, sid=sid, auth_time=auth_time,
     )
     access = sign_access_token(svc, claims, now)
     id_token = None
     if "openid" in device.scope:  # OpenID Connect Core §3.1.3.3, without nonce
         id_token = sign_id_token(
             svc, alg=client.id_token_signed_response_alg, sub=user.id,
-            client_id=client.client_id, now=now, auth_time=auth_time, sid=device.sid,
+            client_id=client.client_id, now=now, auth_time=auth_time, sid=sid,
             nonce=None, access_token=access,
         )
     svc.audit.event("device_code_redeemed", client_id=client.client_id, user_id=user.id,
