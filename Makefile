@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.jotkit-installed
 PYTEST_ARGS ?=
 
-.PHONY: setup run test lint typecheck pytest test-deps check-extras bench bench-service bench-refresh bench-multi bench-workers bench-forward-auth soak clean
+.PHONY: setup run test lint typecheck pytest test-deps check-extras bench bench-service bench-refresh bench-multi bench-workers bench-forward-auth bench-dpop soak clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -43,6 +43,10 @@ check-extras: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_core.py
 	$(BIN)/python benchmarks/bench_jwe.py
+
+# DPoP (RFC 9449) at a resource server: overhead per request vs one ES256 verify (+ callgrind).
+bench-dpop: $(STAMP)
+	$(BIN)/python benchmarks/bench_dpop.py --callgrind --output benchmarks/results-dpop.md
 
 bench-service: $(STAMP)
 	@command -v wrk >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \

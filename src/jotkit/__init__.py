@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from . import dpop as dpop
 from . import jwe as jwe
 from .algorithms import ALGORITHM_NAMES as ALGORITHM_NAMES
 from .algorithms import Algorithm as Algorithm
@@ -29,6 +30,7 @@ from .errors import ExpiredToken as ExpiredToken
 from .errors import ImmatureToken as ImmatureToken
 from .errors import InvalidAudience as InvalidAudience
 from .errors import InvalidClaim as InvalidClaim
+from .errors import InvalidDPoPProof as InvalidDPoPProof
 from .errors import InvalidIssuer as InvalidIssuer
 from .errors import InvalidKey as InvalidKey
 from .errors import InvalidSignature as InvalidSignature
@@ -44,6 +46,7 @@ from .errors import MissingClaim as MissingClaim
 from .errors import RevokedToken as RevokedToken
 from .errors import TokenTooOld as TokenTooOld
 from .errors import UnsupportedAlgorithm as UnsupportedAlgorithm
+from .errors import UseDPoPNonce as UseDPoPNonce
 from .jws import sign as jws_sign
 from .jws import verify as jws_verify
 from .jwt import VerifiedToken as VerifiedToken
@@ -70,6 +73,7 @@ __all__ = [
     "ImmatureToken",
     "InvalidAudience",
     "InvalidClaim",
+    "InvalidDPoPProof",
     "InvalidIssuer",
     "InvalidKey",
     "InvalidSignature",
@@ -88,6 +92,7 @@ __all__ = [
     "RevokedToken",
     "TokenTooOld",
     "UnsupportedAlgorithm",
+    "UseDPoPNonce",
     "VerifiedToken",
     "Verifier",
     "decode",

@@ -27,7 +27,9 @@ statuses and log lines; the message is for humans and may change.
     │   │   ├── InvalidIssuer         invalid_issuer
     │   │   ├── InvalidAudience       invalid_audience
     │   │   └── InvalidSubject        invalid_subject
-    │   └── RevokedToken              revoked
+    │   ├── RevokedToken              revoked
+    │   └── InvalidDPoPProof          invalid_dpop_proof, dpop_* (RFC 9449 §4.3, jotkit.dpop)
+    │       └── UseDPoPNonce          use_dpop_nonce      (RFC 9449 §8, §9)
     ├── InvalidKey                    invalid_key, weak_key   (also a ValueError)
     └── JWKSError                     jwks_fetch_failed, jwks_invalid
 """
@@ -40,6 +42,7 @@ __all__ = [
     "ImmatureToken",
     "InvalidAudience",
     "InvalidClaim",
+    "InvalidDPoPProof",
     "InvalidIssuer",
     "InvalidKey",
     "InvalidSignature",
@@ -55,6 +58,7 @@ __all__ = [
     "RevokedToken",
     "TokenTooOld",
     "UnsupportedAlgorithm",
+    "UseDPoPNonce",
 ]
 
 
@@ -190,6 +194,23 @@ class RevokedToken(InvalidToken):
     """The token was revoked (deny-listed ``jti``, or issued before a logout-all)."""
 
     code = "revoked"
+
+
+class InvalidDPoPProof(InvalidToken):
+    """A DPoP proof JWT is rejected (RFC 9449 §4.3); ``code`` says which check failed:
+    ``dpop_malformed``, ``dpop_invalid_typ``, ``dpop_alg_not_allowed``, ``dpop_invalid_jwk``,
+    ``dpop_bad_signature``, ``dpop_invalid_claim``, ``dpop_htm_mismatch``,
+    ``dpop_htu_mismatch``, ``dpop_iat_out_of_window``, ``dpop_ath_mismatch``,
+    ``dpop_key_mismatch`` (the proof's key is not the token's ``cnf.jkt``), ``dpop_replayed``."""
+
+    code = "invalid_dpop_proof"
+
+
+class UseDPoPNonce(InvalidDPoPProof):
+    """The proof lacks the server's current nonce, or carries a stale one (RFC 9449 §8, §9):
+    the client retries with the nonce of the ``DPoP-Nonce`` response header."""
+
+    code = "use_dpop_nonce"
 
 
 class InvalidKey(JotkitError, ValueError):

@@ -24,7 +24,8 @@ __all__ = ["SERVICE_COMMANDS", "TOKEN_COMMANDS", "build_app", "main"]
 
 _HELP = (
     "jotkit: inspect, verify, sign and audit JSON Web Tokens, locally.\n\n"
-    "Tokens come from the argument or stdin and are never sent anywhere."
+    "Tokens come from the argument or stdin and are never sent anywhere (but `jotkit call`\n"
+    "sends one to the URL you give it)."
 )
 
 
@@ -32,7 +33,7 @@ _HELP = (
 #: skips importing the (much heavier) service commands, so token tools start fast.
 TOKEN_COMMANDS = frozenset(
     {"decode", "verify", "sign", "keygen", "jwks", "thumbprint", "audit", "debugger",
-     "forward-auth", "login", "token", "logout"}
+     "forward-auth", "call", "login", "token", "logout"}
 )
 
 #: Commands added by :mod:`jotkit.server.cli`; they need the ``jotkit[server]`` extra.

@@ -574,6 +574,10 @@ def register(app: typer.Typer) -> None:
     from .jwe_commands import register as register_jwe
 
     register_jwe(app)  # encrypt, decrypt (RFC 7516)
+    from .call_command import EXAMPLES as call_examples
+    from .call_command import register as register_call
+
+    register_call(app, "Examples:\n\n" + "\n\n".join(f"  $ {e}" for e in call_examples))
     from .forward_auth import register as register_forward_auth
 
     register_forward_auth(app)  # forward-auth (docs/gateways.md)

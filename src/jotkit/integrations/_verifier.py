@@ -1,7 +1,9 @@
 """The one verifier core shared by the FastAPI, Starlette and Flask adapters.
 
-It reads a bearer token (RFC 6750 §2.1, or a configured cookie), verifies it
-as a JWT access token (RFC 9068: ``typ`` ``at+jwt``, issuer, audience),
+It reads a bearer token (RFC 6750 §2.1, or a configured cookie) or a DPoP-bound one
+(``Authorization: DPoP`` with a ``DPoP`` proof, RFC 9449 §7), verifies it
+as a JWT access token (RFC 9068: ``typ`` ``at+jwt``, issuer, audience), checks the
+key binding of a token with ``cnf.jkt`` (RFC 9449 §6-7, through :mod:`jotkit.dpop`),
 optionally asks the issuer's introspection endpoint (RFC 7662) whether it is
 still active, checks scopes and roles, and turns every failure into ONE
 :class:`BearerError` whose status, ``WWW-Authenticate`` header (RFC 6750 §3)
@@ -21,7 +23,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import jotkit
-from jotkit.errors import InvalidToken, JWKSError, KeyNotFound, RevokedToken
+from jotkit.dpop import DEFAULT_ALGORITHMS as DPOP_ALGORITHMS
+from jotkit.dpop import ProofVerifier, VerifiedProof
+from jotkit.errors import InvalidDPoPProof, InvalidToken, JWKSError, KeyNotFound, RevokedToken
 from jotkit.jwks_client import JWKSClient, _check_url
 
 from ._revocations import RevocationStatus, RevocationSubscriber
@@ -31,8 +35,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_COOKIE_NAME",
+    "DPOP_ALGORITHMS",
     "BearerError",
     "Claims",
+    "DpopReplayCache",
     "Introspection",
     "RevocationStatus",
     "RevocationSubscriber",
@@ -40,6 +46,7 @@ __all__ = [
     "check_grants",
     "claim_roles",
     "claim_scopes",
+    "uses_dpop",
 ]
 
 _log = logging.getLogger("jotkit.integrations")
@@ -81,6 +88,12 @@ _DESCRIPTIONS: dict[str, str] = {
 }
 
 
+def uses_dpop(authorization: str | None) -> bool:
+    """True when the ``Authorization`` header uses the DPoP scheme (RFC 9449 §7.1): only
+    then do adapters collect the proof, method and URL for :meth:`TokenVerifier.authenticate`."""
+    return authorization is not None and authorization[:5].lower() == "dpop "
+
+
 def _malformed_header() -> BearerError:
     return BearerError(
         400, "invalid_request", "Malformed Authorization header", reason="malformed_header"
@@ -109,6 +122,7 @@ class BearerError(Exception):
         scope: Sequence[str] = (),
         reason: str | None = None,
         retry_after: int | None = None,
+        dpop_algs: Sequence[str] = (),
     ) -> None:
         super().__init__(description)
         self.status = status
@@ -117,15 +131,20 @@ class BearerError(Exception):
         self.scope = tuple(scope)
         self.reason = reason
         self.retry_after = retry_after
+        self.dpop_algs = tuple(dpop_algs)
+        """Set for a DPoP failure: the challenge is ``DPoP algs="..."`` (RFC 9449 §7.1)."""
 
     def __repr__(self) -> str:
         return f"BearerError({self.status}, {self.error!r}, {self.description!r})"
 
     def www_authenticate(self, realm: str | None = None) -> str | None:
-        """The ``WWW-Authenticate`` challenge (RFC 6750 §3), or None for 5xx."""
+        """The ``WWW-Authenticate`` challenge (RFC 6750 §3; RFC 9449 §7.1 for DPoP), or None
+        for 5xx."""
         if self.status >= 500:
             return None
         params: list[str] = []
+        if self.dpop_algs:
+            params.append(f'algs="{" ".join(self.dpop_algs)}"')
         if realm:
             params.append(f'realm="{_quote(realm)}"')
         if self.error is not None:
@@ -133,7 +152,8 @@ class BearerError(Exception):
             params.append(f'error_description="{_quote(self.description)}"')
         if self.scope:
             params.append(f'scope="{_quote(" ".join(self.scope))}"')
-        return "Bearer " + ", ".join(params) if params else "Bearer"
+        scheme = "DPoP" if self.dpop_algs else "Bearer"
+        return f"{scheme} " + ", ".join(params) if params else scheme
 
     def headers(self, realm: str | None = None) -> dict[str, str]:
         """Response headers: the challenge, ``Cache-Control: no-store``, ``Retry-After``."""
@@ -296,6 +316,35 @@ def _algorithms_for(key: KeyArg, algorithms: Sequence[str] | None) -> tuple[str,
     raise TypeError("algorithms= is required when key is a custom callable")
 
 
+class DpopReplayCache:
+    """The default DPoP replay check of a resource server (RFC 9449 §11.1): proofs seen by
+    this process, each kept until it leaves the ``iat`` window (at most ``size``; when full,
+    expired entries go first, then the oldest). Several processes or instances need a shared
+    check instead: pass ``dpop_replay=`` a callable backed by Redis ``SET NX``, say."""
+
+    def __init__(self, size: int = 100_000) -> None:
+        self._seen: dict[tuple[str, str], float] = {}  # insertion order: oldest first
+        self._size = size
+        self._lock = threading.Lock()
+
+    def __call__(self, proof: VerifiedProof, now: float) -> bool:
+        """Record ``proof``; False when it was seen before (a replay)."""
+        key = (proof.jkt, proof.jti)
+        with self._lock:
+            seen = self._seen
+            until = seen.get(key)
+            if until is not None and until > now:
+                return False
+            seen[key] = proof.expires_at
+            if len(seen) > self._size:
+                for old, exp in list(seen.items()):
+                    if exp <= now:
+                        del seen[old]
+                while len(seen) > self._size:
+                    del seen[next(iter(seen))]
+        return True
+
+
 class TokenVerifier:
     """Verify bearer access tokens for a resource server (RFC 6750, RFC 9068).
 
@@ -317,6 +366,14 @@ class TokenVerifier:
     ``revocations_client`` an ``httpx.Client`` to use instead of an own one.
     While the feed is not synced, ``revocations_fail_open=True`` accepts tokens
     (counted and logged; each still ends at its ``exp``) and ``False`` answers 503.
+
+    DPoP (RFC 9449 §7): :meth:`authenticate` accepts ``Authorization: DPoP <token>`` with
+    one ``DPoP`` proof header, checked by :class:`jotkit.dpop.ProofVerifier`
+    (``dpop_algorithms``, ``dpop_max_age``) for this request's method and URL, the token's
+    hash (``ath``) and its ``cnf.jkt``; ``dpop_replay(proof, now) -> bool`` refuses a proof
+    seen before (default: :class:`DpopReplayCache`, per process). A token with ``cnf.jkt``
+    sent as a plain Bearer token is refused. ``dpop_base_url`` (``https://api.example.com``)
+    replaces the scheme and host the framework reports when a proxy rewrites them.
     """
 
     def __init__(
@@ -342,8 +399,15 @@ class TokenVerifier:
         revocations_client: httpx.Client | None = None,
         revocations_fail_open: bool = True,
         revocations_allow_insecure_http: bool = False,
+        dpop_algorithms: Sequence[str] = DPOP_ALGORITHMS,
+        dpop_max_age: float = 60.0,
+        dpop_replay: Callable[[VerifiedProof, float], bool] | None = None,
+        dpop_base_url: str | None = None,
     ) -> None:
         """Prepare the verifier; see the class docstring for the arguments."""
+        self.dpop = ProofVerifier(dpop_algorithms, max_age=dpop_max_age)
+        self.dpop_replay = dpop_replay if dpop_replay is not None else DpopReplayCache()
+        self.dpop_base_url = None if dpop_base_url is None else dpop_base_url.rstrip("/")
         self.key = key
         self.issuer = issuer
         self.audience = audience
@@ -400,23 +464,35 @@ class TokenVerifier:
 
         No credentials at all: 401 without an error code (RFC 6750 §3.1). A
         malformed ``Authorization: Bearer`` header: 400 ``invalid_request``.
+        ``Authorization: DPoP`` goes through :meth:`authenticate`, which checks the proof.
         """
+        token, dpop = self._extract(authorization, cookies)
+        if dpop:
+            raise BearerError(401, None, "A bearer access token is required",
+                              reason="missing_token")
+        return token
+
+    def _extract(
+        self, authorization: str | None, cookies: Mapping[str, str] | None
+    ) -> tuple[str, bool]:
+        """The token and whether it came with the DPoP scheme (RFC 9449 §7.1)."""
         if authorization:
             if authorization[:7] in _BEARER_PREFIXES:  # the usual "Bearer <token>"
                 scheme, rest = "bearer", authorization[7:]
             else:
                 scheme, _, rest = authorization.strip().partition(" ")
-            if scheme.lower() == "bearer":
+            kind = scheme.lower()
+            if kind in ("bearer", "dpop"):
                 token = rest.strip()
                 if not token or " " in token:
                     raise _malformed_header()
                 # the b64token charset (RFC 6750 §2.1) is checked only when the core
                 # rejects the token as malformed (see _token_error): 400, not 401
-                return token
+                return token, kind == "dpop"
         if self.cookie_name and cookies:
             cookie = cookies.get(self.cookie_name)
             if cookie:
-                return cookie.strip()
+                return cookie.strip(), False
         raise BearerError(401, None, "A bearer access token is required", reason="missing_token")
 
     # ---------------------------------------------------------- verification
@@ -580,6 +656,49 @@ class TokenVerifier:
         if need_scopes or need_roles:
             check_grants(claims, need_scopes, need_roles)
 
+    def _dpop_error(self, status: int, error: str, description: str, reason: str) -> BearerError:
+        return BearerError(status, error, description, reason=reason,
+                           dpop_algs=sorted(self.dpop.algorithms))
+
+    def check_binding(
+        self,
+        claims: Mapping[str, Any],
+        token: str,
+        *,
+        dpop_scheme: bool,
+        proofs: Sequence[str] = (),
+        method: str = "GET",
+        url: str | None = None,
+    ) -> None:
+        """RFC 9449 §7: a token bound to a key (``cnf.jkt``) needs the DPoP scheme and one
+        proof of that key for this request and token; the DPoP scheme needs a bound token.
+        Raise a 401 :class:`BearerError` with a DPoP challenge otherwise."""
+        cnf = claims.get("cnf")
+        jkt = cnf.get("jkt") if type(cnf) is dict else None
+        if not dpop_scheme:
+            if jkt is not None:
+                raise self._dpop_error(401, "invalid_token", "The access token is DPoP-bound: "
+                                       "use the DPoP scheme with a proof", "dpop_bound_token")
+            return
+        if not isinstance(jkt, str):
+            raise self._dpop_error(401, "invalid_token", "The access token is not DPoP-bound",
+                                   "dpop_unbound_token")
+        if len(proofs) != 1 or url is None:
+            raise self._dpop_error(401, "invalid_dpop_proof", "Send exactly one DPoP proof "
+                                   "header", "dpop_malformed")
+        if self.dpop_base_url is not None:
+            url = self.dpop_base_url + "/" + url.split("://", 1)[-1].partition("/")[2]
+        now = self._clock()
+        try:
+            proof = self.dpop.verify(proofs[0], method=method, url=url, now=now,
+                                     access_token=token, jkt=jkt)
+        except InvalidDPoPProof as exc:
+            raise self._dpop_error(401, "invalid_dpop_proof", "The DPoP proof is invalid",
+                                   exc.code) from None
+        if not self.dpop_replay(proof, now):
+            raise self._dpop_error(401, "invalid_dpop_proof", "The DPoP proof was already used",
+                                   "dpop_replayed")
+
     def authenticate(
         self,
         authorization: str | None,
@@ -587,9 +706,18 @@ class TokenVerifier:
         *,
         scopes: Sequence[str] = (),
         roles: Sequence[str] = (),
+        dpop: Sequence[str] = (),
+        method: str = "GET",
+        url: str | None = None,
     ) -> Claims:
-        """Extract, verify and authorise in one call (sync)."""
-        claims = self.verify(self.extract(authorization, cookies))
+        """Extract, verify, check the DPoP binding and authorise in one call (sync).
+
+        ``dpop`` holds the request's ``DPoP`` header values, ``method`` and ``url`` (the
+        full request URL) are what the proof must name (RFC 9449 §4.3)."""
+        token, dpop_scheme = self._extract(authorization, cookies)
+        claims = self.verify(token)
+        self.check_binding(claims, token, dpop_scheme=dpop_scheme, proofs=dpop, method=method,
+                           url=url)
         self.authorize(claims, scopes, roles)
         return claims
 
@@ -600,9 +728,15 @@ class TokenVerifier:
         *,
         scopes: Sequence[str] = (),
         roles: Sequence[str] = (),
+        dpop: Sequence[str] = (),
+        method: str = "GET",
+        url: str | None = None,
     ) -> Claims:
-        """Extract, verify and authorise in one call (async)."""
-        claims = await self.averify(self.extract(authorization, cookies))
+        """Extract, verify, check the DPoP binding and authorise in one call (async)."""
+        token, dpop_scheme = self._extract(authorization, cookies)
+        claims = await self.averify(token)
+        self.check_binding(claims, token, dpop_scheme=dpop_scheme, proofs=dpop, method=method,
+                           url=url)
         self.authorize(claims, scopes, roles)
         return claims
 

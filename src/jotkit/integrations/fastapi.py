@@ -29,7 +29,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security.base import SecurityBase
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from jotkit.integrations._verifier import BearerError, Claims, TokenVerifier
+from jotkit.integrations._verifier import BearerError, Claims, TokenVerifier, uses_dpop
 
 __all__ = [
     "BearerHTTPException",
@@ -103,7 +103,8 @@ class RequireToken(SecurityBase):
         return verifier
 
     async def __call__(self, request: Request) -> Claims | None:
-        """Verify the request's bearer token (RFC 6750 §2) and return its claims."""
+        """Verify the request's bearer or DPoP token (RFC 6750 §2, RFC 9449 §7) and return its
+        claims."""
         verifier = self._resolve_verifier(request)
         try:
             authorization = _authorization(request.scope)
@@ -113,6 +114,12 @@ class RequireToken(SecurityBase):
                 and not (verifier.cookie_name and verifier.cookie_name in request.cookies)
             ):
                 return None
+            if uses_dpop(authorization):  # RFC 9449 §7: the proof of a bound token
+                return await verifier.aauthenticate(
+                    authorization, None, scopes=self.scopes, roles=self.roles,
+                    dpop=request.headers.getlist("dpop"), method=request.method,
+                    url=str(request.url),
+                )
             return await verifier.aauthenticate(
                 authorization,
                 request.cookies if verifier.cookie_name else None,

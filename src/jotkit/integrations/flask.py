@@ -28,7 +28,7 @@ from typing import Any, TypeVar, cast, overload
 from flask import Flask, Response, current_app, g, jsonify, request
 from werkzeug.local import LocalProxy
 
-from jotkit.integrations._verifier import BearerError, Claims, TokenVerifier
+from jotkit.integrations._verifier import BearerError, Claims, TokenVerifier, uses_dpop
 
 __all__ = ["JotkitAuth", "current_claims", "get_current_claims", "require_token"]
 
@@ -144,8 +144,12 @@ def require_token(
             ):
                 return view(*args, **kwargs)
             try:
+                dpop: dict[str, Any] = {}
+                if uses_dpop(authorization):  # RFC 9449 §7: the proof of a bound token
+                    dpop = {"dpop": request.headers.getlist("DPoP"), "url": request.url,
+                            "method": request.method}
                 claims = v.authenticate(
-                    authorization, cookies, scopes=need_scopes, roles=need_roles
+                    authorization, cookies, scopes=need_scopes, roles=need_roles, **dpop
                 )
             except BearerError as exc:
                 return _error_response(exc, v.realm)

@@ -42,6 +42,7 @@ from jotkit.integrations._verifier import (
     TokenVerifier,
     check_grants,
     claim_scopes,
+    uses_dpop,
 )
 
 __all__ = [
@@ -122,13 +123,18 @@ class JotkitAuthBackend(AuthenticationBackend):
         cookies: Mapping[str, str] | None = conn.cookies if verifier.cookie_name else None
         try:
             try:
-                token = verifier.extract(conn.headers.get("authorization"), cookies)
+                authorization = conn.headers.get("authorization")
+                dpop: dict[str, Any] = {}
+                if uses_dpop(authorization):  # RFC 9449 §7: the proof of a bound token
+                    dpop = {"dpop": conn.headers.getlist("dpop"), "url": str(conn.url),
+                            "method": conn.scope.get("method", "GET")}
+                claims = await verifier.aauthenticate(
+                    authorization, cookies, scopes=self.scopes, roles=self.roles, **dpop
+                )
             except BearerError as exc:
                 if exc.error is None and not self.required:
                     return None
                 raise
-            claims = await verifier.averify(token)
-            verifier.authorize(claims, self.scopes, self.roles)
         except BearerError as exc:
             raise JotkitAuthenticationError(exc, verifier.realm) from None
         return AuthCredentials(sorted(claim_scopes(claims))), JotkitUser(claims)

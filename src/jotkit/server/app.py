@@ -338,7 +338,8 @@ def create_app(
     app.state.service = svc
     from .csrf import CsrfSigner, load_csrf_key
 
-    signer = CsrfSigner(load_csrf_key(settings))
+    csrf_key = load_csrf_key(settings)
+    signer = CsrfSigner(csrf_key)
     if settings.cookie_mode:
         app.state.csrf = signer
     app.state.sso_csrf = signer  # hosted OAuth pages (oauth/sso.py: domain-separated tokens)
@@ -351,6 +352,9 @@ def create_app(
     app.state.oauth_jwks = {}  # private_key_jwt: JWKSClient per registered jwks_uri
     app.state.oauth_clients = oauth_provider.ClientCache(settings.revocation_sync_interval)
     app.state.client_auth_clear = {}  # throttle.ClientAuthThrottle: addresses under the limit
+    from .oauth.dpop import DpopGate
+
+    app.state.dpop = DpopGate(csrf_key, settings)  # RFC 9449 proofs, replay cache, nonces
     app.include_router(oauth_provider.router)
     from .oauth import device, par
 

@@ -84,7 +84,10 @@ async def require_auth(request: Request) -> dict[str, Any]:
         token = token.strip()
         if not token or " " in token:
             raise ServiceError("malformed", "The Authorization header has no single token.")
-        return await svc.authenticate(token)
+        claims = await svc.authenticate(token)
+        if "cnf" in claims:  # RFC 9449 §7.2: a DPoP-bound token is no bearer token
+            raise ServiceError("dpop_invalid_token", "A DPoP-bound token is not accepted here.")
+        return claims
     if svc.settings.cookie_mode:
         cookie = request.cookies.get(cookies(request).access)
         if cookie:

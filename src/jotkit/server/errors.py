@@ -23,7 +23,8 @@ class ErrorSpec:
     status: int
     error: str  # the ``error`` member of the JSON body (OAuth-style)
     challenge: str | None = None  # "bearer": RFC 6750 challenge with error=; "bearer-bare": no
-    # error attribute (no credentials were sent); "basic": client authentication
+    # error attribute (no credentials were sent); "basic": client authentication; "dpop": an
+    # RFC 9449 §7.1 challenge with algs= and error=
     default_description: str = ""
 
 
@@ -113,6 +114,19 @@ ERRORS: dict[str, ErrorSpec] = {
     "invalid_subject": _TOKEN,
     "revoked": _TOKEN,
     "invalid_token": _TOKEN,
+    # DPoP (RFC 9449): at the token endpoint a 400 (§5); at a protected resource a 401 with a
+    # DPoP challenge (§7.1); the nonce errors carry a DPoP-Nonce header (§8, §9)
+    "invalid_dpop_proof": ErrorSpec(400, "invalid_dpop_proof", None, "The DPoP proof is invalid."),
+    "use_dpop_nonce": ErrorSpec(
+        400, "use_dpop_nonce", None, "Retry with the nonce of the DPoP-Nonce header."
+    ),
+    "dpop_invalid_proof": ErrorSpec(
+        401, "invalid_dpop_proof", "dpop", "The DPoP proof is invalid."
+    ),
+    "dpop_use_nonce": ErrorSpec(
+        401, "use_dpop_nonce", "dpop", "Retry with the nonce of the DPoP-Nonce header."
+    ),
+    "dpop_invalid_token": ErrorSpec(401, "invalid_token", "dpop", "The access token is invalid."),
     # last line of defence
     "server_error": ErrorSpec(500, "server_error", None, "Internal error."),
     # a backend (database, Redis) is unreachable: retry (RFC 6749 §4.1.2.1 error code)
@@ -155,6 +169,13 @@ def error_response(exc: ServiceError) -> JSONResponse:
     if spec.challenge == "bearer":
         headers["WWW-Authenticate"] = (
             f'Bearer realm="{REALM}", error="{spec.error}", '
+            f'error_description="{_quote(exc.description)}"'
+        )
+    elif spec.challenge == "dpop":
+        from jotkit.dpop import DEFAULT_ALGORITHMS
+
+        headers["WWW-Authenticate"] = (
+            f'DPoP algs="{" ".join(DEFAULT_ALGORITHMS)}", error="{spec.error}", '
             f'error_description="{_quote(exc.description)}"'
         )
     elif spec.challenge == "bearer-bare":

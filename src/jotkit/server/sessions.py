@@ -253,6 +253,7 @@ class AuthService:
             + await self.throttle.purge(now)
             + await self.store.codes.purge(now)
             + await self.store.assertions.purge(now)
+            + await self.store.dpop.purge(now)
             + await self.store.par.purge(now)
             + await self.store.devices.purge(now)
             + await self.store.sso.purge(now)

@@ -156,6 +156,11 @@ class Settings:
     client_auth_limit: int = 10  # failed /oauth/* client authentications per address ...
     client_auth_window: float = 300.0  # ... in this window, then 429
     id_token_ttl: float = 3600.0  # OpenID Connect ID tokens (docs/oauth.md)
+    # DPoP (RFC 9449, docs/oauth.md): proofs may be this old (iat); server nonces (§8) are
+    # required when set, each valid for its window and the next (stateless: an HMAC)
+    dpop_max_age: float = 60.0
+    dpop_require_nonce: bool = False
+    dpop_nonce_window: float = 300.0
     # hosted OAuth pages (docs/oauth.md, "Hosted pages"): the product name and look
     brand_name: str = "jotkit"
     brand_color: str = "#3557d4"  # accent colour: #rgb or #rrggbb
@@ -218,6 +223,9 @@ class Settings:
             raise SettingsError("JOTKIT_LOGIN_BACKOFF_MAX must be >= JOTKIT_LOGIN_PAIR_WINDOW")
         if self.workers < 1:
             raise SettingsError("JOTKIT_WORKERS: must be >= 1")
+        for name in ("dpop_max_age", "dpop_nonce_window"):
+            if not (0 < getattr(self, name) < float("inf")):
+                raise SettingsError(f"JOTKIT_{name.upper()}: must be a finite duration > 0")
         _check_edge(self)
         _check_brand(self)
 
@@ -417,6 +425,8 @@ def _convert(name: str, value: Any) -> Any:
         "client_auth_window",
         "id_token_ttl",
         "sso_session_ttl",
+        "dpop_max_age",
+        "dpop_nonce_window",
         "par_ttl",
         "device_code_ttl",
         "device_code_interval",
@@ -433,6 +443,7 @@ def _convert(name: str, value: Any) -> Any:
         "argon2_insecure_test_costs",
         "docs",
         "expose_worker_pid",
+        "dpop_require_nonce",
         "require_par",
     }:
         return _bool(value, label)

@@ -1,7 +1,7 @@
 // jotkit debugger page: decoding, verification, audit and signing, all in the page.
 import {
   decodeUnverified, verifyToken, signToken, generateKey, b64urlEncode, TokenError,
-  decryptJWE, parseJSONObject, b64urlDecode, JWE_WEBCRYPTO_LIMITS,
+  decryptJWE, parseJSONObject, b64urlDecode, JWE_WEBCRYPTO_LIMITS, checkDPoPProof,
 } from "./jose.js";
 import { loadRules, audit, fmtDuration } from "./audit.js";
 
@@ -10,11 +10,13 @@ let rules = null;
 let currentPayload = null;
 let generated = null;
 let seq = 0;
+let dpopSeq = 0;
 
 const CLAIM_NAMES = {
   iss: "issuer", sub: "subject", aud: "audience", exp: "expires", nbf: "not before",
   iat: "issued at", jti: "token id", scope: "scopes", azp: "authorized party",
   auth_time: "authenticated at", nonce: "nonce", sid: "session id", client_id: "client id",
+  cnf: "confirmation (RFC 7800): with jkt, a DPoP-bound token (RFC 9449): only the holder of the key with this thumbprint may use it, as Authorization: DPoP with a proof; sent as Bearer it is refused",
 };
 const TIME_CLAIMS = new Set(["exp", "nbf", "iat", "auth_time", "updated_at"]);
 
@@ -190,6 +192,24 @@ async function runVerify() {
   $("unverified-badge").className = res.valid ? "badge verified" : "badge unverified";
 }
 
+// ---- DPoP proof against the token (RFC 9449) ----
+async function runDPoP() {
+  const proof = $("dpop-proof").value.trim();
+  const box = $("dpop-result");
+  if (!proof) {
+    box.dataset.state = "idle";
+    delete box.dataset.code;
+    box.textContent = "Paste the DPoP header sent with this token to check it.";
+    return;
+  }
+  const my = ++dpopSeq;
+  const res = await checkDPoPProof(proof, $("token").value.trim());
+  if (my !== dpopSeq) return;
+  box.dataset.state = res.valid ? "valid" : "invalid";
+  box.dataset.code = res.code;
+  box.textContent = res.valid ? `✔ ${res.message}` : `✘ ${res.code}: ${res.message}`;
+}
+
 async function onToken() {
   const token = $("token").value.trim();
   renderColored(token);
@@ -237,6 +257,7 @@ async function onToken() {
   }
   tickCountdown();
   await runVerify(); // also runs the audit (with the key, when one is given)
+  await runDPoP();
 }
 
 // ---- generate tab ----
@@ -348,6 +369,7 @@ function onOpenInDecoder() {
 async function init() {
   for (const t of document.querySelectorAll(".tab")) t.addEventListener("click", () => showTab(t.id));
   $("token").addEventListener("input", onToken);
+  $("dpop-proof").addEventListener("input", runDPoP);
   for (const id of ["key", "key-type", "secret-b64"]) {
     $(id).addEventListener("input", runVerify);
     $(id).addEventListener("change", runVerify);
@@ -386,5 +408,6 @@ window.jotkitDebugger = {
     return res.ok ? { ok: true, text: res.text, header: res.header } : res;
   },
   decode: (token) => decodeUnverified(token),
+  checkDPoP: (proof, token) => checkDPoPProof(proof, token),
   b64urlEncode,
 };

@@ -394,6 +394,59 @@ export async function jwkThumbprint(jwk) {
   return b64urlEncode(new Uint8Array(digest));
 }
 
+// ---- DPoP (RFC 9449) ----
+const DPOP_ALGS = ["ES256", "ES384", "ES512", "EdDSA", "Ed25519", "PS256", "RS256"];
+const PRIVATE_JWK_MEMBERS = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
+
+/**
+ * Check a DPoP proof against an access token as far as a page can (RFC 9449 §4.3): typ,
+ * an asymmetric alg, a public jwk and the signature by it, jti/htm/htu/iat present, ath =
+ * the token's SHA-256, and the proof key's thumbprint = the token's cnf.jkt. The request's
+ * method, URL, time window and replay are the server's to check: htm, htu and iat are shown.
+ * Resolves {valid, code, message, jkt, claims}; codes are those of jotkit.dpop.
+ */
+export async function checkDPoPProof(proof, token) {
+  const fail = (code, message, extra = {}) => ({ valid: false, code, message, ...extra });
+  let dec;
+  try {
+    dec = decodeUnverified(proof);
+  } catch (e) {
+    return fail("dpop_malformed", `the proof is not a JWS: ${e.message}`);
+  }
+  const { header, payload } = dec;
+  if (header.typ !== "dpop+jwt") return fail("dpop_invalid_typ", 'typ must be "dpop+jwt"');
+  if (!DPOP_ALGS.includes(header.alg)) return fail("dpop_alg_not_allowed", `alg ${header.alg} is not an asymmetric DPoP algorithm`);
+  const jwk = header.jwk;
+  if (!jwk || typeof jwk !== "object" || Array.isArray(jwk)) return fail("dpop_invalid_jwk", "the header has no jwk object");
+  if (PRIVATE_JWK_MEMBERS.some((m) => m in jwk)) return fail("dpop_invalid_jwk", "the jwk holds a private key: never send one");
+  let jkt;
+  try {
+    jkt = await jwkThumbprint(jwk);
+  } catch (e) {
+    return fail("dpop_invalid_jwk", e.message);
+  }
+  const sig = await verifyToken(proof, { type: "jwk", text: JSON.stringify(jwk) });
+  if (!sig.valid) return fail(sig.code === "bad_signature" ? "dpop_bad_signature" : "dpop_invalid_jwk", `signature: ${sig.message}`, { jkt });
+  for (const [name, type] of [["jti", "string"], ["htm", "string"], ["htu", "string"], ["iat", "number"]]) {
+    if (typeof payload[name] !== type) return fail("dpop_invalid_claim", `the proof needs a ${type} ${name}`, { jkt });
+  }
+  if (token) {
+    const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(token));
+    if (payload.ath !== b64urlEncode(new Uint8Array(digest))) return fail("dpop_ath_mismatch", "ath is not the SHA-256 of this token", { jkt });
+    let claims = null;
+    try {
+      claims = decodeUnverified(token).payload;
+    } catch {
+      claims = null;
+    }
+    const bound = claims && claims.cnf && typeof claims.cnf === "object" ? claims.cnf.jkt : undefined;
+    if (bound === undefined) return fail("dpop_unbound_token", "the token has no cnf.jkt: it is not bound to a key", { jkt });
+    if (bound !== jkt) return fail("dpop_key_mismatch", "the proof's key is not the one the token is bound to (cnf.jkt)", { jkt });
+  }
+  return { valid: true, code: "ok", jkt, claims: payload,
+    message: `proof of key ${jkt} for ${payload.htm} ${payload.htu} (iat ${payload.iat})` };
+}
+
 /** Generate a key pair (or secret) for alg; returns {privateKey, publicJwk, publicPem, secret?}. */
 export async function generateKey(alg) {
   const wa = webAlg(alg);

@@ -17,7 +17,13 @@ from typing import Any, TypeVar, cast, overload
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 
-from jotkit.integrations._verifier import BearerError, Claims, TokenVerifier, check_grants
+from jotkit.integrations._verifier import (
+    BearerError,
+    Claims,
+    TokenVerifier,
+    check_grants,
+    uses_dpop,
+)
 from jotkit.integrations.django._settings import get_verifier, middleware_required
 
 __all__ = ["JotkitMiddleware", "bearer_error_response", "get_claims", "require_token"]
@@ -69,10 +75,42 @@ def get_claims(request: HttpRequest) -> Claims | None:
     return checked.claims if isinstance(checked, _Checked) else None
 
 
-def _token_or_none(verifier: TokenVerifier, request: HttpRequest, required: bool) -> str | None:
-    """The request's token; None when it sent no credentials at all and they are optional."""
+def dpop_arguments(request: HttpRequest) -> dict[str, Any]:
+    """The DPoP proof(s), method and URL of a request that uses the DPoP scheme (RFC 9449
+    §7), as :meth:`TokenVerifier.authenticate` takes them; nothing for other requests. A
+    compact proof has no comma, so repeated ``DPoP`` headers (joined by the server) show."""
+    if not uses_dpop(request.headers.get("Authorization")):
+        return {}
+    raw = request.headers.get("DPoP") or ""
+    return {"dpop": [p.strip() for p in raw.split(",") if p.strip()],
+            "method": request.method or "GET", "url": request.build_absolute_uri()}
+
+
+def authenticate_or_none(
+    verifier: TokenVerifier, request: HttpRequest, required: bool,
+    scopes: tuple[str, ...] = (), roles: tuple[str, ...] = (),
+) -> Claims | None:
+    """Verify the request's token (bearer, cookie or DPoP) and the verifier's and these
+    scopes and roles; None when it sent no credentials at all and they are optional."""
     try:
-        return verifier.extract(*_credentials(request, verifier))
+        return verifier.authenticate(*_credentials(request, verifier), scopes=scopes,
+                                     roles=roles, **dpop_arguments(request))
+    except BearerError as exc:
+        if exc.error is None and not required:
+            return None
+        raise
+
+
+async def aauthenticate_or_none(
+    verifier: TokenVerifier, request: HttpRequest, required: bool,
+    scopes: tuple[str, ...] = (), roles: tuple[str, ...] = (),
+) -> Claims | None:
+    """The async :func:`authenticate_or_none`."""
+    try:
+        return await verifier.aauthenticate(
+            *_credentials(request, verifier), scopes=scopes, roles=roles,
+            **dpop_arguments(request),
+        )
     except BearerError as exc:
         if exc.error is None and not required:
             return None
@@ -103,11 +141,7 @@ class JotkitMiddleware:
             return self._acall(request)
         verifier = get_verifier()
         try:
-            token = _token_or_none(verifier, request, middleware_required())
-            claims = None
-            if token is not None:
-                claims = verifier.verify(token)
-                verifier.authorize(claims)
+            claims = authenticate_or_none(verifier, request, middleware_required())
         except BearerError as exc:
             return bearer_error_response(exc, verifier.realm)
         _set(request, claims)
@@ -116,11 +150,7 @@ class JotkitMiddleware:
     async def _acall(self, request: HttpRequest) -> HttpResponseBase:
         verifier = get_verifier()
         try:
-            token = _token_or_none(verifier, request, middleware_required())
-            claims = None
-            if token is not None:
-                claims = await verifier.averify(token)
-                verifier.authorize(claims)
+            claims = await aauthenticate_or_none(verifier, request, middleware_required())
         except BearerError as exc:
             return bearer_error_response(exc, verifier.realm)
         _set(request, claims)
@@ -199,10 +229,8 @@ def require_token(
                         done, claims = _grants_of_checked(request, need_scopes, need_roles,
                                                           optional)
                     if not done:
-                        token = _token_or_none(v, request, not optional)
-                        if token is not None:
-                            claims = await v.averify(token)
-                            v.authorize(claims, need_scopes, need_roles)
+                        claims = await aauthenticate_or_none(v, request, not optional,
+                                                             need_scopes, need_roles)
                 except BearerError as exc:
                     return bearer_error_response(exc, v.realm)
                 _set(request, claims)
@@ -219,10 +247,8 @@ def require_token(
                 if verifier is None:
                     done, claims = _grants_of_checked(request, need_scopes, need_roles, optional)
                 if not done:
-                    token = _token_or_none(v, request, not optional)
-                    if token is not None:
-                        claims = v.verify(token)
-                        v.authorize(claims, need_scopes, need_roles)
+                    claims = authenticate_or_none(v, request, not optional, need_scopes,
+                                                  need_roles)
             except BearerError as exc:
                 return bearer_error_response(exc, v.realm)
             _set(request, claims)

@@ -41,7 +41,7 @@ if TYPE_CHECKING:  # rest_framework.views imports DEFAULT_AUTHENTICATION_CLASSES
     from rest_framework.response import Response
 
 from jotkit.integrations._verifier import BearerError, Claims, TokenVerifier, check_grants
-from jotkit.integrations.django._core import get_claims
+from jotkit.integrations.django._core import authenticate_or_none, get_claims
 from jotkit.integrations.django._settings import get_verifier
 
 __all__ = [
@@ -162,18 +162,12 @@ class JotkitAuthentication(BaseAuthentication):
         # JotkitMiddleware already verified it with the settings' verifier
         claims = get_claims(django_request) if self.verifier is None else None
         if claims is None:
-            cookies = django_request.COOKIES if verifier.cookie_name else None
-            try:
-                token = verifier.extract(django_request.headers.get("Authorization"), cookies)
-            except BearerError as exc:
-                if exc.error is None:
-                    return None  # no bearer credentials at all (RFC 6750 §3.1)
-                raise BearerAPIException(exc, verifier.realm) from None
-            try:
-                claims = verifier.verify(token)
-                verifier.authorize(claims)
+            try:  # bearer, cookie or DPoP (RFC 9449 §7) credentials
+                claims = authenticate_or_none(verifier, django_request, required=False)
             except BearerError as exc:
                 raise BearerAPIException(exc, verifier.realm) from None
+            if claims is None:
+                return None  # no credentials at all (RFC 6750 §3.1)
         return self.get_user(claims), claims
 
     def authenticate_header(self, request: Request) -> str:

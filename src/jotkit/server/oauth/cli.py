@@ -6,6 +6,7 @@ and stored only as its hash.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -105,6 +106,11 @@ def register_clients(app: typer.Typer) -> None:
         id_token_alg: Annotated[
             str, typer.Option("--id-token-alg", help="ID token algorithm: RS256 | ES256 | EdDSA.")
         ] = "RS256",  # noqa: S107 (an algorithm name, not a password)
+        dpop_bound: Annotated[
+            bool,
+            typer.Option("--dpop-bound", help="Require DPoP proofs at the token endpoint "
+                         "(RFC 9449 §5.2 dpop_bound_access_tokens)."),
+        ] = False,
         require_par: Annotated[
             bool,
             typer.Option("--require-par", help="Only pushed authorization requests (RFC 9126)."),
@@ -148,6 +154,8 @@ def register_clients(app: typer.Typer) -> None:
                 resources=resource or (),
                 require_par=require_par,
             )
+            if dpop_bound:
+                record = dataclasses.replace(record, dpop_bound_access_tokens=True)
             await svc.store.clients.create(record)
             return record, secret
 

@@ -261,6 +261,7 @@ def describe(client: ClientRecord) -> dict[str, Any]:
         "id_token_signed_response_alg": client.id_token_signed_response_alg,
         "default_audience": client.default_audience,
         "resources": list(client.resources),
+        "dpop_bound_access_tokens": client.dpop_bound_access_tokens,  # RFC 9449 §5.2
         "require_pushed_authorization_requests": client.require_par,
         "created_at": int(client.created_at),
     }

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from jotkit.dpop import DEFAULT_ALGORITHMS
+
 from ..sessions import ID_TOKEN_ALG
 from .clients import ASSERTION_ALGS, DEVICE_CODE_GRANT
 
@@ -61,4 +63,5 @@ def provider_metadata(service: AuthService) -> dict[str, Any]:
         "backchannel_logout_session_supported": True,
         "frontchannel_logout_supported": False,
         "prompt_values_supported": ["none", "login", "consent"],
+        "dpop_signing_alg_values_supported": list(DEFAULT_ALGORITHMS),  # RFC 9449 §5.1
     }

@@ -16,6 +16,7 @@ from ..sessions import ClientInfo, hash_refresh_token
 from ..store.base import ConsumeOutcome, FamilyRecord, PollOutcome, UserRecord
 from .clients import DEVICE_CODE_GRANT, ClientRecord, select_resources
 from .codes import hash_code, verifier_matches
+from .dpop import token_type
 from .tokens import access_token_claims, sign_access_token, sign_id_token
 
 if TYPE_CHECKING:
@@ -37,6 +38,7 @@ class TokenRequest:
     form: Mapping[str, str]
     resources: tuple[str, ...]  # RFC 8707: ``resource`` may repeat
     caller: ClientInfo
+    dpop_jkt: str | None = None  # RFC 9449 §5: the DPoP proof's key; tokens get bound to it
 
 
 def parse_scope(value: str | None) -> tuple[str, ...] | None:
@@ -66,11 +68,12 @@ def _resources(req: TokenRequest, granted: Sequence[str] = ()) -> tuple[str, ...
 
 
 def _token_response(
-    access: str, expires_in: int, scope: Sequence[str], **extra: str | None
+    access: str, expires_in: int, scope: Sequence[str], *, dpop_jkt: str | None = None,
+    **extra: str | None,
 ) -> dict[str, Any]:
     body: dict[str, Any] = {
         "access_token": access,
-        "token_type": "Bearer",
+        "token_type": token_type(dpop_jkt),
         "expires_in": expires_in,
     }
     if scope:
@@ -159,24 +162,56 @@ async def authorization_code(req: TokenRequest) -> dict[str, Any]:
         await svc.revoke_grant(family_id, "code_misuse")
         raise
     assert user is not None
-    claims = access_token_claims(
-        svc, sub=user.id, client_id=client.client_id, audience=audience, scope=stored.scope,
-        now=now, jti=jti, exp=exp, sid=stored.sid, auth_time=stored.auth_time,
-    )
-    access = sign_access_token(svc, claims, now)
-    id_token = None
-    if "openid" in stored.scope:
-        id_token = sign_id_token(
-            svc, alg=client.id_token_signed_response_alg, sub=user.id,
-            client_id=client.client_id, now=now, auth_time=stored.auth_time, sid=stored.sid,
-            nonce=stored.nonce, access_token=access,
-        )
     svc.audit.event("code_redeemed", client_id=client.client_id, user_id=user.id,
                     session_id=family_id)
-    return _token_response(
-        access, claims["exp"] - claims["iat"], stored.scope, id_token=id_token,
-        refresh_token=refresh if _wants_refresh(client, stored.scope) else None,
+    return await _user_tokens(
+        req, user, stored.scope, audience, now=now, jti=jti, exp=exp, sid=stored.sid,
+        auth_time=stored.auth_time, nonce=stored.nonce, family_id=family_id, refresh=refresh,
     )
+
+
+async def _user_tokens(
+    req: TokenRequest, user: UserRecord, scope: tuple[str, ...], audience: Sequence[str], *,
+    now: float, jti: str, exp: float, sid: str | None, auth_time: float | None, nonce: str | None,
+    family_id: str, refresh: str,
+) -> dict[str, Any]:
+    """The answer of a grant that a user approved (a code or a device code): an access token
+    (RFC 9068, bound to the DPoP key when a proof came, RFC 9449 §5), an ID token with
+    ``openid`` (OpenID Connect Core §3.1.3.3), and the refresh token the store recorded when
+    the client may have one. A public client's refresh family is bound to its DPoP key."""
+    svc, client = req.service, req.client
+    claims = access_token_claims(
+        svc, sub=user.id, client_id=client.client_id, audience=audience, scope=scope,
+        now=now, jti=jti, exp=exp, sid=sid, auth_time=auth_time, jkt=req.dpop_jkt,
+    )
+    access = sign_access_token(svc, claims, now)
+    refresh_issued = _wants_refresh(client, scope)
+    if refresh_issued and req.dpop_jkt is not None and client.auth_method == "none":
+        await svc.store.dpop.bind(family_id, req.dpop_jkt)  # RFC 9449 §5: public clients
+    id_token = None
+    if "openid" in scope:
+        id_token = sign_id_token(
+            svc, alg=client.id_token_signed_response_alg, sub=user.id,
+            client_id=client.client_id, now=now, auth_time=auth_time, sid=sid,
+            nonce=nonce, access_token=access,
+        )
+    return _token_response(
+        access, claims["exp"] - claims["iat"], scope, id_token=id_token,
+        refresh_token=refresh if refresh_issued else None, dpop_jkt=req.dpop_jkt,
+    )
+
+
+async def _check_refresh_binding(req: TokenRequest, token: str) -> None:
+    """A refresh token bound to a DPoP key (public clients, RFC 9449 §5) is refused, before
+    the rotation spends it, without a proof of that key."""
+    known = await req.service.store.sessions.find_refresh(hash_refresh_token(token))
+    if known is None:
+        return
+    bound = await req.service.store.dpop.binding(known[1].id)
+    if bound is not None and bound != req.dpop_jkt:
+        raise ServiceError(
+            "invalid_grant", "The refresh token is bound to another DPoP key (RFC 9449 §5)."
+        )
 
 
 async def refresh_token(req: TokenRequest) -> dict[str, Any]:
@@ -190,6 +225,7 @@ async def refresh_token(req: TokenRequest) -> dict[str, Any]:
         grant = await svc.store.codes.grant(known[1].id) if known is not None else None
         if grant is not None and not set(requested) <= set(grant.scope):
             raise ServiceError("invalid_scope", "The scope exceeds the original grant.")
+    await _check_refresh_binding(req, token)
     found: dict[str, Any] = {}
 
     async def issue(user: UserRecord, family: FamilyRecord, now: float, jti: str,
@@ -207,6 +243,7 @@ async def refresh_token(req: TokenRequest) -> dict[str, Any]:
         claims = access_token_claims(
             svc, sub=user.id, client_id=client.client_id, audience=audience, scope=scope,
             now=now, jti=jti, exp=exp, sid=grant.sid, auth_time=grant.auth_time,
+            jkt=req.dpop_jkt,
         )
         access = sign_access_token(svc, claims, now)
         found.update(scope=scope, grant=grant, now=now)
@@ -220,6 +257,8 @@ async def refresh_token(req: TokenRequest) -> dict[str, Any]:
         raise
     scope = found["scope"]
     grant = found["grant"]
+    if req.dpop_jkt is not None and client.auth_method == "none":  # RFC 9449 §5: from now on
+        await svc.store.dpop.bind(grant.family_id, req.dpop_jkt)  # (kept if already bound)
     id_token = None
     if "openid" in scope:  # OpenID Connect Core §12.2
         id_token = sign_id_token(
@@ -229,7 +268,7 @@ async def refresh_token(req: TokenRequest) -> dict[str, Any]:
         )
     return _token_response(
         issued.access_token, issued.expires_in, scope, id_token=id_token,
-        refresh_token=issued.refresh_token,
+        refresh_token=issued.refresh_token, dpop_jkt=req.dpop_jkt,
     )
 
 
@@ -252,10 +291,10 @@ async def client_credentials(req: TokenRequest) -> dict[str, Any]:
     now = svc.clock.now()
     claims = access_token_claims(
         svc, sub=client.client_id, client_id=client.client_id, audience=_resources(req),
-        scope=scope, now=now,
+        scope=scope, now=now, jkt=req.dpop_jkt,
     )
     access = sign_access_token(svc, claims, now)
-    return _token_response(access, claims["exp"] - claims["iat"], scope)
+    return _token_response(access, claims["exp"] - claims["iat"], scope, dpop_jkt=req.dpop_jkt)
 
 
 _POLL_ERRORS = {
@@ -295,23 +334,11 @@ async def device_code(req: TokenRequest) -> dict[str, Any]:
     except ServiceError:
         await svc.revoke_grant(family.id, "device_code_misuse")
         raise
-    claims = access_token_claims(
-        svc, sub=user.id, client_id=client.client_id, audience=audience, scope=device.scope,
-        now=now, jti=jti, exp=exp, sid=sid, auth_time=auth_time,
-    )
-    access = sign_access_token(svc, claims, now)
-    id_token = None
-    if "openid" in device.scope:  # OpenID Connect Core §3.1.3.3, without nonce
-        id_token = sign_id_token(
-            svc, alg=client.id_token_signed_response_alg, sub=user.id,
-            client_id=client.client_id, now=now, auth_time=auth_time, sid=sid,
-            nonce=None, access_token=access,
-        )
     svc.audit.event("device_code_redeemed", client_id=client.client_id, user_id=user.id,
                     session_id=family.id)
-    return _token_response(
-        access, claims["exp"] - claims["iat"], device.scope, id_token=id_token,
-        refresh_token=refresh if _wants_refresh(client, device.scope) else None,
+    return await _user_tokens(  # no nonce: RFC 8628 has no authorization request
+        req, user, device.scope, audience, now=now, jti=jti, exp=exp, sid=sid,
+        auth_time=auth_time, nonce=None, family_id=family.id, refresh=refresh,
     )
 
 

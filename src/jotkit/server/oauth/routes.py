@@ -27,6 +27,7 @@ from .clients import (
     ClientRecord,
     authenticate,
 )
+from .dpop import DpopGate
 from .grants import GRANTS, TokenRequest
 from .tokens import verify_access_token
 
@@ -132,7 +133,12 @@ async def token(request: Request) -> Response:
     """Exchange a grant for tokens: ``authorization_code`` (PKCE S256 required),
     ``refresh_token`` (rotated; bound to its client) or ``client_credentials``."""
     form, resources = await read_form(request)
+    svc = service(request)
+    gate: DpopGate = request.app.state.dpop
+    proof = await gate.check(svc, request)  # RFC 9449 §5: before client auth (nonce retry)
     client = await client_from_request(request, form)
+    if proof is None and client.dpop_bound_access_tokens:
+        raise ServiceError("invalid_dpop_proof", "This client must use DPoP (RFC 9449 §5.2).")
     grant_type = form.get("grant_type")
     if not grant_type:
         raise ServiceError("invalid_request", "The grant_type parameter is required.")
@@ -142,34 +148,66 @@ async def token(request: Request) -> Response:
     if grant_type not in client.grant_types:
         raise ServiceError("unauthorized_client", f"This client may not use {grant_type}.")
     body = await grant(
-        TokenRequest(service(request), client, form, resources, client_info(request))
+        TokenRequest(svc, client, form, resources, client_info(request),
+                     dpop_jkt=None if proof is None else proof.jkt)
     )
+    headers = dict(_NO_STORE)
+    if proof is not None:
+        headers.update(gate.response_headers(svc.clock.now()))
     return Response(
         json.dumps(body, separators=(",", ":")),
         media_type="application/json",
-        headers=_NO_STORE,
+        headers=headers,
     )
 
 
-async def _bearer(request: Request) -> str:
+async def _bearer(request: Request) -> tuple[str, bool]:
+    """The access token and whether it came with the DPoP scheme (RFC 9449 §7.1)."""
     header = request.headers.get("authorization")
     if header is not None:
         scheme, _, value = header.partition(" ")
-        if scheme.lower() != "bearer" or not value.strip() or " " in value.strip():
-            raise ServiceError("missing_token", "Use the Bearer authentication scheme.")
-        return value.strip()
+        kind = scheme.lower()
+        if kind not in ("bearer", "dpop") or not value.strip() or " " in value.strip():
+            raise ServiceError("missing_token", "Use the Bearer or DPoP authentication scheme.")
+        return value.strip(), kind == "dpop"
     if request.method == "POST":  # RFC 6750 §2.2 form-encoded body parameter
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype == _FORM:
             form, _ = await read_form(request)
             if form.get("access_token"):
-                return form["access_token"]
+                return form["access_token"], False
     raise ServiceError("missing_token")
+
+
+async def _sender_constrained(request: Request, token: str, dpop: bool,
+                              claims: dict[str, Any]) -> None:
+    """RFC 9449 §7.1: a token bound to a key (``cnf.jkt``) needs the DPoP scheme and a proof
+    of that key for this request (``ath``); the DPoP scheme needs a bound token."""
+    cnf = claims.get("cnf")
+    jkt = cnf.get("jkt") if isinstance(cnf, dict) else None
+    if not dpop:
+        if jkt is not None:
+            raise ServiceError("dpop_invalid_token", "This token is DPoP-bound: use the DPoP "
+                               "scheme with a proof (RFC 9449 §7.2).")
+        return
+    if not isinstance(jkt, str):
+        raise ServiceError("dpop_invalid_token", "The token is not bound to a DPoP key.")
+    gate: DpopGate = request.app.state.dpop
+    if await gate.check(service(request), request, access_token=token, jkt=jkt,
+                        resource=True) is None:
+        raise ServiceError("dpop_invalid_proof", "The DPoP header is required (RFC 9449 §7.1).")
 
 
 async def _userinfo(request: Request) -> Response:
     svc = service(request)
-    claims = await verify_access_token(svc, await _bearer(request))
+    token, dpop = await _bearer(request)
+    try:
+        claims = await verify_access_token(svc, token)
+    except ServiceError as exc:
+        if dpop and exc.spec.error == "invalid_token":  # answer in the scheme used (§7.1)
+            raise ServiceError("dpop_invalid_token", exc.description) from None
+        raise
+    await _sender_constrained(request, token, dpop, claims)
     scope = str(claims.get("scope", "")).split()
     if "openid" not in scope or claims["sub"] == claims.get("client_id"):
         raise ServiceError("insufficient_scope", "The token was not granted the openid scope.")
@@ -189,8 +227,9 @@ async def _userinfo(request: Request) -> Response:
 
 
 async def userinfo(request: Request) -> Response:
-    """Claims about the user of a bearer access token (GET or POST; with POST the token may
-    also come as the ``access_token`` form parameter, RFC 6750 §2.2), by granted scope:
+    """Claims about the user of a bearer or DPoP access token (GET or POST; with POST a bearer
+    token may also come as the ``access_token`` form parameter, RFC 6750 §2.2; a DPoP-bound
+    token needs ``Authorization: DPoP`` and a proof, RFC 9449 §7.1), by granted scope:
     ``sub`` always, ``email`` and ``email_verified`` with ``email``, ``updated_at`` with
     ``profile`` (OpenID Connect Core §5.3)."""
     return await _userinfo(request)

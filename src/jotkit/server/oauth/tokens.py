@@ -53,8 +53,10 @@ def access_token_claims(
     exp: float | None = None,
     sid: str | None = None,
     auth_time: float | None = None,
+    jkt: str | None = None,
 ) -> dict[str, Any]:
-    """The claims of an RFC 9068 §2.2 access token (``aud`` a string when there is one)."""
+    """The claims of an RFC 9068 §2.2 access token (``aud`` a string when there is one);
+    ``cnf.jkt`` binds it to a DPoP key (RFC 9449 §6.1)."""
     iat = int(now)
     claims: dict[str, Any] = {
         "iss": service.issuer,
@@ -71,6 +73,8 @@ def access_token_claims(
         claims["sid"] = sid
     if auth_time is not None:
         claims["auth_time"] = int(auth_time)
+    if jkt is not None:
+        claims["cnf"] = {"jkt": jkt}
     return claims
 
 

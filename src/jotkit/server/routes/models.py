@@ -116,3 +116,4 @@ class IntrospectionResponse(BaseModel):
     roles: list[str] | None = None
     scope: str | None = None
     auth_time: int | None = None
+    cnf: dict[str, str] | None = None  # RFC 9449 §6.2: {"jkt": ...} of a DPoP-bound token

@@ -181,10 +181,11 @@ async def introspect(
         out: dict[str, Any] = {
             k: claims[k]
             for k in ("iss", "sub", "aud", "exp", "iat", "jti", "client_id", "roles", "sid",
-                      "scope", "auth_time")
+                      "scope", "auth_time", "cnf")
             if k in claims
         }
-        out.update(active=True, token_type="access_token", username=claims.get("email"))
+        token_type = "DPoP" if "cnf" in claims else "access_token"  # RFC 9449 §6.2
+        out.update(active=True, token_type=token_type, username=claims.get("email"))
         return out
     result: dict[str, Any] = await svc.introspect(token, token_type_hint)
     return result

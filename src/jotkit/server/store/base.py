@@ -32,6 +32,7 @@ __all__ = [
     "ConsumeResult",
     "DeviceCodeRecord",
     "DeviceCodeStore",
+    "DpopStore",
     "FamilyRecord",
     "GrantRecord",
     "KeyRecord",
@@ -381,6 +382,7 @@ class ClientRecord:
     default_audience: str | None
     created_at: float
     resources: tuple[str, ...] = ()  # RFC 8707 resource indicators it may ask for
+    dpop_bound_access_tokens: bool = False  # RFC 9449 §5.2: every token request uses DPoP
     require_par: bool = False  # RFC 9126 §6 require_pushed_authorization_requests
 
 
@@ -505,6 +507,27 @@ class AssertionStore(ABC):
     @abstractmethod
     async def purge(self, now: float) -> int:
         """Drop entries past their ``exp``."""
+
+
+class DpopStore(ABC):
+    """DPoP state shared by every instance (RFC 9449): proofs already seen (§11.1) and the
+    key a public client's refresh family is bound to (§5)."""
+
+    @abstractmethod
+    async def use_proof(self, jkt: str, jti: str, exp: float, now: float) -> bool:
+        """Record the proof ``jti`` of key ``jkt`` until ``exp``; False when it was seen."""
+
+    @abstractmethod
+    async def bind(self, family_id: str, jkt: str) -> None:
+        """Bind a refresh family to the thumbprint ``jkt`` (idempotent)."""
+
+    @abstractmethod
+    async def binding(self, family_id: str) -> str | None:
+        """The thumbprint a refresh family is bound to, or None."""
+
+    @abstractmethod
+    async def purge(self, now: float) -> int:
+        """Drop proofs past their window and bindings of deleted families."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -636,6 +659,7 @@ class Store(ABC):
     clients: ClientStore
     codes: CodeStore
     assertions: AssertionStore
+    dpop: DpopStore
     par: ParStore  # RFC 9126 pushed authorization requests, always SQL
     devices: DeviceCodeStore  # RFC 8628 device codes, always SQL
     feed: SqlRevocationFeed  # cursor reads of the revocation journal (store/feed.py)

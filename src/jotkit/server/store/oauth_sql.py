@@ -61,6 +61,7 @@ def _client(row: Any) -> ClientRecord:
         default_audience=row.default_audience,
         created_at=row.created_at,
         resources=_tuple(row.resources),
+        dpop_bound_access_tokens=bool(row.dpop_bound_access_tokens),
         require_par=bool(row.require_par),
     )
 
@@ -162,6 +163,7 @@ class SqlClientStore(ClientStore):
             "default_audience": client.default_audience,
             "created_at": client.created_at,
             "resources": json.dumps(list(client.resources)),
+            "dpop_bound_access_tokens": client.dpop_bound_access_tokens,
             "require_par": client.require_par,
         }
         try:

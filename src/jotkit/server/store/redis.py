@@ -15,6 +15,8 @@
 * :class:`GraceSessionStore`: the rotation grace state (who spent a refresh token, when) in
   Redis with a TTL of the grace window, so benign retries are answered without the database.
   Rotation itself stays a conditional UPDATE in SQL, which remains authoritative.
+* :class:`RedisDpopStore`: DPoP proofs already seen (RFC 9449 §11.1), one ``SET NX`` key per
+  proof with a TTL of the proof's ``iat`` window; refresh bindings stay in SQL.
 * :class:`RedisStore`: the SQL store for durable state (users, refresh families, key ring) with
   the Redis parts swapped in.
 
@@ -39,6 +41,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from .base import (
+    DpopStore,
     KeyRecord,
     KeyStore,
     RateLimiter,
@@ -53,6 +56,7 @@ from .rotation import REVOKE_REASON, within_grace
 
 __all__ = [
     "GraceSessionStore",
+    "RedisDpopStore",
     "RedisKeyStore",
     "RedisRateLimiter",
     "RedisRevocationStore",
@@ -480,6 +484,39 @@ class RedisRateLimiter(RateLimiter):
         return 0
 
 
+class RedisDpopStore(DpopStore):
+    """The DPoP replay cache in Redis (``SET NX PX``: the first instance to see a proof wins),
+    the refresh bindings in the SQL store (durable, read once per refresh)."""
+
+    def __init__(self, sql: DpopStore, client: aioredis.Redis, prefix: str) -> None:
+        self._sql = sql
+        self._redis = client
+        self.prefix = prefix
+
+    async def use_proof(self, jkt: str, jti: str, exp: float, now: float) -> bool:
+        """``SET prefix dpop:<hash> NX`` with the remaining window as TTL."""
+        from .dpop_sql import proof_hash
+
+        if exp <= now:
+            return True  # already outside the window: the verifier refuses it anyway
+        done = await self._redis.set(
+            f"{self.prefix}dpop:{proof_hash(jkt, jti)}", b"1", nx=True, px=_ttl_ms(exp, now)
+        )
+        return bool(done)
+
+    async def bind(self, family_id: str, jkt: str) -> None:
+        """In SQL."""
+        await self._sql.bind(family_id, jkt)
+
+    async def binding(self, family_id: str) -> str | None:
+        """From SQL."""
+        return await self._sql.binding(family_id)
+
+    async def purge(self, now: float) -> int:
+        """SQL bindings (and proofs left there by an SQL-only phase); Redis keys expire."""
+        return await self._sql.purge(now)
+
+
 class RedisKeyStore(KeyStore):
     """The SQL key store, plus a pub/sub notice on every change so that all instances reload
     their key ring (and publish the new JWKS) at once instead of at their next poll."""
@@ -625,6 +662,7 @@ class RedisStore(Store):
         self.clients = sql.clients
         self.codes = sql.codes  # single use is one conditional UPDATE in the shared database
         self.assertions = sql.assertions
+        self.dpop = RedisDpopStore(sql.dpop, self.redis, prefix)
         self.par = sql.par  # single use: one conditional UPDATE, like codes
         self.devices = sql.devices
         self.feed = sql.feed  # the feed reads the SQL journal, written before Redis

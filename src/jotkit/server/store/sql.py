@@ -44,6 +44,7 @@ from .base import (
     UserRecord,
     UserStore,
 )
+from .dpop_sql import SqlDpopStore
 from .feed import SqlRevocationFeed
 from .oauth_sql import SqlAssertionStore, SqlClientStore, SqlCodeStore
 from .par_device_sql import SqlDeviceCodeStore, SqlParStore
@@ -1111,6 +1112,7 @@ class SqlStore(Store):
         self.clients = SqlClientStore(self.engine, self.read_engine)
         self.codes = SqlCodeStore(self.engine, self.read_engine)
         self.assertions = SqlAssertionStore(self.engine)
+        self.dpop = SqlDpopStore(self.engine)  # RFC 9449 replay cache + refresh bindings
         self.par = SqlParStore(self.engine)  # RFC 9126
         self.devices = SqlDeviceCodeStore(self.engine)  # RFC 8628
         self.feed = SqlRevocationFeed(self.engine, self.read_engine)  # /oauth/revocations

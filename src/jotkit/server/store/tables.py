@@ -11,6 +11,8 @@ import sqlalchemy as sa
 __all__ = [
     "access_tokens",
     "backchannel_deliveries",
+    "dpop_bindings",
+    "dpop_proofs",
     "metadata",
     "oauth_assertions",
     "oauth_clients",
@@ -130,6 +132,8 @@ oauth_clients = sa.Table(
     sa.Column("default_audience", sa.Text, nullable=True),
     sa.Column("created_at", sa.Double, nullable=False),
     sa.Column("resources", sa.Text, nullable=False),  # JSON array (RFC 8707)
+    # RFC 9449 §5.2 client metadata (migration 0006_dpop): the client must use DPoP
+    sa.Column("dpop_bound_access_tokens", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column(  # RFC 9126 §6 require_pushed_authorization_requests (migration 0007_par_device)
         "require_par", sa.Boolean, nullable=False, server_default=sa.false()
     ),
@@ -217,6 +221,21 @@ backchannel_deliveries = sa.Table(
     sa.Column("created_at", sa.Double, nullable=False),
     sa.Column("delivered_at", sa.Double, nullable=True),
     sa.Column("last_error", sa.String(200), nullable=True),
+)
+
+# -- DPoP (migration 0006_dpop, RFC 9449) ---------------------------------------------------
+dpop_proofs = sa.Table(  # proofs already seen (§11.1): SHA-256 of jkt + jti, until iat window
+    "dpop_proofs",
+    metadata,
+    sa.Column("proof_hash", sa.String(64), primary_key=True),
+    sa.Column("expires_at", sa.Double, nullable=False, index=True),
+)
+
+dpop_bindings = sa.Table(  # a public client's refresh family is bound to its DPoP key (§5)
+    "dpop_bindings",
+    metadata,
+    sa.Column("family_id", sa.String(64), primary_key=True),
+    sa.Column("jkt", sa.String(64), nullable=False),
 )
 
 # -- pushed authorization requests and device codes (migration 0007_par_device) -----------

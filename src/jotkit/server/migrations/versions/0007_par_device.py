@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0007_par_device"
-down_revision = "0005_revocation_feed"
+down_revision = "0006_dpop"
 branch_labels = None
 depends_on = None
 
