@@ -14,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import jotkit
 from jotkit.server import FrozenClock
 from jotkit.server.oauth.clients import DEVICE_CODE_GRANT
 from oauth.par_device_helpers import (
@@ -284,3 +285,22 @@ def test_device_code_tokens_are_bound_to_the_dpop_key_of_the_poll(server, client
         stolen = with_proof(attacker, refresh)
         assert stolen.status_code == 400 and stolen.json()["error"] == "invalid_grant"
         assert with_proof(key, refresh).status_code == 200
+
+
+def test_browser_sign_out_does_not_sign_the_device_out(server, client_id, email):
+    from jotkit.server.oauth.logout import end_sso_session
+    from jotkit.server.oauth.sso import session_token_hash
+
+    with server.client() as c, server.client(follow_redirects=False) as b:
+        d = start_device(c, client_id, scope="openid offline_access")
+        approve(b, d["user_code"], email)
+        server.clock.advance(5)
+        tokens = poll(c, client_id, d["device_code"]).json()
+        browser = server.run(server.service.store.sso.find_session(
+            session_token_hash(b.cookies["jotkit_sso"])))
+        server.run(end_sso_session(server.service, browser.sid))
+        claims = jotkit.decode_unverified(tokens["id_token"])[1]
+        assert claims["sid"] != browser.sid  # the device is its own session
+        r = c.post("/oauth/token", data={"grant_type": "refresh_token", "client_id": client_id,
+                                         "refresh_token": tokens["refresh_token"]})
+        assert r.status_code == 200, r.text

@@ -152,6 +152,20 @@ def test_client_requiring_par_cannot_skip_it(server, email):
         assert "Allow access?" in ok.text
 
 
+def test_pushed_form_replayed_after_its_lifetime_is_refused(server, email):
+    client, secret = add_confidential(server, require_par=True)
+    uri = push(server, client.client_id, secret,
+               request_params(client.client_id, pkce().challenge)).json()["request_uri"]
+    with browser(server) as b:
+        page = b.get("/oauth/authorize", params={"client_id": client.client_id,
+                                                  "request_uri": uri})
+        assert hidden(page.text, "pushed")
+        server.clock.advance(601)  # the forms carry a pushed request for 10 minutes only
+        late = login(b, page, email)
+    assert late.status_code == 303
+    assert query_of(late.headers["location"])["error"] == "invalid_request"
+
+
 def test_par_answers_cors_for_public_clients_origins_only(server):
     add_client(server, "spa-" + secrets.token_hex(4))  # public, https://app.example/cb
     preflight = {"Access-Control-Request-Method": "POST"}

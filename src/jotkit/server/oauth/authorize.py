@@ -21,7 +21,8 @@ One request runs through small named steps, in this order:
 
 The login and consent forms carry the original request (re-validated on every post) and a
 CSRF token, so nothing of a half-done request is stored server-side. A pushed request carries
-a MAC of itself (``pushed``), so it stays a pushed request across the forms.
+a MAC of itself and of a deadline (``pushed``, :data:`PUSHED_FORM_TTL` after its
+``request_uri`` was spent), so it stays a pushed request across the forms, for a while only.
 
 :mod:`.par` validates a pushed request with the same steps (:func:`validate`).
 """
@@ -75,6 +76,7 @@ _MAX_VALUE = 2048
 _MAX_FIELDS = 40
 _REPEATABLE = frozenset({"resource"})
 REQUEST_URI_PREFIX = "urn:ietf:params:oauth:request_uri:"  # RFC 9126 §2.2
+PUSHED_FORM_TTL = 600.0  # seconds the login / consent forms may carry a pushed request
 LOGIN_PATH = "/oauth/authorize/login"
 CONSENT_PATH = "/oauth/authorize/consent"
 
@@ -112,6 +114,7 @@ class AuthzParams:
     resource: tuple[str, ...]
     raw: tuple[tuple[str, str], ...]  # what the forms carry back
     pushed: bool = False  # came through /oauth/par (RFC 9126)
+    pushed_until: float = 0.0  # until when the forms may carry it as pushed
 
     def encoded(self) -> str:
         """The request as a query string (hidden form field)."""
@@ -317,23 +320,40 @@ _PUSHED = "oauth-par\x00"  # CSRF-signer context of the MAC a pushed request car
 
 
 def _pushed_mac(request: Request, req: AuthzParams) -> str:
-    """The ``pushed`` form field: a MAC over the carried request ("" when not pushed)."""
+    """The ``pushed`` form field: ``deadline~MAC`` over the deadline and the carried request
+    ("" when not pushed)."""
     if not req.pushed:
         return ""
-    return _signer(request).issue(_PUSHED + hash_code(req.encoded()))
+    until = str(int(req.pushed_until))
+    return until + "~" + _signer(request).issue(
+        _PUSHED + until + "\x00" + hash_code(req.encoded())
+    )
+
+
+def _pushed_until(request: Request, svc: AuthService, field: str, text: str) -> float | None:
+    """The deadline of a valid, unexpired ``pushed`` field for the carried ``text``."""
+    until, _, mac = field.partition("~")
+    if not (until.isascii() and until.isdigit() and len(until) <= 12):
+        return None
+    if int(until) <= svc.clock.now():
+        return None
+    if not _signer(request).valid(mac, _PUSHED + until + "\x00" + hash_code(text)):
+        return None
+    return float(until)
 
 
 async def _validated(
-    svc: AuthService, pairs: Sequence[tuple[str, str]], *, pushed: bool = False
+    svc: AuthService, pairs: Sequence[tuple[str, str]], *, pushed_until: float | None = None
 ) -> AuthzParams:
     params = parse_request(pairs)
-    if "request_uri" in params and not pushed:
+    if "request_uri" in params and pushed_until is None:
         params = await check_request_uri(svc, params)
-        pushed = True
+        pushed_until = svc.clock.now() + PUSHED_FORM_TTL
     client = await check_client(svc, params)
     redirect_uri = check_redirect_uri(client, params)
     try:
-        return check_rest(svc, client, redirect_uri, params, pushed=pushed)
+        req = check_rest(svc, client, redirect_uri, params, pushed=pushed_until is not None)
+        return dataclasses.replace(req, pushed_until=pushed_until or 0.0)
     except AuthzError as exc:
         states = params.get("state") or []
         state = states[0] if len(states) == 1 else None
@@ -518,9 +538,8 @@ async def _carried(request: Request, svc: AuthService, form: dict[str, str]) -> 
                           max_num_fields=_MAX_FIELDS)
     except ValueError:
         raise PageError("The sign-in form is malformed.") from None
-    mac = form.get("pushed", "")
-    pushed = bool(mac) and _signer(request).valid(mac, _PUSHED + hash_code(text))
-    return await _validated(svc, pairs, pushed=pushed)
+    until = _pushed_until(request, svc, form.get("pushed", ""), text)
+    return await _validated(svc, pairs, pushed_until=until)
 
 
 def _single(pairs: Sequence[tuple[str, str]]) -> dict[str, str]:

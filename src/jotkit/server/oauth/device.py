@@ -55,6 +55,7 @@ CONFIRM_PATH = "/oauth/device/confirm"
 USER_CODE_ALPHABET = "BCDFGHJKLMNPQRSTVWXZ"  # RFC 8628 §6.1: 20^8 codes, about 34.5 bits
 _USER_CODE = re.compile(f"[{USER_CODE_ALPHABET}]{{8}}")
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+_FORM = "application/x-www-form-urlencoded"
 
 router = APIRouter(tags=["oauth"])
 
@@ -81,6 +82,13 @@ def normalize_user_code(text: str) -> str | None:
     summary="Device authorization endpoint (RFC 8628 §3.1)",
     response_class=Response,
     responses={200: {"description": "device_code, user_code, verification_uri (RFC 8628 §3.2)"}},
+    openapi_extra={"requestBody": {"required": True, "content": {_FORM: {"schema": {
+        "type": "object",
+        "properties": {name: {"type": "string"} for name in (
+            "client_id", "scope", "resource", "client_secret", "client_assertion_type",
+            "client_assertion",
+        )},
+    }}}}},
 )
 async def device_authorization(request: Request) -> Response:
     """Start a device authorization: answer the codes the device shows and polls with."""

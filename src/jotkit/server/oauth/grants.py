@@ -328,9 +328,9 @@ async def device_code(req: TokenRequest) -> dict[str, Any]:
     device = await svc.store.devices.redeem(
         hash_code(code), now, family, hash_refresh_token(refresh), access=(jti, exp)
     )
-    if device is None or device.user_id is None or device.sid is None:
+    if device is None or device.user_id is None:
         raise ServiceError("invalid_grant", "The device_code is invalid or was used.")
-    auth_time = device.auth_time or now
+    auth_time, sid = device.auth_time or now, family.id  # the device's own session
     try:
         user = _check_user(await svc.store.users.get(device.user_id))
         audience = _resources(req, device.resource)
@@ -340,7 +340,7 @@ async def device_code(req: TokenRequest) -> dict[str, Any]:
     svc.audit.event("device_code_redeemed", client_id=client.client_id, user_id=user.id,
                     session_id=family.id)
     return await _user_tokens(  # no nonce: RFC 8628 has no authorization request
-        req, user.id, device.scope, audience, now=now, jti=jti, exp=exp, sid=device.sid,
+        req, user.id, device.scope, audience, now=now, jti=jti, exp=exp, sid=sid,
         auth_time=auth_time, nonce=None, family_id=family.id, refresh=refresh,
     )
 

@@ -28,6 +28,7 @@ __all__ = ["PAR_PATH", "router"]
 PAR_PATH = "/oauth/par"
 _CLIENT_AUTH = frozenset({"client_secret", "client_assertion", "client_assertion_type"})
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+_FORM = "application/x-www-form-urlencoded"
 
 router = APIRouter(tags=["oauth"])
 
@@ -38,6 +39,15 @@ router = APIRouter(tags=["oauth"])
     response_class=Response,
     status_code=201,
     responses={201: {"description": "request_uri and expires_in (RFC 9126 §2.2)"}},
+    openapi_extra={"requestBody": {"required": True, "content": {_FORM: {"schema": {
+        "type": "object",
+        "properties": {name: {"type": "string"} for name in (
+            "response_type", "client_id", "redirect_uri", "scope", "state", "nonce",
+            "code_challenge", "code_challenge_method", "prompt", "max_age", "login_hint",
+            "resource", "client_secret", "client_assertion_type", "client_assertion",
+        )},
+        "required": ["response_type", "redirect_uri", "code_challenge"],
+    }}}}},
 )
 async def pushed_authorization_request(request: Request) -> Response:
     """Validate and store an authorization request; answer its single-use ``request_uri``."""

@@ -590,7 +590,7 @@ class DeviceCodeRecord:
     last_polled_at: float | None = None
     status: str = "pending"  # pending | approved | denied
     user_id: str | None = None
-    sid: str | None = None  # the SSO session that approved it
+    sid: str | None = None  # the SSO session that approved it (audit; not the grant's sid)
     auth_time: float | None = None
     decided_at: float | None = None
     redeemed_at: float | None = None
@@ -652,7 +652,9 @@ class DeviceCodeStore(ABC):
     ) -> DeviceCodeRecord | None:
         """Spend an approved code once, storing ``family`` (with its first refresh token),
         its grant and the access token ``(jti, exp)`` in the same transaction, as
-        :meth:`CodeStore.consume` does. Of concurrent calls exactly one gets the record."""
+        :meth:`CodeStore.consume` does. Of concurrent calls exactly one gets the record.
+        The grant's ``sid`` is ``family.id``: the device is its own session, so signing out of
+        the browser that approved it does not sign the device out."""
 
     @abstractmethod
     async def purge(self, now: float) -> int:

@@ -229,10 +229,9 @@ class SqlDeviceCodeStore(DeviceCodeStore):
             row = (await conn.execute(sa.select(t).where(t.c.code_hash == code_hash))).one()
             device = _device(row)
             assert device.user_id is not None
-            assert device.sid is not None
-            grant = GrantRecord(
+            grant = GrantRecord(  # the device's own session (``sid``): not the browser's
                 family_id=family.id, client_id=device.client_id, user_id=device.user_id,
-                scope=device.scope, resource=device.resource, sid=device.sid,
+                scope=device.scope, resource=device.resource, sid=family.id,
                 auth_time=device.auth_time or device.decided_at or now, nonce=None,
             )
             await conn.run_sync(lambda sync: open_grant(
