@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import stat
 import subprocess
 import sys
@@ -20,19 +19,14 @@ from jotkit.cli.login import needs_refresh, poll_outcome, token_file
 from jotkit.server.clock import SystemClock
 from oauth.par_device_helpers import add_device_client, approve
 from server.harness import Server, bearer, make_settings
+from server.live import free_port
 
 EMAIL = "cli-user@example.com"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    port = _free_port()
+    port = free_port()
     settings = make_settings(tmp_path_factory.mktemp("login"),
                              issuer=f"http://127.0.0.1:{port}", device_code_interval=1.0)
     srv = Server(settings, SystemClock(), port=port).start()  # type: ignore[arg-type]

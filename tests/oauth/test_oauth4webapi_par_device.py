@@ -5,7 +5,6 @@ allow) is done by httpx posting the hosted forms, as a browser without JavaScrip
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,21 +17,16 @@ from jotkit.server.oauth.clients import DEVICE_CODE_GRANT, new_client
 from oauth.par_device_helpers import approve
 from oauth.sso_helpers import consent, login
 from server.harness import Server, make_settings
+from server.live import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 EMAIL = "o4w@example.com"
 REDIRECT = "http://127.0.0.1:9/cb"  # never followed: the test reads the Location
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    port = _free_port()
+    port = free_port()
     settings = make_settings(tmp_path_factory.mktemp("o4w"), issuer=f"http://127.0.0.1:{port}",
                              device_code_interval=1.0)
     srv = Server(settings, SystemClock(), port=port).start()  # type: ignore[arg-type]
@@ -128,7 +122,7 @@ def test_oauth4webapi_device_flow(live: Server, node_bin: str):
 @pytest.fixture(scope="module")
 def live_dpop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """A running jotkit that requires DPoP nonces (RFC 9449 §8)."""
-    port = _free_port()
+    port = free_port()
     settings = make_settings(tmp_path_factory.mktemp("o4w-dpop"),
                              issuer=f"http://127.0.0.1:{port}", dpop_require_nonce=True)
     srv = Server(settings, SystemClock(), port=port).start()  # type: ignore[arg-type]
@@ -144,7 +138,7 @@ def test_oauth4webapi_par_code_flow_with_dpop_calls_a_protected_api(
     PKCE, DPoP on the token request through the nonce dance, then a DPoP call of an API
     protected by ``jotkit.integrations`` with the bound token."""
     import jotkit
-    from server.protected_api import protected_api
+    from server.live import protected_api
 
     live = live_dpop
     record, secret = new_client("o4w dpop web", now=live.clock.now(),

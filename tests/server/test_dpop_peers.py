@@ -7,10 +7,8 @@ the ``DPoP-Nonce`` value), then a FastAPI API protected by ``jotkit.integrations
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +17,7 @@ import pytest
 
 import jotkit
 
-from .protected_api import free_port, protected_api
+from .live import jotkit_serve, protected_api
 
 pytestmark = pytest.mark.xdist_group("oauth-peers")
 
@@ -29,35 +27,8 @@ NODE_DIR = Path(__file__).resolve().parents[1] / "node"
 @pytest.fixture(scope="module")
 def serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str]]]:
     """``jotkit serve`` (a real process) requiring DPoP nonces: ``(url, env)``."""
-    port = free_port()
-    data = tmp_path_factory.mktemp("serve-dpop")
-    url = f"http://127.0.0.1:{port}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("JOTKIT_")}
-    env.update(JOTKIT_DATA_DIR=str(data), JOTKIT_ISSUER=url, JOTKIT_LOG_LEVEL="WARNING",
-               JOTKIT_DPOP_REQUIRE_NONCE="1", JOTKIT_ARGON2_INSECURE_TEST_COSTS="1",
-               JOTKIT_ARGON2_TIME_COST="1", JOTKIT_ARGON2_MEMORY_COST="1024",
-               JOTKIT_ARGON2_PARALLELISM="1")
-    log = (data / "serve.log").open("wb")
-    proc = subprocess.Popen(
-        [str(Path(sys.executable).with_name("jotkit")), "serve", "--port", str(port)],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, (
-                data / "serve.log").read_text()
-            time.sleep(0.05)
-        yield url, env
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
-        log.close()
+    with jotkit_serve(tmp_path_factory.mktemp("serve-dpop"), DPOP_REQUIRE_NONCE="1") as live:
+        yield live
 
 
 @pytest.fixture(scope="module")

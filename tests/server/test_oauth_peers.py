@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import secrets
 import subprocess
 import sys
@@ -28,6 +27,7 @@ from jotkit.server.clock import SystemClock
 from jotkit.server.oauth.codes import AuthorizationRequest, issue_code, pkce_s256
 
 from .harness import PASSWORD
+from .live import jotkit_serve
 
 pytestmark = pytest.mark.xdist_group("oauth-peers")
 
@@ -78,40 +78,11 @@ class Serve:
 
 @pytest.fixture(scope="module")
 def serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve]:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     data = tmp_path_factory.mktemp("serve")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("JOTKIT_")}
-    env.update(JOTKIT_DATA_DIR=str(data), JOTKIT_ISSUER=f"http://127.0.0.1:{port}",
-               JOTKIT_ARGON2_TIME_COST="1", JOTKIT_ARGON2_MEMORY_COST="1024",
-               JOTKIT_ARGON2_PARALLELISM="1", JOTKIT_ARGON2_INSECURE_TEST_COSTS="1",
-               JOTKIT_LOG_LEVEL="WARNING", JOTKIT_KEYRING_SYNC_INTERVAL="0.5")
-    srv = Serve(f"http://127.0.0.1:{port}", env, data)
-    srv.cli("users", "add", "alice@example.com", stdin=PASSWORD + "\n")
-    log = (data / "serve.log").open("wb")
-    proc = subprocess.Popen(
-        [str(Path(sys.executable).with_name("jotkit")), "serve", "--port", str(port)],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(srv.url + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, (
-                data / "serve.log").read_text()
-            time.sleep(0.05)
+    with jotkit_serve(data, KEYRING_SYNC_INTERVAL="0.5") as (url, env):
+        srv = Serve(url, env, data)
+        srv.cli("users", "add", "alice@example.com", stdin=PASSWORD + "\n")
         yield srv
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
-        log.close()
 
 
 # -- Authlib ------------------------------------------------------------------------------
