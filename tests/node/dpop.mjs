@@ -5,17 +5,10 @@
 // protectedResourceRequest and the same handle, and the same token sent as a plain bearer
 // token (refused). Reads one JSON object on stdin, prints one JSON object.
 import * as oauth from 'oauth4webapi'
+import { discover, insecure, readInput } from './_io.mjs'
 
-const input = JSON.parse(await new Promise((resolve) => {
-  let data = ''
-  process.stdin.on('data', (c) => { data += c })
-  process.stdin.on('end', () => resolve(data))
-}))
-
-const insecure = { [oauth.allowInsecureRequests]: true }
-const issuer = new URL(input.issuer)
-const as = await oauth.processDiscoveryResponse(
-  issuer, await oauth.discoveryRequest(issuer, { algorithm: 'oidc', ...insecure }))
+const input = await readInput()
+const as = await discover(input.issuer)
 
 const out = { algs: as.dpop_signing_alg_values_supported, token_requests: 0 }
 const client = { client_id: input.client_id }

@@ -3,17 +3,10 @@
 // validation of every access token (validateJwtAccessToken). Reads one JSON object on stdin,
 // prints one JSON object.
 import * as oauth from 'oauth4webapi'
+import { discover, insecure, readInput } from './_io.mjs'
 
-const input = JSON.parse(await new Promise((resolve) => {
-  let data = ''
-  process.stdin.on('data', (c) => { data += c })
-  process.stdin.on('end', () => resolve(data))
-}))
-
-const insecure = { [oauth.allowInsecureRequests]: true }
-const issuer = new URL(input.issuer)
-const as = await oauth.processDiscoveryResponse(
-  issuer, await oauth.discoveryRequest(issuer, { algorithm: 'oidc', ...insecure }))
+const input = await readInput()
+const as = await discover(input.issuer)
 
 async function validate (token, audience) {
   const request = new Request(input.resource_url, { headers: { authorization: `Bearer ${token}` } })

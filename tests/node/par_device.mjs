@@ -18,19 +18,13 @@
 // (signature via the JWKS, iss, aud, exp, iat, nonce).
 import * as oauth from 'oauth4webapi'
 import * as readline from 'node:readline'
+import { discover, insecure } from './_io.mjs'
 
 const rl = readline.createInterface({ input: process.stdin })
 const lines = rl[Symbol.asyncIterator]()
 const next = async () => JSON.parse((await lines.next()).value)
 const say = (obj) => process.stdout.write(JSON.stringify(obj) + '\n')
-const insecure = { [oauth.allowInsecureRequests]: true }  // plain http on 127.0.0.1
 const sleep = (s) => new Promise((resolve) => setTimeout(resolve, s * 1000))
-
-async function discover (issuer) {
-  const url = new URL(issuer)
-  return oauth.processDiscoveryResponse(
-    url, await oauth.discoveryRequest(url, { algorithm: 'oidc', ...insecure }))
-}
 
 async function parFlow (input) {
   const as = await discover(input.issuer)
