@@ -235,3 +235,70 @@ def test_availability_classification(postgres_url: str) -> None:
     dead = live.replace(":5432", ":1")
     assert is_unavailable(asyncio.run(probe(dead, "SELECT 1")))
     assert not is_unavailable(ValueError("x"))
+
+
+def test_code_exchange_while_postgres_drops_connections(database: tuple[str, str],
+                                                        tmp_path: Path) -> None:
+    """The code redemption's asyncpg fast path: terminated connections are replaced, a
+    database refusing connections is 503 ``temporarily_unavailable`` and spends nothing,
+    and the same code is redeemed once the database is back."""
+    from jotkit.server.clock import SystemClock
+    from jotkit.server.oauth.clients import new_client
+    from jotkit.server.oauth.codes import AuthorizationRequest, issue_code, pkce_s256
+    from jotkit.server.store.sql import SqlStore
+
+    admin, name = database
+    url = pg_url_for(admin, name)
+    email = f"{secrets.token_hex(5)}@example.com"
+    user_id = asyncio.run(add_user(url, email))
+    record, secret = new_client("web", now=time.time(), redirect_uris=("https://app/cb",))
+    verifier = secrets.token_urlsafe(48)
+
+    async def setup() -> list[str]:
+        store = SqlStore(url)
+        try:
+            await store.clients.create(record)
+            service = type("S", (), {"clock": SystemClock(), "store": store})()
+            request = AuthorizationRequest(
+                client_id=record.client_id, user_id=user_id, redirect_uri="https://app/cb",
+                code_challenge=pkce_s256(verifier), scope=("openid",), nonce=None,
+                auth_time=time.time(), sid="sso-f", resource=())
+            return [await issue_code(service, request) for _ in range(3)]  # type: ignore[arg-type]
+        finally:
+            await store.close()
+
+    first, second, third = asyncio.run(setup())
+    plain = pg_url_for(admin, name).replace("postgresql+asyncpg://", "postgresql://")
+    svc = ServiceProcess(service_env(plain, None, None, tmp_path), tmp_path / "svc.log")
+
+    def redeem(code: str) -> httpx.Response:
+        return httpx.post(svc.url + "/oauth/token", auth=(record.client_id, secret or ""),
+                          data={"grant_type": "authorization_code", "code": code,
+                                "redirect_uri": "https://app/cb", "code_verifier": verifier},
+                          timeout=30)
+
+    try:
+        svc.start()
+        assert redeem(first).status_code == 200  # the pool now holds live connections
+        admin_execute(admin, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                             f"WHERE datname = '{name}' AND pid <> pg_backend_pid()")
+        r = redeem(second)  # its pooled connection was terminated: a new one serves it
+        assert r.status_code == 200, r.text
+        admin_execute(
+            admin,
+            f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false',
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            f"WHERE datname = '{name}' AND pid <> pg_backend_pid()",
+        )
+        try:
+            r = redeem(third)
+            assert r.status_code == 503, r.text
+            assert r.json()["error"] == "temporarily_unavailable"
+        finally:
+            admin_execute(admin, f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+        r = redeem(third)  # the failed attempt spent nothing
+        assert r.status_code == 200, r.text
+        r = redeem(second)  # redeemed before the outage: a replay
+        assert r.status_code == 400 and r.json()["error"] == "invalid_grant", r.text
+    finally:
+        svc.stop()

@@ -32,7 +32,8 @@ def test_public_clients_have_no_secret_and_cannot_use_client_credentials(cli):
             "--json")
     out = json.loads(r.stdout)
     assert "client_secret" not in out and out["token_endpoint_auth_method"] == "none"
-    assert cli("clients", "rotate-secret", out["client_id"]).exit_code == 1
+    # "--": a client_id may start with "-" (base64url)
+    assert cli("clients", "rotate-secret", "--", out["client_id"]).exit_code == 1
     bad = cli("clients", "add", "x", "--public", "--grant", "client_credentials")
     assert bad.exit_code == 2 and "public client" in bad.output
 
@@ -92,7 +93,7 @@ def test_clients_add_token_exchange_policy(cli):
     assert out["grant_types"] == [exchange, "client_credentials"]
     assert out["exchange_audiences"] == ["https://billing.example"]
     assert out["exchange_scopes"] == ["invoices:read"] and out["exchange_actors"] == ["gateway"]
-    shown = json.loads(cli("clients", "show", out["client_id"], "--json").stdout)
+    shown = json.loads(cli("clients", "show", "--json", "--", out["client_id"]).stdout)
     assert shown["exchange_audiences"] == ["https://billing.example"]
     # the grant needs an audience; the options need the grant; public clients cannot exchange
     for args in (("--grant", exchange),

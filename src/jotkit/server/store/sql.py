@@ -754,10 +754,20 @@ class _PgRotation:
         )
 
     async def fetchrow(self, sql: str, *args: Any) -> Any:
-        """One statement on a pooled connection (a code redemption); its first row."""
+        """One statement on a pooled connection (a code redemption); its first row. A
+        connection found dead (a database restart) is replaced once: a redemption whose
+        answer was lost then reads as a replay and revokes its grant, never issues twice."""
+        import asyncpg
+
         pool = await self._connections()
-        async with pool.acquire(timeout=self._sizing.timeout) as conn:
-            return await conn.fetchrow(sql, *args)
+        for attempt in (1, 2):
+            try:
+                async with pool.acquire(timeout=self._sizing.timeout) as conn:
+                    return await conn.fetchrow(sql, *args)
+            except (asyncpg.ConnectionDoesNotExistError, asyncpg.InterfaceError, OSError):
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
 
     async def close(self) -> None:
         """Close the pool."""
