@@ -290,3 +290,27 @@ def test_public_refresh_with_a_proof_binds_an_unbound_refresh_token(server, key)
         r = _refresh(c, client, rotated, jotkit.Key.generate("ES256"), now)  # another key
         assert r.status_code == 400 and r.json()["error"] == "invalid_grant"
         assert _refresh(c, client, rotated, key, now).status_code == 200
+
+
+def test_userinfo_asks_for_a_dpop_nonce_with_a_dpop_challenge(make_server, key):
+    server = make_server(dpop_require_nonce=True)
+    server.add_user("alice@example.com")
+    client = register(server, "spa", public=True)
+    code, verifier = make_code(server, client)
+    now = server.clock.now()
+    with server.client() as c:
+        data = {"grant_type": "authorization_code", "code": code, "code_verifier": verifier,
+                "redirect_uri": "https://app.example/callback", "client_id": client.id}
+        r = c.post("/oauth/token", data=data,
+                   headers={"DPoP": dpop.proof(key, "POST", TOKEN_URL, now=now)})
+        nonce = r.headers["DPoP-Nonce"]
+        r = c.post("/oauth/token", data=data, headers={
+            "DPoP": dpop.proof(key, "POST", TOKEN_URL, nonce=nonce, now=now)})
+        assert r.status_code == 200, r.text
+        token = r.json()["access_token"]
+        r = _userinfo(c, token, dpop.proof(key, "GET", USERINFO_URL, token, now=now))
+        assert r.status_code == 401 and r.json()["error"] == "use_dpop_nonce"
+        assert 'error="use_dpop_nonce"' in r.headers["WWW-Authenticate"]
+        nonce = r.headers["DPoP-Nonce"]
+        r = _userinfo(c, token, dpop.proof(key, "GET", USERINFO_URL, token, nonce=nonce, now=now))
+        assert r.status_code == 200, r.text

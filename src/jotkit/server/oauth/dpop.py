@@ -12,10 +12,11 @@ window they were made in and the next one.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
+import secrets
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
+
+from cryptography.hazmat.primitives import hashes, hmac
 
 from jotkit._b64 import b64encode
 from jotkit.dpop import DEFAULT_ALGORITHMS, ProofVerifier, VerifiedProof
@@ -49,11 +50,16 @@ class DpopGate:
         self.verifier = ProofVerifier(DEFAULT_ALGORITHMS, max_age=settings.dpop_max_age)
         self.require_nonce = settings.dpop_require_nonce
         self.window = settings.dpop_nonce_window
-        self._key = hmac.new(secret, _NONCE_LABEL, hashlib.sha256).digest()
+        self._key = self._mac(secret, _NONCE_LABEL)  # domain separation from CSRF tokens
+
+    @staticmethod
+    def _mac(key: bytes, data: bytes) -> bytes:
+        mac = hmac.HMAC(key, hashes.SHA256())
+        mac.update(data)
+        return mac.finalize()
 
     def _tag(self, window: int) -> str:
-        mac = hmac.new(self._key, str(window).encode("ascii"), hashlib.sha256).digest()
-        return b64encode(mac[:16])
+        return b64encode(self._mac(self._key, str(window).encode("ascii"))[:16])
 
     def nonce(self, now: float) -> str:
         """The current server nonce (RFC 9449 §8): ``<window>.<HMAC tag>``."""
@@ -69,8 +75,8 @@ class DpopGate:
         current = int(now // self.window)
         if window not in (current, current - 1):
             return False
-        return hmac.compare_digest(tag.encode("utf-8", "surrogatepass"),
-                                   self._tag(window).encode("ascii"))
+        return secrets.compare_digest(tag.encode("utf-8", "surrogatepass"),
+                                      self._tag(window).encode("ascii"))
 
     def response_headers(self, now: float) -> Mapping[str, str]:
         """``DPoP-Nonce`` for a successful answer when nonces are required (§8.2)."""
