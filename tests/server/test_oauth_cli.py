@@ -103,3 +103,16 @@ def test_clients_add_token_exchange_policy(cli):
                  ("--grant", exchange, "--exchange-audience", "has space")):
         bad = cli("clients", "add", "x", *args)
         assert bad.exit_code == 2, (args, bad.output)
+
+
+def test_client_ids_never_start_with_a_dash(monkeypatch):
+    """A client_id such as ``-abc`` is read as an option by every command line (``jotkit
+    clients show -abc`` failed about once in 64 registrations)."""
+    import secrets
+
+    from jotkit.server.oauth.clients import new_client
+
+    draws = iter(["-starts-with-a-dash-x", "fine-id-from-the-2nd"])
+    monkeypatch.setattr(secrets, "token_urlsafe", lambda n=None: next(draws))
+    record, _ = new_client("x", now=0.0, redirect_uris=("https://app.example/cb",))
+    assert record.client_id == "fine-id-from-the-2nd"

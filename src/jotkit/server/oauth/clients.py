@@ -158,6 +158,15 @@ def _check_jwks(jwks: dict[str, Any]) -> dict[str, Any]:
     return jwks
 
 
+def _new_client_id() -> str:
+    """144 random bits, base64url; never starting with ``-``, which a command line would take
+    for an option (``jotkit clients show -abc...``)."""
+    while True:
+        client_id = secrets.token_urlsafe(18)
+        if not client_id.startswith("-"):
+            return client_id
+
+
 def new_client(
     name: str,
     *,
@@ -234,7 +243,7 @@ def new_client(
         raise ValueError(f"id_token_signed_response_alg must be one of {ID_TOKEN_ALGS}")
     secret = new_secret() if method in ("client_secret_basic", "client_secret_post") else None
     record = ClientRecord(
-        client_id=secrets.token_urlsafe(18),
+        client_id=_new_client_id(),
         name=name,
         secret_hash=None if secret is None else hash_secret(secret),
         auth_method=method,
