@@ -7,7 +7,14 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from .oauth_util import exchange, make_code, register
+import jotkit
+from jotkit import dpop
+from jotkit.server.oauth.clients import TOKEN_EXCHANGE
+from jotkit.server.oauth.exchange import ACCESS_TOKEN_TYPE
+
+from .oauth_util import REDIRECT, exchange, make_code, register
+
+TOKEN_URL = "http://jotkit.test/oauth/token"
 
 _FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
@@ -47,3 +54,35 @@ def test_introspection_by_a_registered_confidential_client_answers(server):
         wrong = httpx.BasicAuth(rs.id, "wrong")
         r = c.post("/oauth/introspect", data={"token": token}, auth=wrong)
         assert r.status_code == 401 and r.json()["error"] == "invalid_client"
+
+
+def test_dpop_bound_subject_token_is_exchanged_only_by_the_service_it_is_meant_for(server):
+    """Token exchange of a DPoP-bound user token (docs/oauth.md, the decision): the service
+    that received it (its ``aud``) exchanges it without the user's key, and gets a token bound
+    to its own proof; another confidential client holding the stolen token, with a policy for
+    the same target, gets nothing."""
+    svc_a, svc_b = "https://a.example", "https://b.example"
+    policy = {"grant_types": (TOKEN_EXCHANGE,), "exchange_audiences": (svc_b,)}
+    a = register(server, "svc-a", default_audience=svc_a, **policy)
+    thief = register(server, "thief", default_audience="https://t.example", **policy)
+    web = register(server, "web", resources=(svc_a,))
+    user_key, a_key = jotkit.Key.generate("ES256"), jotkit.Key.generate("ES256")
+    with server.client() as c:
+        code, verifier = make_code(server, web, scope=("openid",), resource=(svc_a,))
+        proof = dpop.proof(user_key, "POST", TOKEN_URL, now=server.clock.now())
+        r = c.post("/oauth/token", auth=web.basic, headers={"DPoP": proof}, data={
+            "grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT,
+            "code_verifier": verifier})
+        subject = r.json()["access_token"]
+        assert jotkit.decode_unverified(subject)[1]["cnf"] == {"jkt": user_key.thumbprint()}
+        form = {"grant_type": TOKEN_EXCHANGE, "subject_token": subject,
+                "subject_token_type": ACCESS_TOKEN_TYPE, "audience": svc_b}
+        r = c.post("/oauth/token", data=form, auth=thief.basic)
+        assert r.status_code == 400 and r.json()["error"] == "invalid_request", r.text
+        assert "not issued for this client" in r.json()["error_description"]
+        proof = dpop.proof(a_key, "POST", TOKEN_URL, now=server.clock.now())
+        r = c.post("/oauth/token", data=form, auth=a.basic, headers={"DPoP": proof})
+        assert r.status_code == 200, r.text
+        assert r.json()["token_type"] == "DPoP"
+        claims = jotkit.decode_unverified(r.json()["access_token"])[1]
+        assert claims["cnf"] == {"jkt": a_key.thumbprint()} and claims["aud"] == svc_b
