@@ -390,3 +390,14 @@ def test_the_answer_does_not_depend_on_what_was_decided_before(app, mint) -> Non
         assert _call(app, [*_bearer(staff), (b"x-forwarded-uri", uri)])[0] == expected, uri
     both = [*_bearer(staff), (b"x-forwarded-uri", b"/orders/1"), (b"x-original-uri", b"/admin/x")]
     assert _call(app, both)[0] == 403  # after /orders/1 was allowed for the same token
+
+
+def test_dpop_bound_token_sent_as_bearer_is_refused_by_forward_auth(app, mint) -> None:
+    """RFC 9449 §7.2: a token bound to a key (``cnf.jkt``) is no bearer token; a thief who
+    holds it without the key must not get through the gateway with ``Bearer``."""
+    token = mint(sub="alice", scope="orders:read", cnf={"jkt": "x" * 43})
+    for _ in range(2):  # and no remembered decision lets it through the second time
+        status, headers, body = _call(app, _bearer(token), path="/anything")
+        assert status == 401, body
+        assert json.loads(body)["reason"] == "dpop_bound_token"
+        assert b"x-auth-subject" not in headers

@@ -53,13 +53,13 @@ class CountingVerifier(TokenVerifier):
         super().__init__(*args, **kw)
         self.calls = 0
 
-    def verify(self, token: str) -> dict[str, Any]:
+    def verify(self, token: str, **kw: Any) -> dict[str, Any]:
         self.calls += 1
-        return super().verify(token)
+        return super().verify(token, **kw)
 
-    async def averify(self, token: str) -> dict[str, Any]:
+    async def averify(self, token: str, **kw: Any) -> dict[str, Any]:
         self.calls += 1
-        return await super().averify(token)
+        return await super().averify(token, **kw)
 
 
 def verifier(key: Any, clock: FakeClock, **kw: Any) -> CountingVerifier:

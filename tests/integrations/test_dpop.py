@@ -4,6 +4,7 @@ are named after the attack they prevent."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -12,7 +13,7 @@ from hypothesis import strategies as st
 
 import jotkit
 from jotkit import dpop
-from jotkit.integrations import TokenVerifier
+from jotkit.integrations import BearerError, TokenVerifier
 
 from .apps import FRAMEWORKS, Client, make_client
 from .conftest import AUDIENCE, ISSUER, FakeClock
@@ -142,3 +143,23 @@ def test_malformed_dpop_headers_are_always_a_401(client, es_key, holder, clock, 
     token = bound_token(es_key, holder, clock.now)
     reply = call(client, token, value)
     dpop_error(reply, "invalid_dpop_proof")
+
+
+def test_dpop_bound_token_through_extract_and_verify_is_refused(es_key, holder, clock):
+    """The split API (``extract`` then ``verify``/``averify``, as ``jotkit forward-auth``
+    calls it) is the bearer path: a DPoP-bound token must not pass it (RFC 9449 §7.2)."""
+    verifier = TokenVerifier(es_key.public(), issuer=ISSUER, audience=AUDIENCE, clock=clock)
+    token = bound_token(es_key, holder, clock.now)
+    extracted = verifier.extract(f"Bearer {token}")
+    for attempt in range(2):  # the second call answers from the verifier's cache
+        with pytest.raises(BearerError) as sync_error:
+            verifier.verify(extracted)
+        assert sync_error.value.reason == "dpop_bound_token", attempt
+        with pytest.raises(BearerError) as async_error:
+            asyncio.run(verifier.averify(extracted))
+        assert async_error.value.reason == "dpop_bound_token", attempt
+    # a caller that checks the binding itself (check_binding) still gets the claims
+    claims = verifier.verify(extracted, allow_bound=True)
+    assert claims["cnf"] == {"jkt": holder.thumbprint()}
+    plain = bound_token(es_key, None, clock.now)
+    assert verifier.verify(verifier.extract(f"Bearer {plain}"))["sub"] == "user-1"

@@ -580,8 +580,12 @@ class TokenVerifier:
             503, "temporarily_unavailable", description, reason=reason, retry_after=5
         )
 
-    def verify(self, token: str) -> Claims:
-        """Verify a token (sync); returns a copy of its claims or raises BearerError."""
+    def verify(self, token: str, *, allow_bound: bool = False) -> Claims:
+        """Verify a bearer token (sync); returns a copy of its claims or raises BearerError.
+
+        A DPoP-bound token (``cnf.jkt``) is no bearer token and is refused (401
+        ``dpop_bound_token``, RFC 9449 §7.2) unless ``allow_bound``: the caller then checks
+        the binding itself (:meth:`check_binding`, as :meth:`authenticate` does)."""
         now = self._clock()
         claims = self._from_cache(token, now)
         if claims is None:
@@ -601,10 +605,13 @@ class TokenVerifier:
             self._check_active(token, now)
         if self.revocations is not None:
             self._check_revocations(claims)
+        if not allow_bound:
+            self.check_binding(claims, token, dpop_scheme=False)
         return dict(claims)
 
-    async def averify(self, token: str) -> Claims:
-        """Verify a token without blocking the event loop on key fetches or introspection."""
+    async def averify(self, token: str, *, allow_bound: bool = False) -> Claims:
+        """Verify a bearer token without blocking the event loop on key fetches or
+        introspection; a DPoP-bound token needs ``allow_bound`` (see :meth:`verify`)."""
         now = self._clock()
         claims = self._from_cache(token, now)
         if claims is None:
@@ -628,6 +635,8 @@ class TokenVerifier:
             await self._acheck_active(token, now)
         if self.revocations is not None:
             self._check_revocations(claims)
+        if not allow_bound:
+            self.check_binding(claims, token, dpop_scheme=False)
         return dict(claims)
 
     def _check_revocations(self, claims: Claims) -> None:
@@ -715,7 +724,7 @@ class TokenVerifier:
         ``dpop`` holds the request's ``DPoP`` header values, ``method`` and ``url`` (the
         full request URL) are what the proof must name (RFC 9449 §4.3)."""
         token, dpop_scheme = self._extract(authorization, cookies)
-        claims = self.verify(token)
+        claims = self.verify(token, allow_bound=True)
         self.check_binding(claims, token, dpop_scheme=dpop_scheme, proofs=dpop, method=method,
                            url=url)
         self.authorize(claims, scopes, roles)
@@ -734,7 +743,7 @@ class TokenVerifier:
     ) -> Claims:
         """Extract, verify, check the DPoP binding and authorise in one call (async)."""
         token, dpop_scheme = self._extract(authorization, cookies)
-        claims = await self.averify(token)
+        claims = await self.averify(token, allow_bound=True)
         self.check_binding(claims, token, dpop_scheme=dpop_scheme, proofs=dpop, method=method,
                            url=url)
         self.authorize(claims, scopes, roles)

@@ -184,10 +184,13 @@ async def introspect(request: Request) -> Response:
     The hot path of resource servers: the form is read by :func:`.oauth.routes.read_form`
     (no repeated parameter, RFC 6749 §3.2) and the answer serialised directly, without
     FastAPI's form and response-model machinery."""
+    # read (and cache) the body first: authenticate_client parses the form through
+    # request.form(), which would otherwise consume the stream before read_form
+    raw = await request.body()
     await authenticate_client(request)
     from ..oauth.routes import read_form
 
-    form = (await read_form(request))[0] if await request.body() else {}  # empty: no token
+    form = (await read_form(request))[0] if raw else {}  # empty: no token
     token = form.get("token")
     if not token:
         raise ServiceError("invalid_request", "The token parameter is required.")
