@@ -202,12 +202,14 @@ def _copy_cookies(source: Response | None, target: Response) -> None:
     target.raw_headers.extend(h for h in source.raw_headers if h[0] == b"set-cookie")
 
 
-async def _form(request: Request) -> dict[str, str]:
+async def _form(request: Request) -> dict[str, str] | Response:
+    """The page's form fields (single text values), or the entry page saying it is
+    malformed (a file, a repeated field, too many fields)."""
     form = await request.form(max_files=0, max_fields=12)
     out: dict[str, str] = {}
     for name, value in form.multi_items():
         if not isinstance(value, str) or name in out:
-            raise ServiceError("invalid_request", "The form is malformed.")
+            return _entry_page(request, status=400, error="The form is malformed.")
         out[name] = value
     return out
 
@@ -248,10 +250,9 @@ async def device_page(request: Request) -> Response:
 async def device_submit(request: Request) -> Response:
     """The user code form: then the login form or the confirmation."""
     svc: AuthService = request.app.state.service
-    try:
-        form = await _form(request)
-    except ServiceError:
-        return _entry_page(request, status=400, error="The form is malformed.")
+    form = await _form(request)
+    if isinstance(form, Response):
+        return form
     if not sso.login_csrf_valid(request.app.state.sso_csrf, request,
                                 form.get("csrf_token", ""), svc):
         return _entry_page(request, form.get("user_code", ""), status=403,
@@ -270,10 +271,9 @@ async def device_submit(request: Request) -> Response:
 async def device_login(request: Request) -> Response:
     """The hosted login form for a device code (:func:`.authorize.sign_in`)."""
     svc: AuthService = request.app.state.service
-    try:
-        form = await _form(request)
-    except ServiceError:
-        return _entry_page(request, status=400, error="The form is malformed.")
+    form = await _form(request)
+    if isinstance(form, Response):
+        return form
     found = await _pending(request, svc, form.get("user_code", ""))
     if isinstance(found, Response):
         return found
@@ -294,10 +294,9 @@ async def device_login(request: Request) -> Response:
 async def device_confirm(request: Request) -> Response:
     """Allow or deny the device (RFC 8628 §3.3): the code is decided once."""
     svc: AuthService = request.app.state.service
-    try:
-        form = await _form(request)
-    except ServiceError:
-        return _entry_page(request, status=400, error="The form is malformed.")
+    form = await _form(request)
+    if isinstance(form, Response):
+        return form
     session = await sso.current_session(svc, request)
     code = normalize_user_code(form.get("user_code", ""))
     if session is None or code is None or not sso.consent_csrf_valid(
