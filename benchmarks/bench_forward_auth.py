@@ -35,13 +35,12 @@ import shutil
 import statistics
 import subprocess
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import httpx
+from _servers import jwks_server  # benchmarks/_servers.py
 from _wrk import free_port, parse_wrk, wrk_command  # benchmarks/_wrk.py
 
 import jotkit
@@ -100,25 +99,6 @@ def _serve(kind: str, port: int, jwks_url: str, where: str) -> None:
         uvicorn.run(app, **uvicorn_options("127.0.0.1", port, "warning"))
     else:
         serve(_config(jwks_url, Path(where)), host="127.0.0.1", port=port, log_level="warning")
-
-
-def _jwks_server(key: jotkit.Key) -> tuple[ThreadingHTTPServer, str]:
-    body = json.dumps(jotkit.KeySet([key.public()]).to_jwks()).encode()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, f"http://127.0.0.1:{server.server_address[1]}/jwks.json"
 
 
 def _token(key: jotkit.Key) -> str:
@@ -213,7 +193,7 @@ def main() -> None:
     import tempfile
 
     key = jotkit.Key.generate("ES256", kid="bench")
-    jwks, jwks_url = _jwks_server(key)
+    jwks, jwks_url = jwks_server(jotkit.KeySet([key.public()]).to_jwks())
     headers = {"Authorization": f"Bearer {_token(key)}", "X-Forwarded-Uri": "/orders/1",
                "X-Forwarded-Method": "GET"}
     procs: dict[str, subprocess.Popen[bytes]] = {}
