@@ -15,7 +15,15 @@ from pathlib import Path
 import pytest
 
 from jotkit.cli._common import CliError
-from jotkit.cli.login import needs_refresh, poll_outcome, token_file
+from jotkit.cli.login import (
+    _Http,
+    code_lifetime,
+    needs_refresh,
+    poll_interval,
+    poll_outcome,
+    require_https,
+    token_file,
+)
 from jotkit.server.clock import SystemClock
 from oauth.par_device_helpers import add_device_client, approve
 from server.harness import Server, bearer, make_settings
@@ -146,3 +154,55 @@ def test_poll_outcomes_follow_rfc_8628():
     assert needs_refresh({"expires_at": 100.0}, 50.0)
     assert not needs_refresh({"expires_at": 1000.0}, 50.0)
     assert not needs_refresh({"expires_at": None}, 50.0)
+
+
+@pytest.mark.parametrize("url", [
+    "http://auth.example", "http://10.0.0.5:8000", "ftp://auth.example", "https://", "auth.example",
+    "http://[::1", 42, None,
+])
+def test_login_refuses_a_cleartext_issuer_that_would_expose_codes_and_tokens(url):
+    with pytest.raises(CliError):
+        require_https(url, "issuer")
+
+
+@pytest.mark.parametrize("url", [
+    "https://auth.example", "http://127.0.0.1:8000", "http://localhost:9000/", "http://[::1]:80",
+])
+def test_https_or_loopback_issuer_is_accepted(url):
+    assert require_https(url, "issuer") == url
+
+
+def test_metadata_endpoint_in_clear_text_is_refused_even_for_an_https_issuer():
+    class Stub:
+        status_code = 200
+
+        @staticmethod
+        def json():
+            return {"issuer": "https://auth.example",
+                    "device_authorization_endpoint": "https://auth.example/device",
+                    "token_endpoint": "http://auth.example/token"}
+
+    http = _Http()
+    http._client.get = lambda url: Stub()  # type: ignore[method-assign]
+    with http, pytest.raises(CliError, match="token endpoint"):
+        http.metadata("https://auth.example")
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    (None, 5), (0, 1), (-3, 1), (0.2, 1), (2, 2), (7.9, 7), (10**12, 300), (float("inf"), 300),
+    (float("nan"), 5), ("5", 5), (True, 5), ([], 5),
+])
+def test_server_interval_of_zero_cannot_make_the_cli_poll_in_a_tight_loop(value, expected):
+    assert poll_interval(value) == expected
+
+
+def test_slow_down_never_raises_the_interval_past_the_cap():
+    assert poll_outcome(400, {"error": "slow_down"}, 300).interval == 300
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    (None, 600.0), (0, 600.0), (-1, 600.0), ("x", 600.0), (float("nan"), 600.0), (30, 30.0),
+    (10**9, 3600.0),
+])
+def test_code_lifetime_is_bounded(value, expected):
+    assert code_lifetime(value) == expected

@@ -18,7 +18,9 @@ functions; the HTTP calls sit in :class:`_Http`, a thin httpx shell.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
+import math
 import os
 import secrets
 import time
@@ -26,6 +28,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
+from urllib.parse import urlsplit
 
 import typer
 
@@ -38,9 +41,11 @@ __all__ = [
     "DEVICE_CODE_GRANT",
     "Poll",
     "needs_refresh",
+    "poll_interval",
     "poll_outcome",
     "read_session",
     "register",
+    "require_https",
     "session_from_tokens",
     "token_file",
     "write_private",
@@ -48,6 +53,11 @@ __all__ = [
 
 DEVICE_CODE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 SLOW_DOWN_STEP = 5  # RFC 8628 §3.5
+DEFAULT_INTERVAL = 5  # RFC 8628 §3.2: when the server gives none
+#: Bounds on the polling interval a server may ask for: 0 would poll in a tight loop, a huge
+#: value would stall the CLI past the code's lifetime.
+MIN_INTERVAL, MAX_INTERVAL = 1, 300
+DEFAULT_LIFETIME, MAX_LIFETIME = 600.0, 3600.0  # seconds a device code is polled for
 REFRESH_MARGIN = 60.0  # refresh an access token that expires within this many seconds
 _TIMEOUT = 30.0
 
@@ -72,6 +82,49 @@ def token_file(explicit: Path | None, env: Mapping[str, str]) -> Path:
     return base / "jotkit" / "tokens.json"
 
 
+def require_https(url: Any, what: str) -> str:
+    """``url`` when it is an https URL, or http on a loopback host (RFC 8414 §2 wants an
+    https issuer; RFC 8252 §8.3 allows loopback): the CLI sends codes and tokens there."""
+    if not isinstance(url, str):
+        fail(f"the {what} is not a URL", EXIT_INVALID)
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+    except ValueError:
+        fail(f"the {what} {url!r} is not a URL", EXIT_INVALID)
+    if parts.scheme == "https" and host:
+        return url
+    if parts.scheme == "http" and _is_loopback(host):
+        return url
+    fail(f"the {what} {url!r} is not https: tokens would cross the network in clear",
+         EXIT_INVALID)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def poll_interval(value: Any) -> int:
+    """The polling interval (RFC 8628 §3.2): 5 s when absent or not a number, and kept
+    within [1, 300] s so a server answering 0 cannot make the CLI poll in a tight loop."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
+        return DEFAULT_INTERVAL
+    return int(min(max(value, MIN_INTERVAL), MAX_INTERVAL))
+
+
+def code_lifetime(value: Any) -> float:
+    """How long to poll for (RFC 8628 §3.2 ``expires_in``): 600 s when absent or not a
+    positive number, at most an hour."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        return DEFAULT_LIFETIME
+    return float(min(value, MAX_LIFETIME))
+
+
 @dataclass(frozen=True, slots=True)
 class Poll:
     """What to do after one poll: ``tokens`` when done, else wait ``interval`` seconds."""
@@ -93,7 +146,7 @@ def poll_outcome(status: int, body: Any, interval: int) -> Poll:
     if error == "authorization_pending":
         return Poll(None, interval)
     if error == "slow_down":
-        return Poll(None, interval + SLOW_DOWN_STEP)
+        return Poll(None, min(interval + SLOW_DOWN_STEP, MAX_INTERVAL))
     if error == "access_denied":
         fail("the sign-in was denied", EXIT_INVALID)
     if error == "expired_token":
@@ -198,7 +251,8 @@ class _Http:
         """RFC 8414 §3: the server metadata, whose ``issuer`` must be ``issuer`` (§3.3)."""
         import httpx
 
-        url = issuer.rstrip("/") + "/.well-known/oauth-authorization-server"
+        base = require_https(issuer, "issuer").rstrip("/")
+        url = base + "/.well-known/oauth-authorization-server"
         try:
             response = self._client.get(url)
         except httpx.HTTPError as exc:
@@ -211,6 +265,10 @@ class _Http:
                  EXIT_INVALID)
         if not isinstance(body.get("device_authorization_endpoint"), str):
             fail("the server has no device authorization endpoint (RFC 8628)", EXIT_INVALID)
+        for name in ("device_authorization_endpoint", "token_endpoint"):
+            require_https(body.get(name), name.replace("_", " "))
+        if body.get("revocation_endpoint") is not None:
+            require_https(body["revocation_endpoint"], "revocation endpoint")
         return body
 
     def form(self, url: str, form: Mapping[str, str]) -> tuple[int, Any]:
@@ -236,8 +294,8 @@ def _device_login(
                f"{start.get('user_code')}")
     if start.get("verification_uri_complete"):
         typer.echo(f"(or open {start['verification_uri_complete']})")
-    interval = int(start.get("interval") or 5)
-    deadline = time.monotonic() + float(start.get("expires_in") or 600)
+    interval = poll_interval(start.get("interval"))
+    deadline = time.monotonic() + code_lifetime(start.get("expires_in"))
     while time.monotonic() < deadline:
         sleep(interval)
         status, body = http.form(metadata["token_endpoint"], {
