@@ -330,3 +330,17 @@ def test_prompt_login_as_the_same_user_keeps_the_sso_session_and_moves_auth_time
 
     session = server.run(server.service.store.sso.find_session(session_token_hash(cookie)))
     assert session.ended_at is None and session.auth_time == server.clock.now()
+
+
+@pytest.mark.parametrize("path", ["/oauth/authorize", "/oauth/authorize/login",
+                                  "/oauth/authorize/consent", "/oauth/device",
+                                  "/oauth/device/login", "/oauth/device/confirm",
+                                  "/oauth/logout"])
+def test_hosted_form_smuggling_a_file_upload_is_a_400_never_a_500(server, ids, path):
+    """Every hosted page reads its form through one reader (``pages.form_fields``), which
+    admits no file: a multipart upload is a 400, never a 500 or a crash."""
+    _email, client_id = ids
+    fields = {**authz_params(client_id), "csrf_token": "x"}
+    with browser(server) as b:
+        r = b.post(path, data=fields, files={"upload": ("a.txt", b"\x00" * 64, "text/plain")})
+    assert r.status_code == 400, r.text

@@ -46,7 +46,7 @@ from ..store.sso import SsoSessionRecord
 from . import sso
 from .clients import ClientRecord, allowed_scopes
 from .codes import AuthorizationRequest, hash_code, issue_code
-from .pages import message_page, page_response
+from .pages import form_fields, message_page, page_response, single_fields
 
 __all__ = [
     "REQUEST_URI_PREFIX",
@@ -502,8 +502,10 @@ def _error_page(request: Request, exc: PageError) -> Response:
 
 
 async def _form_pairs(request: Request) -> list[tuple[str, str]]:
-    form = await request.form(max_files=0, max_fields=_MAX_FIELDS + 8)
-    return [(k, v) for k, v in form.multi_items() if isinstance(v, str)]
+    pairs = await form_fields(request, _MAX_FIELDS + 8)
+    if pairs is None:
+        raise PageError("The form is malformed.")
+    return pairs
 
 
 async def _start(request: Request, pairs: Sequence[tuple[str, str]]) -> Response:
@@ -526,7 +528,11 @@ async def authorize_get(request: Request) -> Response:
 @router.post("/oauth/authorize")
 async def authorize_post(request: Request) -> Response:
     """The authorization endpoint, form POST (OIDC Core §3.1.2.1)."""
-    return await _start(request, await _form_pairs(request))
+    try:
+        pairs = await _form_pairs(request)
+    except PageError as exc:
+        return _error_page(request, exc)
+    return await _start(request, pairs)
 
 
 async def _carried(request: Request, svc: AuthService, form: dict[str, str]) -> AuthzParams:
@@ -543,12 +549,10 @@ async def _carried(request: Request, svc: AuthService, form: dict[str, str]) -> 
 
 
 def _single(pairs: Sequence[tuple[str, str]]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for k, v in pairs:
-        if k in out:
-            raise PageError("The form has a repeated field.")
-        out[k] = v
-    return out
+    fields = single_fields(pairs)
+    if fields is None:
+        raise PageError("The form has a repeated field.")
+    return fields
 
 
 @router.post(LOGIN_PATH)

@@ -35,7 +35,7 @@ from .authorize import scope_items, sign_in
 from .clients import DEVICE_CODE_GRANT, allowed_scopes, select_resources
 from .codes import hash_code
 from .grants import parse_scope
-from .pages import message_page, page_response
+from .pages import form_fields, message_page, page_response, single_fields
 from .routes import client_from_request, read_form
 
 __all__ = [
@@ -205,13 +205,10 @@ def _copy_cookies(source: Response | None, target: Response) -> None:
 async def _form(request: Request) -> dict[str, str] | Response:
     """The page's form fields (single text values), or the entry page saying it is
     malformed (a file, a repeated field, too many fields)."""
-    form = await request.form(max_files=0, max_fields=12)
-    out: dict[str, str] = {}
-    for name, value in form.multi_items():
-        if not isinstance(value, str) or name in out:
-            return _entry_page(request, status=400, error="The form is malformed.")
-        out[name] = value
-    return out
+    fields = single_fields(await form_fields(request, 12))
+    if fields is None:
+        return _entry_page(request, status=400, error="The form is malformed.")
+    return fields
 
 
 async def _pending(

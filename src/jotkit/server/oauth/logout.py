@@ -26,7 +26,7 @@ from ..sessions import ID_TOKEN_ALG, AuthService
 from ..store.sso import DeliveryRecord
 from . import sso
 from .clients import ClientRecord
-from .pages import message_page, page_response
+from .pages import form_fields, message_page, page_response
 
 __all__ = [
     "BACKCHANNEL_EVENT",
@@ -218,8 +218,7 @@ async def _hint_claims(svc: AuthService, hint: str) -> dict[str, Any] | None:
 
 async def _params(request: Request) -> dict[str, str]:
     if request.method == "POST":
-        form = await request.form(max_files=0, max_fields=16)
-        pairs = [(k, v) for k, v in form.multi_items() if isinstance(v, str)]
+        pairs = await form_fields(request, 16) or []  # a file: no parameters
     else:
         pairs = list(request.query_params.multi_items())
     out: dict[str, str] = {}

@@ -21,7 +21,7 @@ from starlette.responses import HTMLResponse, Response
 
 from ..sessions import AuthService
 
-__all__ = ["Brand", "page_response", "router"]
+__all__ = ["Brand", "form_fields", "page_response", "router", "single_fields"]
 
 _DIR = Path(__file__).resolve().parent.parent / "templates"
 STATIC_PATH = "/oauth/pages/pages.css"
@@ -40,6 +40,30 @@ class Brand:
 
 
 @lru_cache(maxsize=1)
+async def form_fields(request: Request, max_fields: int) -> list[tuple[str, str]] | None:
+    """A hosted page's posted form as ``(name, text)`` pairs in order, at most
+    ``max_fields``; None when it carries a file (the pages post text only)."""
+    form = await request.form(max_files=0, max_fields=max_fields)
+    pairs: list[tuple[str, str]] = []
+    for name, value in form.multi_items():
+        if not isinstance(value, str):
+            return None
+        pairs.append((name, value))
+    return pairs
+
+
+def single_fields(pairs: Iterable[tuple[str, str]] | None) -> dict[str, str] | None:
+    """The fields by name; None when the form is malformed (a file, or a repeated field)."""
+    if pairs is None:
+        return None
+    out: dict[str, str] = {}
+    for name, value in pairs:
+        if name in out:
+            return None
+        out[name] = value
+    return out
+
+
 def _env() -> Any:
     import jinja2
 
