@@ -122,7 +122,9 @@ def register_clients(app: typer.Typer) -> None:
                          "token it may present as actor_token."),
         ] = None,
         id_token_alg: Annotated[
-            str, typer.Option("--id-token-alg", help="ID token algorithm: RS256 | ES256 | EdDSA.")
+            str,
+            typer.Option("--id-token-alg", help="ID token algorithm: RS256, or "
+                         "JOTKIT_SIGNING_ALG when it is ES256 or EdDSA."),
         ] = "RS256",  # noqa: S107 (an algorithm name, not a password)
         dpop_bound: Annotated[
             bool,
@@ -138,7 +140,7 @@ def register_clients(app: typer.Typer) -> None:
         config: Config = None,
     ) -> None:
         """Register a client; a confidential client's secret is printed once."""
-        from .clients import new_client
+        from .clients import ID_TOKEN_ALGS, id_token_algorithms, new_client
 
         settings = _settings(data_dir, config)
         jwks_doc: dict[str, Any] | None = None
@@ -154,6 +156,13 @@ def register_clients(app: typer.Typer) -> None:
             jwks_doc = loaded
 
         async def work(svc: AuthService) -> tuple[Any, str | None]:
+            served = id_token_algorithms(svc.settings.signing_alg)
+            if id_token_alg not in served:  # else its code exchanges would fail
+                raise ValueError(
+                    f"--id-token-alg {id_token_alg}: this server signs ID tokens with "
+                    f"{' or '.join(served)} (RS256, or JOTKIT_SIGNING_ALG="
+                    f"{svc.settings.signing_alg} when it is one of {', '.join(ID_TOKEN_ALGS)})"
+                )
             record, secret = new_client(
                 name,
                 now=svc.clock.now(),

@@ -43,6 +43,7 @@ __all__ = [
     "check_redirect_uri",
     "check_resource",
     "hash_secret",
+    "id_token_algorithms",
     "new_client",
     "new_secret",
     "secret_matches",
@@ -82,6 +83,15 @@ def secret_matches(client: ClientRecord, secret: str) -> bool:
 def allowed_scopes(client: ClientRecord) -> tuple[str, ...]:
     """The scopes a client may be granted (empty registration: the OpenID scopes)."""
     return client.scopes or DEFAULT_SCOPES
+
+
+def id_token_algorithms(signing_alg: str) -> tuple[str, ...]:
+    """The algorithms a server whose access-token algorithm is ``signing_alg``
+    (``JOTKIT_SIGNING_ALG``) can sign ID tokens with: RS256 from its own key ring (OpenID
+    Connect Core §3.1.3.7 default), plus ``signing_alg`` when it is one of
+    :data:`ID_TOKEN_ALGS`. Discovery lists exactly these (OpenID Connect Discovery 1.0 §3
+    ``id_token_signing_alg_values_supported``); ``jotkit clients add`` accepts only these."""
+    return tuple(sorted({ID_TOKEN_ALGS[0]} | ({signing_alg} & set(ID_TOKEN_ALGS))))
 
 
 def check_redirect_uri(uri: str) -> str:

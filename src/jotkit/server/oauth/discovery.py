@@ -8,8 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from jotkit.dpop import DEFAULT_ALGORITHMS
 
-from ..sessions import ID_TOKEN_ALG
-from .clients import ASSERTION_ALGS, GRANT_TYPES
+from .clients import ASSERTION_ALGS, GRANT_TYPES, id_token_algorithms
 
 if TYPE_CHECKING:
     from ..sessions import AuthService
@@ -22,7 +21,7 @@ def provider_metadata(service: AuthService) -> dict[str, Any]:
     base = service.issuer
     now = service.clock.now()
     access_algs = list(service.keyring.algorithms(now))
-    id_algs = sorted({ID_TOKEN_ALG, service.settings.signing_alg})
+    id_algs = list(id_token_algorithms(service.settings.signing_alg))  # what clients may register
     client_auth = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
     return {
         "issuer": base,
@@ -54,8 +53,11 @@ def provider_metadata(service: AuthService) -> dict[str, Any]:
         "authorization_response_iss_parameter_supported": True,
         "revocation_endpoint": f"{base}/oauth/revoke",
         "revocation_endpoint_auth_methods_supported": client_auth,
+        # RFC 8414 §2: required wherever private_key_jwt is listed
+        "revocation_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGS),
         "introspection_endpoint": f"{base}/oauth/introspect",
         "introspection_endpoint_auth_methods_supported": client_auth[:3],
+        "introspection_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGS),
         "access_token_signing_alg_values_supported": access_algs,
         "backchannel_logout_supported": True,
         "backchannel_logout_session_supported": True,
