@@ -15,8 +15,10 @@ One request runs through small named steps, in this order:
 3. :func:`check_request`: every other problem is sent to the redirect URI with ``error``,
    ``state`` and ``iss`` (RFC 9207): response type, PKCE (S256 only, RFC 7636 §4.3 / OAuth 2.1
    §4.1.1), scopes, prompt, max_age, resource (RFC 8707 §2), unsupported request objects;
-4. :func:`run`: the SSO session (``prompt=login``, ``max_age`` force a new sign-in;
-   ``prompt=none`` answers ``login_required`` / ``consent_required`` instead of a page),
+4. :func:`run`: the SSO session (``prompt=login``, ``max_age`` and an ``id_token_hint``
+   naming another user force a new sign-in, OIDC Core §3.1.2.1; an invalid hint is
+   ``invalid_request``; ``prompt=none`` answers ``login_required`` / ``consent_required``
+   instead of a page),
    consent for third-party clients, then :func:`~.codes.issue_code` and the redirect.
 
 The login and consent forms carry the original request (re-validated on every post) and a
@@ -113,6 +115,7 @@ class AuthzParams:
     login_hint: str | None
     resource: tuple[str, ...]
     raw: tuple[tuple[str, str], ...]  # what the forms carry back
+    id_token_hint: str | None = None  # checked by :func:`run` (OIDC Core §3.1.2.1)
     pushed: bool = False  # came through /oauth/par (RFC 9126)
     pushed_until: float = 0.0  # until when the forms may carry it as pushed
 
@@ -277,6 +280,7 @@ def check_request(
         login_hint=_one(params, "login_hint"),
         resource=resources,
         raw=raw,
+        id_token_hint=_one(params, "id_token_hint"),
     )
 
 
@@ -440,18 +444,40 @@ async def run(
 ) -> Response:
     """Steps 4 and 5: session, consent, code."""
     now = svc.clock.now()
+    hinted = None
+    if req.id_token_hint is not None:  # OIDC Core §3.1.2.1: the user the client expects
+        from .logout import id_token_hint_claims
+
+        claims = await id_token_hint_claims(svc, req.id_token_hint,
+                                            client_id=req.client.client_id)
+        if claims is None:
+            return error_redirect(
+                svc, req, req.redirect_uri, None,
+                AuthzError("invalid_request", "id_token_hint is not an ID token this server "
+                           "issued to this client."),
+            )
+        hinted = claims["sub"]
     session = progress.fresh_session or await sso.current_session(svc, request)
     if progress.fresh_session is None:
         stale = session is not None and req.max_age is not None and (
             now - session.auth_time > req.max_age  # OIDC Core §3.1.2.1 max_age
         )
-        if session is None or "login" in req.prompt or stale:
+        other_user = session is not None and hinted is not None and session.user_id != hinted
+        if session is None or "login" in req.prompt or stale or other_user:
             if "none" in req.prompt:
                 return error_redirect(
                     svc, req, req.redirect_uri, None,
-                    AuthzError("login_required", "The user is not signed in."),
+                    AuthzError("login_required", "The user is not signed in."
+                               if not other_user else
+                               "The signed-in user is not the one id_token_hint names."),
                 )
             return _login_page(request, svc, req)
+    elif hinted is not None and progress.fresh_session.user_id != hinted:
+        return error_redirect(  # signed in by this request, as another user (§3.1.2.1)
+            svc, req, req.redirect_uri, None,
+            AuthzError("login_required", "The signed-in user is not the one id_token_hint "
+                       "names."),
+        )
     assert session is not None
     user = await svc.store.users.get(session.user_id)
     if user is None or user.disabled:

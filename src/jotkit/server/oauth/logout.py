@@ -33,6 +33,7 @@ __all__ = [
     "MAX_ATTEMPTS",
     "deliver_due",
     "end_sso_session",
+    "id_token_hint_claims",
     "logout_token",
     "router",
 ]
@@ -185,10 +186,13 @@ LOGOUT_PATH = "/oauth/logout"
 _CARRY = ("id_token_hint", "post_logout_redirect_uri", "state", "client_id")
 
 
-async def _hint_claims(svc: AuthService, hint: str) -> dict[str, Any] | None:
+async def id_token_hint_claims(
+    svc: AuthService, hint: str, *, client_id: str | None = None
+) -> dict[str, Any] | None:
     """The claims of a valid ``id_token_hint``: signed by this issuer's published keys, for
-    a registered client. An expired ID token is accepted (RP-Initiated Logout 1.0 §2: the
-    hint names the session, it grants nothing) for as long as an SSO session may live."""
+    a registered client (``client_id`` when given: the authorization endpoint, OpenID Connect
+    Core §3.1.2.1). An expired ID token is accepted (RP-Initiated Logout 1.0 §2: the hint
+    names the session, it grants nothing) for as long as an SSO session may live."""
     now = svc.clock.now()
     try:
         _header, unverified = jotkit.decode_unverified(hint)
@@ -196,6 +200,8 @@ async def _hint_claims(svc: AuthService, hint: str) -> dict[str, Any] | None:
         return None
     aud = unverified.get("aud")
     candidates = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
+    if client_id is not None:
+        candidates = [a for a in candidates if a == client_id]
     known = [a for a in candidates if isinstance(a, str) and await svc.store.clients.get(a)]
     if not known:
         return None
@@ -274,7 +280,7 @@ async def end_session_endpoint(request: Request) -> Response:
     params = await _params(request)
     session = await sso.current_session(svc, request)
     hint = params.get("id_token_hint")
-    claims = await _hint_claims(svc, hint) if hint else None
+    claims = await id_token_hint_claims(svc, hint) if hint else None
     if hint and claims is None:
         return message_page(
             request, "Cannot sign out", "The sign-out request is not valid (id_token_hint).",
