@@ -46,7 +46,7 @@ from ..errors import ServiceError
 from ..sessions import AuthService
 from ..store.sso import SsoSessionRecord
 from . import sso
-from .clients import ClientRecord, allowed_scopes
+from .clients import ClientRecord, allowed_scopes, select_resources
 from .codes import AuthorizationRequest, hash_code, issue_code
 from .pages import form_fields, message_page, page_response, single_fields
 
@@ -205,13 +205,19 @@ def check_rest(
 ) -> AuthzParams:
     """Step 3: the PAR requirement (RFC 9126 §6 ``require_pushed_authorization_requests``
     per client, or ``JOTKIT_REQUIRE_PAR``; checked unless ``pushed``), then
-    :func:`check_request`."""
+    :func:`check_request`, then the ``resource`` values against the client's audiences
+    (RFC 8707 §2 ``invalid_target``)."""
     if not pushed and (client.require_par or svc.settings.require_par):
         raise AuthzError(
             "invalid_request",
             "This client must push its authorization request first (RFC 9126, /oauth/par).",
         )
-    return dataclasses.replace(check_request(client, redirect_uri, params), pushed=pushed)
+    req = check_request(client, redirect_uri, params)
+    try:  # RFC 8707 §2: refused here, not after the code is spent (as at the device endpoint)
+        select_resources(client, svc.settings.audience, req.resource)
+    except ValueError as exc:
+        raise AuthzError("invalid_target", str(exc)) from None
+    return dataclasses.replace(req, pushed=pushed)
 
 
 def check_request(
