@@ -99,3 +99,40 @@ def test_clients_add_refuses_an_id_token_alg_the_server_cannot_sign(cli):
                  "--id-token-alg", alg, "--json")
         assert ok.exit_code == 0, ok.output
         assert json.loads(ok.stdout)["id_token_signed_response_alg"] == alg
+
+
+_UNSUPPORTED_METADATA = (  # features jotkit does not implement: never advertised
+    "registration_endpoint", "check_session_iframe", "frontchannel_logout_session_supported",
+    "request_object_signing_alg_values_supported", "id_token_encryption_alg_values_supported",
+    "userinfo_signing_alg_values_supported", "userinfo_encryption_alg_values_supported",
+    "tls_client_certificate_bound_access_tokens", "mtls_endpoint_aliases",
+    "backchannel_authentication_endpoint", "authorization_details_types_supported",
+    "acr_values_supported", "ui_locales_supported", "display_values_supported",
+    "claims_locales_supported", "authorization_signing_alg_values_supported",
+)
+
+
+def test_discovery_advertises_nothing_unsupported_and_every_endpoint_answers(server):
+    from jotkit.server.oauth.grants import GRANTS
+
+    with server.client(follow_redirects=False) as c:
+        meta = c.get("/.well-known/openid-configuration").json()
+        assert meta == c.get("/.well-known/oauth-authorization-server").json()
+        assert not set(_UNSUPPORTED_METADATA) & set(meta)
+        for flag in ("claims_parameter_supported", "request_parameter_supported",
+                     "request_uri_parameter_supported", "frontchannel_logout_supported"):
+            assert meta[flag] is False
+        assert meta["response_modes_supported"] == ["query"]
+        assert meta["subject_types_supported"] == ["public"]
+        assert set(meta["grant_types_supported"]) == set(GRANTS)
+        # every advertised endpoint is served (an error for an empty request, never a 404/405)
+        for name, method in (("authorization_endpoint", "GET"), ("token_endpoint", "POST"),
+                             ("userinfo_endpoint", "GET"), ("userinfo_endpoint", "POST"),
+                             ("end_session_endpoint", "GET"), ("jwks_uri", "GET"),
+                             ("revocation_endpoint", "POST"),
+                             ("introspection_endpoint", "POST"),
+                             ("pushed_authorization_request_endpoint", "POST"),
+                             ("device_authorization_endpoint", "POST")):
+            path = meta[name].removeprefix("http://jotkit.test")
+            r = c.request(method, path)
+            assert r.status_code in (200, 400, 401, 415), (name, method, r.status_code)
