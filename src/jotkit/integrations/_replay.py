@@ -18,8 +18,10 @@ calls :meth:`~ReplayCache.seen`, :meth:`~TokenVerifier.aauthenticate` awaits
 
 from __future__ import annotations
 
+import asyncio
 import math
 import threading
+import weakref
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
@@ -93,7 +95,8 @@ class RedisReplayCache:
 
     Pass ``url`` (``redis://host:6379/0``; clients are made on first use, sync and async
     separately), or ready ``client`` (``redis.Redis``) / ``aclient`` (``redis.asyncio.Redis``).
-    An asyncio client belongs to the event loop it first ran on, as redis-py's do.
+    With ``url`` each event loop gets its own asyncio client (a redis-py asyncio client
+    belongs to the loop it first ran on); a given ``aclient`` is used on every loop.
     ``prefix`` namespaces the keys (one per protected API, say)."""
 
     def __init__(
@@ -110,6 +113,8 @@ class RedisReplayCache:
         self._url = url
         self._client = client
         self._aclient = aclient
+        self._per_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, redis.asyncio.Redis]
+        self._per_loop = weakref.WeakKeyDictionary()
         self.prefix = prefix
         self._timeout = timeout
         self._lock = threading.Lock()
@@ -131,15 +136,20 @@ class RedisReplayCache:
             return self._client
 
     def _async(self) -> redis.asyncio.Redis:
-        if self._aclient is None:
-            if self._url is None:
-                raise ReplayCacheUnavailable("no asyncio Redis client (pass url=)")
+        if self._aclient is not None:
+            return self._aclient
+        if self._url is None:
+            raise ReplayCacheUnavailable("no asyncio Redis client (pass url=)")
+        loop = asyncio.get_running_loop()
+        client = self._per_loop.get(loop)
+        if client is None:
             import redis.asyncio
 
-            self._aclient = redis.asyncio.Redis.from_url(
+            client = redis.asyncio.Redis.from_url(
                 self._url, socket_timeout=self._timeout, socket_connect_timeout=self._timeout,
             )
-        return self._aclient
+            self._per_loop[loop] = client
+        return client
 
     def seen(self, key: str, expires_at: float, now: float) -> bool:
         """``SET NX PX``: True when the key existed (a replay)."""
@@ -171,7 +181,11 @@ class RedisReplayCache:
                 self._client = None
 
     async def aclose(self) -> None:
-        """Close the asyncio client."""
+        """Close the asyncio client of the running loop (or the given ``aclient``)."""
         if self._aclient is not None:
             await self._aclient.aclose()
             self._aclient = None
+            return
+        client = self._per_loop.pop(asyncio.get_running_loop(), None)
+        if client is not None:
+            await client.aclose()
