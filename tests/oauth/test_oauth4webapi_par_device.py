@@ -164,4 +164,55 @@ def test_oauth4webapi_par_code_flow_with_dpop_calls_a_protected_api(
     assert result["nonce_retries"] >= 1  # the server asked for a nonce; the client complied
     jkt = jotkit.decode_unverified(result["access_token"])[1]["cnf"]["jkt"]
     assert result["api"] == {"status": 200, "body": {"sub": result["id_token_claims"]["sub"],
-                                                     "jkt": jkt}}
+                                                     "jkt": jkt}, "nonce_retries": 0}
+
+
+def test_oauth4webapi_does_the_resource_server_nonce_dance(live_dpop: Server, node_bin: str):
+    """RFC 9449 §9 with a real client: the API protected by ``jotkit.integrations`` requires
+    its own nonce; oauth4webapi gets 401 ``use_dpop_nonce`` + ``DPoP-Nonce``, retries with
+    it and is served. The code was bound to the key of the PAR request's DPoP proof (§10.1),
+    so the token request succeeded only because the same key signed it."""
+    import secrets
+
+    import jotkit
+    from jotkit.dpop import HmacNonces
+    from server.live import protected_api
+
+    live = live_dpop
+    record, secret = new_client("o4w rs nonce", now=live.clock.now(),
+                                redirect_uris=(REDIRECT,), require_par=True, dpop_bound=True)
+    live.run(live.service.store.clients.create(record))
+    nonces = HmacNonces(secrets.token_bytes(32))
+    with protected_api(live.settings.issuer, live.settings.audience,
+                       dpop_nonce=nonces) as api_url:
+        node = Node(node_bin, {
+            "flow": "par", "issuer": live.settings.issuer, "client_id": record.client_id,
+            "client_secret": secret, "redirect_uri": REDIRECT, "scope": "openid email",
+            "api_url": api_url,
+        })
+        try:
+            pushed = node.read()
+            with live.client(follow_redirects=False) as b:
+                done = consent(b, login(b, b.get(pushed["authorization_url"]), EMAIL))
+            assert done.status_code == 303, done.text
+            node.send({"callback": done.headers["location"]})
+            result = node.read()
+        finally:
+            node.close()
+    jkt = jotkit.decode_unverified(result["access_token"])[1]["cnf"]["jkt"]
+    assert result["api"] == {"status": 200, "body": {"sub": result["id_token_claims"]["sub"],
+                                                     "jkt": jkt}, "nonce_retries": 1}
+    assert live.run(_code_bindings(live, record.client_id)) == [jkt]
+
+
+async def _code_bindings(live: Server, client_id: str) -> list[str | None]:
+    """The ``dpop_jkt`` of the client's authorization codes, read from the database."""
+    import sqlalchemy as sa
+
+    from jotkit.server.store.tables import oauth_codes
+
+    engine = live.service.store.codes._engine
+    async with engine.connect() as conn:
+        rows = await conn.execute(sa.select(oauth_codes.c.dpop_jkt)
+                                  .where(oauth_codes.c.client_id == client_id))
+        return [row.dpop_jkt for row in rows]
