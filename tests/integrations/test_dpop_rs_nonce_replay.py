@@ -15,22 +15,12 @@ from jotkit import dpop
 from jotkit.dpop import HmacNonces
 from jotkit.integrations import RedisReplayCache, TokenVerifier
 
-from .apps import FRAMEWORKS, Client, make_client
+from .apps import Client, make_client
 from .conftest import AUDIENCE, ISSUER, FakeClock
 from .test_dpop import BASE, URL, bound_token, call, dpop_error
 
 SECRET = b"resource-server nonce secret, 32b"
 WINDOW = 120.0
-
-
-@pytest.fixture(scope="module")
-def holder() -> jotkit.Key:
-    return jotkit.Key.generate("ES256")
-
-
-@pytest.fixture(params=FRAMEWORKS)
-def framework(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
 
 
 def _verifier(es_key: jotkit.Key, clock: FakeClock, **kwargs: Any) -> TokenVerifier:

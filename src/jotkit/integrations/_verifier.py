@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import jotkit
 from jotkit.dpop import DEFAULT_ALGORITHMS as DPOP_ALGORITHMS
-from jotkit.dpop import HmacNonces, ProofVerifier, VerifiedProof
+from jotkit.dpop import HmacNonces, ProofVerifier
 from jotkit.errors import (
     InvalidDPoPProof,
     InvalidToken,
@@ -683,10 +683,11 @@ class TokenVerifier:
         proofs: Sequence[str],
         method: str,
         url: str | None,
-        now: float,
-    ) -> VerifiedProof | None:
-        """The decisions of :meth:`check_binding`, replay excepted (sans-IO): the proof to
-        remember, or None for a bearer token that is not bound."""
+    ) -> tuple[str, float, float] | None:
+        """The decisions of :meth:`check_binding`, replay excepted (sans-IO): the replay
+        cache's arguments for the proof (``"<jkt>:<jti>"``, its expiry, now), or None for a
+        bearer token that is not bound."""
+        now = self._clock()
         cnf = claims.get("cnf")
         jkt = cnf.get("jkt") if type(cnf) is dict else None
         if not dpop_scheme:
@@ -705,8 +706,8 @@ class TokenVerifier:
         nonces = self.dpop_nonce
         checker = None if nonces is None else (lambda value: nonces.valid(value, now))
         try:
-            return self.dpop.verify(proofs[0], method=method, url=url, now=now,
-                                    access_token=token, jkt=jkt, nonce=checker)
+            proof = self.dpop.verify(proofs[0], method=method, url=url, now=now,
+                                     access_token=token, jkt=jkt, nonce=checker)
         except UseDPoPNonce:
             assert nonces is not None
             error = self._dpop_error(401, "use_dpop_nonce", "Resource server requires nonce in "
@@ -716,6 +717,7 @@ class TokenVerifier:
         except InvalidDPoPProof as exc:
             raise self._dpop_error(401, "invalid_dpop_proof", "The DPoP proof is invalid",
                                    exc.code) from None
+        return f"{proof.jkt}:{proof.jti}", proof.expires_at, now
 
     def _replayed(self, replayed: bool) -> None:
         if replayed:
@@ -741,15 +743,13 @@ class TokenVerifier:
         ``dpop_nonce``, §9), not seen before (§11.1); the DPoP scheme needs a bound token.
         Raise a 401 :class:`BearerError` with a DPoP challenge otherwise (503 when a shared
         replay cache cannot answer)."""
-        now = self._clock()
-        proof = self._bound_proof(claims, token, dpop_scheme, proofs, method, url, now)
-        if proof is None:
-            return
-        try:
-            replayed = self.dpop_replay.seen(f"{proof.jkt}:{proof.jti}", proof.expires_at, now)
-        except ReplayCacheUnavailable as exc:
-            raise self._replay_unavailable(exc) from None
-        self._replayed(replayed)
+        found = self._bound_proof(claims, token, dpop_scheme, proofs, method, url)
+        if found is not None:
+            try:
+                replayed = self.dpop_replay.seen(*found)
+            except ReplayCacheUnavailable as exc:
+                raise self._replay_unavailable(exc) from None
+            self._replayed(replayed)
 
     async def acheck_binding(
         self,
@@ -762,16 +762,13 @@ class TokenVerifier:
         url: str | None = None,
     ) -> None:
         """:meth:`check_binding` with the replay cache awaited (:meth:`ReplayCache.aseen`)."""
-        now = self._clock()
-        proof = self._bound_proof(claims, token, dpop_scheme, proofs, method, url, now)
-        if proof is None:
-            return
-        try:
-            replayed = await self.dpop_replay.aseen(f"{proof.jkt}:{proof.jti}",
-                                                    proof.expires_at, now)
-        except ReplayCacheUnavailable as exc:
-            raise self._replay_unavailable(exc) from None
-        self._replayed(replayed)
+        found = self._bound_proof(claims, token, dpop_scheme, proofs, method, url)
+        if found is not None:
+            try:
+                replayed = await self.dpop_replay.aseen(*found)
+            except ReplayCacheUnavailable as exc:
+                raise self._replay_unavailable(exc) from None
+            self._replayed(replayed)
 
     def authenticate(
         self,
