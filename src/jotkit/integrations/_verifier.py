@@ -47,7 +47,6 @@ __all__ = [
     "BearerError",
     "Claims",
     "DpopReplayCache",
-    "HmacNonces",
     "Introspection",
     "ReplayCache",
     "RevocationStatus",
@@ -687,7 +686,6 @@ class TokenVerifier:
         """The decisions of :meth:`check_binding`, replay excepted (sans-IO): the replay
         cache's arguments for the proof (``"<jkt>:<jti>"``, its expiry, now), or None for a
         bearer token that is not bound."""
-        now = self._clock()
         cnf = claims.get("cnf")
         jkt = cnf.get("jkt") if type(cnf) is dict else None
         if not dpop_scheme:
@@ -703,6 +701,7 @@ class TokenVerifier:
                                    "header", "dpop_malformed")
         if self.dpop_base_url is not None:
             url = self.dpop_base_url + "/" + url.split("://", 1)[-1].partition("/")[2]
+        now = self._clock()
         nonces = self.dpop_nonce
         checker = None if nonces is None else (lambda value: nonces.valid(value, now))
         try:
