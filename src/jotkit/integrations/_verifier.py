@@ -602,8 +602,8 @@ class TokenVerifier:
             self._check_active(token, now)
         if self.revocations is not None:
             self._check_revocations(claims)
-        if not allow_bound:
-            self.check_binding(claims, token, dpop_scheme=False)
+        if not allow_bound:  # a bearer request: refuse a bound token (no proof, no I/O)
+            self._bound_proof(claims, token, False, (), "GET", None)
         return dict(claims)
 
     async def averify(self, token: str, *, allow_bound: bool = False) -> Claims:
@@ -632,8 +632,8 @@ class TokenVerifier:
             await self._acheck_active(token, now)
         if self.revocations is not None:
             self._check_revocations(claims)
-        if not allow_bound:
-            self.check_binding(claims, token, dpop_scheme=False)
+        if not allow_bound:  # a bearer request: refuse a bound token (no proof, no I/O)
+            self._bound_proof(claims, token, False, (), "GET", None)
         return dict(claims)
 
     def _check_revocations(self, claims: Claims) -> None:
@@ -786,8 +786,11 @@ class TokenVerifier:
         full request URL) are what the proof must name (RFC 9449 §4.3)."""
         token, dpop_scheme = self._extract(authorization, cookies)
         claims = self.verify(token, allow_bound=True)
-        self.check_binding(claims, token, dpop_scheme=dpop_scheme, proofs=dpop, method=method,
-                           url=url)
+        if dpop_scheme:
+            self.check_binding(claims, token, dpop_scheme=True, proofs=dpop, method=method,
+                               url=url)
+        else:  # a bearer request: refuse a bound token (no proof, no I/O)
+            self._bound_proof(claims, token, False, (), method, url)
         self.authorize(claims, scopes, roles)
         return claims
 
@@ -805,8 +808,11 @@ class TokenVerifier:
         """Extract, verify, check the DPoP binding and authorise in one call (async)."""
         token, dpop_scheme = self._extract(authorization, cookies)
         claims = await self.averify(token, allow_bound=True)
-        await self.acheck_binding(claims, token, dpop_scheme=dpop_scheme, proofs=dpop,
-                                  method=method, url=url)
+        if dpop_scheme:
+            await self.acheck_binding(claims, token, dpop_scheme=True, proofs=dpop,
+                                      method=method, url=url)
+        else:  # a bearer request: refuse a bound token (no proof, no I/O)
+            self._bound_proof(claims, token, False, (), method, url)
         self.authorize(claims, scopes, roles)
         return claims
 
