@@ -12,6 +12,10 @@ a :class:`VerifiedProof` (the RFC 7638 thumbprint ``jkt`` of the proof's key, an
 ``jti``/``iat`` its replay cache must remember) or an :class:`jotkit.InvalidDPoPProof`
 whose ``code`` names the failed check. Replay detection (§11.1) needs shared state and is
 the caller's job: remember ``jti`` until :attr:`VerifiedProof.expires_at`.
+
+Nonces (RFC 9449 §8 at an authorization server, §9 at a resource server): :class:`HmacNonces`
+makes and checks stateless nonces, ``<window>.<HMAC tag>``, so that every instance sharing
+the secret accepts every instance's nonces without storing them.
 """
 
 from __future__ import annotations
@@ -25,6 +29,9 @@ from collections.abc import Callable, Collection, Mapping
 from typing import Any, Final, NamedTuple, cast
 from urllib.parse import urlsplit
 
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hmac as _hmac
+
 from . import _json
 from ._b64 import b64encode, decode_unpadded, is_canonical
 from .algorithms import ALGORITHMS
@@ -35,6 +42,7 @@ from .keys import Key
 __all__ = [
     "DEFAULT_ALGORITHMS",
     "MAX_PROOF_SIZE",
+    "HmacNonces",
     "ProofVerifier",
     "VerifiedProof",
     "access_token_hash",
@@ -128,6 +136,63 @@ def proof(
     signing_input = f"{b64encode(_json.dumps(header))}.{b64encode(_json.dumps(claims))}"
     signature = key.sign(signing_input.encode("ascii"))
     return f"{signing_input}.{b64encode(signature)}"
+
+
+def _mac(key: bytes, data: bytes) -> bytes:
+    mac = _hmac.HMAC(key, hashes.SHA256())
+    mac.update(data)
+    return mac.finalize()
+
+
+class HmacNonces:
+    """Stateless DPoP nonces (RFC 9449 §8, §9): ``<window>.<tag>``, the tag a truncated
+    HMAC-SHA256 of the time window (``now // window`` seconds) under a key derived from
+    ``secret`` and ``label`` (domain separation: the same secret can serve other purposes).
+
+    :meth:`valid` accepts a nonce of the current window or the previous one, so a nonce lives
+    between ``window`` and ``2 * window`` seconds. Instances (or replicas) built with the same
+    secret, label and window accept each other's nonces; nothing is stored."""
+
+    def __init__(self, secret: bytes, *, window: float = 300.0,
+                 label: bytes = b"jotkit dpop nonce v1") -> None:
+        if not isinstance(secret, bytes) or len(secret) < 16:
+            raise ValueError("secret must be at least 16 random bytes")
+        if not (math.isfinite(window) and window > 0):
+            raise ValueError("window must be a finite number of seconds > 0")
+        self.window = float(window)
+        self._key = _mac(secret, label)
+        self._last: tuple[int, str] = (-1, "")
+
+    def __repr__(self) -> str:
+        return f"HmacNonces(window={self.window!r})"
+
+    def _tag(self, window: int) -> str:
+        last = self._last
+        if last[0] == window:
+            return last[1]
+        tag = b64encode(_mac(self._key, str(window).encode("ascii"))[:16])
+        self._last = (window, tag)
+        return tag
+
+    def current(self, now: float) -> str:
+        """The nonce to hand out at ``now`` (the ``DPoP-Nonce`` header, RFC 9449 §8.1, §9)."""
+        window = int(now // self.window)
+        return f"{window}.{self._tag(window)}"
+
+    def valid(self, value: str, now: float) -> bool:
+        """True for a nonce of this window or the previous one, made under this key
+        (constant-time tag comparison)."""
+        if type(value) is not str:
+            return False
+        window_text, _, tag = value.partition(".")
+        if not window_text.isascii() or not window_text.isdigit() or len(window_text) > 12:
+            return False
+        window = int(window_text)
+        current = int(now // self.window)
+        if window not in (current, current - 1):
+            return False
+        return secrets.compare_digest(tag.encode("utf-8", "surrogatepass"),
+                                      self._tag(window).encode("ascii"))
 
 
 def _fail(message: str, code: str) -> InvalidDPoPProof:

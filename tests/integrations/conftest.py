@@ -17,6 +17,8 @@ import pytest
 
 import jotkit
 
+from .apps import FRAMEWORKS
+
 ISSUER = "https://auth.test"
 AUDIENCE = "orders"
 
@@ -245,3 +247,15 @@ def introspection_server() -> Iterator[IntrospectionServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def holder() -> jotkit.Key:
+    """A client's DPoP key (RFC 9449): the tokens of the DPoP tests are bound to it."""
+    return jotkit.Key.generate("ES256")
+
+
+@pytest.fixture(params=FRAMEWORKS)
+def framework(request: pytest.FixtureRequest) -> str:
+    """Each adapter in turn (the DPoP tests)."""
+    return str(request.param)

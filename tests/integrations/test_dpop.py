@@ -15,22 +15,12 @@ import jotkit
 from jotkit import dpop
 from jotkit.integrations import BearerError, TokenVerifier
 
-from .apps import FRAMEWORKS, Client, make_client
+from .apps import Client, make_client
 from .conftest import AUDIENCE, ISSUER, FakeClock
 
 BASE = "https://api.test"
 URL = f"{BASE}/orders"
 HOST = {"flask": "http://localhost"}  # the others' test clients use http://testserver
-
-
-@pytest.fixture(scope="module")
-def holder() -> jotkit.Key:
-    return jotkit.Key.generate("ES256")
-
-
-@pytest.fixture(params=FRAMEWORKS)
-def framework(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@
 //   out {"authorization_url", "request_uri", "expires_in"}   (the test signs in on the page)
 //   in  {"callback"}                                          (where the browser was sent)
 //   out {"id_token_claims", "scope", "has_refresh_token", "token_type", "access_token",
-//        "nonce_retries", "api": {"status", "body"}}
+//        "nonce_retries", "api": {"status", "body", "nonce_retries"}}
 //
 //   in  {"flow": "device", "issuer", "client_id", "scope"}
 //   out {"user_code", "verification_uri", "verification_uri_complete", "interval"}
@@ -77,9 +77,20 @@ async function parFlow (input) {
     nonce_retries: nonceRetries,
   }
   if (input.api_url) {
-    const response = await oauth.protectedResourceRequest(
+    // A resource server may require its own nonce (RFC 9449 §9): oauth4webapi throws on its
+    // 401 use_dpop_nonce challenge, keeps the DPoP-Nonce it sent, and the call is retried once.
+    let apiRetries = 0
+    const call = () => oauth.protectedResourceRequest(
       result.access_token, 'GET', new URL(input.api_url), new Headers(), null, options)
-    out.api = { status: response.status, body: await response.json() }
+    let response
+    try {
+      response = await call()
+    } catch (err) {
+      if (!oauth.isDPoPNonceError(err)) throw err
+      apiRetries += 1
+      response = await call()
+    }
+    out.api = { status: response.status, body: await response.json(), nonce_retries: apiRetries }
   }
   say(out)
 }

@@ -131,20 +131,17 @@ def live_dpop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     srv.stop()
 
 
-def test_oauth4webapi_par_code_flow_with_dpop_calls_a_protected_api(
-    live_dpop: Server, node_bin: str
-):
-    """Issue 12's whole chain with a real client: a pushed request (PAR), the code flow with
-    PKCE, DPoP on the token request through the nonce dance, then a DPoP call of an API
-    protected by ``jotkit.integrations`` with the bound token."""
-    import jotkit
+def _par_dpop_flow(live: Server, node_bin: str, name: str, **api: Any) -> tuple[dict[str, Any],
+                                                                            str]:
+    """oauth4webapi's PAR + DPoP code flow for a new ``--dpop-bound`` client, then its DPoP
+    call of an API protected by ``jotkit.integrations`` (``protected_api(**api)``); the
+    result and the client id."""
     from server.live import protected_api
 
-    live = live_dpop
-    record, secret = new_client("o4w dpop web", now=live.clock.now(),
-                                redirect_uris=(REDIRECT,), require_par=True, dpop_bound=True)
+    record, secret = new_client(name, now=live.clock.now(), redirect_uris=(REDIRECT,),
+                                require_par=True, dpop_bound=True)
     live.run(live.service.store.clients.create(record))
-    with protected_api(live.settings.issuer, live.settings.audience) as api_url:
+    with protected_api(live.settings.issuer, live.settings.audience, **api) as api_url:
         node = Node(node_bin, {
             "flow": "par", "issuer": live.settings.issuer, "client_id": record.client_id,
             "client_secret": secret, "redirect_uri": REDIRECT, "scope": "openid email",
@@ -153,15 +150,56 @@ def test_oauth4webapi_par_code_flow_with_dpop_calls_a_protected_api(
         try:
             pushed = node.read()
             with live.client(follow_redirects=False) as b:
-                shown = login(b, b.get(pushed["authorization_url"]), EMAIL)
-                done = consent(b, shown)
+                done = consent(b, login(b, b.get(pushed["authorization_url"]), EMAIL))
             assert done.status_code == 303, done.text
             node.send({"callback": done.headers["location"]})
-            result = node.read()
+            return node.read(), record.client_id
         finally:
             node.close()
+
+
+def test_oauth4webapi_par_code_flow_with_dpop_calls_a_protected_api(
+    live_dpop: Server, node_bin: str
+):
+    """Issue 12's whole chain with a real client: a pushed request (PAR), the code flow with
+    PKCE, DPoP on the token request through the nonce dance, then a DPoP call of an API
+    protected by ``jotkit.integrations`` with the bound token."""
+    import jotkit
+
+    result, _ = _par_dpop_flow(live_dpop, node_bin, "o4w dpop web")
     assert result["token_type"].lower() == "dpop"
     assert result["nonce_retries"] >= 1  # the server asked for a nonce; the client complied
     jkt = jotkit.decode_unverified(result["access_token"])[1]["cnf"]["jkt"]
     assert result["api"] == {"status": 200, "body": {"sub": result["id_token_claims"]["sub"],
-                                                     "jkt": jkt}}
+                                                     "jkt": jkt}, "nonce_retries": 0}
+
+
+def test_oauth4webapi_does_the_resource_server_nonce_dance(live_dpop: Server, node_bin: str):
+    """RFC 9449 §9 with a real client: the API protected by ``jotkit.integrations`` requires
+    its own nonce; oauth4webapi gets 401 ``use_dpop_nonce`` + ``DPoP-Nonce``, retries with
+    it and is served. The code was bound to the key of the PAR request's DPoP proof (§10.1),
+    so the token request succeeded only because the same key signed it."""
+    import secrets
+
+    import jotkit
+    from jotkit.dpop import HmacNonces
+
+    result, client_id = _par_dpop_flow(live_dpop, node_bin, "o4w rs nonce",
+                                       dpop_nonce=HmacNonces(secrets.token_bytes(32)))
+    jkt = jotkit.decode_unverified(result["access_token"])[1]["cnf"]["jkt"]
+    assert result["api"] == {"status": 200, "body": {"sub": result["id_token_claims"]["sub"],
+                                                     "jkt": jkt}, "nonce_retries": 1}
+    assert live_dpop.run(_code_bindings(live_dpop, client_id)) == [jkt]
+
+
+async def _code_bindings(live: Server, client_id: str) -> list[str | None]:
+    """The ``dpop_jkt`` of the client's authorization codes, read from the database."""
+    import sqlalchemy as sa
+
+    from jotkit.server.store.tables import oauth_codes
+
+    engine = live.service.store.codes._engine
+    async with engine.connect() as conn:
+        rows = await conn.execute(sa.select(oauth_codes.c.dpop_jkt)
+                                  .where(oauth_codes.c.client_id == client_id))
+        return [row.dpop_jkt for row in rows]

@@ -18,6 +18,7 @@ import httpx
 import uvicorn
 from fastapi import Depends, FastAPI
 
+from jotkit.dpop import HmacNonces
 from jotkit.integrations import TokenVerifier
 from jotkit.integrations.fastapi import JotkitAuth, require_token
 from jotkit.jwks_client import JWKSClient
@@ -66,13 +67,15 @@ def jotkit_serve(data: Path, **settings: str) -> Iterator[tuple[str, dict[str, s
 
 
 @contextmanager
-def protected_api(issuer: str, audience: str, scopes: tuple[str, ...] = ()) -> Iterator[str]:
+def protected_api(issuer: str, audience: str, scopes: tuple[str, ...] = (),
+                  dpop_nonce: HmacNonces | None = None) -> Iterator[str]:
     """Serve ``GET /orders`` (requiring ``scopes``) for tokens of ``issuer`` and ``audience``;
     it answers the token's ``sub`` and its DPoP key thumbprint (``cnf.jkt``, or None).
-    Yields the endpoint's URL."""
+    With ``dpop_nonce`` DPoP proofs must carry its nonces (RFC 9449 §9). Yields the
+    endpoint's URL."""
     verifier = TokenVerifier(
         JWKSClient(issuer + "/.well-known/jwks.json", allow_insecure_http=True),
-        issuer=issuer, audience=audience,
+        issuer=issuer, audience=audience, dpop_nonce=dpop_nonce,
     )
     app = FastAPI()
     JotkitAuth(app, verifier)

@@ -10,12 +10,14 @@ tokens are checked and errors are rendered (RFC 6750 §3) identically.
 
 from __future__ import annotations
 
+from jotkit.integrations._replay import RedisReplayCache, ReplayCacheUnavailable
 from jotkit.integrations._verifier import (
     DEFAULT_COOKIE_NAME,
     BearerError,
     Claims,
     DpopReplayCache,
     Introspection,
+    ReplayCache,
     RevocationStatus,
     RevocationSubscriber,
     TokenVerifier,
@@ -30,6 +32,9 @@ __all__ = [
     "Claims",
     "DpopReplayCache",
     "Introspection",
+    "RedisReplayCache",
+    "ReplayCache",
+    "ReplayCacheUnavailable",
     "RevocationStatus",
     "RevocationSubscriber",
     "TokenVerifier",

@@ -24,10 +24,18 @@ from typing import TYPE_CHECKING, Any
 
 import jotkit
 from jotkit.dpop import DEFAULT_ALGORITHMS as DPOP_ALGORITHMS
-from jotkit.dpop import ProofVerifier, VerifiedProof
-from jotkit.errors import InvalidDPoPProof, InvalidToken, JWKSError, KeyNotFound, RevokedToken
+from jotkit.dpop import HmacNonces, ProofVerifier
+from jotkit.errors import (
+    InvalidDPoPProof,
+    InvalidToken,
+    JWKSError,
+    KeyNotFound,
+    RevokedToken,
+    UseDPoPNonce,
+)
 from jotkit.jwks_client import JWKSClient, _check_url
 
+from ._replay import DpopReplayCache, ReplayCache, ReplayCacheUnavailable
 from ._revocations import RevocationStatus, RevocationSubscriber
 
 if TYPE_CHECKING:
@@ -40,6 +48,7 @@ __all__ = [
     "Claims",
     "DpopReplayCache",
     "Introspection",
+    "ReplayCache",
     "RevocationStatus",
     "RevocationSubscriber",
     "TokenVerifier",
@@ -123,6 +132,7 @@ class BearerError(Exception):
         reason: str | None = None,
         retry_after: int | None = None,
         dpop_algs: Sequence[str] = (),
+        dpop_nonce: str | None = None,
     ) -> None:
         super().__init__(description)
         self.status = status
@@ -133,6 +143,8 @@ class BearerError(Exception):
         self.retry_after = retry_after
         self.dpop_algs = tuple(dpop_algs)
         """Set for a DPoP failure: the challenge is ``DPoP algs="..."`` (RFC 9449 §7.1)."""
+        self.dpop_nonce = dpop_nonce
+        """The nonce to send as ``DPoP-Nonce`` (``use_dpop_nonce``, RFC 9449 §9)."""
 
     def __repr__(self) -> str:
         return f"BearerError({self.status}, {self.error!r}, {self.description!r})"
@@ -156,11 +168,14 @@ class BearerError(Exception):
         return f"{scheme} " + ", ".join(params) if params else scheme
 
     def headers(self, realm: str | None = None) -> dict[str, str]:
-        """Response headers: the challenge, ``Cache-Control: no-store``, ``Retry-After``."""
+        """Response headers: the challenge, ``Cache-Control: no-store``, ``Retry-After``,
+        ``DPoP-Nonce`` (RFC 9449 §9)."""
         out = {"Cache-Control": "no-store"}
         challenge = self.www_authenticate(realm)
         if challenge is not None:
             out["WWW-Authenticate"] = challenge
+        if self.dpop_nonce is not None:
+            out["DPoP-Nonce"] = self.dpop_nonce
         if self.retry_after is not None:
             out["Retry-After"] = str(self.retry_after)
         return out
@@ -316,35 +331,6 @@ def _algorithms_for(key: KeyArg, algorithms: Sequence[str] | None) -> tuple[str,
     raise TypeError("algorithms= is required when key is a custom callable")
 
 
-class DpopReplayCache:
-    """The default DPoP replay check of a resource server (RFC 9449 §11.1): proofs seen by
-    this process, each kept until it leaves the ``iat`` window (at most ``size``; when full,
-    expired entries go first, then the oldest). Several processes or instances need a shared
-    check instead: pass ``dpop_replay=`` a callable backed by Redis ``SET NX``, say."""
-
-    def __init__(self, size: int = 100_000) -> None:
-        self._seen: dict[tuple[str, str], float] = {}  # insertion order: oldest first
-        self._size = size
-        self._lock = threading.Lock()
-
-    def __call__(self, proof: VerifiedProof, now: float) -> bool:
-        """Record ``proof``; False when it was seen before (a replay)."""
-        key = (proof.jkt, proof.jti)
-        with self._lock:
-            seen = self._seen
-            until = seen.get(key)
-            if until is not None and until > now:
-                return False
-            seen[key] = proof.expires_at
-            if len(seen) > self._size:
-                for old, exp in list(seen.items()):
-                    if exp <= now:
-                        del seen[old]
-                while len(seen) > self._size:
-                    del seen[next(iter(seen))]
-        return True
-
-
 class TokenVerifier:
     """Verify bearer access tokens for a resource server (RFC 6750, RFC 9068).
 
@@ -370,10 +356,15 @@ class TokenVerifier:
     DPoP (RFC 9449 §7): :meth:`authenticate` accepts ``Authorization: DPoP <token>`` with
     one ``DPoP`` proof header, checked by :class:`jotkit.dpop.ProofVerifier`
     (``dpop_algorithms``, ``dpop_max_age``) for this request's method and URL, the token's
-    hash (``ath``) and its ``cnf.jkt``; ``dpop_replay(proof, now) -> bool`` refuses a proof
-    seen before (default: :class:`DpopReplayCache`, per process). A token with ``cnf.jkt``
-    sent as a plain Bearer token is refused. ``dpop_base_url`` (``https://api.example.com``)
-    replaces the scheme and host the framework reports when a proxy rewrites them.
+    hash (``ath``) and its ``cnf.jkt``; ``dpop_replay`` (a :class:`ReplayCache`) refuses a
+    proof seen before: :class:`DpopReplayCache` (default, this process) or
+    :class:`RedisReplayCache` (shared by every replica; 503 when Redis cannot answer). A
+    token with ``cnf.jkt`` sent as a plain Bearer token is refused. ``dpop_base_url``
+    (``https://api.example.com``) replaces the scheme and host the framework reports when a
+    proxy rewrites them. ``dpop_nonce`` (an :class:`jotkit.dpop.HmacNonces`) makes proofs
+    carry a nonce of this resource server (RFC 9449 §9): without a current one the answer is
+    401 ``use_dpop_nonce`` with a ``DPoP-Nonce`` header, and :meth:`dpop_nonce_headers` gives
+    adapters the fresh nonce for successful answers.
     """
 
     def __init__(
@@ -401,12 +392,18 @@ class TokenVerifier:
         revocations_allow_insecure_http: bool = False,
         dpop_algorithms: Sequence[str] = DPOP_ALGORITHMS,
         dpop_max_age: float = 60.0,
-        dpop_replay: Callable[[VerifiedProof, float], bool] | None = None,
+        dpop_replay: ReplayCache | None = None,
         dpop_base_url: str | None = None,
+        dpop_nonce: HmacNonces | None = None,
     ) -> None:
         """Prepare the verifier; see the class docstring for the arguments."""
         self.dpop = ProofVerifier(dpop_algorithms, max_age=dpop_max_age)
-        self.dpop_replay = dpop_replay if dpop_replay is not None else DpopReplayCache()
+        if dpop_replay is not None and not isinstance(dpop_replay, ReplayCache):
+            raise TypeError("dpop_replay must be a ReplayCache (seen / aseen)")
+        self.dpop_replay: ReplayCache = (
+            dpop_replay if dpop_replay is not None else DpopReplayCache()
+        )
+        self.dpop_nonce = dpop_nonce
         self.dpop_base_url = None if dpop_base_url is None else dpop_base_url.rstrip("/")
         self.key = key
         self.issuer = issuer
@@ -605,8 +602,8 @@ class TokenVerifier:
             self._check_active(token, now)
         if self.revocations is not None:
             self._check_revocations(claims)
-        if not allow_bound:
-            self.check_binding(claims, token, dpop_scheme=False)
+        if not allow_bound:  # a bearer request: refuse a bound token (no proof, no I/O)
+            self._bound_proof(claims, token, False, (), "GET", None)
         return dict(claims)
 
     async def averify(self, token: str, *, allow_bound: bool = False) -> Claims:
@@ -635,8 +632,8 @@ class TokenVerifier:
             await self._acheck_active(token, now)
         if self.revocations is not None:
             self._check_revocations(claims)
-        if not allow_bound:
-            self.check_binding(claims, token, dpop_scheme=False)
+        if not allow_bound:  # a bearer request: refuse a bound token (no proof, no I/O)
+            self._bound_proof(claims, token, False, (), "GET", None)
         return dict(claims)
 
     def _check_revocations(self, claims: Claims) -> None:
@@ -669,6 +666,67 @@ class TokenVerifier:
         return BearerError(status, error, description, reason=reason,
                            dpop_algs=sorted(self.dpop.algorithms))
 
+    def dpop_nonce_headers(self) -> dict[str, str]:
+        """``{"DPoP-Nonce": <current nonce>}`` for a successful DPoP answer when this verifier
+        requires nonces (RFC 9449 §9: a fresh nonce before the old one goes stale), else
+        ``{}``. Adapters add it to the response of a request that used the DPoP scheme."""
+        if self.dpop_nonce is None:
+            return {}
+        return {"DPoP-Nonce": self.dpop_nonce.current(self._clock())}
+
+    def _bound_proof(
+        self,
+        claims: Mapping[str, Any],
+        token: str,
+        dpop_scheme: bool,
+        proofs: Sequence[str],
+        method: str,
+        url: str | None,
+    ) -> tuple[str, float, float] | None:
+        """The decisions of :meth:`check_binding`, replay excepted (sans-IO): the replay
+        cache's arguments for the proof (``"<jkt>:<jti>"``, its expiry, now), or None for a
+        bearer token that is not bound."""
+        cnf = claims.get("cnf")
+        jkt = cnf.get("jkt") if type(cnf) is dict else None
+        if not dpop_scheme:
+            if jkt is not None:
+                raise self._dpop_error(401, "invalid_token", "The access token is DPoP-bound: "
+                                       "use the DPoP scheme with a proof", "dpop_bound_token")
+            return None
+        if not isinstance(jkt, str):
+            raise self._dpop_error(401, "invalid_token", "The access token is not DPoP-bound",
+                                   "dpop_unbound_token")
+        if len(proofs) != 1 or url is None:
+            raise self._dpop_error(401, "invalid_dpop_proof", "Send exactly one DPoP proof "
+                                   "header", "dpop_malformed")
+        if self.dpop_base_url is not None:
+            url = self.dpop_base_url + "/" + url.split("://", 1)[-1].partition("/")[2]
+        now = self._clock()
+        nonces = self.dpop_nonce
+        checker = None if nonces is None else (lambda value: nonces.valid(value, now))
+        try:
+            proof = self.dpop.verify(proofs[0], method=method, url=url, now=now,
+                                     access_token=token, jkt=jkt, nonce=checker)
+        except UseDPoPNonce:
+            assert nonces is not None
+            error = self._dpop_error(401, "use_dpop_nonce", "Resource server requires nonce in "
+                                     "DPoP proof", "dpop_nonce_required")
+            error.dpop_nonce = nonces.current(now)
+            raise error from None
+        except InvalidDPoPProof as exc:
+            raise self._dpop_error(401, "invalid_dpop_proof", "The DPoP proof is invalid",
+                                   exc.code) from None
+        return f"{proof.jkt}:{proof.jti}", proof.expires_at, now
+
+    def _replayed(self, replayed: bool) -> None:
+        if replayed:
+            raise self._dpop_error(401, "invalid_dpop_proof", "The DPoP proof was already used",
+                                   "dpop_replayed")
+
+    def _replay_unavailable(self, exc: ReplayCacheUnavailable) -> BearerError:
+        _log.warning("DPoP replay cache unavailable: %s", exc)
+        return self._unavailable("The DPoP replay cache is unavailable", "dpop_replay_unavailable")
+
     def check_binding(
         self,
         claims: Mapping[str, Any],
@@ -680,33 +738,36 @@ class TokenVerifier:
         url: str | None = None,
     ) -> None:
         """RFC 9449 §7: a token bound to a key (``cnf.jkt``) needs the DPoP scheme and one
-        proof of that key for this request and token; the DPoP scheme needs a bound token.
-        Raise a 401 :class:`BearerError` with a DPoP challenge otherwise."""
-        cnf = claims.get("cnf")
-        jkt = cnf.get("jkt") if type(cnf) is dict else None
-        if not dpop_scheme:
-            if jkt is not None:
-                raise self._dpop_error(401, "invalid_token", "The access token is DPoP-bound: "
-                                       "use the DPoP scheme with a proof", "dpop_bound_token")
-            return
-        if not isinstance(jkt, str):
-            raise self._dpop_error(401, "invalid_token", "The access token is not DPoP-bound",
-                                   "dpop_unbound_token")
-        if len(proofs) != 1 or url is None:
-            raise self._dpop_error(401, "invalid_dpop_proof", "Send exactly one DPoP proof "
-                                   "header", "dpop_malformed")
-        if self.dpop_base_url is not None:
-            url = self.dpop_base_url + "/" + url.split("://", 1)[-1].partition("/")[2]
-        now = self._clock()
-        try:
-            proof = self.dpop.verify(proofs[0], method=method, url=url, now=now,
-                                     access_token=token, jkt=jkt)
-        except InvalidDPoPProof as exc:
-            raise self._dpop_error(401, "invalid_dpop_proof", "The DPoP proof is invalid",
-                                   exc.code) from None
-        if not self.dpop_replay(proof, now):
-            raise self._dpop_error(401, "invalid_dpop_proof", "The DPoP proof was already used",
-                                   "dpop_replayed")
+        proof of that key for this request and token (and a current nonce with
+        ``dpop_nonce``, §9), not seen before (§11.1); the DPoP scheme needs a bound token.
+        Raise a 401 :class:`BearerError` with a DPoP challenge otherwise (503 when a shared
+        replay cache cannot answer)."""
+        found = self._bound_proof(claims, token, dpop_scheme, proofs, method, url)
+        if found is not None:
+            try:
+                replayed = self.dpop_replay.seen(*found)
+            except ReplayCacheUnavailable as exc:
+                raise self._replay_unavailable(exc) from None
+            self._replayed(replayed)
+
+    async def acheck_binding(
+        self,
+        claims: Mapping[str, Any],
+        token: str,
+        *,
+        dpop_scheme: bool,
+        proofs: Sequence[str] = (),
+        method: str = "GET",
+        url: str | None = None,
+    ) -> None:
+        """:meth:`check_binding` with the replay cache awaited (:meth:`ReplayCache.aseen`)."""
+        found = self._bound_proof(claims, token, dpop_scheme, proofs, method, url)
+        if found is not None:
+            try:
+                replayed = await self.dpop_replay.aseen(*found)
+            except ReplayCacheUnavailable as exc:
+                raise self._replay_unavailable(exc) from None
+            self._replayed(replayed)
 
     def authenticate(
         self,
@@ -725,8 +786,11 @@ class TokenVerifier:
         full request URL) are what the proof must name (RFC 9449 §4.3)."""
         token, dpop_scheme = self._extract(authorization, cookies)
         claims = self.verify(token, allow_bound=True)
-        self.check_binding(claims, token, dpop_scheme=dpop_scheme, proofs=dpop, method=method,
-                           url=url)
+        if dpop_scheme:
+            self.check_binding(claims, token, dpop_scheme=True, proofs=dpop, method=method,
+                               url=url)
+        else:  # a bearer request: refuse a bound token (no proof, no I/O)
+            self._bound_proof(claims, token, False, (), method, url)
         self.authorize(claims, scopes, roles)
         return claims
 
@@ -744,8 +808,11 @@ class TokenVerifier:
         """Extract, verify, check the DPoP binding and authorise in one call (async)."""
         token, dpop_scheme = self._extract(authorization, cookies)
         claims = await self.averify(token, allow_bound=True)
-        self.check_binding(claims, token, dpop_scheme=dpop_scheme, proofs=dpop, method=method,
-                           url=url)
+        if dpop_scheme:
+            await self.acheck_binding(claims, token, dpop_scheme=True, proofs=dpop,
+                                      method=method, url=url)
+        else:  # a bearer request: refuse a bound token (no proof, no I/O)
+            self._bound_proof(claims, token, False, (), method, url)
         self.authorize(claims, scopes, roles)
         return claims
 

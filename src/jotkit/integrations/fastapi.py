@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.openapi.models import HTTPBearer as HTTPBearerModel
 from fastapi.responses import JSONResponse
 from fastapi.security.base import SecurityBase
@@ -102,9 +102,10 @@ class RequireToken(SecurityBase):
             )
         return verifier
 
-    async def __call__(self, request: Request) -> Claims | None:
+    async def __call__(self, request: Request, response: Response) -> Claims | None:
         """Verify the request's bearer or DPoP token (RFC 6750 §2, RFC 9449 §7) and return its
-        claims."""
+        claims; a DPoP request gets the verifier's current ``DPoP-Nonce`` (RFC 9449 §9) on
+        the endpoint's response."""
         verifier = self._resolve_verifier(request)
         try:
             authorization = _authorization(request.scope)
@@ -115,11 +116,13 @@ class RequireToken(SecurityBase):
             ):
                 return None
             if uses_dpop(authorization):  # RFC 9449 §7: the proof of a bound token
-                return await verifier.aauthenticate(
+                claims = await verifier.aauthenticate(
                     authorization, None, scopes=self.scopes, roles=self.roles,
                     dpop=request.headers.getlist("dpop"), method=request.method,
                     url=str(request.url),
                 )
+                response.headers.update(verifier.dpop_nonce_headers())
+                return claims
             return await verifier.aauthenticate(
                 authorization,
                 request.cookies if verifier.cookie_name else None,

@@ -25,7 +25,7 @@ import functools
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar, cast, overload
 
-from flask import Flask, Response, current_app, g, jsonify, request
+from flask import Flask, Response, after_this_request, current_app, g, jsonify, request
 from werkzeug.local import LocalProxy
 
 from jotkit.integrations._verifier import BearerError, Claims, TokenVerifier, uses_dpop
@@ -154,6 +154,15 @@ def require_token(
             except BearerError as exc:
                 return _error_response(exc, v.realm)
             setattr(g, _G_ATTR, claims)
+            if dpop and v.dpop_nonce is not None:  # RFC 9449 §9: a fresh nonce on success
+                nonce = v.dpop_nonce_headers()
+
+                @after_this_request
+                def add_nonce(response: Response) -> Response:
+                    for name, value in nonce.items():
+                        response.headers.setdefault(name, value)
+                    return response
+
             return view(*args, **kwargs)
 
         return cast(_F, wrapper)

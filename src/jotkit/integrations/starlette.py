@@ -31,10 +31,11 @@ from starlette.authentication import (
     AuthenticationError,
     BaseUser,
 )
+from starlette.datastructures import Headers
 from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from jotkit.integrations._verifier import (
     BearerError,
@@ -164,10 +165,31 @@ class JotkitAuthMiddleware(AuthenticationMiddleware):
         self.verifier = verifier
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Expose the verifier to :func:`requires_token`, then authenticate."""
+        """Expose the verifier to :func:`requires_token`, then authenticate. A request with
+        the DPoP scheme gets the verifier's current ``DPoP-Nonce`` on its response when the
+        verifier requires nonces (RFC 9449 §9)."""
         if scope["type"] in ("http", "websocket"):
             scope[_SCOPE_KEY] = self.verifier
+        if scope["type"] == "http" and self.verifier.dpop_nonce is not None and uses_dpop(
+            Headers(scope=scope).get("authorization")
+        ):
+            send = _with_headers(send, self.verifier.dpop_nonce_headers())
         await super().__call__(scope, receive, send)
+
+
+def _with_headers(send: Send, headers: Mapping[str, str]) -> Send:
+    """``send`` adding ``headers`` to the response start unless the response has them."""
+    extra = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+
+    async def wrapped(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            present = {name.lower() for name, _ in message.get("headers", [])}
+            message = dict(message)
+            message["headers"] = [*message.get("headers", []),
+                                  *(h for h in extra if h[0] not in present)]
+        await send(message)
+
+    return wrapped
 
 
 def requires_token(

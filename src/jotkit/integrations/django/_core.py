@@ -86,6 +86,17 @@ def dpop_arguments(request: HttpRequest) -> dict[str, Any]:
             "method": request.method or "GET", "url": request.build_absolute_uri()}
 
 
+def add_dpop_nonce(verifier: TokenVerifier, request: HttpRequest, response: Any) -> Any:
+    """Add the verifier's current ``DPoP-Nonce`` to the response of a DPoP request when it
+    requires nonces (RFC 9449 §9), unless the response has one."""
+    if verifier.dpop_nonce is not None and isinstance(response, HttpResponseBase) and uses_dpop(
+        request.headers.get("Authorization")
+    ):
+        for name, value in verifier.dpop_nonce_headers().items():
+            response.setdefault(name, value)
+    return response
+
+
 def authenticate_or_none(
     verifier: TokenVerifier, request: HttpRequest, required: bool,
     scopes: tuple[str, ...] = (), roles: tuple[str, ...] = (),
@@ -145,7 +156,7 @@ class JotkitMiddleware:
         except BearerError as exc:
             return bearer_error_response(exc, verifier.realm)
         _set(request, claims)
-        return self.get_response(request)
+        return add_dpop_nonce(verifier, request, self.get_response(request))
 
     async def _acall(self, request: HttpRequest) -> HttpResponseBase:
         verifier = get_verifier()
@@ -154,8 +165,8 @@ class JotkitMiddleware:
         except BearerError as exc:
             return bearer_error_response(exc, verifier.realm)
         _set(request, claims)
-        response = self.get_response(request)
-        return cast(HttpResponseBase, await cast(Awaitable[Any], response))
+        response = await cast(Awaitable[Any], self.get_response(request))
+        return cast(HttpResponseBase, add_dpop_nonce(verifier, request, response))
 
 
 def _request_of(args: tuple[Any, ...]) -> HttpRequest:
@@ -234,7 +245,7 @@ def require_token(
                 except BearerError as exc:
                     return bearer_error_response(exc, v.realm)
                 _set(request, claims)
-                return await view(*args, **kwargs)
+                return add_dpop_nonce(v, request, await view(*args, **kwargs))
 
             return cast(_F, awrapper)
 
@@ -252,7 +263,7 @@ def require_token(
             except BearerError as exc:
                 return bearer_error_response(exc, v.realm)
             _set(request, claims)
-            return view(*args, **kwargs)
+            return add_dpop_nonce(v, request, view(*args, **kwargs))
 
         return cast(_F, wrapper)
 

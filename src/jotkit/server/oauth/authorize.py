@@ -14,7 +14,8 @@ One request runs through small named steps, in this order:
    ``invalid_request``;
 3. :func:`check_request`: every other problem is sent to the redirect URI with ``error``,
    ``state`` and ``iss`` (RFC 9207): response type, PKCE (S256 only, RFC 7636 §4.3 / OAuth 2.1
-   §4.1.1), scopes, prompt, max_age, resource (RFC 8707 §2), unsupported request objects;
+   §4.1.1), scopes, prompt, max_age, resource (RFC 8707 §2), ``dpop_jkt`` (RFC 9449 §10: the
+   code is bound to that key), unsupported request objects;
 4. :func:`run`: the SSO session (``prompt=login``, ``max_age`` and an ``id_token_hint``
    naming another user force a new sign-in, OIDC Core §3.1.2.1; an invalid hint is
    ``invalid_request``; ``prompt=none`` answers ``login_required`` / ``consent_required``
@@ -51,6 +52,7 @@ from .codes import AuthorizationRequest, hash_code, issue_code
 from .pages import form_fields, message_page, page_response, single_fields
 
 __all__ = [
+    "JKT",
     "REQUEST_URI_PREFIX",
     "AuthzError",
     "AuthzParams",
@@ -74,6 +76,7 @@ _SCOPE_TEXT = {
 }
 _CHALLENGE = re.compile(r"[A-Za-z0-9_-]{43}")  # BASE64URL(SHA-256(verifier)), RFC 7636 §4.2
 _SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]{1,128}")  # RFC 6749 §3.3 scope-token
+JKT = re.compile(r"[A-Za-z0-9_-]{43}")  # BASE64URL(SHA-256 JWK thumbprint), RFC 9449 §10
 _MAX_VALUE = 2048
 _MAX_FIELDS = 40
 _REPEATABLE = frozenset({"resource"})
@@ -118,6 +121,7 @@ class AuthzParams:
     id_token_hint: str | None = None  # checked by :func:`run` (OIDC Core §3.1.2.1)
     pushed: bool = False  # came through /oauth/par (RFC 9126)
     pushed_until: float = 0.0  # until when the forms may carry it as pushed
+    dpop_jkt: str | None = None  # RFC 9449 §10: the code is bound to this key
 
     def encoded(self) -> str:
         """The request as a query string (hidden form field)."""
@@ -273,6 +277,10 @@ def check_request(
             raise AuthzError(
                 "invalid_target", "resource must be an absolute URI without a fragment."
             )
+    dpop_jkt = _one(params, "dpop_jkt")
+    if dpop_jkt is not None and not JKT.fullmatch(dpop_jkt):
+        raise AuthzError("invalid_request", "dpop_jkt is not a base64url SHA-256 JWK "
+                         "thumbprint (RFC 9449 §10).")
     raw = tuple((k, v) for k, values in params.items() for v in values)
     return AuthzParams(
         client=client,
@@ -287,6 +295,7 @@ def check_request(
         resource=resources,
         raw=raw,
         id_token_hint=_one(params, "id_token_hint"),
+        dpop_jkt=dpop_jkt,
     )
 
 
@@ -512,6 +521,7 @@ async def run(
             auth_time=session.auth_time,
             sid=session.sid,
             resource=req.resource,
+            dpop_jkt=req.dpop_jkt,
         ),
     )
     await svc.store.sso.add_participant(session.sid, req.client.client_id, now)

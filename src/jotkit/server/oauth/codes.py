@@ -3,7 +3,8 @@
 The authorization endpoint (:mod:`.authorize`) hands an :class:`AuthorizationRequest` to
 :func:`issue_code`; the token endpoint redeems the code once (:meth:`CodeStore.consume`).
 A code is 256 random bits, stored only as its SHA-256, lives :data:`CODE_TTL` seconds and
-is bound to the client, the redirect URI and the PKCE S256 challenge.
+is bound to the client, the redirect URI and the PKCE S256 challenge, and to a DPoP key when
+the request named one (``dpop_jkt``, RFC 9449 §10).
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ class AuthorizationRequest:
     auth_time: float
     sid: str  # the SSO session id, copied into ID and access tokens
     resource: tuple[str, ...]
+    dpop_jkt: str | None = None  # RFC 9449 §10: the key the code is bound to
 
 
 def hash_code(code: str) -> str:
@@ -94,6 +96,7 @@ async def issue_code(service: AuthService, request: AuthorizationRequest) -> str
             resource=tuple(request.resource),
             created_at=now,
             expires_at=now + CODE_TTL,
+            dpop_jkt=request.dpop_jkt,
         )
     )
     return code

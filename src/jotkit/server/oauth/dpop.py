@@ -4,22 +4,18 @@ protected resource (``/oauth/userinfo``, §7), replay detection (§11.1) and ser
 The stateless checks are :class:`jotkit.dpop.ProofVerifier`'s; this module adds what needs
 the service: the target URI (the issuer's base URL + the request path, so a proxy in front
 does not change it), the shared replay cache (``store.dpop``: SQL table, or Redis when
-configured) and nonces. A nonce is ``<window>.<tag>``, the tag an HMAC-SHA256 of the time
-window under a key derived from the CSRF key (``JOTKIT_CSRF_SECRET``, which instances
-share): every instance accepts every instance's nonces without storing them, for the
-window they were made in and the next one.
+configured) and nonces: :class:`jotkit.dpop.HmacNonces` (the one implementation, shared with
+resource servers) under a key derived from the CSRF key (``JOTKIT_CSRF_SECRET``, which
+instances share): every instance accepts every instance's nonces without storing them, for
+the window they were made in and the next one.
 """
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from cryptography.hazmat.primitives import hashes, hmac
-
-from jotkit._b64 import b64encode
-from jotkit.dpop import DEFAULT_ALGORITHMS, ProofVerifier, VerifiedProof
+from jotkit.dpop import DEFAULT_ALGORITHMS, HmacNonces, ProofVerifier, VerifiedProof
 from jotkit.errors import InvalidDPoPProof, UseDPoPNonce
 
 from ..errors import ServiceError
@@ -50,33 +46,16 @@ class DpopGate:
         self.verifier = ProofVerifier(DEFAULT_ALGORITHMS, max_age=settings.dpop_max_age)
         self.require_nonce = settings.dpop_require_nonce
         self.window = settings.dpop_nonce_window
-        self._key = self._mac(secret, _NONCE_LABEL)  # domain separation from CSRF tokens
-
-    @staticmethod
-    def _mac(key: bytes, data: bytes) -> bytes:
-        mac = hmac.HMAC(key, hashes.SHA256())
-        mac.update(data)
-        return mac.finalize()
-
-    def _tag(self, window: int) -> str:
-        return b64encode(self._mac(self._key, str(window).encode("ascii"))[:16])
+        # domain separation from CSRF tokens: the label
+        self.nonces = HmacNonces(secret, window=self.window, label=_NONCE_LABEL)
 
     def nonce(self, now: float) -> str:
         """The current server nonce (RFC 9449 §8): ``<window>.<HMAC tag>``."""
-        window = int(now // self.window)
-        return f"{window}.{self._tag(window)}"
+        return self.nonces.current(now)
 
     def nonce_ok(self, value: str, now: float) -> bool:
         """True for a nonce of this window or the previous one, made under this key."""
-        window_text, _, tag = value.partition(".")
-        if not window_text.isascii() or not window_text.isdigit() or len(window_text) > 12:
-            return False
-        window = int(window_text)
-        current = int(now // self.window)
-        if window not in (current, current - 1):
-            return False
-        return secrets.compare_digest(tag.encode("utf-8", "surrogatepass"),
-                                      self._tag(window).encode("ascii"))
+        return self.nonces.valid(value, now)
 
     def response_headers(self, now: float) -> Mapping[str, str]:
         """``DPoP-Nonce`` for a successful answer when nonces are required (§8.2)."""

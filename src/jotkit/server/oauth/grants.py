@@ -114,8 +114,9 @@ def _new_family(req: TokenRequest, now: float) -> FamilyRecord:
 
 async def authorization_code(req: TokenRequest) -> dict[str, Any]:
     """RFC 6749 §4.1.3 with PKCE (RFC 7636 §4.5-4.6): a code is redeemed once, by the client it
-    was issued to, with the same redirect URI and a verifier matching its S256 challenge. A
-    second redemption revokes everything the first one issued (RFC 6749 §4.1.2)."""
+    was issued to, with the same redirect URI, a verifier matching its S256 challenge and, for
+    a code bound to a key (``dpop_jkt``, RFC 9449 §10), a DPoP proof by that key. A second
+    redemption revokes everything the first one issued (RFC 6749 §4.1.2)."""
     svc, client, form = req.service, req.client, req.form
     code = _required(form, "code")
     redirect_uri = _required(form, "redirect_uri")
@@ -150,6 +151,9 @@ async def authorization_code(req: TokenRequest) -> dict[str, Any]:
         problem = "redirect_uri differs from the authorization request."
     elif not verifier_matches(verifier, stored.code_challenge):
         problem = "PKCE verification failed (code_verifier)."
+    elif stored.dpop_jkt is not None and req.dpop_jkt != stored.dpop_jkt:
+        problem = ("The authorization code is bound to a DPoP key (dpop_jkt): send a DPoP "
+                   "proof made with that key (RFC 9449 §10).")
     if problem is not None:  # the code is spent: revoke the grant it opened
         await svc.revoke_grant(family_id, "code_misuse")
         svc.audit.event("code_rejected", client_id=client.client_id, reason=problem)

@@ -415,6 +415,7 @@ class CodeRecord:
     expires_at: float
     redeemed_at: float | None = None
     family_id: str | None = None  # the grant (refresh family) the redemption opened
+    dpop_jkt: str | None = None  # RFC 9449 §10: redeemed only with a proof by this key
 
 
 @dataclass(frozen=True, slots=True)

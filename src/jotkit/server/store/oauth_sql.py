@@ -94,6 +94,7 @@ def _code(row: Any) -> CodeRecord:
         expires_at=row.expires_at,
         redeemed_at=row.redeemed_at,
         family_id=row.family_id,
+        dpop_jkt=row.dpop_jkt,
     )
 
 
@@ -233,6 +234,7 @@ class SqlCodeStore(CodeStore):
                     expires_at=code.expires_at,
                     redeemed_at=None,
                     family_id=None,
+                    dpop_jkt=code.dpop_jkt,
                 )
             )
 

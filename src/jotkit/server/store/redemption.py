@@ -34,13 +34,13 @@ __all__ = [
 #: The columns of ``oauth_codes`` in :func:`parse_code`'s order.
 CODE_COLUMNS = (
     "code_hash, client_id, user_id, redirect_uri, code_challenge, scope, nonce, auth_time, "
-    "sid, resource, created_at, expires_at, redeemed_at, family_id"
+    "sid, resource, created_at, expires_at, redeemed_at, family_id, dpop_jkt"
 )
 #: The code and whether its user is active (the last column: NULL when the user is gone).
 READ_CODE = (
     "SELECT c.code_hash, c.client_id, c.user_id, c.redirect_uri, c.code_challenge, c.scope, "
     "c.nonce, c.auth_time, c.sid, c.resource, c.created_at, c.expires_at, c.redeemed_at, "
-    "c.family_id, u.disabled FROM oauth_codes c LEFT JOIN users u ON u.id = c.user_id "
+    "c.family_id, c.dpop_jkt, u.disabled FROM oauth_codes c LEFT JOIN users u ON u.id = c.user_id "
     "WHERE c.code_hash = ?"
 )
 SPEND_CODE = (
@@ -71,7 +71,7 @@ REDEEM_IF_UNSPENT = (
     "WITH spent AS (UPDATE oauth_codes SET redeemed_at = $2, family_id = $3 "
     "WHERE code_hash = $1 AND redeemed_at IS NULL AND expires_at > $2 "
     "RETURNING code_hash, client_id, user_id, redirect_uri, code_challenge, scope, nonce, "
-    "auth_time, sid, resource, created_at, expires_at, redeemed_at, family_id), "
+    "auth_time, sid, resource, created_at, expires_at, redeemed_at, family_id, dpop_jkt), "
     "family AS (INSERT INTO refresh_families (id, user_id, created_at, last_used_at, "
     "idle_expires_at, absolute_expires_at, revoked_at, revoke_reason, user_agent, client_ip, "
     "client_id) SELECT $3, user_id, $4, $5, $6, $7, NULL, NULL, $8, $9, client_id FROM spent), "
@@ -85,7 +85,7 @@ REDEEM_IF_UNSPENT = (
     "WHERE $11::varchar IS NOT NULL) "
     "SELECT s.code_hash, s.client_id, s.user_id, s.redirect_uri, s.code_challenge, s.scope, "
     "s.nonce, s.auth_time, s.sid, s.resource, s.created_at, s.expires_at, s.redeemed_at, "
-    "s.family_id, u.disabled FROM spent s LEFT JOIN users u ON u.id = s.user_id"
+    "s.family_id, s.dpop_jkt, u.disabled FROM spent s LEFT JOIN users u ON u.id = s.user_id"
 )
 
 _Execute = Callable[[str, tuple[Any, ...]], Any]  # execute(sql with ?, params) -> cursor
@@ -113,6 +113,7 @@ def parse_code(values: Sequence[Any]) -> CodeRecord:
         expires_at=values[11],
         redeemed_at=values[12],
         family_id=values[13],
+        dpop_jkt=values[14],
     )
 
 
@@ -128,7 +129,7 @@ def lost(values: Sequence[Any] | None) -> ConsumeResult:
 
 def redeemed(values: Sequence[Any]) -> ConsumeResult:
     """The outcome for the winner, from the spent code's row (read after the spend)."""
-    disabled = values[14]
+    disabled = values[15]
     return ConsumeResult(ConsumeOutcome.REDEEMED, parse_code(values),
                          user_active=disabled is not None and not disabled)
 

@@ -160,6 +160,7 @@ oauth_codes = sa.Table(
     sa.Column("expires_at", sa.Double, nullable=False, index=True),
     sa.Column("redeemed_at", sa.Double, nullable=True),
     sa.Column("family_id", sa.String(64), nullable=True),
+    sa.Column("dpop_jkt", sa.String(64), nullable=True),  # RFC 9449 §10 (migration 0009)
 )
 
 oauth_grants = sa.Table(
