@@ -14,6 +14,7 @@ from ._config import (
     ForwardAuthConfigError,
     PathRule,
     load_config,
+    normalize_origin,
     normalize_path,
 )
 
@@ -22,6 +23,7 @@ __all__ = [
     "ForwardAuthConfigError",
     "PathRule",
     "load_config",
+    "normalize_origin",
     "normalize_path",
     "serve",
     "uvicorn_options",
