@@ -342,6 +342,8 @@ def test_flags_override_the_file_and_claim_headers_merge(tmp_path: Path) -> None
     (["--jwks-url", "https://a/j", "--issuer", "https://a", "--audience", "x",
       "--claim-header", "email"], "expected CLAIM=Header-Name"),
     (["--config", "/nonexistent/fa.toml"], "cannot read"),
+    (["--jwks-url", "https://a/j", "--issuer", "https://a", "--audience", "x",
+      "--public-url", "https://api.example.com/v1"], "public_url"),
 ])
 def test_cli_refuses_bad_flags_in_one_line(capsys, args, message) -> None:
     with pytest.raises(SystemExit) as info:
