@@ -55,6 +55,7 @@ from jotkit.integrations import (
 )
 
 from ._config import ForwardAuthConfig, PathRule, normalize_path
+from ._protocol import PREPARED_HEAD, prepare_head
 
 __all__ = ["ForwardAuthApp", "build_verifier", "claim_headers", "original_request"]
 
@@ -456,7 +457,7 @@ class ForwardAuthApp:
         claims = await verifier.averify(token)
         assert authorization is not None  # extract raised otherwise
         if hit is not None:
-            rendered = hit[0]
+            rendered, start = hit[0], hit[3]  # the same answer, prepared once
         else:
             verifier.authorize(
                 claims,
@@ -467,8 +468,9 @@ class ForwardAuthApp:
                 (b"content-length", b"0"),
                 *claim_headers(claims, self.config.claim_headers),
             ]
+            start = {"type": "http.response.start", "status": 200, "headers": rendered,
+                     PREPARED_HEAD: prepare_head(200, rendered)}  # fmt: skip
         until = min(now + self.config.decision_ttl, float(claims["exp"]))
-        start = {"type": "http.response.start", "status": 200, "headers": rendered}
         _bounded_put(
             self._granted, (authorization, prefix), (rendered, now, until, start, version)
         )
