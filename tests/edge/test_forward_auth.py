@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import jotkit
+import jotkit.dpop
 from jotkit.cli import main
 from jotkit.edge import ForwardAuthConfigError, load_config, normalize_path
 from jotkit.edge.forward_auth import ForwardAuthApp, build_verifier
@@ -341,6 +342,8 @@ def test_flags_override_the_file_and_claim_headers_merge(tmp_path: Path) -> None
     (["--jwks-url", "https://a/j", "--issuer", "https://a", "--audience", "x",
       "--claim-header", "email"], "expected CLAIM=Header-Name"),
     (["--config", "/nonexistent/fa.toml"], "cannot read"),
+    (["--jwks-url", "https://a/j", "--issuer", "https://a", "--audience", "x",
+      "--public-url", "https://api.example.com/v1"], "public_url"),
 ])
 def test_cli_refuses_bad_flags_in_one_line(capsys, args, message) -> None:
     with pytest.raises(SystemExit) as info:
@@ -401,3 +404,189 @@ def test_dpop_bound_token_sent_as_bearer_is_refused_by_forward_auth(app, mint) -
         assert status == 401, body
         assert json.loads(body)["reason"] == "dpop_bound_token"
         assert b"x-auth-subject" not in headers
+
+
+# ------------------------------------------------------------------- DPoP (RFC 9449)
+
+PUBLIC = "https://api.example.com"
+
+
+@pytest.fixture(scope="module")
+def client_key() -> jotkit.Key:
+    """The legitimate client's DPoP key (the token's ``cnf.jkt``)."""
+    return jotkit.Key.generate("ES256")
+
+
+def _forwarded(method: str = "GET", uri: str = "/orders/7?page=2", proto: str = "https",
+               host: str = "api.example.com") -> list[tuple[bytes, bytes]]:
+    """What the nginx snippet of docs/gateways.md sets on the auth subrequest."""
+    return [(b"x-forwarded-method", method.encode()), (b"x-original-method", method.encode()),
+            (b"x-forwarded-uri", uri.encode()), (b"x-original-uri", uri.encode()),
+            (b"x-forwarded-proto", proto.encode()), (b"x-forwarded-host", host.encode())]
+
+
+def _dpop(token: str, proof: str) -> list[tuple[bytes, bytes]]:
+    return [(b"authorization", b"DPoP " + token.encode()), (b"dpop", proof.encode())]
+
+
+def _bound(mint, key: jotkit.Key, **claims: Any) -> str:
+    return str(mint(sub="alice", scope="orders:read", cnf={"jkt": key.thumbprint()}, **claims))
+
+
+def _dpop_refusal(status: int, headers: dict[bytes, bytes], body: bytes, reason: str) -> None:
+    assert status == 401, body
+    challenge = headers[b"www-authenticate"].decode()
+    assert challenge.startswith('DPoP algs="'), challenge  # RFC 9449 §7.1
+    assert "ES256" in challenge.split('"')[1].split()
+    assert json.loads(body)["reason"] == reason
+    assert b"x-auth-subject" not in headers
+
+
+def test_dpop_bound_token_with_a_fresh_proof_passes_forward_auth(app, mint, client_key) -> None:
+    token = _bound(mint, client_key, roles=["admin"])
+    for method, uri in (("GET", "/orders/7?page=2"), ("POST", "/admin/users")):
+        proof = jotkit.dpop.proof(client_key, method, PUBLIC + uri, access_token=token)
+        status, headers, body = _call(app, _dpop(token, proof) + _forwarded(method, uri))
+        assert status == 200, body
+        assert headers[b"x-auth-subject"] == b"alice"
+        assert headers[b"x-auth-scope"] == b"orders:read"
+
+
+def test_dpop_proof_replayed_through_the_gateway_is_refused(app, mint, client_key) -> None:
+    """RFC 9449 §11.1: a captured proof cannot be sent again, and an allowed DPoP request
+    leaves no reusable decision behind (each proof is single-use)."""
+    token = _bound(mint, client_key)
+    proof = jotkit.dpop.proof(client_key, "GET", PUBLIC + "/orders/7", access_token=token)
+    assert _call(app, _dpop(token, proof) + _forwarded())[0] == 200
+    _dpop_refusal(*_call(app, _dpop(token, proof) + _forwarded()), "dpop_replayed")
+    # the same Authorization value right after an allowed request, with no proof at all
+    no_proof = [(b"authorization", b"DPoP " + token.encode()), *_forwarded()]
+    _dpop_refusal(*_call(app, no_proof), "dpop_malformed")
+
+
+def test_dpop_proof_for_another_uri_or_method_is_refused(app, mint, client_key) -> None:
+    """RFC 9449 §4.3 steps 8-9: ``htm``/``htu`` name the client's ORIGINAL request, which
+    the gateway reports, not the auth subrequest (always a GET to /_jotkit_auth)."""
+    token = _bound(mint, client_key)
+    cases = {  # proof (method, url) -> the forwarded original request, the expected reason
+        ("GET", PUBLIC + "/orders/7"): (_forwarded("DELETE"), "dpop_htm_mismatch"),
+        ("GET", PUBLIC + "/orders/8"): (_forwarded(), "dpop_htu_mismatch"),
+        ("GET", "https://evil.example.com/orders/7"): (_forwarded(), "dpop_htu_mismatch"),
+        ("GET", "http://api.example.com/orders/7"): (_forwarded(), "dpop_htu_mismatch"),
+        ("GET", PUBLIC + "/_jotkit_auth"): (_forwarded(), "dpop_htu_mismatch"),
+    }
+    for (method, url), (forwarded, reason) in cases.items():
+        proof = jotkit.dpop.proof(client_key, method, url, access_token=token)
+        _dpop_refusal(*_call(app, _dpop(token, proof) + forwarded, path="/_jotkit_auth"), reason)
+
+
+def test_stolen_dpop_token_with_the_attackers_own_proof_is_refused(app, mint, client_key) -> None:
+    """RFC 9449 §6.1/§7.1: the proof must be signed by the key of ``cnf.jkt``; and a proof
+    of the right key made for another token (``ath``) does not carry a stolen one."""
+    token = _bound(mint, client_key)
+    attacker = jotkit.Key.generate("ES256")
+    own = jotkit.dpop.proof(attacker, "GET", PUBLIC + "/orders/7", access_token=token)
+    _dpop_refusal(*_call(app, _dpop(token, own) + _forwarded()), "dpop_key_mismatch")
+    other = _bound(mint, client_key, jti="another")
+    for_other = jotkit.dpop.proof(client_key, "GET", PUBLIC + "/orders/7", access_token=other)
+    _dpop_refusal(*_call(app, _dpop(token, for_other) + _forwarded()), "dpop_ath_mismatch")
+    stale = jotkit.dpop.proof(client_key, "GET", PUBLIC + "/orders/7", access_token=token,
+                              now=time.time() - 3600)
+    _dpop_refusal(*_call(app, _dpop(token, stale) + _forwarded()), "dpop_iat_out_of_window")
+    future = jotkit.dpop.proof(client_key, "GET", PUBLIC + "/orders/7", access_token=token,
+                               now=time.time() + 3600)
+    _dpop_refusal(*_call(app, _dpop(token, future) + _forwarded()), "dpop_iat_out_of_window")
+
+
+def test_dpop_token_errors_get_a_dpop_challenge(app, mint, client_key) -> None:
+    """The token itself: ``invalid_token`` (RFC 6750 §3.1) in the DPoP scheme (RFC 9449 §7.1);
+    an unbound token cannot use the DPoP scheme; a missing scope is still 403."""
+    expired = _bound(mint, client_key, exp=int(time.time()) - 60)
+    unbound = mint(sub="alice", scope="orders:read")
+    for token, reason in ((expired, "expired"), (unbound, "dpop_unbound_token"),
+                          ("not.a.jwt", "malformed")):
+        proof = jotkit.dpop.proof(client_key, "GET", PUBLIC + "/orders/7", access_token=token)
+        status, headers, body = _call(app, _dpop(token, proof) + _forwarded())
+        _dpop_refusal(status, headers, body, reason)
+        assert 'error="invalid_token"' in headers[b"www-authenticate"].decode()
+    staff = _bound(mint, client_key, roles=["staff"])
+    proof = jotkit.dpop.proof(client_key, "GET", PUBLIC + "/admin/x", access_token=staff)
+    status, headers, _ = _call(app, _dpop(staff, proof) + _forwarded(uri="/admin/x"))
+    assert status == 403
+    assert headers[b"www-authenticate"].startswith(b'DPoP algs="')
+    assert b'error="insufficient_scope"' in headers[b"www-authenticate"]
+
+
+def test_no_credentials_next_to_forwarded_headers_get_a_plain_bearer_challenge(app) -> None:
+    status, headers, _ = _call(app, _forwarded())
+    assert (status, headers[b"www-authenticate"]) == (401, b"Bearer")
+
+
+def test_dpop_without_forwarded_headers_is_401_not_500(app, mint, client_key) -> None:
+    """A gateway that does not report the original request: refuse (fail closed), never
+    guess it from the auth subrequest, never a 5xx."""
+    token = _bound(mint, client_key)
+    full = _forwarded()
+    for missing in (b"x-forwarded-method", b"x-forwarded-uri", b"x-forwarded-proto",
+                    b"x-forwarded-host"):
+        partner = {b"x-forwarded-method": b"x-original-method",
+                   b"x-forwarded-uri": b"x-original-uri"}.get(missing)
+        headers = [(n, v) for n, v in full if n not in (missing, partner)]
+        proof = jotkit.dpop.proof(client_key, "GET", PUBLIC + "/orders/7", access_token=token)
+        status, answer, body = _call(app, _dpop(token, proof) + headers)
+        _dpop_refusal(status, answer, body, "dpop_no_forwarded_request")
+        assert b'error="invalid_dpop_proof"' in answer[b"www-authenticate"]
+    bad = {"proto": _forwarded(proto="ftp"), "host": _forwarded(host="api.example.com/x"),
+           "hosts": _forwarded(host="a.example, b.example"), "uri": _forwarded(uri="/orders/7 x"),
+           "method": _forwarded(method="G ET")}
+    for headers in bad.values():
+        proof = jotkit.dpop.proof(client_key, "GET", PUBLIC + "/orders/7", access_token=token)
+        _dpop_refusal(*_call(app, _dpop(token, proof) + headers), "dpop_bad_forwarded_request")
+
+
+def test_client_sent_forwarded_copies_cannot_retarget_a_dpop_proof(jwks_url, mint,
+                                                                   client_key) -> None:
+    """A client adds its own X-Original-Method / X-Original-URI next to the gateway's: the
+    values must agree, so a proof for another method or path is not accepted."""
+    app = ForwardAuthApp(load_config(jwks_url=jwks_url, issuer=ISSUER, audience=AUDIENCE))
+    token = _bound(mint, client_key)
+    origin = [(b"x-forwarded-proto", b"https"), (b"x-forwarded-host", b"api.example.com")]
+    cases = (  # the gateway's headers, the client's copies
+        ([(b"x-forwarded-method", b"DELETE"), (b"x-forwarded-uri", b"/orders/7")],
+         [(b"x-original-method", b"GET")]),
+        ([(b"x-forwarded-method", b"GET"), (b"x-forwarded-uri", b"/orders/9")],
+         [(b"x-original-uri", b"/orders/7")]),
+        ([(b"x-forwarded-method", b"GET"), (b"x-forwarded-uri", b"/orders/7")],
+         [(b"x-forwarded-host", b"other.example")]),
+    )
+    for gateway, forged in cases:
+        proof = jotkit.dpop.proof(client_key, "GET", PUBLIC + "/orders/7", access_token=token)
+        _dpop_refusal(*_call(app, _dpop(token, proof) + gateway + origin + forged),
+                      "dpop_conflicting_forwarded")
+
+
+def test_public_url_beats_a_forged_forwarded_host(jwks_url, mint, client_key) -> None:
+    """With ``public_url`` the origin is configured: a proof captured at another server
+    (``htu`` https://other.example/...) fails even if X-Forwarded-Host claims that host."""
+    config = load_config(jwks_url=jwks_url, issuer=ISSUER, audience=AUDIENCE,
+                         public_url="HTTPS://API.example.com:443/")
+    assert config.public_url == PUBLIC
+    app = ForwardAuthApp(config)
+    token = _bound(mint, client_key)
+    other = jotkit.dpop.proof(client_key, "GET", "https://other.example/orders/7",
+                              access_token=token)
+    headers = _dpop(token, other) + _forwarded(host="other.example")
+    _dpop_refusal(*_call(app, headers), "dpop_htu_mismatch")
+    good = jotkit.dpop.proof(client_key, "GET", PUBLIC + "/orders/7", access_token=token)
+    no_origin = [(b"x-forwarded-method", b"GET"), (b"x-forwarded-uri", b"/orders/7")]
+    assert _call(app, _dpop(token, good) + no_origin)[0] == 200  # proto/host not needed
+
+
+@pytest.mark.parametrize("url", ["api.example.com", "https://api.example.com/v1",
+                                 "https://u@api.example.com", "ftp://api.example.com",
+                                 "https://api.example.com?x", "https://api.example.com:99999",
+                                 "https://api example.com"])
+def test_public_url_must_be_an_origin(url: str) -> None:
+    with pytest.raises(ForwardAuthConfigError, match="public_url"):
+        load_config(jwks_url="https://a.example/jwks", issuer=ISSUER, audience=AUDIENCE,
+                    public_url=url)

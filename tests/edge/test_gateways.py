@@ -19,9 +19,13 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+
+import jotkit
+import jotkit.dpop
 
 from .conftest import AUDIENCE, ISSUER
 
@@ -215,6 +219,70 @@ def test_role_restricted_location(gateway: str, mint: Callable[..., str]) -> Non
         response = httpx.get(f"{gateway}/admin/users", headers={
             "Authorization": f"Bearer {staff}", name: "/orders/"})
         assert response.status_code == 403, (name, response.text)
+
+
+def test_dpop_proofs_are_checked_against_the_original_request_through_the_gateway(
+        gateway: str, forward_auth: ForwardAuth, mint: Callable[..., str]) -> None:
+    """The gateway passes the ``DPoP`` header and reports the original method and URL; a
+    replayed proof, a proof for another URI or method, a thief's own proof, a bound token
+    sent as Bearer and client-forged forwarded headers are all refused before the upstream."""
+    key = jotkit.Key.generate("ES256")
+    token = mint(sub="alice", scope="orders:read", cnf={"jkt": key.thumbprint()})
+    url = f"{gateway}/orders/7?page=2"
+
+    def dpop(proof_key: jotkit.Key, method: str, target: str) -> dict[str, str]:
+        proof = jotkit.dpop.proof(proof_key, method, target, access_token=token)
+        return {"Authorization": f"DPoP {token}", "DPoP": proof}
+
+    fresh = dpop(key, "GET", url)
+    seen = _upstream_headers(httpx.get(url, headers=fresh))
+    assert seen["x-auth-subject"] == ["alice"]
+    assert seen["dpop"] == [fresh["DPoP"]]  # the upstream may check it again itself
+    # the same request again after the previous one passed: the proof is single-use
+    refusals = {
+        "replayed proof": (httpx.get, fresh, {"dpop_replayed"}),
+        "proof for another path": (httpx.get, dpop(key, "GET", f"{gateway}/orders/8"),
+                                   {"dpop_htu_mismatch"}),
+        # the client's own forwarded headers are overwritten (nginx) or disagree (Caddy)
+        "GET proof on a POST": (httpx.post, {**dpop(key, "GET", url), "X-Forwarded-Method": "GET",
+                                             "X-Original-Method": "GET"},
+                                {"dpop_htm_mismatch", "dpop_conflicting_forwarded"}),
+        "proof for another host": (httpx.get, {**dpop(key, "GET", "http://evil.example/orders/7"),
+                                               "X-Forwarded-Host": "evil.example"},
+                                   {"dpop_htu_mismatch", "dpop_conflicting_forwarded"}),
+        "thief's own proof": (httpx.get, dpop(jotkit.Key.generate("ES256"), "GET", url),
+                              {"dpop_key_mismatch"}),
+    }
+    for what, (send, headers, reason) in refusals.items():
+        logged = len(_decisions(forward_auth))
+        response = send(url, headers=headers)
+        assert response.status_code == 401, (what, response.text)
+        challenge = response.headers["WWW-Authenticate"]
+        assert challenge.startswith('DPoP algs="'), (what, challenge)
+        assert 'error="invalid_dpop_proof"' in challenge, (what, challenge)
+        assert "x-auth-subject" not in response.text  # the upstream was never reached
+        # nginx answers with its own 401 page: forward-auth's log line names the reason
+        assert _decision_after(forward_auth, logged)["reason"] in reason, what
+    logged = len(_decisions(forward_auth))
+    as_bearer = httpx.get(url, headers={"Authorization": f"Bearer {token}"})
+    assert as_bearer.status_code == 401
+    assert _decision_after(forward_auth, logged)["reason"] == "dpop_bound_token"
+
+
+def _decisions(forward_auth: ForwardAuth) -> list[dict[str, Any]]:
+    """forward-auth's JSON log lines of decisions (one per refusal at ``info``)."""
+    return [json.loads(line) for line in forward_auth.log.read_text().splitlines()
+            if line.startswith("{") and '"forward_auth"' in line]
+
+
+def _decision_after(forward_auth: ForwardAuth, count: int) -> dict[str, Any]:
+    """The decision logged after the first ``count`` ones (written just after the answer)."""
+    deadline = time.monotonic() + 10
+    while len(events := _decisions(forward_auth)) <= count:
+        assert time.monotonic() < deadline, "forward-auth logged no decision"
+        time.sleep(0.02)
+    assert len(events) == count + 1, events[count:]
+    return events[count]
 
 
 def _raw_status(address: str, request: bytes) -> int:

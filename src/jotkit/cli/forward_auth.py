@@ -58,6 +58,14 @@ def forward_auth(
             help="Answer 503 while the feed is unreachable (default: accept, fail open).",
         ),
     ] = None,
+    public_url: Annotated[
+        str | None,
+        typer.Option(
+            "--public-url",
+            help="Origin clients call (https://api.example.com): DPoP proofs must name it; "
+            "else X-Forwarded-Proto/-Host give it.",
+        ),
+    ] = None,
     config: Annotated[
         Path | None, typer.Option("--config", help="TOML file: options and [[paths]] rules.")
     ] = None,
@@ -104,6 +112,7 @@ def forward_auth(
                 revocations_client_secret=revocations_client_secret,
                 revocations_fail_open=None if revocations_fail_closed is None
                 else not revocations_fail_closed,
+                public_url=public_url,
             )
             build_verifier(settings).close()  # a bad URL or flag fails here, before binding
         except (ForwardAuthConfigError, ValueError) as exc:

@@ -14,6 +14,7 @@ from ._config import (
     ForwardAuthConfigError,
     PathRule,
     load_config,
+    normalize_origin,
     normalize_path,
 )
 
@@ -22,6 +23,7 @@ __all__ = [
     "ForwardAuthConfigError",
     "PathRule",
     "load_config",
+    "normalize_origin",
     "normalize_path",
     "serve",
     "uvicorn_options",
@@ -35,9 +37,14 @@ MAX_HEADER_BYTES = 65536
 def uvicorn_options(host: str, port: int, log_level: str = "info") -> dict[str, Any]:
     """``uvicorn.run`` keyword arguments of forward-auth (the benchmark serves its bare
     endpoint with the same): the hardened httptools protocol of ``jotkit serve`` with a
-    64 KiB head limit, no WebSocket upgrades, no access log, lifespan on."""
+    64 KiB head limit, able to send a prepared response head (:mod:`._protocol`), no
+    WebSocket upgrades, no access log, lifespan on."""
     from jotkit.server.serving import http_limits
 
+    from ._protocol import edge_httptools
+
+    limits = http_limits(max_header_bytes=MAX_HEADER_BYTES)
+    limits["http"] = edge_httptools(MAX_HEADER_BYTES)
     return {
         "host": host,
         "port": port,
@@ -45,7 +52,7 @@ def uvicorn_options(host: str, port: int, log_level: str = "info") -> dict[str, 
         "access_log": False,
         "ws": "none",
         "lifespan": "on",
-        **http_limits(max_header_bytes=MAX_HEADER_BYTES),
+        **limits,
     }
 
 

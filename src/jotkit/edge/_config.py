@@ -5,6 +5,7 @@ The file (read with :mod:`tomllib`) may hold every flag and per-path-prefix rule
     jwks_url = "https://auth.example.com/.well-known/jwks.json"
     issuer = "https://auth.example.com"
     audience = "orders"
+    public_url = "https://api.example.com" # DPoP proofs must name this origin (optional)
     require_scopes = ["orders:read"]       # every request (all of them)
     require_roles = []                     # every request (any one of them)
 
@@ -35,6 +36,7 @@ __all__ = [
     "ForwardAuthConfigError",
     "PathRule",
     "load_config",
+    "normalize_origin",
     "normalize_path",
 ]
 
@@ -57,7 +59,7 @@ _CTL = re.compile(r"[\x00-\x1f\x7f]")
 _TOP_KEYS = frozenset({
     "jwks_url", "issuer", "audience", "require_scopes", "require_roles", "claim_headers",
     "revocations", "allow_insecure_http", "decision_ttl", "paths", "revocations_client_id",
-    "revocations_client_secret", "revocations_fail_open",
+    "revocations_client_secret", "revocations_fail_open", "public_url",
 })  # fmt: skip
 _PATH_KEYS = frozenset({"prefix", "scopes", "roles"})
 
@@ -89,6 +91,9 @@ class ForwardAuthConfig:
     ``revocations`` is the issuer's revocation feed, read as the OAuth client
     ``revocations_client_id`` / ``revocations_client_secret`` (HTTP Basic); while it is not
     synced tokens are accepted (``revocations_fail_open``, the default) or refused with 503.
+    ``public_url`` is the origin (``https://api.example.com``) clients send their requests
+    to: a DPoP proof's ``htu`` (RFC 9449 §4.3) must name it, whatever ``X-Forwarded-Proto`` /
+    ``X-Forwarded-Host`` say; without it those two headers give the origin.
     """
 
     jwks_url: str
@@ -104,6 +109,7 @@ class ForwardAuthConfig:
     revocations_client_id: str | None = None
     revocations_client_secret: str | None = field(default=None, repr=False)
     revocations_fail_open: bool = True
+    public_url: str | None = None
 
     def rule_for(self, path: str) -> PathRule | None:
         """The rule of the longest prefix of ``path`` (already normalised), if any."""
@@ -149,6 +155,33 @@ def normalize_path(uri: str) -> str | None:
         elif segment or last:
             out.append(segment)
     return "/" + "/".join(out)
+
+
+def normalize_origin(url: str) -> str:
+    """``scheme://host[:port]`` of an absolute http(s) URL with no path, query, fragment or
+    userinfo (RFC 6454 §4), lower-cased and without a default port (RFC 3986 §6.2.3), as
+    a DPoP ``htu`` names it (RFC 9449 §4.2). :class:`ForwardAuthConfigError` otherwise."""
+    from urllib.parse import urlsplit
+
+    bad = ForwardAuthConfigError(
+        f"public_url: {url!r} must be an origin such as 'https://api.example.com'"
+    )
+    if _CONTROL.search(url) or not url.isascii():
+        raise bad
+    parts = urlsplit(url.removesuffix("/"))
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:
+        raise bad from None
+    host = parts.hostname
+    if (scheme not in ("http", "https") or not host or "@" in parts.netloc or parts.path
+            or parts.query or parts.fragment or url.endswith(("?", "#"))):
+        raise bad
+    if ":" in host:
+        host = f"[{host}]"
+    default = 443 if scheme == "https" else 80
+    return f"{scheme}://{host}" if port in (None, default) else f"{scheme}://{host}:{port}"
 
 
 def _unquote_strict(path: str) -> str:
@@ -280,6 +313,7 @@ def load_config(
     revocations_client_id: str | None = None,
     revocations_client_secret: str | None = None,
     revocations_fail_open: bool | None = None,
+    public_url: str | None = None,
 ) -> ForwardAuthConfig:
     """Merge the TOML ``file`` (if any) and the flags into a validated config.
 
@@ -337,6 +371,9 @@ def load_config(
     ttl = decision_ttl if decision_ttl is not None else data.get("decision_ttl", 0.1)
     if isinstance(ttl, bool) or not isinstance(ttl, int | float) or not 0 <= ttl <= 60:
         raise ForwardAuthConfigError("decision_ttl must be a number of seconds from 0 to 60")
+    origin = _optional_text(public_url, data, "public_url")
+    if origin is not None:
+        origin = normalize_origin(origin)
     rules = sorted(_paths(data.get("paths", [])), key=lambda r: len(r.prefix), reverse=True)
     return ForwardAuthConfig(
         jwks_url=pick(jwks_url, "jwks_url", "--jwks-url"),
@@ -352,6 +389,7 @@ def load_config(
         revocations_client_id=feed_id,
         revocations_client_secret=feed_secret,
         revocations_fail_open=fail_open,
+        public_url=origin,
     )
 
 

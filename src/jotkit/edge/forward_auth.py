@@ -19,6 +19,16 @@ Nothing a client sends leads to another status: gateways treat any status but 2x
 403 as an error of their own (nginx answers 500). Header values are printable ASCII: any
 other character, ``%`` and space are percent-encoded as UTF-8 (RFC 3986 §2.1).
 
+DPoP (RFC 9449 §7): ``Authorization: DPoP <token>`` with one ``DPoP`` proof header is
+checked by the verifier (signature, ``typ``, ``alg``, ``htm``/``htu``, ``iat`` window,
+``ath``, ``cnf.jkt``, ``jti`` replay) against the ORIGINAL request as the proxy reports it
+(:func:`original_request`): the method from ``X-Forwarded-Method`` / ``X-Original-Method``,
+the URL from the configured ``public_url`` (else ``X-Forwarded-Proto`` +
+``X-Forwarded-Host``) and ``X-Forwarded-Uri`` / ``X-Original-URI``. A proof is single-use,
+so a DPoP request is never answered from the memo of allow decisions. Its refusals carry
+a ``WWW-Authenticate: DPoP ..., algs="..."`` challenge (RFC 9449 §7.1). A DPoP-bound token
+sent as ``Bearer`` is refused (RFC 9449 §7.2).
+
 The request's path for per-prefix rules comes from ``X-Forwarded-Uri`` / ``X-Original-URI``
 (else the request's own path, as Envoy sends it); when several are sent they must agree, so a
 client-supplied copy cannot pick a laxer rule. The app is a plain ASGI callable (no
@@ -32,7 +42,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
 from typing import Any
 from urllib.parse import quote
 
@@ -45,8 +55,9 @@ from jotkit.integrations import (
 )
 
 from ._config import ForwardAuthConfig, PathRule, normalize_path
+from ._protocol import PREPARED_HEAD, prepare_head
 
-__all__ = ["ForwardAuthApp", "build_verifier", "claim_headers"]
+__all__ = ["ForwardAuthApp", "build_verifier", "claim_headers", "original_request"]
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -66,6 +77,22 @@ _MEMO_MAX = 4096
 _Granted = tuple[list[tuple[bytes, bytes]], float, float, dict[str, Any], int]
 _EMPTY_BODY: dict[str, Any] = {"type": "http.response.body", "body": b""}
 _UNSEEN, _BAD = object(), object()
+# the headers that tell forward-auth the client's original request (RFC 9449 §4.3 steps 8-9)
+_FORWARDED_REQUEST = {
+    b"x-forwarded-method": "method", b"x-original-method": "method",
+    b"x-forwarded-uri": "uri", b"x-original-uri": "uri",
+    b"x-forwarded-proto": "proto", b"x-forwarded-host": "host",
+}  # fmt: skip
+_FORWARDED_NAMES = {
+    "method": "X-Forwarded-Method or X-Original-Method",
+    "uri": "X-Forwarded-Uri or X-Original-URI",
+    "proto": "X-Forwarded-Proto",
+    "host": "X-Forwarded-Host",
+}
+_METHOD = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,32}")  # RFC 9110 §9.1: a token
+_ORIGIN_FORM = re.compile(r"/[\x21-\x7e]*")  # RFC 9112 §3.2.1, printable ASCII only
+# RFC 3986 §3.2.2-3.2.3: a reg-name of unreserved characters or a bracketed IPv6 literal
+_HOST = re.compile(r"(?:[A-Za-z0-9\-._~]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
 
 
 def _encode(text: str, also: str = "") -> str:
@@ -112,6 +139,60 @@ def claim_headers(
         value = _claim_value(claims.get(claim)) or ""
         out.append((header.lower().encode("ascii"), value.encode("ascii")))
     return out
+
+
+def _no_original_request(description: str, reason: str, algs: Iterable[str]) -> BearerError:
+    return BearerError(401, "invalid_dpop_proof", description, reason=reason,
+                       dpop_algs=sorted(algs))  # fmt: skip
+
+
+def original_request(
+    headers: Iterable[tuple[bytes, bytes]],
+    public_url: str | None = None,
+    *,
+    algorithms: Iterable[str] = ("ES256",),
+) -> tuple[str, str]:
+    """The method and URL of the client's request, which a DPoP proof's ``htm``/``htu``
+    must name (RFC 9449 §4.3 steps 8-9), from the headers the proxy set on the auth request.
+
+    The method comes from ``X-Forwarded-Method`` / ``X-Original-Method``, the path and
+    query from ``X-Forwarded-Uri`` / ``X-Original-URI``, the origin from ``public_url``
+    when configured, else from ``X-Forwarded-Proto`` + ``X-Forwarded-Host``. A header that
+    is missing, several that disagree (a client-sent copy next to the proxy's) or a value
+    that cannot be part of a URL is a 401 ``invalid_dpop_proof`` :class:`BearerError` whose
+    challenge names ``algorithms`` (RFC 9449 §7.1): fail closed, never guess.
+    """
+    seen: dict[str, set[bytes]] = {}
+    for name, value in headers:
+        kind = _FORWARDED_REQUEST.get(name)
+        if kind is not None:
+            seen.setdefault(kind, set()).add(value)
+
+    def one(kind: str) -> str:
+        values = seen.get(kind)
+        if not values:
+            raise _no_original_request(
+                f"The gateway did not send {_FORWARDED_NAMES[kind]}: the DPoP proof cannot "
+                "be checked", "dpop_no_forwarded_request", algorithms)  # fmt: skip
+        if len(values) > 1:
+            raise _no_original_request(
+                f"Conflicting {_FORWARDED_NAMES[kind]} headers", "dpop_conflicting_forwarded",
+                algorithms)  # fmt: skip
+        return next(iter(values)).decode("latin-1")
+
+    method, uri = one("method"), one("uri")
+    if public_url is not None:
+        origin = public_url
+    else:
+        proto, host = one("proto").lower(), one("host")
+        if proto not in ("http", "https") or not _HOST.fullmatch(host):
+            raise _no_original_request("The forwarded scheme or host is not a URL origin",
+                                       "dpop_bad_forwarded_request", algorithms)
+        origin = f"{proto}://{host}"
+    if not _METHOD.fullmatch(method) or not _ORIGIN_FORM.fullmatch(uri):
+        raise _no_original_request("The forwarded method or URI is malformed",
+                                   "dpop_bad_forwarded_request", algorithms)
+    return method, origin + uri
 
 
 def build_verifier(config: ForwardAuthConfig) -> TokenVerifier:
@@ -317,7 +398,10 @@ class ForwardAuthApp:
                     401, "invalid_request", "Several Authorization headers",
                     reason="malformed_header",
                 )  # fmt: skip
-            start = await self._allow(authorization, rule)
+            if authorization is not None and authorization[:5].lower() == b"dpop ":
+                start = await self._allow_dpop(scope, authorization, rule)
+            else:
+                start = await self._allow(authorization, rule)
         except BearerError as exc:
             await self._deny(scope, send, exc, uris)
             return
@@ -373,7 +457,7 @@ class ForwardAuthApp:
         claims = await verifier.averify(token)
         assert authorization is not None  # extract raised otherwise
         if hit is not None:
-            rendered = hit[0]
+            rendered, start = hit[0], hit[3]  # the same answer, prepared once
         else:
             verifier.authorize(
                 claims,
@@ -384,12 +468,42 @@ class ForwardAuthApp:
                 (b"content-length", b"0"),
                 *claim_headers(claims, self.config.claim_headers),
             ]
+            start = {"type": "http.response.start", "status": 200, "headers": rendered,
+                     PREPARED_HEAD: prepare_head(200, rendered)}  # fmt: skip
         until = min(now + self.config.decision_ttl, float(claims["exp"]))
-        start = {"type": "http.response.start", "status": 200, "headers": rendered}
         _bounded_put(
             self._granted, (authorization, prefix), (rendered, now, until, start, version)
         )
         return start
+
+    async def _allow_dpop(
+        self, scope: Scope, authorization: bytes, rule: PathRule | None
+    ) -> dict[str, Any]:
+        """The 200 response start for ``Authorization: DPoP``, or BearerError (RFC 9449 §7).
+
+        Every request is checked in full: a proof is single-use (its ``jti`` goes into the
+        verifier's replay cache), so no decision is remembered or reused. Refusals get the
+        DPoP challenge with the accepted algorithms (RFC 9449 §7.1)."""
+        verifier = self.verifier
+        algs = sorted(verifier.dpop.algorithms)
+        raw_headers = scope["headers"]
+        try:
+            method, url = original_request(raw_headers, self.config.public_url, algorithms=algs)
+            claims = await verifier.aauthenticate(
+                authorization.decode("latin-1"),
+                dpop=[v.decode("latin-1") for n, v in raw_headers if n == b"dpop"],
+                method=method,
+                url=url,
+                scopes=rule.scopes if rule is not None else (),
+                roles=rule.roles if rule is not None else (),
+            )
+        except BearerError as exc:
+            if exc.dpop_algs or exc.status >= 500:
+                raise
+            raise BearerError(exc.status, exc.error, exc.description, scope=exc.scope,
+                              reason=exc.reason, dpop_algs=algs) from None  # fmt: skip
+        rendered = [(b"content-length", b"0"), *claim_headers(claims, self.config.claim_headers)]
+        return {"type": "http.response.start", "status": 200, "headers": rendered}
 
     async def _deny(self, scope: Scope, send: Send, exc: BearerError, uris: list[bytes]) -> None:
         # a malformed request is still "no valid token" to a gateway: 401, never 400

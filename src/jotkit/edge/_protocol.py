@@ -1,0 +1,153 @@
+"""forward-auth's HTTP protocol: ``jotkit serve``'s hardened httptools protocol that can also
+write a response head prepared once, for answers that repeat.
+
+uvicorn checks and lower-cases every response header of every response (RFC 9110 §5.1,
+§5.5), about 8,000 instructions per header here: for forward-auth's five identity headers
+that was most of the gap to a bare endpoint. An answer forward-auth reuses (an allow
+decision, see :mod:`jotkit.edge.forward_auth`) is the same bytes each time, so its head is
+checked and encoded once, into a :class:`PreparedHead`, and sent with the ASGI start message
+under the key :data:`PREPARED_HEAD`. This protocol writes those bytes after the status line
+and the server's own headers (``Date``); any other ASGI server ignores the unknown key and
+sends ``headers`` as usual, so the message stays a valid ``http.response.start``. The
+prepared path is taken only for a plain keep-alive answer (not ``HEAD``, no access log,
+the transport writable); every other case goes through uvicorn unchanged.
+
+The bare endpoint of ``make bench-forward-auth`` runs on this same protocol.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import types
+from collections.abc import Awaitable, Generator, Mapping, Sequence
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Any, cast
+
+from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
+
+from jotkit.server.serving import hardened_httptools
+
+__all__ = ["PREPARED_HEAD", "PreparedHead", "edge_httptools", "prepare_head"]
+
+#: The ``http.response.start`` key holding a :class:`PreparedHead` (an extension key: other
+#: servers ignore it).
+PREPARED_HEAD = "jotkit.prepared_head"
+
+# RFC 9110 §5.1: field-name = token (lower case, as HTTP/2 and uvicorn send it);
+# §5.5: a field value of visible ASCII, space and tab (stricter than obs-text allows)
+_NAME = re.compile(rb"[!#$%&'*+\-.^_`|~0-9a-z]+")
+_VALUE = re.compile(rb"[\t\x20-\x7e]*")
+_FRAMING = frozenset({b"connection", b"transfer-encoding"})
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedHead:
+    """A response's status line and header block, checked and encoded once
+    (:func:`prepare_head`); ``content_length`` is its ``Content-Length`` (RFC 9110 §8.6)."""
+
+    status_line: bytes
+    block: bytes
+    content_length: int
+
+
+def prepare_head(status: int, headers: Sequence[tuple[bytes, bytes]]) -> PreparedHead:
+    """Check and encode a response head once (RFC 9112 §4, RFC 9110 §5).
+
+    ``headers`` must hold one ``content-length`` and no ``connection`` or
+    ``transfer-encoding`` (the protocol decides those); names are lower-cased. A name that
+    is not a token or a value with a control character raises ``ValueError``.
+    """
+    phrase = HTTPStatus(status).phrase.encode("ascii")
+    lines: list[bytes] = []
+    length: int | None = None
+    for raw_name, value in headers:
+        name = raw_name.lower()
+        if not _NAME.fullmatch(name) or not _VALUE.fullmatch(value):
+            raise ValueError(f"invalid response header {raw_name!r}")
+        if name in _FRAMING:
+            raise ValueError(f"{raw_name!r} is decided by the protocol, not a prepared head")
+        if name == b"content-length":
+            if length is not None or not value.isdigit():
+                raise ValueError("one numeric content-length is required")
+            length = int(value)
+        lines.append(name + b": " + value + b"\r\n")
+    if length is None:
+        raise ValueError("a prepared head needs a content-length")
+    return PreparedHead(b"HTTP/1.1 %d %s\r\n" % (status, phrase), b"".join(lines), length)
+
+
+# the server's default headers (Date, once a second: a new list each time) and their
+# encoding, checked like a prepared head's
+_defaults: list[Any] = [None, b""]
+
+
+def _encoded_defaults(headers: list[tuple[bytes, bytes]]) -> bytes | None:
+    if headers is _defaults[0]:
+        return cast(bytes, _defaults[1])
+    try:
+        block = prepare_head(200, [(b"content-length", b"0"), *headers]).block
+    except ValueError:
+        return None  # not ours to judge: uvicorn's own path handles it
+    encoded = block.partition(b"\r\n")[2]
+    _defaults[:] = [headers, encoded]
+    return encoded
+
+
+class _Done:
+    """An awaitable that is already complete (reusable, no coroutine frame)."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Generator[Any, Any, None]:
+        return cast(Generator[Any, Any, None], iter(()))  # ends at once: the result is None
+
+
+_DONE = _Done()
+
+
+def _send_prepared(cycle: RequestResponseCycle, message: Any) -> Awaitable[None]:
+    """ASGI ``send`` of a request/response cycle: uvicorn's own, except for a start message
+    with a prepared head, written at once.
+
+    A plain function returning the awaitable (uvicorn's coroutine, or :data:`_DONE`): no
+    extra coroutine frame per message."""
+    head = cast(Mapping[str, Any], message).get(PREPARED_HEAD)
+    if (
+        head is None
+        or cycle.response_started
+        or cycle.disconnected
+        or cycle.flow.write_paused
+        or not cycle.keep_alive
+        or cycle.access_log
+        or cycle.scope["method"] == "HEAD"
+        or type(head) is not PreparedHead
+    ):
+        return cast(Awaitable[None], RequestResponseCycle.send(cycle, message))
+    defaults = _encoded_defaults(cycle.default_headers)
+    if defaults is None:
+        return cast(Awaitable[None], RequestResponseCycle.send(cycle, message))
+    cycle.response_started = True
+    cycle.waiting_for_100_continue = False
+    cycle.expected_content_length = head.content_length
+    cycle.chunked_encoding = False
+    cycle.transport.write(head.status_line + defaults + head.block + b"\r\n")
+    return _DONE
+
+
+@functools.lru_cache(maxsize=4)
+def edge_httptools(max_head: int, header_timeout: float = 10.0,
+                   body_timeout: float = 30.0) -> type[Any]:
+    """The hardened httptools protocol class (:func:`jotkit.server.serving.hardened_httptools`)
+    whose responses may carry a :class:`PreparedHead`."""
+    base: Any = hardened_httptools(max_head, header_timeout, body_timeout)
+
+    class JotkitEdgeHttpToolsProtocol(base):  # type: ignore[misc]
+        def on_headers_complete(self) -> None:
+            super().on_headers_complete()
+            cycle = self.cycle
+            if cycle is not None:  # before its task first runs (it is only queued)
+                cycle.send = types.MethodType(_send_prepared, cycle)
+
+    return JotkitEdgeHttpToolsProtocol
