@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.jotkit-installed
 PYTEST_ARGS ?=
 
-.PHONY: setup run test lint typecheck pytest test-deps check-extras bench bench-service bench-refresh bench-multi bench-workers bench-forward-auth bench-dpop soak clean
+.PHONY: setup run test lint typecheck pytest test-deps check-extras bench bench-service bench-me bench-refresh bench-multi bench-workers bench-forward-auth bench-dpop soak clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -54,6 +54,10 @@ bench-service: $(STAMP)
 		echo "wrk is not installed (apt-get install wrk): using the slower Python load generator"
 	$(BIN)/python benchmarks/bench_service.py
 	$(MAKE) bench-refresh
+
+# Only the bare FastAPI endpoint vs GET /auth/me: 5 interleaved wrk rounds, medians (needs wrk).
+bench-me: $(STAMP)
+	$(BIN)/python benchmarks/bench_service.py --me-only
 
 bench-refresh: $(STAMP)
 	$(BIN)/python benchmarks/bench_refresh.py

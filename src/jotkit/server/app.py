@@ -343,7 +343,10 @@ def create_app(
     if settings.cookie_mode:
         app.state.csrf = signer
     app.state.sso_csrf = signer  # hosted OAuth pages (oauth/sso.py: domain-separated tokens)
-    app.add_api_route("/auth/me", auth.me, **auth.ME_ROUTE)
+    # /auth/me: GET is answered by a plain ASGI route ahead of all others (the hot
+    # path, routes/auth.py: MeRoute); the FastAPI route documents it and answers the rest.
+    app.router.routes.insert(0, auth.MeRoute(svc))
+    app.add_api_route(auth.ME_PATH, auth.me, **auth.ME_ROUTE)
     app.include_router(auth.router)
     app.include_router(wellknown.router)
     app.include_router(oauth.router)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import Request
@@ -14,6 +15,7 @@ from .sessions import AuthService, ClientInfo
 __all__ = [
     "CSRF_HEADER",
     "SAFE_METHODS",
+    "authenticate",
     "check_csrf",
     "client_info",
     "cookies",
@@ -75,8 +77,17 @@ def check_csrf(request: Request, session_id: str) -> None:
 async def require_auth(request: Request) -> dict[str, Any]:
     """Authenticate the request by ``Authorization: Bearer`` (RFC 6750 §2.1) or, in cookie
     mode, by the access cookie plus a CSRF header on unsafe methods; return the claims."""
-    header = request.headers.get("authorization")
     svc: AuthService = request.app.state.service
+    return await authenticate(svc, request.headers.get("authorization"), lambda: request)
+
+
+async def authenticate(
+    svc: AuthService, header: str | None, request: Callable[[], Request]
+) -> dict[str, Any]:
+    """:func:`require_auth` over the ``Authorization`` header value (``None`` if absent);
+    ``request`` builds the request only when the cookie is needed (cookie mode, no header).
+    The one rule for both ``require_auth`` and the ``/auth/me`` fast route (RFC 6750 §2.1,
+    RFC 9449 §7.2)."""
     if header is not None:
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer":
@@ -89,10 +100,11 @@ async def require_auth(request: Request) -> dict[str, Any]:
             raise ServiceError("dpop_invalid_token", "A DPoP-bound token is not accepted here.")
         return claims
     if svc.settings.cookie_mode:
-        cookie = request.cookies.get(cookies(request).access)
+        req = request()
+        cookie = req.cookies.get(cookie_names(svc.settings.cookie_secure).access)
         if cookie:
             claims = await svc.authenticate(cookie)
-            if request.method not in SAFE_METHODS:
-                check_csrf(request, str(claims["sid"]))
+            if req.method not in SAFE_METHODS:
+                check_csrf(req, str(claims["sid"]))
             return claims
     raise ServiceError("missing_token")

@@ -6,17 +6,22 @@ import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request, Response
+from starlette._utils import get_route_path
+from starlette.datastructures import URLPath
+from starlette.routing import BaseRoute, Match, NoMatchFound
+from starlette.types import Receive, Scope, Send
 
 from ..csrf import cookie_names
 from ..deps import (
     BEARER_SECURITY,
+    authenticate,
     check_csrf,
     client_info,
     csrf_signer,
     require_auth,
     service_dependency,
 )
-from ..errors import ServiceError
+from ..errors import ServiceError, error_response
 from ..sessions import AuthService, IssuedTokens, hash_refresh_token
 from .models import (
     SESSION_ID,
@@ -29,7 +34,7 @@ from .models import (
     TokenResponse,
 )
 
-__all__ = ["router"]
+__all__ = ["ME_PATH", "ME_ROUTE", "MeRoute", "me", "me_body", "router"]
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody} for code in (400, 401, 403, 404, 409, 413, 422, 429)
@@ -99,8 +104,9 @@ def _clear_cookies(svc: AuthService, response: Response) -> None:
     response.delete_cookie(names.csrf, path="/", **common)
 
 
-# /auth/me is the hot path: ``create_app`` registers it directly on the app, ahead of the
-# included routers (an included router adds a second round of route matching per request).
+# /auth/me is the hot path. ``create_app`` serves GET through :class:`MeRoute`, the
+# first route of the app; the FastAPI route below stays registered behind it, so the OpenAPI
+# document lists /auth/me with its response model and other methods get the usual 405.
 ME_ROUTE: dict[str, Any] = {
     "response_model": MeResponse,
     "openapi_extra": BEARER_SECURITY,
@@ -109,29 +115,89 @@ ME_ROUTE: dict[str, Any] = {
     "responses": _ERRORS,
     "methods": ["GET"],
 }
+ME_PATH = "/auth/me"
+_ME_HEADERS = ((b"cache-control", b"no-store"),)  # then content-length, content-type
+_JSON = (b"content-type", b"application/json")
+
+
+def me_body(claims: dict[str, Any]) -> bytes:
+    """The ``MeResponse`` JSON of verified access-token claims."""
+    return json.dumps(
+        {
+            "id": claims["sub"],
+            "email": claims.get("email"),
+            "roles": claims.get("roles", []),
+            "session": {
+                "id": claims["sid"],
+                "authenticated_at": claims.get("auth_time"),
+                "token_issued_at": int(claims["iat"]),
+                "token_expires_at": int(claims["exp"]),
+            },
+        },
+        separators=(",", ":"),
+    ).encode()
 
 
 async def me(request: Request) -> Response:
     """The user's id, email and roles, and the session of the presented token."""
-    # Hot path: authenticate without a sub-dependency and serialise directly (the response
-    # model above documents the shape); both save FastAPI work on every request.
     claims = await require_auth(request)
-    body = {
-        "id": claims["sub"],
-        "email": claims.get("email"),
-        "roles": claims.get("roles", []),
-        "session": {
-            "id": claims["sid"],
-            "authenticated_at": claims.get("auth_time"),
-            "token_issued_at": int(claims["iat"]),
-            "token_expires_at": int(claims["exp"]),
-        },
-    }
-    return Response(
-        json.dumps(body, separators=(",", ":")).encode(),
-        media_type="application/json",
-        headers=_PRIVATE,
-    )
+    return Response(me_body(claims), media_type="application/json", headers=_PRIVATE)
+
+
+class MeRoute(BaseRoute):
+    """``GET /auth/me`` as a plain ASGI route, ahead of every other route.
+
+    It answers exactly what the FastAPI route :func:`me` answers (same authentication call,
+    :func:`~jotkit.server.deps.authenticate`; same body, :func:`me_body`; same headers; a
+    :class:`ServiceError` becomes :func:`error_response`, as the app's exception handler
+    does, RFC 6750 §3), without FastAPI's per-request work: the ``Request`` object,
+    dependency solving, the exit stacks and the exception-handling wrapper. The app's
+    middleware (``_Edge``: security headers, status metrics, the last-resort 5xx) wraps it
+    as it wraps every route. Other methods (``HEAD`` included: the FastAPI route answers it
+    405) do not match it and reach the FastAPI route."""
+
+    path_format = ME_PATH  # the route template, as FastAPI's telemetry reads it
+
+    def __init__(self, service: AuthService) -> None:
+        self.service = service
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        """Full match for an HTTP GET of ``/auth/me`` (below any root path)."""
+        if (
+            scope["type"] == "http"
+            and scope["method"] == "GET"
+            and get_route_path(scope) == ME_PATH
+        ):
+            return Match.FULL, {}
+        return Match.NONE, {}
+
+    def url_path_for(self, name: str, /, **path_params: Any) -> URLPath:
+        """Not reversible by name (the FastAPI route behind it is)."""
+        raise NoMatchFound(name, path_params)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Authenticate the bearer token and send the body, or the RFC 6750 error."""
+        header = None
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                header = value.decode("latin-1")
+                break
+        try:
+            claims = await authenticate(
+                self.service, header, lambda: Request(scope, receive, send)
+            )
+        except ServiceError as exc:
+            await error_response(exc)(scope, receive, send)
+            return
+        body = me_body(claims)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [*_ME_HEADERS, (b"content-length", str(len(body)).encode()), _JSON],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
 
 
 @router.post(
