@@ -63,8 +63,8 @@ async def _measure(tokens: int) -> None:
               f"JOTKIT_TOKEN_CACHE_SIZE={default}: {grown / added * default / 1e6:.1f} MB")
         exp = clock.now() + settings.access_ttl
         before = tracemalloc.take_snapshot()
-        for _ in range(tokens):  # a jti as the service makes them
-            svc.revocations.deny([(secrets.token_urlsafe(16), exp)])
+        for i in range(tokens):  # a jti as the service makes them; each its own exp float
+            svc.revocations.deny([(secrets.token_urlsafe(16), exp + i)])
         grown = _heap(before)
         print(f"deny-list: {tokens} entries, {grown / tokens:.0f} bytes each (kept until the "
               f"token expires, JOTKIT_ACCESS_TTL={settings.access_ttl:g} s)")
