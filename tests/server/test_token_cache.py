@@ -27,3 +27,17 @@ def test_token_cache_evicts_least_recently_used_not_first_inserted(make_server):
         assert _hits(srv) == before + 1  # still cached: the recently used entry survived
         assert c.get("/auth/me", headers=bearer(idle)).status_code == 200
         assert _hits(srv) == before + 1  # evicted: verified again (a miss)
+
+
+def test_token_flood_cannot_grow_the_verified_cache_past_its_bound(make_server):
+    """Every new token a client presents adds a cache entry; the cache must stop at
+    ``JOTKIT_TOKEN_CACHE_SIZE`` however many distinct tokens arrive (the soak's memory is
+    flat only once it is full: benchmarks/results-soak.md)."""
+    srv = make_server(token_cache_size=3)
+    srv.add_user("alice@example.com")
+    with srv.client() as c:
+        tokens = [login(c, "alice@example.com")["access_token"] for _ in range(8)]
+        for token in tokens:
+            assert c.get("/auth/me", headers=bearer(token)).status_code == 200
+    assert len(srv.service._verified) == 3
+    assert set(srv.service._verified) == set(tokens[-3:])  # the most recently used three

@@ -108,12 +108,17 @@ def _header_kid(token: str) -> object:
 
 
 class RevocationCache:
-    """In-process copy of the deny-list and revoked-before markers."""
+    """In-process copy of the deny-list and revoked-before markers.
 
-    def __init__(self) -> None:
+    Both stay bounded by time: a deny-list entry is dropped once its token has expired, and a
+    marker once ``marker_lifetime`` has passed since it (every token issued before the marker
+    has expired by then; the stores keep a marker just as long)."""
+
+    def __init__(self, marker_lifetime: float = math.inf) -> None:
         self.denied: dict[str, float] = {}
         self.markers: dict[str, float] = {}
         self.cursor = 0
+        self.marker_lifetime = marker_lifetime
 
     def deny(self, entries: Iterable[tuple[str, float]]) -> None:
         """Add ``(jti, exp)`` pairs."""
@@ -136,6 +141,9 @@ class RevocationCache:
             self.mark(user_id, before)
         self.cursor = changes.cursor
         self.denied = {j: e for j, e in self.denied.items() if e > now}
+        horizon = now - self.marker_lifetime
+        if any(before <= horizon for before in self.markers.values()):
+            self.markers = {u: b for u, b in self.markers.items() if b > horizon}
 
     def reason(self, jti: str, sub: str, iat: float) -> str | None:
         """``"revoked"`` when the token is deny-listed or predates the user's marker."""
@@ -205,7 +213,10 @@ class AuthService:
             backoff_max=settings.login_backoff_max,
             backoff_memory=settings.login_backoff_memory,
         )
-        self.revocations = RevocationCache()
+        # the stores keep a marker as long (_revoke_user; store/factory.py for Redis)
+        self.revocations = RevocationCache(
+            float(settings.access_ttl) + float(settings.key_retire_margin) + 1.0
+        )
         # token -> (claims, exp, kid of the signing key)
         self._verified: OrderedDict[str, tuple[dict[str, Any], float, str]] = OrderedDict()
         # the same for OAuth access tokens of other audiences (oauth/tokens.py), kept apart so
