@@ -18,10 +18,10 @@ The bare endpoint of ``make bench-forward-auth`` runs on this same protocol.
 from __future__ import annotations
 
 import functools
-import types
 from collections.abc import Awaitable, Generator, Mapping
 from typing import Any, cast
 
+from uvicorn.protocols.http import httptools_impl as _httptools_impl
 from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
 
 from jotkit.server.serving import hardened_httptools
@@ -59,33 +59,34 @@ class _Done:
 _DONE = _Done()
 
 
-def _send_prepared(cycle: RequestResponseCycle, message: Any) -> Awaitable[None]:
-    """ASGI ``send`` of a request/response cycle: uvicorn's own, except for a start message
-    with a prepared head, written at once.
+class _PreparedCycle(RequestResponseCycle):
+    """uvicorn's request/response cycle, writing a :class:`PreparedHead` when given one."""
 
-    A plain function returning the awaitable (uvicorn's coroutine, or :data:`_DONE`): no
-    extra coroutine frame per message."""
-    head = cast(Mapping[str, Any], message).get(PREPARED_HEAD)
-    if (
-        head is None
-        or cycle.response_started
-        or cycle.disconnected
-        or cycle.flow.write_paused
-        or not cycle.keep_alive
-        or cycle.access_log
-        or cycle.scope["method"] == "HEAD"
-        or type(head) is not PreparedHead
-    ):
-        return cast(Awaitable[None], RequestResponseCycle.send(cycle, message))
-    defaults = _encoded_defaults(cycle.default_headers)
-    if defaults is None:
-        return cast(Awaitable[None], RequestResponseCycle.send(cycle, message))
-    cycle.response_started = True
-    cycle.waiting_for_100_continue = False
-    cycle.expected_content_length = head.content_length
-    cycle.chunked_encoding = False
-    cycle.transport.write(head.status_line + defaults + head.block + b"\r\n")
-    return _DONE
+    def send(self, message: Any) -> Awaitable[None]:  # type: ignore[override]
+        """ASGI ``send``: uvicorn's own, except for a start message with a prepared head,
+        written at once. A plain function returning the awaitable (uvicorn's coroutine, or
+        :data:`_DONE`): no extra coroutine frame per message."""
+        head = cast(Mapping[str, Any], message).get(PREPARED_HEAD)
+        if (
+            head is None
+            or self.response_started
+            or self.disconnected
+            or self.flow.write_paused
+            or not self.keep_alive
+            or self.access_log
+            or self.scope["method"] == "HEAD"
+            or type(head) is not PreparedHead
+        ):
+            return cast(Awaitable[None], super().send(message))
+        defaults = _encoded_defaults(self.default_headers)
+        if defaults is None:
+            return cast(Awaitable[None], super().send(message))
+        self.response_started = True
+        self.waiting_for_100_continue = False
+        self.expected_content_length = head.content_length
+        self.chunked_encoding = False
+        self.transport.write(head.status_line + defaults + head.block + b"\r\n")
+        return _DONE
 
 
 @functools.lru_cache(maxsize=4)
@@ -97,9 +98,13 @@ def edge_httptools(max_head: int, header_timeout: float = 10.0,
 
     class JotkitEdgeHttpToolsProtocol(base):  # type: ignore[misc]
         def on_headers_complete(self) -> None:
-            super().on_headers_complete()
-            cycle = self.cycle
-            if cycle is not None:  # before its task first runs (it is only queued)
-                cycle.send = types.MethodType(_send_prepared, cycle)
+            # uvicorn makes the request's cycle from its module's RequestResponseCycle: ours
+            # while this call runs (one event loop thread; any other uvicorn server in the
+            # process getting one would see no difference without a prepared head)
+            setattr(_httptools_impl, "RequestResponseCycle", _PreparedCycle)  # noqa: B010
+            try:
+                super().on_headers_complete()
+            finally:
+                setattr(_httptools_impl, "RequestResponseCycle", RequestResponseCycle)  # noqa: B010
 
     return JotkitEdgeHttpToolsProtocol
