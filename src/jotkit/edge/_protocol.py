@@ -18,65 +18,17 @@ The bare endpoint of ``make bench-forward-auth`` runs on this same protocol.
 from __future__ import annotations
 
 import functools
-import re
-import types
-from collections.abc import Awaitable, Generator, Mapping, Sequence
-from dataclasses import dataclass
-from http import HTTPStatus
+from collections.abc import Awaitable, Generator, Mapping
 from typing import Any, cast
 
+from uvicorn.protocols.http import httptools_impl as _httptools_impl
 from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
 
 from jotkit.server.serving import hardened_httptools
 
+from ._head import PREPARED_HEAD, PreparedHead, prepare_head
+
 __all__ = ["PREPARED_HEAD", "PreparedHead", "edge_httptools", "prepare_head"]
-
-#: The ``http.response.start`` key holding a :class:`PreparedHead` (an extension key: other
-#: servers ignore it).
-PREPARED_HEAD = "jotkit.prepared_head"
-
-# RFC 9110 §5.1: field-name = token (lower case, as HTTP/2 and uvicorn send it);
-# §5.5: a field value of visible ASCII, space and tab (stricter than obs-text allows)
-_NAME = re.compile(rb"[!#$%&'*+\-.^_`|~0-9a-z]+")
-_VALUE = re.compile(rb"[\t\x20-\x7e]*")
-_FRAMING = frozenset({b"connection", b"transfer-encoding"})
-
-
-@dataclass(frozen=True, slots=True)
-class PreparedHead:
-    """A response's status line and header block, checked and encoded once
-    (:func:`prepare_head`); ``content_length`` is its ``Content-Length`` (RFC 9110 §8.6)."""
-
-    status_line: bytes
-    block: bytes
-    content_length: int
-
-
-def prepare_head(status: int, headers: Sequence[tuple[bytes, bytes]]) -> PreparedHead:
-    """Check and encode a response head once (RFC 9112 §4, RFC 9110 §5).
-
-    ``headers`` must hold one ``content-length`` and no ``connection`` or
-    ``transfer-encoding`` (the protocol decides those); names are lower-cased. A name that
-    is not a token or a value with a control character raises ``ValueError``.
-    """
-    phrase = HTTPStatus(status).phrase.encode("ascii")
-    lines: list[bytes] = []
-    length: int | None = None
-    for raw_name, value in headers:
-        name = raw_name.lower()
-        if not _NAME.fullmatch(name) or not _VALUE.fullmatch(value):
-            raise ValueError(f"invalid response header {raw_name!r}")
-        if name in _FRAMING:
-            raise ValueError(f"{raw_name!r} is decided by the protocol, not a prepared head")
-        if name == b"content-length":
-            if length is not None or not value.isdigit():
-                raise ValueError("one numeric content-length is required")
-            length = int(value)
-        lines.append(name + b": " + value + b"\r\n")
-    if length is None:
-        raise ValueError("a prepared head needs a content-length")
-    return PreparedHead(b"HTTP/1.1 %d %s\r\n" % (status, phrase), b"".join(lines), length)
-
 
 # the server's default headers (Date, once a second: a new list each time) and their
 # encoding, checked like a prepared head's
@@ -107,33 +59,34 @@ class _Done:
 _DONE = _Done()
 
 
-def _send_prepared(cycle: RequestResponseCycle, message: Any) -> Awaitable[None]:
-    """ASGI ``send`` of a request/response cycle: uvicorn's own, except for a start message
-    with a prepared head, written at once.
+class _PreparedCycle(RequestResponseCycle):
+    """uvicorn's request/response cycle, writing a :class:`PreparedHead` when given one."""
 
-    A plain function returning the awaitable (uvicorn's coroutine, or :data:`_DONE`): no
-    extra coroutine frame per message."""
-    head = cast(Mapping[str, Any], message).get(PREPARED_HEAD)
-    if (
-        head is None
-        or cycle.response_started
-        or cycle.disconnected
-        or cycle.flow.write_paused
-        or not cycle.keep_alive
-        or cycle.access_log
-        or cycle.scope["method"] == "HEAD"
-        or type(head) is not PreparedHead
-    ):
-        return cast(Awaitable[None], RequestResponseCycle.send(cycle, message))
-    defaults = _encoded_defaults(cycle.default_headers)
-    if defaults is None:
-        return cast(Awaitable[None], RequestResponseCycle.send(cycle, message))
-    cycle.response_started = True
-    cycle.waiting_for_100_continue = False
-    cycle.expected_content_length = head.content_length
-    cycle.chunked_encoding = False
-    cycle.transport.write(head.status_line + defaults + head.block + b"\r\n")
-    return _DONE
+    def send(self, message: Any) -> Awaitable[None]:  # type: ignore[override]
+        """ASGI ``send``: uvicorn's own, except for a start message with a prepared head,
+        written at once. A plain function returning the awaitable (uvicorn's coroutine, or
+        :data:`_DONE`): no extra coroutine frame per message."""
+        head = cast(Mapping[str, Any], message).get(PREPARED_HEAD)
+        if (
+            head is None
+            or self.response_started
+            or self.disconnected
+            or self.flow.write_paused
+            or not self.keep_alive
+            or self.access_log
+            or self.scope["method"] == "HEAD"
+            or type(head) is not PreparedHead
+        ):
+            return cast(Awaitable[None], super().send(message))
+        defaults = _encoded_defaults(self.default_headers)
+        if defaults is None:
+            return cast(Awaitable[None], super().send(message))
+        self.response_started = True
+        self.waiting_for_100_continue = False
+        self.expected_content_length = head.content_length
+        self.chunked_encoding = False
+        self.transport.write(head.status_line + defaults + head.block + b"\r\n")
+        return _DONE
 
 
 @functools.lru_cache(maxsize=4)
@@ -145,9 +98,13 @@ def edge_httptools(max_head: int, header_timeout: float = 10.0,
 
     class JotkitEdgeHttpToolsProtocol(base):  # type: ignore[misc]
         def on_headers_complete(self) -> None:
-            super().on_headers_complete()
-            cycle = self.cycle
-            if cycle is not None:  # before its task first runs (it is only queued)
-                cycle.send = types.MethodType(_send_prepared, cycle)
+            # uvicorn makes the request's cycle from its module's RequestResponseCycle: ours
+            # while this call runs (one event loop thread; any other uvicorn server in the
+            # process getting one would see no difference without a prepared head)
+            setattr(_httptools_impl, "RequestResponseCycle", _PreparedCycle)  # noqa: B010
+            try:
+                super().on_headers_complete()
+            finally:
+                setattr(_httptools_impl, "RequestResponseCycle", RequestResponseCycle)  # noqa: B010
 
     return JotkitEdgeHttpToolsProtocol

@@ -55,7 +55,7 @@ from jotkit.integrations import (
 )
 
 from ._config import ForwardAuthConfig, PathRule, normalize_path
-from ._protocol import PREPARED_HEAD, prepare_head
+from ._head import PREPARED_HEAD, prepare_head
 
 __all__ = ["ForwardAuthApp", "build_verifier", "claim_headers", "original_request"]
 
