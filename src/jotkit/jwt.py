@@ -55,13 +55,14 @@ class _Prepared:
     """Checked options of one verifier: allow-list, claims policy, key, size cap and a
     bounded cache of header segments that passed full validation with this allow-list."""
 
-    __slots__ = ("allowed", "header_cache", "key", "max_size", "policy")
+    __slots__ = ("allowed", "check", "header_cache", "key", "max_size", "policy")
 
     def __init__(
         self, allowed: frozenset[str], policy: ClaimsPolicy, key: KeyLike, max_size: int
     ) -> None:
         self.allowed = allowed
         self.policy = policy
+        self.check = policy.checker
         self.key = key
         self.max_size = max_size
         self.header_cache: dict[str, dict[str, Any]] = {}
@@ -122,7 +123,7 @@ def _verify_token(
         claims = _json.loads_object(payload)
     except ValueError as exc:
         raise MalformedToken(f"the payload is not a JSON object: {exc}") from None
-    prepared.policy.check(header, claims, now)
+    prepared.check(header, claims, now)
     return header, claims, chosen
 
 
