@@ -422,6 +422,7 @@ def _compile(
     extra = tuple(name for name in require if name != "exp")
     iss_one = None if issuer is None else next(iter(issuer))
     aud_one = None if audience is None else next(iter(audience))
+    aud_fast: object = object() if aud_one is None else aud_one  # equal to no claim value
     lo, hi = _INT_DATE_MIN, _INT_DATE_LIMIT
     usual = itemgetter("exp", "iat", "iss", "aud", "sub")  # one C call for the usual five
 
@@ -433,18 +434,14 @@ def _compile(
         except KeyError:
             return by_claim(claims, now)
         if (
-            type(exp) is int
-            and type(iat) is int
-            and type(iss) is str
-            and type(aud) is str
-            and type(sub) is str
+            type(exp) is int is type(iat)
             and lo < exp < hi
-            and now < exp + leeway  # RFC 7519 §4.1.4
             and lo < iat < hi
+            and now < exp + leeway  # RFC 7519 §4.1.4
             and iat <= now + leeway  # not issued in the future
-            and (iss_one is None or iss == iss_one)
-            and aud == aud_one
-            and (subject is None or sub == subject)
+            and aud == aud_fast  # equal to a str: a str (never equal when none is expected)
+            and (iss == iss_one if iss_one is not None else type(iss) is str)
+            and (sub == subject if subject is not None else type(sub) is str)
             and "nbf" not in claims
             and ("jti" not in claims or type(claims["jti"]) is str)
             and not extra
