@@ -453,7 +453,7 @@ def test_decode_and_verifier_build_the_policy_through_claims_policy_create(monke
 
     monkeypatch.setattr(claims_module.ClaimsPolicy, "create", classmethod(spy_create))
     monkeypatch.setattr(claims_module, "_compile", spy_compile)
-    jwt_module._prepare_cached.cache_clear()  # decode reuses prepared options across calls
+    jwt_module._prepared_cache.clear()  # decode reuses prepared options across calls
     jotkit.decode(_FRESH, HS, algorithms=["HS256"], now=NOW, issuer="i", audience="a")
     jotkit.Verifier(HS, algorithms=["HS256"], issuer="i", audience="a").decode(_FRESH, now=NOW)
     assert len(created) == 2 and created[0] == created[1]
