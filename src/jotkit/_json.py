@@ -43,8 +43,12 @@ _DECODER = json.JSONDecoder(
 )
 _ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False, ensure_ascii=True)
 _decode = _DECODER.decode
-# The C scanner: no whitespace handling, so only a fast path (see loads_object).
-_scan: Callable[[str, int], tuple[Any, int]] = _DECODER.scan_once  # type: ignore[attr-defined]
+#: The same decoder without the duplicate-member hook: C builds the dicts directly. Used
+#: only where :func:`_no_duplicates_proved` shows from the text that no object can have
+#: repeated a name; the hooked decoder parses everything else.
+_PLAIN = json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite_float)
+# The C scanners: no whitespace handling, so only a fast path (see loads_object).
+_scan: Callable[[str, int], tuple[Any, int]] = _PLAIN.scan_once  # type: ignore[attr-defined]
 
 
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
@@ -67,7 +71,9 @@ def _check_scalars(value: Any) -> None:
 
 
 def loads_object(data: bytes) -> dict[str, Any]:
-    """Parse strict UTF-8 JSON whose top level must be an object.
+    """Parse strict UTF-8 JSON whose top level must be an object; duplicate member names,
+    ``NaN``/``Infinity``, lone surrogates and out-of-range numbers are refused (RFC 8259,
+    RFC 7493, RFC 7515 §5.2).
 
     Raises ``ValueError`` with a short reason on anything else.
     """
@@ -75,10 +81,29 @@ def loads_object(data: bytes) -> dict[str, Any]:
         text = data.decode("utf-8")
         try:  # the C scanner first (no whitespace handling), the full decoder for the rest
             obj, end = _scan(text, 0)
-            if end != len(text):
-                obj = _decode(text)  # trailing whitespace is fine, anything else an error
-        except StopIteration:
-            obj = _decode(text)  # leading whitespace or invalid: the decoder explains
+        except StopIteration:  # leading whitespace or invalid: the decoder explains
+            obj, end = None, -1
+        # The plain scan is kept only with a proof from the text that no object repeats a
+        # member name (RFC 7515 §5.2, RFC 8725 §3.3), a few C-level scans:
+        # * no backslash: every '"' delimits a string, and string contents are raw (so
+        #   there is no escaped lone surrogate either);
+        # * no tab, CR or LF (strict JSON has none raw inside strings) and no '"' followed
+        #   by a space: each member name is directly followed by its ':';
+        # * then '":' occurs once per member written, in any object, plus once per string
+        #   that starts with ':'; equal to len(obj), the top object's distinct names, it
+        #   leaves no room for a repeated name nor for a member of a nested object.
+        if (
+            end == len(text)
+            and type(obj) is dict
+            and "\\" not in text
+            and text.count('":') == len(obj)
+            and "\t" not in text
+            and "\n" not in text
+            and "\r" not in text
+            and '" ' not in text
+        ):
+            return obj
+        obj = _decode(text)  # the hooked decoder: duplicates, whitespace, escapes, the rest
     except UnicodeDecodeError as exc:
         raise ValueError("not UTF-8") from exc
     except RecursionError as exc:

@@ -11,8 +11,9 @@ import math
 import re
 import time
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from operator import itemgetter
 from typing import Any
 
 from .errors import (
@@ -199,6 +200,13 @@ class ClaimsPolicy:
     """Maximum seconds since ``iat``; implies ``iat`` is required."""
     typ: str | None = None
     """Expected ``typ`` header, normalized (e.g. ``at+jwt``)."""
+    _check: Callable[[Mapping[str, Any], Mapping[str, Any], float], None] = field(
+        init=False, repr=False, compare=False, hash=False
+    )
+    """The checks of :meth:`check`, specialised to this policy once (see :func:`_compile`)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_check", _compile(self))
 
     @classmethod
     def create(
@@ -244,19 +252,14 @@ class ClaimsPolicy:
         check_typ(header, self.typ)
 
     def check(self, header: Mapping[str, Any], claims: Mapping[str, Any], now: float) -> None:
-        """The one check of a verified token: ``typ`` header, then the claims at ``now``."""
-        if self.typ is not None:
-            check_typ(header, self.typ)
-        _check_claims(
-            claims,
-            now,
-            self.issuer,
-            self.audience,
-            self.subject,
-            self.leeway,
-            self.require,
-            self.max_age,
-        )
+        """The one check of a verified token: ``typ`` header, then the claims at ``now``
+        (RFC 8725 §3.11, RFC 7519 §4.1)."""
+        self._check(header, claims, now)
+
+    @property
+    def checker(self) -> Callable[[Mapping[str, Any], Mapping[str, Any], float], None]:
+        """:meth:`check` as a plain function ``(header, claims, now) -> None``, for hot paths."""
+        return self._check
 
     def validate(self, claims: Mapping[str, Any], now: float) -> None:
         """Check the registered claims against this policy at time ``now`` (RFC 7519 §4.1)."""
@@ -382,6 +385,110 @@ def _check_claims(
         raise MissingClaim("the 'sub' claim is required", claim="sub")
     if "jti" in claims and type(claims["jti"]) is not str:
         raise InvalidClaim("the 'jti' claim must be a string", claim="jti")
+
+
+def _compile(
+    policy: ClaimsPolicy,
+) -> Callable[[Mapping[str, Any], Mapping[str, Any], float], None]:
+    """Specialise the checks of ``policy`` once: the function behind :meth:`ClaimsPolicy.check`.
+
+    The general checks are :func:`check_typ` then :func:`_check_claims`. For the common
+    policy (``exp`` required, at most one accepted issuer and audience, no ``max_age``) a
+    closure with the options bound tests the usual token shape first: integer dates in
+    range, string ``iss``/``aud``/``sub``/``jti``. It only ever *accepts* on its own; at the
+    first test that does not pass it runs the general checks, which raise the precise error
+    (or accept what the closure does not handle, e.g. an ``aud`` array or a float ``exp``).
+    So it accepts exactly what the general checks accept, with the same errors.
+    """
+    issuer, audience, subject = policy.issuer, policy.audience, policy.subject
+    leeway, require, max_age, typ = policy.leeway, policy.require, policy.max_age, policy.typ
+
+    def general(header: Mapping[str, Any], claims: Mapping[str, Any], now: float) -> None:
+        if typ is not None:
+            check_typ(header, typ)
+        _check_claims(claims, now, issuer, audience, subject, leeway, require, max_age)
+
+    if (
+        max_age is not None
+        or "exp" not in require
+        or (issuer is not None and len(issuer) != 1)
+        or (audience is not None and len(audience) != 1)
+    ):
+        return general
+
+    def settle(claims: Mapping[str, Any], now: float) -> None:
+        _check_claims(claims, now, issuer, audience, subject, leeway, require, max_age)
+
+    extra = tuple(name for name in require if name != "exp")
+    iss_one = None if issuer is None else next(iter(issuer))
+    aud_one = None if audience is None else next(iter(audience))
+    aud_fast: object = object() if aud_one is None else aud_one  # equal to no claim value
+    lo, hi = _INT_DATE_MIN, _INT_DATE_LIMIT
+    usual = itemgetter("exp", "iat", "iss", "aud", "sub")  # one C call for the usual five
+
+    def check(header: Mapping[str, Any], claims: Mapping[str, Any], now: float) -> None:
+        if typ is not None:
+            check_typ(header, typ)
+        try:
+            exp, iat, iss, aud, sub = usual(claims)
+        except KeyError:
+            return by_claim(claims, now)
+        if (
+            type(exp) is int is type(iat)
+            and lo < exp < hi
+            and lo < iat < hi
+            and now < exp + leeway  # RFC 7519 §4.1.4
+            and iat <= now + leeway  # not issued in the future
+            and aud == aud_fast  # equal to a str: a str (never equal when none is expected)
+            and (iss == iss_one if iss_one is not None else type(iss) is str)
+            and (sub == subject if subject is not None else type(sub) is str)
+            and "nbf" not in claims
+            and ("jti" not in claims or type(claims["jti"]) is str)
+            and not extra
+        ):
+            return None
+        return by_claim(claims, now)
+
+    def by_claim(claims: Mapping[str, Any], now: float) -> None:
+        for name in extra:
+            if name not in claims:
+                return settle(claims, now)
+        if "exp" not in claims:
+            return settle(claims, now)
+        exp = claims["exp"]
+        if type(exp) is not int or not lo < exp < hi or now >= exp + leeway:
+            return settle(claims, now)
+        if "nbf" in claims:
+            nbf = claims["nbf"]
+            if type(nbf) is not int or not lo < nbf < hi or now + leeway < nbf:
+                return settle(claims, now)
+        if "iat" in claims:
+            iat = claims["iat"]
+            if type(iat) is not int or not lo < iat < hi or iat > now + leeway:
+                return settle(claims, now)
+        if "iss" in claims:
+            iss = claims["iss"]
+            if type(iss) is not str or (iss_one is not None and iss != iss_one):
+                return settle(claims, now)
+        elif iss_one is not None:
+            return settle(claims, now)
+        if "aud" in claims:
+            aud = claims["aud"]
+            if type(aud) is not str or aud != aud_one:
+                return settle(claims, now)
+        elif aud_one is not None:
+            return settle(claims, now)
+        if "sub" in claims:
+            sub = claims["sub"]
+            if type(sub) is not str or (subject is not None and sub != subject):
+                return settle(claims, now)
+        elif subject is not None:
+            return settle(claims, now)
+        if "jti" in claims and type(claims["jti"]) is not str:
+            return settle(claims, now)
+        return None
+
+    return check
 
 
 def _check_audience(aud: Any, audience: str | Collection[str] | None) -> None:

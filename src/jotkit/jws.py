@@ -229,7 +229,9 @@ def _verify_parts(
                 header_cache.clear()
             header_cache[header_b64] = header
     # A single Key for the token's alg is the common case of resolve_key.
-    chosen = key if type(key) is Key and key.alg == header["alg"] else resolve_key(key, header)
+    chosen = (
+        key if type(key) is Key and key._alg.name == header["alg"] else resolve_key(key, header)
+    )
     try:
         payload = decode_unpadded(payload_b64)
     except ValueError:

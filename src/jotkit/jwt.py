@@ -11,7 +11,6 @@ import time
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache
 from typing import Any
 
 from . import _json
@@ -55,13 +54,14 @@ class _Prepared:
     """Checked options of one verifier: allow-list, claims policy, key, size cap and a
     bounded cache of header segments that passed full validation with this allow-list."""
 
-    __slots__ = ("allowed", "header_cache", "key", "max_size", "policy")
+    __slots__ = ("allowed", "check", "header_cache", "key", "max_size", "policy")
 
     def __init__(
         self, allowed: frozenset[str], policy: ClaimsPolicy, key: KeyLike, max_size: int
     ) -> None:
         self.allowed = allowed
         self.policy = policy
+        self.check = policy.checker
         self.key = key
         self.max_size = max_size
         self.header_cache: dict[str, dict[str, Any]] = {}
@@ -103,10 +103,59 @@ def _prepare(
     return _Prepared(frozenset(allowed), policy, key, max_size)
 
 
-#: The one-shot :func:`decode` reuses the checked options of its recent calls (the same
-#: key object and equal options of the same types, ``typed=True``): bounded, and only
-#: successful preparations are kept. Unhashable options (lists) are prepared per call.
-_prepare_cached = lru_cache(maxsize=128, typed=True)(_prepare)
+#: The one-shot :func:`decode` reuses the checked options of its recent calls: keyed by the
+#: same key object and equal options, with the types of the numeric options (so that
+#: ``leeway=True`` is refused even after ``leeway=1``); bounded (cleared when full), and only
+#: successful preparations are kept. Unhashable options (lists, sets) are prepared per call.
+_PREPARED_MAX = 128
+_prepared_cache: dict[tuple[Any, ...], _Prepared] = {}
+
+
+def _prepare_cached(
+    key: KeyLike,
+    algorithms: Collection[str],
+    max_size: int,
+    issuer: str | Collection[str] | None,
+    audience: str | Collection[str] | None,
+    subject: str | None,
+    leeway: TimeSpan,
+    require: Collection[str],
+    max_age: TimeSpan | None,
+    typ: str | None,
+) -> _Prepared:
+    """:func:`_prepare` through the bounded cache of the one-shot API."""
+    if type(algorithms) is list:
+        algorithms = tuple(algorithms)
+    options = (
+        key,
+        algorithms,
+        max_size,
+        type(max_size),
+        issuer,
+        audience,
+        subject,
+        typ,
+        leeway,
+        type(leeway),
+        require,
+        max_age,
+        type(max_age),
+    )
+    try:
+        return _prepared_cache[options]
+    except KeyError:
+        pass
+    except TypeError:  # an unhashable option: prepared per call
+        return _prepare(
+            key, algorithms, max_size, issuer, audience, subject, leeway, require, max_age, typ
+        )
+    prepared = _prepare(
+        key, algorithms, max_size, issuer, audience, subject, leeway, require, max_age, typ
+    )
+    if len(_prepared_cache) >= _PREPARED_MAX:
+        _prepared_cache.clear()
+    _prepared_cache[options] = prepared
+    return prepared
 
 
 def _verify_token(
@@ -122,7 +171,7 @@ def _verify_token(
         claims = _json.loads_object(payload)
     except ValueError as exc:
         raise MalformedToken(f"the payload is not a JSON object: {exc}") from None
-    prepared.policy.check(header, claims, now)
+    prepared.check(header, claims, now)
     return header, claims, chosen
 
 
@@ -196,22 +245,9 @@ def _decode(
     max_size: int,
 ) -> tuple[dict[str, Any], dict[str, Any], Key]:
     """The one-shot path: the same option checks and token checks as :class:`Verifier`."""
-    options: tuple[Any, ...] = (
-        key,
-        tuple(algorithms) if type(algorithms) is list else algorithms,
-        max_size,
-        issuer,
-        audience,
-        subject,
-        leeway,
-        require,
-        max_age,
-        typ,
+    prepared = _prepare_cached(
+        key, algorithms, max_size, issuer, audience, subject, leeway, require, max_age, typ
     )
-    try:
-        prepared = _prepare_cached(*options)
-    except TypeError:  # an unhashable option, or misuse (which _prepare raises again)
-        prepared = _prepare(*options)
     return _verify_token(token, prepared, time.time() if now is None else to_timestamp(now))
 
 

@@ -88,16 +88,17 @@ def test_a_key_resolver_cannot_poison_the_cached_header():
 
 
 def test_one_shot_decode_reuses_prepared_options_but_stays_bounded():
-    jwt_module._prepare_cached.cache_clear()
+    cache = jwt_module._prepared_cache
+    cache.clear()
     token = jotkit.encode({}, HS, expires_in=60, issuer="i0", now=NOW)
     for i in range(300):
         with pytest.raises(jotkit.InvalidIssuer):
             jotkit.decode(token, HS, algorithms=["HS256"], issuer=f"x{i}", now=NOW)
-    info = jwt_module._prepare_cached.cache_info()
-    assert info.currsize <= info.maxsize == 128
+        assert len(cache) <= jwt_module._PREPARED_MAX == 128
     assert jotkit.decode(token, HS, algorithms=["HS256"], issuer="i0", now=NOW)["iss"] == "i0"
+    (prepared,) = [p for k, p in cache.items() if "i0" in k]
     assert jotkit.decode(token, HS, algorithms=["HS256"], issuer="i0", now=NOW)["iss"] == "i0"
-    assert jwt_module._prepare_cached.cache_info().hits >= 1
+    assert [p for k, p in cache.items() if "i0" in k] == [prepared]  # reused, not rebuilt
 
 
 @pytest.mark.parametrize(

@@ -430,25 +430,30 @@ def test_leeway_nan_or_inf_cannot_accept_an_expired_token(leeway):
 
 
 def test_decode_and_verifier_build_the_policy_through_claims_policy_create(monkeypatch):
-    """One constructor for the policy, one check function, for both APIs."""
+    """One constructor for the policy, one (compiled) check function, for both APIs."""
     from jotkit import claims as claims_module
 
     created: list[jotkit.ClaimsPolicy] = []
     checked: list[jotkit.ClaimsPolicy] = []
     create = claims_module.ClaimsPolicy.create.__func__  # type: ignore[attr-defined]
-    check = claims_module.ClaimsPolicy.check
+    compile_checks = claims_module._compile
 
     def spy_create(cls, **kw):
         created.append(create(cls, **kw))
         return created[-1]
 
-    def spy_check(self, header, payload, now):
-        checked.append(self)
-        return check(self, header, payload, now)
+    def spy_compile(policy):
+        check = compile_checks(policy)
+
+        def spy_check(header, payload, now):
+            checked.append(policy)
+            return check(header, payload, now)
+
+        return spy_check
 
     monkeypatch.setattr(claims_module.ClaimsPolicy, "create", classmethod(spy_create))
-    monkeypatch.setattr(claims_module.ClaimsPolicy, "check", spy_check)
-    jwt_module._prepare_cached.cache_clear()  # decode reuses prepared options across calls
+    monkeypatch.setattr(claims_module, "_compile", spy_compile)
+    jwt_module._prepared_cache.clear()  # decode reuses prepared options across calls
     jotkit.decode(_FRESH, HS, algorithms=["HS256"], now=NOW, issuer="i", audience="a")
     jotkit.Verifier(HS, algorithms=["HS256"], issuer="i", audience="a").decode(_FRESH, now=NOW)
     assert len(created) == 2 and created[0] == created[1]
