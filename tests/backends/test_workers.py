@@ -74,17 +74,25 @@ class Pool:
         """One connection to each of two different workers."""
         seen: dict[str, Worker] = {}
         spare: list[Worker] = []
-        for _ in range(200):
+        # A worker still starting up (spawned, importing, opening its pools) accepts no
+        # connection yet: keep trying for a while instead of a fixed number of connects.
+        deadline = time.monotonic() + 60
+        tries = 0
+        while len(seen) < 2 and time.monotonic() < deadline:
+            tries += 1
             w = Worker(self.service.port)
             if w.pid in seen:
                 spare.append(w)  # keep it open so that the next connect lands elsewhere
+                if len(spare) >= 50:  # do not hoard connections while the other starts
+                    for old in spare:
+                        old.close()
+                    spare.clear()
+                    time.sleep(0.2)
             else:
                 seen[w.pid] = w
-            if len(seen) == 2:
-                break
         for w in spare:
             w.close()
-        assert len(seen) == 2, f"only workers {sorted(seen)} answered 200 connections"
+        assert len(seen) == 2, f"only workers {sorted(seen)} answered {tries} connections"
         a, b = seen.values()
         return a, b
 
