@@ -18,12 +18,8 @@ from jotkit import dpop
 
 from .util import (
     ServiceProcess,
-    create_database,
-    drop_database,
-    drop_redis_prefix,
     jotkit_bin,
-    pg_url_for,
-    service_env,
+    two_instances,
 )
 
 pytestmark = [
@@ -40,25 +36,11 @@ TOKEN_URL = "http://jotkit.cluster/oauth/token"
 def pair(
     postgres_url: str, redis_url: str, pg_template: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[ServiceProcess, ServiceProcess, dict[str, str]]]:
-    name = f"jotkit_d_{secrets.token_hex(6)}"
-    prefix = f"jotkit:test:{secrets.token_hex(6)}:"
-    create_database(postgres_url, name, template=pg_template)
-    plain = pg_url_for(postgres_url, name).replace("postgresql+asyncpg://", "postgresql://")
     tmp = tmp_path_factory.mktemp("dpop-pair")
-    env = service_env(plain, redis_url, prefix, tmp, JOTKIT_DPOP_REQUIRE_NONCE="1",
-                      JOTKIT_CSRF_SECRET=secrets.token_urlsafe(32))
-    a, b = ServiceProcess(env, tmp / "a.log"), ServiceProcess(env, tmp / "b.log")
-    try:
-        a.start(wait=False)
-        b.start(wait=False)
-        a.wait_ready()
-        b.wait_ready()
-        yield a, b, env
-    finally:
-        a.stop()
-        b.stop()
-        drop_database(postgres_url, name)
-        drop_redis_prefix(redis_url, prefix)
+    with two_instances(postgres_url, redis_url, pg_template, tmp, "d",
+                       JOTKIT_DPOP_REQUIRE_NONCE="1",
+                       JOTKIT_CSRF_SECRET=secrets.token_urlsafe(32)) as pair:
+        yield pair.a, pair.b, pair.env
 
 
 def test_dpop_proof_replay_across_two_instances_on_postgres_and_redis_is_refused(pair):

@@ -20,11 +20,7 @@ from .util import (
     ServiceProcess,
     add_user,
     bearer,
-    create_database,
-    drop_database,
-    drop_redis_prefix,
-    pg_url_for,
-    service_env,
+    two_instances,
 )
 
 pytestmark = [
@@ -54,26 +50,9 @@ class Cluster:
 def cluster(
     postgres_url: str, redis_url: str, pg_template: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Cluster]:
-    name = f"jotkit_m_{secrets.token_hex(6)}"
-    prefix = f"jotkit:test:{secrets.token_hex(6)}:"
-    create_database(postgres_url, name, template=pg_template)
-    url = pg_url_for(postgres_url, name)
-    plain = url.replace("postgresql+asyncpg://", "postgresql://")
     tmp = tmp_path_factory.mktemp("cluster")
-    env = service_env(plain, redis_url, prefix, tmp)
-    a = ServiceProcess(env, tmp / "a.log")
-    b = ServiceProcess(env, tmp / "b.log")
-    try:
-        a.start(wait=False)
-        b.start(wait=False)
-        a.wait_ready()
-        b.wait_ready()
-        yield Cluster(url, env, a, b)
-    finally:
-        a.stop()
-        b.stop()
-        drop_database(postgres_url, name)
-        drop_redis_prefix(redis_url, prefix)
+    with two_instances(postgres_url, redis_url, pg_template, tmp, "m") as pair:
+        yield Cluster(pair.url, pair.env, pair.a, pair.b)
 
 
 def _login(base: str, email: str, agent: str = "tests") -> dict[str, str]:

@@ -22,13 +22,8 @@ from jotkit.server.oauth.codes import AuthorizationRequest, hash_code, issue_cod
 from jotkit.server.store.base import CodeRecord, ConsumeOutcome, FamilyRecord
 
 from .util import (
-    ServiceProcess,
     add_user,
-    create_database,
-    drop_database,
-    drop_redis_prefix,
-    pg_url_for,
-    service_env,
+    two_instances,
 )
 
 T0 = 1_800_000_000.0
@@ -160,25 +155,9 @@ async def test_private_key_jwt_replay_store_on_every_backend(store: Any):
 @pytest.fixture(scope="module")
 def cluster(postgres_url: str, redis_url: str, pg_template: str,
             tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
-    name = f"jotkit_o_{secrets.token_hex(6)}"
-    prefix = f"jotkit:test:{secrets.token_hex(6)}:"
-    create_database(postgres_url, name, template=pg_template)
-    url = pg_url_for(postgres_url, name)
     tmp = tmp_path_factory.mktemp("oauth-cluster")
-    env = service_env(url.replace("postgresql+asyncpg://", "postgresql://"), redis_url, prefix,
-                      tmp)
-    a, b = ServiceProcess(env, tmp / "a.log"), ServiceProcess(env, tmp / "b.log")
-    try:
-        a.start(wait=False)
-        b.start(wait=False)
-        a.wait_ready()
-        b.wait_ready()
-        yield SimpleNamespace(url=url, a=a, b=b)
-    finally:
-        a.stop()
-        b.stop()
-        drop_database(postgres_url, name)
-        drop_redis_prefix(redis_url, prefix)
+    with two_instances(postgres_url, redis_url, pg_template, tmp, "o") as pair:
+        yield SimpleNamespace(url=pair.url, a=pair.a, b=pair.b)
 
 
 @pytest.mark.postgres

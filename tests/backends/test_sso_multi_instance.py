@@ -28,13 +28,8 @@ from jotkit.server.oauth.logout import BACKCHANNEL_EVENT
 
 from .util import (
     PASSWORD,
-    ServiceProcess,
     add_user,
-    create_database,
-    drop_database,
-    drop_redis_prefix,
-    pg_url_for,
-    service_env,
+    two_instances,
 )
 
 ISSUER = "http://jotkit.cluster"  # service_env's JOTKIT_ISSUER
@@ -51,25 +46,9 @@ pytestmark = [
 @pytest.fixture(scope="module")
 def cluster(postgres_url: str, redis_url: str, pg_template: str,
             tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
-    name = f"jotkit_s_{secrets.token_hex(6)}"
-    prefix = f"jotkit:test:{secrets.token_hex(6)}:"
-    create_database(postgres_url, name, template=pg_template)
-    url = pg_url_for(postgres_url, name)
     tmp = tmp_path_factory.mktemp("sso-cluster")  # one data dir: one CSRF key for both
-    env = service_env(url.replace("postgresql+asyncpg://", "postgresql://"), redis_url, prefix,
-                      tmp)
-    a, b = ServiceProcess(env, tmp / "a.log"), ServiceProcess(env, tmp / "b.log")
-    try:
-        a.start(wait=False)
-        b.start(wait=False)
-        a.wait_ready()
-        b.wait_ready()
-        yield SimpleNamespace(url=url, a=a, b=b)
-    finally:
-        a.stop()
-        b.stop()
-        drop_database(postgres_url, name)
-        drop_redis_prefix(redis_url, prefix)
+    with two_instances(postgres_url, redis_url, pg_template, tmp, "s") as pair:
+        yield SimpleNamespace(url=pair.url, a=pair.a, b=pair.b)
 
 
 @pytest.fixture

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -245,6 +248,41 @@ class ServiceProcess:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(timeout=10)
         self.proc = None
+
+
+@dataclass(frozen=True)
+class Instances:
+    """Two ``jotkit serve`` processes sharing one database, Redis prefix and data dir."""
+
+    url: str  # the SQLAlchemy asyncpg URL of the database
+    env: dict[str, str]
+    a: ServiceProcess
+    b: ServiceProcess
+
+
+@contextmanager
+def two_instances(postgres_url: str, redis_url: str, pg_template: str, tmp: Path, tag: str,
+                  **extra_env: str) -> Iterator[Instances]:
+    """Two instances on a fresh PostgreSQL database (from the template) and a fresh Redis
+    prefix, started together; both stopped and the database and keys dropped afterwards."""
+    name = f"jotkit_{tag}_{secrets.token_hex(6)}"
+    prefix = f"jotkit:test:{secrets.token_hex(6)}:"
+    create_database(postgres_url, name, template=pg_template)
+    url = pg_url_for(postgres_url, name)
+    env = service_env(url.replace("postgresql+asyncpg://", "postgresql://"), redis_url, prefix,
+                      tmp, **extra_env)
+    a, b = ServiceProcess(env, tmp / "a.log"), ServiceProcess(env, tmp / "b.log")
+    try:
+        a.start(wait=False)
+        b.start(wait=False)
+        a.wait_ready()
+        b.wait_ready()
+        yield Instances(url, env, a, b)
+    finally:
+        a.stop()
+        b.stop()
+        drop_database(postgres_url, name)
+        drop_redis_prefix(redis_url, prefix)
 
 
 def bearer(token: str) -> dict[str, str]:
