@@ -18,6 +18,8 @@ _ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 #: the low four bits must be zero. For 3 (mod 4) the low two bits must be zero.
 _LAST_OK_2 = frozenset(_ALPHABET[i] for i in range(0, 64, 16))
 _LAST_OK_3 = frozenset(_ALPHABET[i] for i in range(0, 64, 4))
+#: By length (mod 4); 1 (mod 4) is never valid (a2b refuses it, so its set does not matter).
+_LAST_OK: tuple[frozenset[str], ...] = (frozenset(), frozenset(), _LAST_OK_2, _LAST_OK_3)
 B64_SEGMENT = re.compile(r"[A-Za-z0-9_-]*")
 _PAD = ("", "", "==", "=")
 _a2b = binascii.a2b_base64
@@ -62,20 +64,29 @@ def _decode_checked(segment: str) -> bytes:
 def decode_unpadded(segment: str) -> bytes:
     """Decode canonical base64url text in one C pass; raise ``ValueError`` on anything else.
 
-    The hot path of token verification: the ``-_`` to ``+/`` mapping, then
-    ``a2b_base64`` in strict mode, which refuses every character outside the alphabet
-    (whitespace, non-ASCII, misplaced ``=``) and a length of 1 (mod 4). What strict mode
-    does not see is checked here beforehand: a ``+`` or ``/`` of the standard alphabet, a
-    trailing ``=`` (padding is not allowed, RFC 7515 §2) and stray bits in the last
-    character (RFC 4648 §3.5).
+    The ``+`` and ``/`` of the standard alphabet are refused here; the rest of the checks
+    are :func:`decode_urlsafe`'s.
+    """
+    if "+" in segment or "/" in segment:
+        raise ValueError("not canonical base64url")
+    return decode_urlsafe(segment)
+
+
+def decode_urlsafe(segment: str) -> bytes:
+    """:func:`decode_unpadded` for text already known to hold no ``+`` nor ``/`` (the hot
+    path of token verification, which checks the whole token for them once).
+
+    The ``-_`` to ``+/`` mapping, then ``a2b_base64`` in strict mode, which refuses every
+    character outside the alphabet (whitespace, non-ASCII, misplaced ``=``) and a length
+    of 1 (mod 4). What strict mode does not see is checked here beforehand: a trailing
+    ``=`` (padding is not allowed, RFC 7515 §2) and stray bits in the last character
+    (RFC 4648 §3.5). A ``+`` or ``/`` in ``segment`` would be taken as ``-`` or ``_``.
     """
     rem = len(segment) & 3
     if rem:
-        if segment[-1] not in (_LAST_OK_2 if rem == 2 else _LAST_OK_3):
+        if segment[-1] not in _LAST_OK[rem]:
             raise ValueError("not canonical base64url")
     elif segment and segment[-1] == "=":
-        raise ValueError("not canonical base64url")
-    if "+" in segment or "/" in segment:
         raise ValueError("not canonical base64url")
     try:
         return _a2b(segment.replace("-", "+").replace("_", "/") + _PAD[rem], strict_mode=True)

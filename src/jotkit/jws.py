@@ -14,7 +14,7 @@ from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from . import _json
-from ._b64 import _decode_checked, b64encode, decode_unpadded, is_canonical
+from ._b64 import _decode_checked, b64encode, decode_urlsafe, is_canonical
 from .algorithms import ALGORITHMS
 from .errors import (
     InvalidSignature,
@@ -205,45 +205,58 @@ def _verify_parts(
     key: KeyLike,
     allowed: Collection[str],
     max_size: int,
-    header_cache: dict[str, dict[str, Any]] | None = None,
+    header_cache: dict[str, tuple[dict[str, Any], Key | None]],
 ) -> tuple[dict[str, Any], bytes, Key]:
     """Verify a compact JWS; return ``(header, payload, key)`` (RFC 7515 §5.2).
 
     The shared hot path of :func:`verify`, :func:`jotkit.decode` and :class:`jotkit.Verifier`;
-    ``allowed`` must come from :func:`check_algorithms`. ``header_cache`` (optional, bounded
-    here) maps header segments that passed :func:`_parse_allowed_header` with this
-    ``allowed`` to their header; an entry is stored only after that full validation, and
-    a hit needs the exact same segment text, so a segment that failed is never served.
+    ``allowed`` must come from :func:`check_algorithms`. ``header_cache`` (bounded here; a
+    fresh ``{}`` for a one-shot call) maps header segments that passed
+    :func:`_parse_allowed_header` with this ``allowed`` to their header and, for a fixed
+    ``Key`` or ``KeySet``, the key it resolved to. An entry is stored only after that full
+    validation and resolution, and a hit needs the exact same segment text, so a segment
+    that failed is never served.
     """
     if type(token) is not str or len(token) > max_size:
         token = _as_text(token, max_size)
-    parts = token.split(".")
-    if len(parts) != 3:
-        raise _explain_shape(token)
-    header_b64, payload_b64, sig_b64 = parts
-    header = None if header_cache is None else header_cache.get(header_b64)
-    if header is None:
-        header = _parse_allowed_header(header_b64, allowed)
-        if header_cache is not None:
-            if len(header_cache) >= _HEADER_CACHE_SIZE:
-                header_cache.clear()
-            header_cache[header_b64] = header
-    # A single Key for the token's alg is the common case of resolve_key.
-    chosen = (
-        key if type(key) is Key and key._alg.name == header["alg"] else resolve_key(key, header)
-    )
     try:
-        payload = decode_unpadded(payload_b64)
+        header_b64, payload_b64, sig_b64 = token.split(".")
+    except ValueError:
+        raise _explain_shape(token) from None
+    entry = header_cache.get(header_b64)
+    if entry is None:
+        header = _parse_allowed_header(header_b64, allowed)
+        chosen = resolve_key(key, header)
+        if len(header_cache) >= _HEADER_CACHE_SIZE:
+            header_cache.clear()
+        # A resolver callable may answer differently next time: only its header is kept.
+        header_cache[header_b64] = (header, chosen if isinstance(key, Key | KeySet) else None)
+    else:
+        header, cached_key = entry
+        chosen = resolve_key(key, header) if cached_key is None else cached_key
+    # The header is canonical base64url (checked above or when cached), so a '+' or '/' of
+    # the standard alphabet can only be in the payload or the signature: one look for both.
+    if "+" in token or "/" in token:
+        if "+" in payload_b64 or "/" in payload_b64:
+            raise _bad_segment("payload", payload_b64)
+        raise _bad_segment("signature", sig_b64)
+    try:
+        payload = decode_urlsafe(payload_b64)
     except ValueError:
         raise _bad_segment("payload", payload_b64) from None
+    signing_input = f"{header_b64}.{payload_b64}".encode("ascii")
+    by_text = chosen._verify_segment  # HMAC: the segment is checked as text, not decoded
+    if by_text is not None and by_text(signing_input, sig_b64):
+        return header, payload, chosen
+    # Otherwise decode it: a malformed segment is named as such, before any verdict.
     try:
         if not sig_b64:
             raise ValueError("empty")
-        signature = decode_unpadded(sig_b64)
+        signature = decode_urlsafe(sig_b64)
     except ValueError:
         raise _bad_segment("signature", sig_b64) from None
-    signing_input = token[: len(header_b64) + 1 + len(payload_b64)].encode("ascii")
-    if not chosen._verify(signing_input, signature):
+    # A canonical segment that by_text refused decodes to bytes other than the MAC.
+    if by_text is not None or not chosen._verify(signing_input, signature):
         raise InvalidSignature("the signature does not verify")
     return header, payload, chosen
 
@@ -262,7 +275,7 @@ def verify(
     :class:`jotkit.InvalidToken` subclasses only.
     """
     allowed = check_algorithms(algorithms)
-    header, payload, _ = _verify_parts(token, key, allowed, max_size)
+    header, payload, _ = _verify_parts(token, key, allowed, max_size, {})
     return header, payload
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from . import _json
 from ._b64 import b64encode
+from ._json import loads_object
 from .claims import ClaimsPolicy, Clock, Now, TimeSpan, parse_timespan, to_timestamp
 from .errors import MalformedToken
 from .jws import (
@@ -64,7 +65,7 @@ class _Prepared:
         self.check = policy.checker
         self.key = key
         self.max_size = max_size
-        self.header_cache: dict[str, dict[str, Any]] = {}
+        self.header_cache: dict[str, tuple[dict[str, Any], Key | None]] = {}
 
 
 def _prepare(
@@ -165,11 +166,11 @@ def _verify_token(
     header, payload, chosen = _verify_parts(
         token, prepared.key, prepared.allowed, prepared.max_size, prepared.header_cache
     )
-    if not payload:
-        raise MalformedToken("the payload is empty; a JWT's payload is a JSON object")
     try:
-        claims = _json.loads_object(payload)
+        claims = loads_object(payload)
     except ValueError as exc:
+        if not payload:
+            raise MalformedToken("the payload is empty; a JWT's payload is a JSON object") from None
         raise MalformedToken(f"the payload is not a JSON object: {exc}") from None
     prepared.check(header, claims, now)
     return header, claims, chosen

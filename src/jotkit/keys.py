@@ -10,7 +10,9 @@ constructor says what it reads.
 
 from __future__ import annotations
 
+import binascii
 import hashlib
+import hmac
 import re
 import secrets
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -63,6 +65,10 @@ _OKP_SIZES = {"Ed25519": 32, "Ed448": 57, "X25519": 32, "X448": 56}
 _DIR_SIZES = frozenset(e.key_size for e in CONTENT_ENCRYPTION.values())
 _Signer = Callable[[bytes], bytes]
 _Checker = Callable[[bytes, bytes], bool]
+#: Checks a signature given as its base64url segment text (HMAC keys only; see _bind).
+_SegmentChecker = Callable[[bytes, str], bool]
+_b2a = binascii.b2a_base64
+_same = hmac.compare_digest
 
 MIN_RSA_BITS = 2048
 _HASHES: Mapping[str, Callable[[], hashes.HashAlgorithm]] = {
@@ -250,10 +256,16 @@ def _bind(
     private: PrivateKey | None,
     public: PublicKey | None,
     secret: bytes | None,
-) -> tuple[_Signer | None, _Checker]:
-    """Build the sign and verify closures for one key (the prepared hot path)."""
+) -> tuple[_Signer | None, _Checker, _SegmentChecker | None]:
+    """Build the sign and verify closures for one key (the prepared hot path).
+
+    The third closure, HMAC keys only, checks a signature still in its base64url text:
+    it encodes the expected MAC canonically and compares the two texts in constant time.
+    That accepts exactly the canonical encoding of the right MAC, the one text that
+    decoding strictly and comparing bytes accepts, without decoding the segment.
+    """
     if isinstance(alg, KeyManagement):
-        return None, _never_verifies  # an encryption key never signs nor verifies
+        return None, _never_verifies, None  # an encryption key never signs nor verifies
     if secret is not None:
         # The key schedule is done once; each call copies the prepared HMAC state, all
         # in cryptography's native HMAC (RFC 2104, RFC 7518 §3.2): three native calls and
@@ -275,7 +287,16 @@ def _bind(
                 return False
             return True
 
-        return hmac_sign, hmac_verify
+        def hmac_verify_segment(msg: bytes, segment: str) -> bool:
+            mac = copy()
+            mac.update(msg)
+            expected = _b2a(mac.finalize()).rstrip(b"=\n")
+            try:  # constant time; a non-ASCII segment is no encoding of any MAC
+                return _same(expected.replace(b"+", b"-").replace(b"/", b"_"), segment.encode())
+            except UnicodeEncodeError:
+                return False
+
+        return hmac_sign, hmac_verify, hmac_verify_segment
 
     assert public is not None
     sign: _Signer | None = None
@@ -355,7 +376,7 @@ def _bind(
         if private is not None:
             assert isinstance(private, (ed25519.Ed25519PrivateKey, ed448.Ed448PrivateKey))
             sign = private.sign
-    return sign, verify
+    return sign, verify, None
 
 
 class Key:
@@ -376,6 +397,7 @@ class Key:
         "_secret",
         "_sign",
         "_verify",
+        "_verify_segment",
     )
 
     _alg: Algorithm | KeyManagement
@@ -385,6 +407,8 @@ class Key:
     _secret: bytes | None
     _sign: _Signer | None
     _verify: _Checker
+    _verify_segment: _SegmentChecker | None
+    """HMAC keys: check a signature segment's text (see :func:`_bind`); None otherwise."""
     _crv: str | None
     _jwt_header: str
     """The encoded default JWT header ``{"alg", "typ": "JWT", "kid"}``, prepared once."""
@@ -410,7 +434,9 @@ class Key:
         else:
             self._secret, self._private = None, None
             self._public = material  # type: ignore[assignment]
-        self._sign, self._verify = _bind(spec, self._private, self._public, self._secret)
+        self._sign, self._verify, self._verify_segment = _bind(
+            spec, self._private, self._public, self._secret
+        )
         header = {"alg": spec.name, "typ": "JWT"}
         if kid is not None:
             header["kid"] = kid
