@@ -290,6 +290,7 @@ def _bind(
         def hmac_verify_segment(msg: bytes, segment: str) -> bool:
             mac = copy()
             mac.update(msg)
+            # _b64.b64encode_ascii, inlined: a call frame here is ~0.7 % of an HS256 verify.
             expected = _b2a(mac.finalize()).rstrip(b"=\n")
             try:  # constant time; a non-ASCII segment is no encoding of any MAC
                 return _same(expected.replace(b"+", b"-").replace(b"/", b"_"), segment.encode())
