@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import cProfile
 import datetime as dt
 import io
@@ -117,7 +118,9 @@ def _watch_gc(path: Path) -> None:
         state["count"] += 1
         state["total"] += pause
         state["max"] = max(state["max"], pause)
-        path.write_text(json.dumps(state))
+        # The run's directory may be gone already: the server is being torn down.
+        with contextlib.suppress(OSError):
+            path.write_text(json.dumps(state))
 
     gc.callbacks.append(callback)
 
