@@ -33,6 +33,12 @@ DEFAULT_ROWS = (
     ("verify", "HS256", "jotkit Verifier", 4000),
     ("verify", "HS256", "jotkit", 4000),
     ("verify", "HS256", "PyJWT", 2000),
+    ("verify", "RS256", "floor", 1000),
+    ("verify", "RS256", "jotkit Verifier", 1000),
+    ("verify", "RS256", "jotkit", 1000),
+    ("verify", "PS256", "floor", 1000),
+    ("verify", "PS256", "jotkit Verifier", 1000),
+    ("verify", "PS256", "jotkit", 1000),
     ("verify", "ES256", "floor", 400),
     ("verify", "ES256", "loose floor", 400),
     ("verify", "ES256", "jotkit Verifier", 400),
@@ -42,6 +48,8 @@ DEFAULT_ROWS = (
     ("sign", "HS256", "jotkit", 4000),
 )
 WARMUP = 300
+#: RSA rows use the RFC 7515 §A.2 key (published; vendored for the tests) in every run.
+RSA_VECTOR = HERE.parent / "tests" / "vectors" / "rfc7515" / "a_2_rs256.json"
 _IR = re.compile(r"Collected : (\d+)")
 
 
@@ -50,7 +58,16 @@ def _child(op: str, alg: str, impl: str, n: int) -> None:
     sys.path.insert(0, str(HERE))
     import bench_core
 
-    (cell,) = bench_core.build_cells(op, bench_core.make_material(alg), impls=[impl])
+    fixed = None
+    if alg[:2] in ("RS", "PS"):  # a generated RSA key differs per run, and so would Ir(0)
+        import json
+
+        import jotkit
+
+        vector = json.loads(RSA_VECTOR.read_text(encoding="utf-8"))
+        fixed = jotkit.Key.from_jwk(vector["jwk"], alg)
+    material = bench_core.make_material(alg, fixed)
+    (cell,) = bench_core.build_cells(op, material, impls=[impl])
     if cell.call is None:
         raise SystemExit(f"{op} {alg} {impl}: n/a ({cell.na})")
     call = cell.call

@@ -130,8 +130,10 @@ def _tamper(token: str) -> str:
     return f"{head}.{sig[:i]}{swapped}{sig[i + 1 :]}"
 
 
-def make_material(alg: str) -> Material:
-    """Generate one key pair (or secret) for ``alg`` and the tokens the verifiers share."""
+def make_material(alg: str, private: jotkit.Key | None = None) -> Material:
+    """Generate one key pair (or secret) for ``alg`` and the tokens the verifiers share;
+    ``private`` supplies a fixed key instead (callgrind's RSA rows, which need the same key in
+    every run)."""
     if alg.startswith("HS"):
         priv = jotkit.Key.from_secret(HS_SECRET, alg)
         pub = priv
@@ -139,7 +141,7 @@ def make_material(alg: str) -> Material:
         private_pem = public_pem = b""
         private_obj = public_obj = HS_SECRET
     else:
-        priv = jotkit.Key.generate(alg)
+        priv = jotkit.Key.generate(alg) if private is None else private
         pub = priv.public()
         secret = None
         private_pem = priv.to_pem(private=True)
