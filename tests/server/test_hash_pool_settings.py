@@ -68,18 +68,3 @@ def test_login_flood_hash_threads_yield_the_cores_to_token_checks() -> None:
     finally:
         pool.close()
     assert inside == min(19, os.getpriority(os.PRIO_PROCESS, 0) + HASH_NICENESS)
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SCHED_IDLE is Linux")
-def test_login_flood_hash_threads_are_preempted_by_token_checks_at_once() -> None:
-    """argon2 threads run under SCHED_IDLE: a waking event loop preempts them immediately
-    (a flood of logins cannot hold a core while a token check waits for it)."""
-    import asyncio
-
-    pool = HashPool(1, 0)
-    try:
-        inside = asyncio.run(pool.run(os.sched_getscheduler, 0))
-    finally:
-        pool.close()
-    assert inside == os.SCHED_IDLE
-    assert os.sched_getscheduler(0) != os.SCHED_IDLE  # the event loop's thread is untouched

@@ -37,20 +37,10 @@ per thread and inherited by argon2's lane threads, so token checks get the cores
 
 
 def _lower_priority() -> None:
-    """Pool thread initializer: lower this thread's CPU priority (Linux; elsewhere a no-op).
-
-    The thread gets ``nice`` +:data:`HASH_NICENESS`, then the ``SCHED_IDLE`` policy where the
-    kernel allows it (both inherited by argon2's lane threads). Under ``SCHED_IDLE`` a waking
-    event-loop thread preempts a hash at once, where a merely niced hash could hold the core
-    until its time slice ended: with it the /auth/me p99 under a login flood went from 2.11x
-    to 1.58x its unloaded p99 (benchmarks/results-service.md). The cost: on a host whose cores
-    other work keeps busy, hashes get almost no CPU, so logins queue and are shed with 503
-    rather than slowing token checks."""
+    """Pool thread initializer: lower this thread's CPU priority (Linux; elsewhere a no-op)."""
     if sys.platform.startswith("linux"):
         with contextlib.suppress(OSError):
             os.setpriority(os.PRIO_PROCESS, 0, os.getpriority(os.PRIO_PROCESS, 0) + HASH_NICENESS)
-        with contextlib.suppress(OSError, AttributeError):
-            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
 
 
 class PoolFull(ServiceError):
