@@ -16,7 +16,6 @@ made the flood look harmless by comparison.
 from __future__ import annotations
 
 import json
-import os
 import re
 import statistics
 import subprocess
@@ -25,6 +24,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from _servers import cpu_seconds  # benchmarks/_servers.py
 from _wrk import parse_wrk, wrk_command  # benchmarks/_wrk.py
 
 FLOOD_CLIENTS = 64
@@ -57,19 +57,14 @@ def _rss_kib(pid: int, field: str) -> int:
     return int(m.group(1)) if m else 0
 
 
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _wait_idle(pid: int, *, limit: float = 60.0) -> float:
     """Wait until the server used under 2 % CPU over 1 s (the hashing queue has drained);
     return the seconds waited."""
     start = time.monotonic()
-    before = _cpu_seconds(pid)
+    before = cpu_seconds(pid)
     while time.monotonic() - start < limit:
         time.sleep(1.0)
-        after = _cpu_seconds(pid)
+        after = cpu_seconds(pid)
         if after - before < 0.02:
             break
         before = after

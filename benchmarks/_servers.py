@@ -1,5 +1,6 @@
-"""What several benchmarks need beside the server under test: a static JWKS endpoint and
-PostgreSQL database administration (create or drop a scratch database)."""
+"""What several benchmarks need beside the server under test: a static JWKS endpoint,
+PostgreSQL database administration (create or drop a scratch database) and a server
+process's CPU time."""
 
 from __future__ import annotations
 
@@ -8,10 +9,18 @@ import json
 import os
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 #: The PostgreSQL maintenance database the benchmarks create their scratch databases from.
 PG_ADMIN = os.environ.get("JOTKIT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc), in seconds: it reports CPU
+    per request, which unlike req/s hardly depends on what else the machine is doing."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def jwks_server(jwks: dict[str, Any]) -> tuple[ThreadingHTTPServer, str]:

@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from _servers import jwks_server  # benchmarks/_servers.py
+from _servers import cpu_seconds, jwks_server  # benchmarks/_servers.py
 from _wrk import free_port, parse_wrk, wrk_command  # benchmarks/_wrk.py
 
 import jotkit
@@ -129,12 +129,6 @@ def _wait(url: str, headers: dict[str, str]) -> httpx.Response:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.1)
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (Linux /proc), in seconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _load() -> str:
@@ -332,13 +326,13 @@ def main() -> None:
             for i in range(args.rounds):
                 order = list(runs) if i % 2 == 0 else list(reversed(runs))
                 for kind in order:
-                    cpu = _cpu_seconds(procs[kind].pid)
+                    cpu = cpu_seconds(procs[kind].pid)
                     out = subprocess.run(
                         wrk_command(urls[kind], args.duration, args.connections, headers),
                         capture_output=True, text=True, check=True).stdout
                     result = parse_wrk(out)
                     done = float(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
-                    result["cpu_us"] = (_cpu_seconds(procs[kind].pid) - cpu) / done * 1e6
+                    result["cpu_us"] = (cpu_seconds(procs[kind].pid) - cpu) / done * 1e6
                     runs[kind].append(result)
                     print(f"round {i + 1} {kind:>12}: {result['rps']:9.0f} req/s  "
                           f"p50 {result['p50']:.2f} ms  p99 {result['p99']:.2f} ms  "

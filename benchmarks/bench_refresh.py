@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from _servers import pg_admin, pg_dsn  # benchmarks/_servers.py
+from _servers import cpu_seconds, pg_admin, pg_dsn  # benchmarks/_servers.py
 from _wrk import REFRESH_LUA, free_port, parse_wrk, wrk_command  # benchmarks/_wrk.py
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -181,11 +181,6 @@ def _start(
     raise RuntimeError(f"{kind} server did not start")
 
 
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _load(pid: int, url: str, tokens: list[str], duration: int, connections: int,
           script_dir: str, data_dir: str | None = None) -> dict[str, float]:
     """One wrk run over ``tokens`` (each used once, successors reused); CPU per refresh and,
@@ -193,10 +188,10 @@ def _load(pid: int, url: str, tokens: list[str], duration: int, connections: int
     script = Path(script_dir) / f"refresh-{pid}-{time.monotonic_ns()}.lua"
     script.write_text(REFRESH_LUA % ",".join(json.dumps(t) for t in tokens))
     gc_before = _gc_stats(data_dir) if data_dir else None
-    before = _cpu_seconds(pid)
+    before = cpu_seconds(pid)
     out = subprocess.run(wrk_command(url, duration, connections, script=str(script)),
                          capture_output=True, text=True, check=True).stdout
-    used = _cpu_seconds(pid) - before
+    used = cpu_seconds(pid) - before
     result = parse_wrk(out)
     if data_dir and gc_before is not None:
         gc_after = _gc_stats(data_dir)
@@ -230,10 +225,10 @@ def _logins(pid: int, url: str, duration: int, script_dir: str) -> dict[str, Any
     workers = settings.effective_argon2_workers
     script = Path(script_dir) / f"login-{pid}.lua"
     script.write_text(LOGIN_LUA % (EMAIL, PASSWORD))
-    before = _cpu_seconds(pid)
+    before = cpu_seconds(pid)
     out = subprocess.run(wrk_command(url, duration, 2 * workers, script=str(script)),
                          capture_output=True, text=True, check=True).stdout
-    used = _cpu_seconds(pid) - before
+    used = cpu_seconds(pid) - before
     result: dict[str, Any] = dict(parse_wrk(out))
     total = result["rps"] * duration
     ok = max(0.0, total - result["errors"])

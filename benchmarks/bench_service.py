@@ -44,6 +44,7 @@ from pathlib import Path
 
 import httpx
 from _oauth_load import INTROSPECTION_CLIENT, TARGETS  # benchmarks/_oauth_load.py
+from _servers import cpu_seconds  # benchmarks/_servers.py
 from _wrk import REFRESH_LUA, free_port, parse_wrk, wrk_command  # benchmarks/_wrk.py
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -125,17 +126,10 @@ def _add_user(data_dir: str) -> None:
 
 
 # -- load generators ---------------------------------------------------------------------
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (Linux /proc), to report CPU per request:
-    unlike req/s it hardly depends on what else the shared machine is doing."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _measured(pid: int, run):  # type: ignore[no-untyped-def]
-    before = _cpu_seconds(pid)
+    before = cpu_seconds(pid)
     result = run()
-    used = _cpu_seconds(pid) - before
+    used = cpu_seconds(pid) - before
     total = result["rps"] * result["duration"]
     result["cpu_us"] = used / total * 1e6 if total else float("nan")
     return result

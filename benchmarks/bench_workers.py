@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 import httpx
-from _servers import pg_admin, pg_dsn  # benchmarks/_servers.py
+from _servers import cpu_seconds, pg_admin, pg_dsn  # benchmarks/_servers.py
 from _wrk import REFRESH_LUA, free_port, parse_wrk, wrk_command  # benchmarks/_wrk.py
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -108,10 +108,9 @@ def _cpu(pids: list[int]) -> float:
     total = 0.0
     for pid in pids:
         try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
+            total += cpu_seconds(pid)
+        except OSError:  # a worker that has exited
             continue
-        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     return total
 
 
