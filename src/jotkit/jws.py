@@ -10,12 +10,15 @@ Header keys that point at keys (``jku``, ``jwk``, ``x5u``, ``x5c``) are never us
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from . import _json
 from ._b64 import _decode_checked, b64encode, decode_urlsafe, is_canonical
+from ._json import loads_object
 from .algorithms import ALGORITHMS
+from .claims import Clock, Now, to_timestamp
 from .errors import (
     InvalidSignature,
     InvalidToken,
@@ -200,65 +203,99 @@ def _parse_allowed_header(header_b64: str, allowed: Collection[str]) -> dict[str
     return header
 
 
-def _verify_parts(
-    token: Any,
+#: A claims policy as :func:`compile_verify` applies it: ``(header, claims, now) -> None``,
+#: raising on a token it refuses (:attr:`jotkit.ClaimsPolicy.checker`).
+ClaimsCheck = Callable[[Mapping[str, Any], Mapping[str, Any], float], None]
+
+
+def compile_verify(
     key: KeyLike,
     allowed: Collection[str],
     max_size: int,
     header_cache: dict[str, tuple[dict[str, Any], Key | None]],
-) -> tuple[dict[str, Any], bytes, Key]:
-    """Verify a compact JWS; return ``(header, payload, key)`` (RFC 7515 §5.2).
+    *,
+    check: ClaimsCheck | None = None,
+    complete: bool = True,
+    clock: Clock = time.time,
+) -> Callable[..., Any]:
+    """The one verification path of :func:`verify`, :func:`jotkit.decode` and
+    :class:`jotkit.Verifier`, compiled once per set of checked options: ``run(token, now=None)``.
 
-    The shared hot path of :func:`verify`, :func:`jotkit.decode` and :class:`jotkit.Verifier`;
-    ``allowed`` must come from :func:`check_algorithms`. ``header_cache`` (bounded here; a
-    fresh ``{}`` for a one-shot call) maps header segments that passed
-    :func:`_parse_allowed_header` with this ``allowed`` to their header and, for a fixed
-    ``Key`` or ``KeySet``, the key it resolved to. An entry is stored only after that full
-    validation and resolution, and a hit needs the exact same segment text, so a segment
-    that failed is never served.
+    ``run`` verifies a compact JWS (RFC 7515 §5.2). Without ``check`` it returns
+    ``(header, payload bytes, key)``. With ``check`` the token is a JWT (RFC 7519 §7.2): the
+    payload must be a JSON object that passes ``check(header, claims, now)``, and ``run``
+    returns ``(header copy, claims, key)`` when ``complete``, else the claims alone.
+    ``now`` is ``None`` (read ``clock``), epoch seconds or an aware datetime.
+
+    ``allowed`` must come from :func:`check_algorithms`. ``header_cache`` (bounded here)
+    maps header segments that passed :func:`_parse_allowed_header` with this ``allowed`` to
+    their header and, for a fixed ``Key`` or ``KeySet``, the key it resolved to. An entry is
+    stored only after that full validation and resolution, and a hit needs the exact same
+    segment text, so a segment that failed is never served.
+
+    Everything per token is in one frame on purpose: this is the hot path of every token
+    check, and a Python call per step costs a few percent of an HS256 verify.
     """
-    if type(token) is not str or len(token) > max_size:
-        token = _as_text(token, max_size)
-    try:
-        header_b64, payload_b64, sig_b64 = token.split(".")
-    except ValueError:
-        raise _explain_shape(token) from None
-    entry = header_cache.get(header_b64)
-    if entry is None:
-        header = _parse_allowed_header(header_b64, allowed)
-        chosen = resolve_key(key, header)
-        if len(header_cache) >= _HEADER_CACHE_SIZE:
-            header_cache.clear()
-        # A resolver callable may answer differently next time: only its header is kept.
-        header_cache[header_b64] = (header, chosen if isinstance(key, Key | KeySet) else None)
-    else:
-        header, cached_key = entry
-        chosen = resolve_key(key, header) if cached_key is None else cached_key
-    # The header is canonical base64url (checked above or when cached), so a '+' or '/' of
-    # the standard alphabet can only be in the payload or the signature: one look for both.
-    if "+" in token or "/" in token:
-        if "+" in payload_b64 or "/" in payload_b64:
-            raise _bad_segment("payload", payload_b64)
-        raise _bad_segment("signature", sig_b64)
-    try:
-        payload = decode_urlsafe(payload_b64)
-    except ValueError:
-        raise _bad_segment("payload", payload_b64) from None
-    signing_input = f"{header_b64}.{payload_b64}".encode("ascii")
-    by_text = chosen._verify_segment  # HMAC: the segment is checked as text, not decoded
-    if by_text is not None and by_text(signing_input, sig_b64):
-        return header, payload, chosen
-    # Otherwise decode it: a malformed segment is named as such, before any verdict.
-    try:
-        if not sig_b64:
-            raise ValueError("empty")
-        signature = decode_urlsafe(sig_b64)
-    except ValueError:
-        raise _bad_segment("signature", sig_b64) from None
-    # A canonical segment that by_text refused decodes to bytes other than the MAC.
-    if by_text is not None or not chosen._verify(signing_input, signature):
-        raise InvalidSignature("the signature does not verify")
-    return header, payload, chosen
+    fixed = isinstance(key, Key | KeySet)  # a resolver callable may answer differently
+    cache_get = header_cache.get
+
+    def run(token: Any, *, now: Now = None) -> Any:
+        now = clock() if now is None else to_timestamp(now)
+        if type(token) is not str or len(token) > max_size:
+            token = _as_text(token, max_size)
+        try:
+            header_b64, payload_b64, sig_b64 = token.split(".")
+        except ValueError:
+            raise _explain_shape(token) from None
+        entry = cache_get(header_b64)
+        if entry is None:
+            header = _parse_allowed_header(header_b64, allowed)
+            chosen = resolve_key(key, header)
+            if len(header_cache) >= _HEADER_CACHE_SIZE:
+                header_cache.clear()
+            header_cache[header_b64] = (header, chosen if fixed else None)
+        else:
+            header, cached = entry
+            chosen = resolve_key(key, header) if cached is None else cached
+        # The header is canonical base64url (checked above or when cached), so a '+' or '/'
+        # of the standard alphabet can only be in the payload or the signature: one look.
+        if "+" in token or "/" in token:
+            if "+" in payload_b64 or "/" in payload_b64:
+                raise _bad_segment("payload", payload_b64)
+            raise _bad_segment("signature", sig_b64)
+        try:
+            payload = decode_urlsafe(payload_b64)
+        except ValueError:
+            raise _bad_segment("payload", payload_b64) from None
+        signing_input = f"{header_b64}.{payload_b64}".encode("ascii")
+        by_text = chosen._verify_segment  # HMAC: the segment is checked as text, not decoded
+        if by_text is None or not by_text(signing_input, sig_b64):
+            # Decode it: a malformed segment is named as such, before any verdict.
+            try:
+                if not sig_b64:
+                    raise ValueError("empty")
+                signature = decode_urlsafe(sig_b64)
+            except ValueError:
+                raise _bad_segment("signature", sig_b64) from None
+            # A canonical segment that by_text refused decodes to bytes other than the MAC.
+            if by_text is not None or not chosen._verify(signing_input, signature):
+                raise InvalidSignature("the signature does not verify")
+        if check is None:
+            return header, payload, chosen
+        try:
+            claims = loads_object(payload)
+        except ValueError as exc:
+            if not payload:
+                raise MalformedToken(
+                    "the payload is empty; a JWT's payload is a JSON object"
+                ) from None
+            raise MalformedToken(f"the payload is not a JSON object: {exc}") from None
+        check(header, claims, now)
+        if complete:
+            return dict(header), claims, chosen  # a copy: the header may be a cached one
+        return claims
+
+    return run
 
 
 def verify(
@@ -274,8 +311,8 @@ def verify(
     never is (:func:`jotkit.decode` refuses it as ``malformed``). Raises
     :class:`jotkit.InvalidToken` subclasses only.
     """
-    allowed = check_algorithms(algorithms)
-    header, payload, _ = _verify_parts(token, key, allowed, max_size, {})
+    run = compile_verify(key, check_algorithms(algorithms), max_size, {})
+    header, payload, _ = run(token)
     return header, payload
 
 

@@ -8,22 +8,22 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from operator import attrgetter
+from typing import TYPE_CHECKING, Any
 
 from . import _json
 from ._b64 import b64encode
-from ._json import loads_object
 from .claims import ClaimsPolicy, Clock, Now, TimeSpan, parse_timespan, to_timestamp
 from .errors import MalformedToken
 from .jws import (
     DEFAULT_MAX_SIZE,
     KeyLike,
     _sign_segments,
-    _verify_parts,
     check_algorithms,
+    compile_verify,
     header_segment,
 )
 from .jws import decode_unverified as _jws_unverified
@@ -52,20 +52,34 @@ class VerifiedToken:
 
 
 class _Prepared:
-    """Checked options of one verifier: allow-list, claims policy, key, size cap and a
-    bounded cache of header segments that passed full validation with this allow-list."""
+    """Checked options of one verifier (allow-list, claims policy, key, size cap), a bounded
+    cache of header segments that passed full validation with this allow-list, and the two
+    compiled forms of the one verification path (:func:`jotkit.jws.compile_verify`):
+    ``decode(token, *, now=None)`` returns the claims, ``complete`` returns
+    ``(header, claims, key)``."""
 
-    __slots__ = ("allowed", "check", "header_cache", "key", "max_size", "policy")
+    __slots__ = ("allowed", "complete", "decode", "header_cache", "key", "max_size", "policy")
 
     def __init__(
-        self, allowed: frozenset[str], policy: ClaimsPolicy, key: KeyLike, max_size: int
+        self,
+        allowed: frozenset[str],
+        policy: ClaimsPolicy,
+        key: KeyLike,
+        max_size: int,
+        clock: Clock = time.time,
     ) -> None:
         self.allowed = allowed
         self.policy = policy
-        self.check = policy.checker
         self.key = key
         self.max_size = max_size
         self.header_cache: dict[str, tuple[dict[str, Any], Key | None]] = {}
+        check = policy.checker
+        self.decode: Callable[..., dict[str, Any]] = compile_verify(
+            key, allowed, max_size, self.header_cache, check=check, complete=False, clock=clock
+        )
+        self.complete: Callable[..., tuple[dict[str, Any], dict[str, Any], Key]] = compile_verify(
+            key, allowed, max_size, self.header_cache, check=check, complete=True, clock=clock
+        )
 
 
 def _prepare(
@@ -79,6 +93,7 @@ def _prepare(
     require: Collection[str],
     max_age: TimeSpan | None,
     typ: str | None,
+    clock: Clock = time.time,
 ) -> _Prepared:
     """Check the caller's options: the one path of :func:`decode` and :class:`Verifier`.
 
@@ -101,7 +116,7 @@ def _prepare(
         max_age=max_age,
         typ=typ,
     )
-    return _Prepared(frozenset(allowed), policy, key, max_size)
+    return _Prepared(frozenset(allowed), policy, key, max_size, clock)
 
 
 #: The one-shot :func:`decode` reuses the checked options of its recent calls: keyed by the
@@ -159,23 +174,6 @@ def _prepare_cached(
     return prepared
 
 
-def _verify_token(
-    token: str | bytes, prepared: _Prepared, now: float
-) -> tuple[dict[str, Any], dict[str, Any], Key]:
-    """Verify the signature, then apply the policy: the one check of both APIs (RFC 7519 §7.2)."""
-    header, payload, chosen = _verify_parts(
-        token, prepared.key, prepared.allowed, prepared.max_size, prepared.header_cache
-    )
-    try:
-        claims = loads_object(payload)
-    except ValueError as exc:
-        if not payload:
-            raise MalformedToken("the payload is empty; a JWT's payload is a JSON object") from None
-        raise MalformedToken(f"the payload is not a JSON object: {exc}") from None
-    prepared.check(header, claims, now)
-    return header, claims, chosen
-
-
 class Verifier:
     """A prepared, reusable token verifier: the fast path for services.
 
@@ -185,7 +183,7 @@ class Verifier:
     races are benign.
     """
 
-    __slots__ = ("_clock", "_prepared")
+    __slots__ = ("_decode", "_prepared")
 
     def __init__(
         self,
@@ -203,9 +201,10 @@ class Verifier:
         clock: Clock = time.time,
     ) -> None:
         self._prepared = _prepare(
-            key, algorithms, max_size, issuer, audience, subject, leeway, require, max_age, typ
+            key, algorithms, max_size, issuer, audience, subject, leeway, require, max_age, typ,
+            clock,
         )
-        self._clock = clock
+        self._decode = self._prepared.decode
 
     @property
     def policy(self) -> ClaimsPolicy:
@@ -219,37 +218,22 @@ class Verifier:
 
     def decode_complete(self, token: str | bytes, *, now: Now = None) -> VerifiedToken:
         """Verify the signature and validate the claims; return header, claims and key."""
-        header, claims, key = _verify_token(
-            token, self._prepared, self._clock() if now is None else to_timestamp(now)
+        return VerifiedToken(*self._prepared.complete(token, now=now))
+
+    if TYPE_CHECKING:
+
+        def decode(self, token: str | bytes, *, now: Now = None) -> dict[str, Any]:
+            """Verify the signature and validate the claims; return the claims (RFC 7519 §7.2)."""
+            ...
+
+    else:
+        # ``decode`` is the compiled path itself (jws.compile_verify), reached through a
+        # C-level getter: no Python frame of its own on the hot path of every token check.
+        decode = property(
+            attrgetter("_decode"),
+            doc="decode(token, *, now=None) -> claims: verify the signature and validate the "
+            "claims; return the claims (RFC 7519 §7.2).",
         )
-        return VerifiedToken(dict(header), claims, key)
-
-    def decode(self, token: str | bytes, *, now: Now = None) -> dict[str, Any]:
-        """Verify the signature and validate the claims; return the claims (RFC 7519 §7.2)."""
-        return _verify_token(
-            token, self._prepared, self._clock() if now is None else to_timestamp(now)
-        )[1]
-
-
-def _decode(
-    token: str | bytes,
-    key: KeyLike,
-    algorithms: Collection[str],
-    issuer: str | Collection[str] | None,
-    audience: str | Collection[str] | None,
-    subject: str | None,
-    leeway: TimeSpan,
-    require: Collection[str],
-    typ: str | None,
-    max_age: TimeSpan | None,
-    now: Now,
-    max_size: int,
-) -> tuple[dict[str, Any], dict[str, Any], Key]:
-    """The one-shot path: the same option checks and token checks as :class:`Verifier`."""
-    prepared = _prepare_cached(
-        key, algorithms, max_size, issuer, audience, subject, leeway, require, max_age, typ
-    )
-    return _verify_token(token, prepared, time.time() if now is None else to_timestamp(now))
 
 
 def decode_complete(
@@ -272,22 +256,10 @@ def decode_complete(
 ) -> VerifiedToken:
     """Like :func:`decode`, but also return the protected header and the key that verified."""
     token = _nested(token, decryption_key, key_algorithms, encryptions, max_size)
-    return VerifiedToken(
-        *_decode(
-            token,
-            key,
-            algorithms,
-            issuer,
-            audience,
-            subject,
-            leeway,
-            require,
-            typ,
-            max_age,
-            now,
-            max_size,
-        )
+    prepared = _prepare_cached(
+        key, algorithms, max_size, issuer, audience, subject, leeway, require, max_age, typ
     )
+    return VerifiedToken(*prepared.complete(token, now=now))
 
 
 def decode(
@@ -322,20 +294,9 @@ def decode(
     """
     if decryption_key is not None or key_algorithms is not None or encryptions is not None:
         token = _nested(token, decryption_key, key_algorithms, encryptions, max_size)
-    return _decode(
-        token,
-        key,
-        algorithms,
-        issuer,
-        audience,
-        subject,
-        leeway,
-        require,
-        typ,
-        max_age,
-        now,
-        max_size,
-    )[1]
+    return _prepare_cached(
+        key, algorithms, max_size, issuer, audience, subject, leeway, require, max_age, typ
+    ).decode(token, now=now)
 
 
 def _nested(

@@ -87,6 +87,22 @@ def test_a_key_resolver_cannot_poison_the_cached_header():
         assert verifier.decode_complete(token, now=NOW).header["alg"] == "HS256"
 
 
+def test_header_cache_poisoning_by_changing_a_returned_header_is_impossible():
+    """``decode_complete`` returns a copy of the (cached) header, through both APIs: a caller
+    that changes it (here: its ``typ``, which the policy checks) changes nothing for the next
+    token. The one-shot API returned the cached dict itself before the verifier was compiled."""
+    token = jotkit.encode({}, HS, expires_in=60, now=NOW)
+    verifier = jotkit.Verifier(HS, algorithms=["HS256"], typ="JWT")
+    one_shot = lambda: jotkit.decode_complete(token, HS, algorithms=["HS256"], typ="JWT", now=NOW)  # noqa: E731
+    for decode in (lambda: verifier.decode_complete(token, now=NOW), one_shot):
+        first = decode()
+        first.header["typ"] = "evil+jwt"
+        first.header["alg"] = "none"
+        again = decode()
+        assert again.header == {"alg": "HS256", "typ": "JWT"}
+        assert again.header is not first.header
+
+
 def test_one_shot_decode_reuses_prepared_options_but_stays_bounded():
     cache = jwt_module._prepared_cache
     cache.clear()
