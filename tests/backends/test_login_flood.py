@@ -6,7 +6,10 @@ attempt gives its login-throttle reservation back. Real HTTP on every backend.""
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +18,7 @@ import httpx
 import pytest
 
 from jotkit.server import FrozenClock
+from jotkit.server.audit_log import AUDIT_LOGGER
 from jotkit.server.sessions import AuthService
 from server.harness import METRICS_TOKEN, PASSWORD, START, Server, make_settings
 
@@ -23,6 +27,7 @@ pytestmark = [pytest.mark.postgres]
 OWNER = "owner@example.com"
 WORKERS, QUEUE = 1, 2
 FLOOD = 7  # logins sent at once: WORKERS + QUEUE admitted, the rest shed
+SHED_DELAY = 0.2  # a shed answer is held this long (JOTKIT_LOGIN_SHED_DELAY, 1 s by default)
 
 
 @pytest.fixture
@@ -37,6 +42,7 @@ def flood_server(backend_settings: dict[str, Any], tmp_path: Path) -> Iterator[S
         argon2_queue=QUEUE,
         login_ip_limit=FLOOD + 1,
         login_pair_limit=FLOOD + 5,
+        login_shed_delay=SHED_DELAY,
     )
     srv = Server(settings, FrozenClock(START)).start()
     try:
@@ -195,3 +201,122 @@ def test_login_flood_with_unknown_emails_goes_through_the_same_pool(
     assert statuses == [401] * (WORKERS + QUEUE) + [503] * (FLOOD - WORKERS - QUEUE)
     assert hook.calls == WORKERS + QUEUE
     assert hook.most_running <= WORKERS
+
+
+def test_login_flood_sheds_before_routing_and_audits_sheds_in_summary(
+    flood_server: Server,
+) -> None:
+    """While the pool and queue are full, a login is answered 503 before the route runs: a
+    body the route would refuse (not JSON) gets the shed answer too, with the security
+    headers and Retry-After, and counts in /metrics. The audit log gets one ``login_shed``
+    line per second, not one per shed (a flood must not flood the log)."""
+    srv = flood_server
+    srv.add_user(OWNER)
+    hook = GatedVerify(srv.service)
+    lines: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(record.getMessage())
+
+    audit_logger = logging.getLogger(AUDIT_LOGGER)
+    handler, level = Collect(), audit_logger.level
+    audit_logger.addHandler(handler)
+    audit_logger.setLevel(logging.INFO)
+
+    async def fill_then_shed() -> tuple[list[httpx.Response], list[httpx.Response]]:
+        limits = httpx.Limits(max_connections=WORKERS + QUEUE + 1)
+        async with httpx.AsyncClient(base_url=srv.url, timeout=60, limits=limits) as client:
+            body = {"email": OWNER, "password": PASSWORD}
+            admitted = [
+                asyncio.create_task(client.post("/auth/login", json=body))
+                for _ in range(WORKERS + QUEUE)
+            ]
+            try:
+                while srv.service.hash_pool.in_flight < WORKERS + QUEUE:
+                    await asyncio.sleep(0.01)
+                shed = []
+                for _ in range(4):  # 4 x 0.2 s: within one audit interval
+                    started = time.monotonic()
+                    shed.append(
+                        await client.post(
+                            "/auth/login",
+                            content=b"\x00not json",
+                            headers={"Content-Type": "application/json"},
+                        )
+                    )
+                    assert time.monotonic() - started >= SHED_DELAY  # held, then answered
+            finally:
+                hook.gate.set()
+            return shed, [await t for t in admitted]
+
+    try:
+        shed, admitted = asyncio.run(fill_then_shed())
+    finally:
+        audit_logger.removeHandler(handler)
+        audit_logger.setLevel(level)
+    assert [r.status_code for r in admitted] == [200] * (WORKERS + QUEUE)
+    for r in shed:
+        assert r.status_code == 503, r.text
+        assert r.json()["error"] == "temporarily_unavailable"
+        assert r.headers["Retry-After"] == "1"
+        assert r.headers["X-Content-Type-Options"] == "nosniff"
+        assert r.headers["Cache-Control"] == "no-store"
+    assert _shed_total(srv) == 4
+    events = [json.loads(line) for line in lines if '"login_shed"' in line]
+    assert len(events) == 1, events  # four sheds within one second: one summary line
+    assert events[0]["count"] == 1 and events[0]["ip"] == "127.0.0.1"
+
+
+def test_login_flood_held_answers_are_bounded(backend_settings: dict[str, Any], tmp_path: Path) -> None:
+    """Holding shed answers must not become a way to pin memory: with room for one held
+    answer, a second concurrent shed is answered at once (both 503)."""
+    settings = make_settings(
+        tmp_path / "data",
+        **backend_settings,
+        argon2_workers=1,
+        argon2_queue=0,
+        login_shed_delay=3.0,
+        login_shed_held=1,
+    )
+    srv = Server(settings, FrozenClock(START)).start()
+    try:
+        srv.add_user(OWNER)
+        hook = GatedVerify(srv.service)
+        body = {"email": OWNER, "password": PASSWORD}
+
+        async def run() -> list[tuple[int, float]]:
+            async with httpx.AsyncClient(base_url=srv.url, timeout=60) as client:
+                admitted = asyncio.create_task(client.post("/auth/login", json=body))
+                try:
+                    while not srv.service.hash_pool.full:
+                        await asyncio.sleep(0.01)
+
+                    async def timed() -> tuple[int, float]:
+                        started = time.monotonic()
+                        r = await client.post("/auth/login", json=body)
+                        return r.status_code, time.monotonic() - started
+
+                    held = asyncio.create_task(timed())
+                    while _held(srv) < 1:
+                        await asyncio.sleep(0.01)
+                    at_once = await timed()
+                    return [await held, at_once]
+                finally:
+                    hook.gate.set()
+                    assert (await admitted).status_code == 200
+
+        (held_status, held_for), (once_status, once_for) = asyncio.run(run())
+    finally:
+        srv.stop()
+    assert held_status == once_status == 503
+    assert held_for >= 3.0
+    assert once_for < 2.0  # not held: the one slot was taken
+
+
+def _held(srv: Server) -> int:
+    """Shed answers the server is holding now (the middleware's counter)."""
+    app = srv.app.middleware_stack
+    while not hasattr(app, "held"):
+        app = app.app
+    return int(app.held)

@@ -22,6 +22,7 @@ from .audit_log import AuditLog
 from .clock import Clock, SystemClock
 from .demo import DEMO_EMAIL, demo_banner
 from .errors import ServiceError, describe_validation, error_response
+from .hashpool import PoolFull
 from .metrics import Metrics
 from .routes import auth, docs, oauth, ops, wellknown
 from .sessions import AuthService
@@ -176,6 +177,65 @@ class _Edge:
             }
         )
         await send({"type": "http.response.body", "body": response.body})
+
+
+class _ShedLogins:
+    """Pure-ASGI middleware: while the argon2 pool and its queue are full, ``POST
+    /auth/login`` is shed (503 ``temporarily_unavailable``, ``Retry-After``) before routing and
+    body parsing, and the answer is held for ``delay`` seconds (1 s by default, as long as its
+    ``Retry-After``) while fewer than ``held`` answers are held (beyond that, at once).
+
+    Why both: a login flood is mostly sheds. Through the route a shed cost the event loop about
+    110 µs (routing, dependencies, body model, exception handler), and a client that ignores
+    ``Retry-After`` sends its next login as soon as the answer arrives, so instant sheds turn a
+    flood of logins into a flood of requests that takes the loop from token checks. Holding the
+    answer (a timer, no thread, a few KiB) paces each flooding connection to one login per
+    ``delay``; the bound on held answers keeps that from becoming a way to pin memory. The pool
+    re-checks when a hash is submitted, so this is an early answer, never the only guard. Runs
+    inside :class:`_Edge` (security headers, status count).
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        service: AuthService,
+        paths: frozenset[str],
+        delay: float,
+        held: int,
+    ) -> None:
+        self.app = app
+        self.service = service
+        self.paths = paths
+        self.delay = delay
+        self.max_held = held if delay > 0 else 0
+        self.held = 0  # answers now waiting out the delay (one event loop: a plain counter)
+        shed = error_response(PoolFull())
+        self.start: Message = {
+            "type": "http.response.start",
+            "status": shed.status_code,
+            "headers": shed.raw_headers,
+        }
+        self.body: Message = {"type": "http.response.body", "body": shed.body}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and self.service.hash_pool.full
+            and scope["method"] == "POST"
+            and scope["path"] in self.paths
+        ):
+            client = scope.get("client")
+            self.service.note_shed(str(client[0])[:64] if client else "unknown")
+            if self.held < self.max_held:
+                self.held += 1
+                try:
+                    await asyncio.sleep(self.delay)
+                finally:
+                    self.held -= 1
+            await send(dict(self.start))
+            await send(self.body)
+            return
+        await self.app(scope, receive, send)
 
 
 def _install_handlers(app: FastAPI) -> None:
@@ -386,6 +446,13 @@ def create_app(
     _install_openapi(app, settings.cookie_mode)
     from .oauth.cors import BrowserCors
 
+    app.add_middleware(
+        _ShedLogins,
+        service=svc,
+        paths=frozenset({"/auth/login"}),
+        delay=settings.login_shed_delay,
+        held=settings.login_shed_held,
+    )
     app.add_middleware(BrowserCors, service=svc)  # single-page apps (oauth/cors.py)
     app.add_middleware(
         _Edge,

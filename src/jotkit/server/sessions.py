@@ -55,6 +55,8 @@ __all__ = [
 
 CLIENT_ID = "jotkit"
 ID_TOKEN_ALG = "RS256"
+SHED_AUDIT_INTERVAL = 1.0
+"""Seconds between two ``login_shed`` audit events (each sums the sheds in between)."""
 # (user, family, now, jti, exp) -> (access token, expires_in): an OAuth grant's token signer
 IssueAccess = Callable[[UserRecord, FamilyRecord, float, str, float], Awaitable[tuple[str, int]]]
 _REFRESH_RE = re.compile(r"^[A-Za-z0-9_-]{32,128}$")
@@ -171,6 +173,8 @@ class AuthService:
         self.clock = clock
         self.metrics = metrics
         self.audit = audit
+        self._sheds_unlogged = 0  # logins shed since the last login_shed audit event
+        self._shed_logged_at = -SHED_AUDIT_INTERVAL  # time.monotonic() of that event
         self.issuer = settings.effective_issuer
         self.passwords = PasswordPolicy(
             settings.argon2_time_cost,
@@ -360,9 +364,21 @@ class AuthService:
 
     def _shed(self, client: ClientInfo) -> NoReturn:
         """Refuse a login because the argon2 pool and its queue are full (503)."""
-        self.metrics.login_shed.inc()
-        self.audit.event("login_shed", ip=client.ip)
+        self.note_shed(client.ip)
         raise PoolFull()
+
+    def note_shed(self, ip: str) -> None:
+        """Count one shed login (``jotkit_login_shed_total``) and audit sheds in summary: at
+        most one ``login_shed`` event per second, whose ``count`` is the logins shed since the
+        previous one and whose ``ip`` is the last one's. A flood sheds thousands of logins a
+        second; a log line each would make the log the next thing the flood exhausts."""
+        self.metrics.login_shed.inc()
+        self._sheds_unlogged += 1
+        now = time.monotonic()
+        if now - self._shed_logged_at >= SHED_AUDIT_INTERVAL:
+            self.audit.event("login_shed", ip=ip, count=self._sheds_unlogged)
+            self._sheds_unlogged = 0
+            self._shed_logged_at = now
 
     async def refresh(
         self,

@@ -122,6 +122,10 @@ class Settings:
     # wait, further logins get 503 + Retry-After; None -> os.cpu_count() / 4 x workers
     argon2_workers: int | None = None
     argon2_queue: int | None = None
+    # a shed POST /auth/login is answered after this delay (its Retry-After), while fewer than
+    # login_shed_held are held; 0 answers at once (docs/service.md, Passwords)
+    login_shed_delay: float = 1.0
+    login_shed_held: int = 256
     login_account_limit: int = 100  # failed logins per account from all addresses (ceiling)
     login_account_window: float = 3600.0
     login_ip_limit: int = 30
@@ -219,6 +223,10 @@ class Settings:
             raise SettingsError("JOTKIT_ARGON2_WORKERS: must be >= 1")
         if self.argon2_queue is not None and self.argon2_queue < 0:
             raise SettingsError("JOTKIT_ARGON2_QUEUE: must be >= 0")
+        if not 0 <= self.login_shed_delay <= 60:
+            raise SettingsError("JOTKIT_LOGIN_SHED_DELAY: must be between 0 and 60 seconds")
+        if self.login_shed_held < 0:
+            raise SettingsError("JOTKIT_LOGIN_SHED_HELD: must be >= 0")
         if self.login_backoff_max < self.login_pair_window:
             raise SettingsError("JOTKIT_LOGIN_BACKOFF_MAX must be >= JOTKIT_LOGIN_PAIR_WINDOW")
         if self.workers < 1:
@@ -416,6 +424,7 @@ def _convert(name: str, value: Any) -> Any:
         "login_pair_window",
         "login_backoff_max",
         "login_backoff_memory",
+        "login_shed_delay",
         "revocation_sync_interval",
         "keyring_sync_interval",
         "database_pool_timeout",
@@ -466,7 +475,7 @@ def _convert(name: str, value: Any) -> Any:
         "workers",
     }:
         return _int(value, label, 1)
-    if name == "database_max_overflow":
+    if name in {"database_max_overflow", "login_shed_held"}:
         return _int(value, label, 0)
     if name in {"argon2_workers", "argon2_queue"}:  # "" -> the default (core count based)
         return None if value == "" else _int(value, label, 1 if name == "argon2_workers" else 0)
