@@ -203,12 +203,12 @@ def _parse_allowed_header(header_b64: str, allowed: Collection[str]) -> dict[str
     return header
 
 
-#: A claims policy as :func:`compile_verify` applies it: ``(header, claims, now) -> None``,
+#: A claims policy as :func:`_compile_verify` applies it: ``(header, claims, now) -> None``,
 #: raising on a token it refuses (:attr:`jotkit.ClaimsPolicy.checker`).
 ClaimsCheck = Callable[[Mapping[str, Any], Mapping[str, Any], float], None]
 
 
-def compile_verify(
+def _compile_verify(
     key: KeyLike,
     allowed: Collection[str],
     max_size: int,
@@ -295,7 +295,11 @@ def compile_verify(
             return dict(header), claims, chosen  # a copy: the header may be a cached one
         return claims
 
+    run.__doc__ = _RUN_DOC
     return run
+
+
+_RUN_DOC = """run(token, *, now=None): verify one token (jotkit.jws._compile_verify)."""
 
 
 def verify(
@@ -311,7 +315,7 @@ def verify(
     never is (:func:`jotkit.decode` refuses it as ``malformed``). Raises
     :class:`jotkit.InvalidToken` subclasses only.
     """
-    run = compile_verify(key, check_algorithms(algorithms), max_size, {})
+    run = _compile_verify(key, check_algorithms(algorithms), max_size, {})
     header, payload, _ = run(token)
     return header, payload
 

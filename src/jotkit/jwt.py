@@ -21,9 +21,9 @@ from .errors import MalformedToken
 from .jws import (
     DEFAULT_MAX_SIZE,
     KeyLike,
+    _compile_verify,
     _sign_segments,
     check_algorithms,
-    compile_verify,
     header_segment,
 )
 from .jws import decode_unverified as _jws_unverified
@@ -54,7 +54,7 @@ class VerifiedToken:
 class _Prepared:
     """Checked options of one verifier (allow-list, claims policy, key, size cap), a bounded
     cache of header segments that passed full validation with this allow-list, and the two
-    compiled forms of the one verification path (:func:`jotkit.jws.compile_verify`):
+    compiled forms of the one verification path (:func:`jotkit.jws._compile_verify`):
     ``decode(token, *, now=None)`` returns the claims, ``complete`` returns
     ``(header, claims, key)``."""
 
@@ -74,10 +74,10 @@ class _Prepared:
         self.max_size = max_size
         self.header_cache: dict[str, tuple[dict[str, Any], Key | None]] = {}
         check = policy.checker
-        self.decode: Callable[..., dict[str, Any]] = compile_verify(
+        self.decode: Callable[..., dict[str, Any]] = _compile_verify(
             key, allowed, max_size, self.header_cache, check=check, complete=False, clock=clock
         )
-        self.complete: Callable[..., tuple[dict[str, Any], dict[str, Any], Key]] = compile_verify(
+        self.complete: Callable[..., tuple[dict[str, Any], dict[str, Any], Key]] = _compile_verify(
             key, allowed, max_size, self.header_cache, check=check, complete=True, clock=clock
         )
 
@@ -227,7 +227,7 @@ class Verifier:
             ...
 
     else:
-        # ``decode`` is the compiled path itself (jws.compile_verify), reached through a
+        # ``decode`` is the compiled path itself (jws._compile_verify), reached through a
         # C-level getter: no Python frame of its own on the hot path of every token check.
         decode = property(
             attrgetter("_decode"),
