@@ -269,6 +269,25 @@ def test_login_is_throttled_like_auth_login(server, ids):
     assert statuses[limit] == 429
 
 
+def test_login_flood_sheds_the_hosted_login_form_with_the_login_page(server, ids):
+    """A login shed while the argon2 pool is full answers the hosted form with the login page
+    (503, Retry-After), not the API's JSON error, and the next try works."""
+    email, client_id = ids
+    pool = server.service.hash_pool
+    with browser(server) as b:
+        page = b.get("/oauth/authorize", params=authz_params(client_id))
+        pool.in_flight += pool.capacity  # as if a flood held every worker and queue slot
+        try:
+            shed = login(b, page, email)
+        finally:
+            pool.in_flight -= pool.capacity
+        assert shed.status_code == 503
+        assert shed.headers["content-type"].startswith("text/html")
+        assert shed.headers["retry-after"] == "1"
+        assert "try again in a moment" in shed.text
+        assert login(b, shed, email).status_code in (200, 303)  # consent page or redirect
+
+
 def test_consents_are_listed_and_revoked_by_the_user(server, ids):
     email, client_id = ids
     with browser(server) as b:

@@ -646,9 +646,13 @@ async def sign_in(
     except ServiceError as exc:
         if exc.code == "invalid_credentials":
             return login_page("The email address or password is not correct.", email, 401)
-        if exc.spec.status == 429:
+        if exc.spec.status in (429, 503):  # throttled; or shed (a login flood), or an outage
             page = login_page(
-                "Too many attempts. Wait a moment before you try again.", email, 429
+                "Too many attempts. Wait a moment before you try again."
+                if exc.spec.status == 429
+                else "Signing in is busy right now. Please try again in a moment.",
+                email,
+                exc.spec.status,
             )
             page.headers.update({k: v for k, v in exc.headers.items() if k == "Retry-After"})
             return page
