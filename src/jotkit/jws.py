@@ -219,7 +219,7 @@ def _compile_verify(
     clock: Clock = time.time,
 ) -> Callable[..., Any]:
     """The one verification path of :func:`verify`, :func:`jotkit.decode` and
-    :class:`jotkit.Verifier`, compiled once per set of checked options: ``run(token, now=None)``.
+    :class:`jotkit.Verifier`, compiled once per set of checked options: ``run(token, *, now=None)``.
 
     ``run`` verifies a compact JWS (RFC 7515 §5.2). Without ``check`` it returns
     ``(header, payload bytes, key)``. With ``check`` the token is a JWT (RFC 7519 §7.2): the
