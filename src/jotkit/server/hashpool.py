@@ -31,13 +31,13 @@ RETRY_AFTER_SECONDS = 1
 """``Retry-After`` of a shed login: a queue slot frees within about one hash."""
 
 
-HASH_NICENESS = 10
-"""How much lower (``nice``) the pool threads run than the event loop: on Linux niceness is
-per thread and inherited by argon2's lane threads, so token checks get the cores first. Not
-19 (the lowest priority): then hashes nearly stop whenever other work keeps the cores busy,
-so logins would stall under a token-check flood (and, the likely cause of two CI failures
-with 19, a demo start's first hash did not finish within a minute on a busy host); at +10 a
-lane thread still gets about a tenth of a contended core."""
+HASH_NICENESS = 19
+"""How much lower (``nice``) the pool threads run than the event loop, i.e. the lowest priority
+there is: on Linux niceness is per thread and inherited by argon2's lane threads, so token
+checks get the cores first while hashes use all the idle CPU. At +10 the lane threads of two
+hashes (2 x p=4, CFS weight 110 each) together still outweighed the loop (1024) on a 2-core
+host; at +19 (weight 15) they do not (benchmarks/results-service.md, the login flood). The
+price: when other work keeps every core busy, logins get little CPU and slow down."""
 
 
 def _lower_priority() -> None:
