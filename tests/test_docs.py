@@ -54,6 +54,7 @@ def _make_run(tmp_path: Path, port: int):
     """``make run`` as the README says, with this test environment's virtualenv (its install
     stamp is taken as up to date) and a private data directory."""
     import os
+    import signal
     import subprocess
     import sys
 
@@ -61,10 +62,27 @@ def _make_run(tmp_path: Path, port: int):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("JOTKIT_", "MAKE"))}
     env.update(JOTKIT_PORT=str(port), JOTKIT_DATA_DIR=str(tmp_path / "data"))
     log = (tmp_path / "make-run.log").open("w")
+    # A terminal starts make with Ctrl-C at its default disposition and unblocked. A test
+    # worker may not be in that state (an ignored SIGINT survives exec, a blocked one is
+    # inherited): then the Ctrl-C of these tests would never reach jotkit. Say so in the log
+    # and give make what a terminal gives.
+    inherited = signal.getsignal(signal.SIGINT), signal.SIGINT in signal.pthread_sigmask(
+        signal.SIG_BLOCK, []
+    )
+    if inherited != (signal.default_int_handler, False):
+        log.write(f"(test) SIGINT in the test worker: handler {inherited[0]!r}, "
+                  f"blocked {inherited[1]}; reset for make\n")
+        log.flush()
+
+    def terminal_sigint() -> None:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT])
+
     proc = subprocess.Popen(
         ["make", "--no-print-directory", "-C", str(ROOT), "-o", f"{venv}/.jotkit-installed",
          "run", f"VENV={venv}"],
         env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        preexec_fn=terminal_sigint,  # two signal calls in the child, no locks taken
     )
     log.close()
     return proc, tmp_path / "make-run.log"
