@@ -68,3 +68,29 @@ def test_login_flood_hash_threads_yield_the_cores_to_token_checks() -> None:
     finally:
         pool.close()
     assert inside == min(19, os.getpriority(os.PRIO_PROCESS, 0) + HASH_NICENESS)
+
+
+def test_login_flood_shed_pacing_settings_are_read_from_env() -> None:
+    """``JOTKIT_LOGIN_SHED_DELAY`` (a duration, 1 s by default, 0 answers at once) and
+    ``JOTKIT_LOGIN_SHED_HELD`` (>= 0, 256 by default)."""
+    default = Settings.from_env({})
+    assert (default.login_shed_delay, default.login_shed_held) == (1.0, 256)
+    env = {"JOTKIT_LOGIN_SHED_DELAY": "500ms", "JOTKIT_LOGIN_SHED_HELD": "0"}
+    settings = Settings.from_env(env)
+    assert (settings.login_shed_delay, settings.login_shed_held) == (0.5, 0)
+    assert Settings.from_env({"JOTKIT_LOGIN_SHED_DELAY": "0"}).login_shed_delay == 0
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"JOTKIT_LOGIN_SHED_DELAY": "2m"},
+        {"JOTKIT_LOGIN_SHED_DELAY": "-1"},
+        {"JOTKIT_LOGIN_SHED_DELAY": "nan"},
+        {"JOTKIT_LOGIN_SHED_HELD": "-1"},
+        {"JOTKIT_LOGIN_SHED_HELD": "lots"},
+    ],
+)
+def test_login_flood_shed_pacing_out_of_range_is_refused(env: dict[str, str]) -> None:
+    with pytest.raises(SettingsError, match="JOTKIT_LOGIN_SHED"):
+        Settings.from_env(env)
