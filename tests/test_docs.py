@@ -63,9 +63,10 @@ def _make_run(tmp_path: Path, port: int):
     env.update(JOTKIT_PORT=str(port), JOTKIT_DATA_DIR=str(tmp_path / "data"))
     log = (tmp_path / "make-run.log").open("w")
     # A terminal starts make with Ctrl-C at its default disposition and unblocked. A test
-    # worker may not be in that state (an ignored SIGINT survives exec, a blocked one is
-    # inherited): then the Ctrl-C of these tests would never reach jotkit. Say so in the log
-    # and give make what a terminal gives.
+    # worker may not be in that state: a suite started as a background job of a
+    # non-interactive shell (`cmd &`) ignores SIGINT (POSIX), and an ignored signal survives
+    # exec, so the Ctrl-C of these tests would never reach jotkit. Say so in the log and give
+    # make what a terminal gives.
     inherited = signal.getsignal(signal.SIGINT), signal.SIGINT in signal.pthread_sigmask(
         signal.SIG_BLOCK, []
     )
