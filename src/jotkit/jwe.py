@@ -41,7 +41,7 @@ from cryptography.hazmat.primitives.keywrap import (
 )
 
 from . import _json
-from ._b64 import _LAST_OK_2, _LAST_OK_3, _decode_checked, _tail_ok, b64encode, is_canonical
+from ._b64 import _decode_checked, _tail_ok, b64encode, decode_urlsafe, is_canonical
 from .errors import (
     DecryptionFailed,
     InvalidToken,
@@ -560,21 +560,25 @@ def _parse_compact(text: str) -> _Parsed:
     protected_b64, ek, iv, ct, tag = segments
     if not (protected_b64 and iv and tag):
         raise MalformedToken("the protected header, iv and tag segments must not be empty")
-    for part in segments:  # no stray bits in the last character (RFC 4648 §3.5)
-        rem = len(part) & 3
-        if rem and (rem == 1 or part[-1] not in (_LAST_OK_2 if rem == 2 else _LAST_OK_3)):
-            for name, seg in zip(_SEGMENTS, segments, strict=True):
-                if not _tail_ok(seg):
-                    raise MalformedToken(f"the {name} segment is not canonical base64url")
+    # The alphabet is checked above (no '+', '/', '=' nor anything else), so decode_urlsafe's
+    # own checks are what is left: no stray bits in the last character (RFC 4648 §3.5) and
+    # no length of 1 (mod 4). One call per segment; an empty encrypted key (dir) is b"".
+    try:
+        header = decode_urlsafe(protected_b64)
+        encrypted_key = decode_urlsafe(ek) if ek else b""
+        parts = decode_urlsafe(iv), decode_urlsafe(ct), decode_urlsafe(tag)
+    except ValueError:
+        for name, seg in zip(_SEGMENTS, segments, strict=True):
+            if not _tail_ok(seg):
+                raise MalformedToken(f"the {name} segment is not canonical base64url") from None
+        # pragma: no cover - every refusal above is a tail or length a segment names
+        raise MalformedToken("a JWE segment is not canonical base64url") from None
+    try:
+        protected = _json.loads_object(header)
+    except ValueError as exc:
+        raise MalformedToken(f"the protected header is not a JSON object: {exc}") from None
     return _Parsed(
-        protected_b64,
-        load_segment(protected_b64, "protected header"),
-        {},
-        (_Recipient({}, _decode_checked(ek)),),
-        _decode_checked(iv),
-        _decode_checked(ct),
-        _decode_checked(tag),
-        None,
+        protected_b64, protected, {}, (_Recipient({}, encrypted_key),), *parts, None
     )
 
 
@@ -673,6 +677,8 @@ def _joint_header(parsed: _Parsed, recipient: _Recipient) -> dict[str, Any]:
                 joint[name] = value
     else:
         joint = parsed.protected  # compact: the protected header is the whole header
+        if len(joint) == 2 and type(joint.get("alg")) is type(joint.get("enc")) is str:
+            return joint  # just alg and enc, both strings: nothing else to check
     for name in ("alg", "enc"):
         if type(joint.get(name)) is not str:
             raise MalformedToken(f"the JOSE header has no {name!r} string (RFC 7516 §4.1)")
