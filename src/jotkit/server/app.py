@@ -218,11 +218,11 @@ class _ShedLogins:
         self.body: Message = {"type": "http.response.body", "body": shed.body}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
+        if (  # the pool's `full` (two property calls) only for a login, not on every request
             scope["type"] == "http"
-            and self.service.hash_pool.full
             and scope["method"] == "POST"
             and scope["path"] in self.paths
+            and self.service.hash_pool.full
         ):
             client = scope.get("client")
             self.service.note_shed(str(client[0])[:64] if client else "unknown")
