@@ -13,7 +13,10 @@ split and base64url-decode the five segments, ``json.loads`` the header, check `
 RSA-OAEP decrypt) and one ``AESGCM`` decrypt. Encrypting: a random CEK/IV, the same key
 management, ``json.dumps`` + base64url of the header, one ``AESGCM`` encrypt. It is not
 hardened (no size caps, no strict base64/JSON, no epk validation beyond ``cryptography``'s
-own point check) and is a yardstick only.
+own point check) and is a yardstick only. The *tight floor* is the same plus a cache of
+parsed headers by segment text, as jotkit keeps one (a sender repeats its header): its
+column shows jotkit's overhead with that cache discounted. Issue 13's target is against
+the floor.
 
 Each peer decrypts the shared token (and must refuse a token with a flipped tag byte)
 before it is timed. Timing as in bench_core.py: median of N samples of a plain loop, gc
@@ -57,7 +60,7 @@ from jotkit import jwe  # noqa: E402
 CASES = ("dir", "A256KW", "ECDH-ES+A256KW", "RSA-OAEP-256")
 ENC = "A256GCM"
 OPS = ("decrypt", "encrypt")
-IMPLS = ("floor", "jotkit", "jwcrypto", "joserfc", "authlib")
+IMPLS = ("floor", "tight floor", "jotkit", "jwcrypto", "joserfc", "authlib")
 PLAINTEXT = (b'{"sub":"user-1234","scope":"read:items write:items","tenant":"acme",' * 5)[:320]
 TARGET = 1.2
 
@@ -108,7 +111,7 @@ def _concat_kdf(z: bytes, alg: str, size: int) -> bytes:
     return ConcatKDFHash(hashes.SHA256(), size, other).derive(z)
 
 
-def floor_impl(m: Material) -> tuple[Call, Call]:
+def floor_impl(m: Material, cache_header: bool = False) -> tuple[Call, Call]:
     alg = m.alg
     private = m.key._private
     public = m.key._public
@@ -133,9 +136,16 @@ def floor_impl(m: Material) -> tuple[Call, Call]:
         kek = _concat_kdf(private.exchange(ec.ECDH(), peer), alg, 32)  # type: ignore[union-attr]
         return aes_key_unwrap(kek, ek)
 
+    headers: dict[str, Any] = {}
+
     def decrypt() -> bytes:
         h, ek, iv, ct, tag = token.split(".")
-        header = loads(_b64d(h))
+        if cache_header:  # the tight floor: the parsed header by its segment text
+            header = headers.get(h)
+            if header is None:
+                header = headers[h] = loads(_b64d(h))
+        else:
+            header = loads(_b64d(h))
         if header["alg"] != alg or header["enc"] != ENC:
             raise ValueError("alg")
         cek = recover(header, _b64d(ek))
@@ -245,8 +255,13 @@ def authlib_impl(m: Material) -> tuple[Call, Call]:
     return decrypt, encrypt
 
 
+def tight_floor_impl(m: Material) -> tuple[Call, Call]:
+    return floor_impl(m, cache_header=True)
+
+
 ADAPTERS = {
     "floor": floor_impl,
+    "tight floor": tight_floor_impl,
     "jotkit": jotkit_impl,
     "jwcrypto": jwcrypto_impl,
     "joserfc": joserfc_impl,
@@ -352,18 +367,24 @@ def render(
         ),
         "",
         f"enc A256GCM, compact, {len(PLAINTEXT)}-byte plaintext. "
-        f"Target: jotkit ≤ {TARGET}× floor and faster than every peer.",
+        f"Target (issue 13): jotkit ≤ {TARGET}× floor and faster than every peer. The tight "
+        "floor is the floor plus a cache of parsed headers by segment text, as jotkit keeps "
+        "one: it shows what is left of jotkit's overhead when that cache is discounted "
+        "(informational; the issue's target is against the floor).",
         "",
-        "| alg | op | floor | jotkit | ×floor | jwcrypto | joserfc | authlib | target met |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---|",
+        "| alg | op | floor | tight floor | jotkit | ×floor | ×tight floor | jwcrypto | joserfc "
+        "| authlib | target met |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     verdicts = []
     for case in CASES:
         for op in OPS:
             floor = by[(case, op, "floor")].median
+            tight = by[(case, op, "tight floor")].median
             mine = by[(case, op, "jotkit")].median
             peers = [by[(case, op, p)] for p in ("jwcrypto", "joserfc", "authlib")]
             ratio = mine / floor if mine and floor else None
+            tight_ratio = mine / tight if mine and tight else None
             ok = (
                 ratio is not None
                 and ratio <= TARGET
@@ -376,7 +397,8 @@ def render(
             cols = [f"{p.median:.1f}" if p.median is not None else f"n/a ({p.note})" for p in peers]
             verdict = "yes" if ok else "NO"
             lines.append(
-                f"| {case} | {op} | {floor:.1f} | {mine:.1f} | {ratio:.2f} | "
+                f"| {case} | {op} | {floor:.1f} | {tight:.1f} | {mine:.1f} | {ratio:.2f} | "
+                f"{tight_ratio:.2f} | "
                 f"{' | '.join(cols)} | {verdict} |"
             )
     lines += ["", f"Targets met: {sum(verdicts)}/{len(verdicts)}.", ""]

@@ -448,12 +448,13 @@ def _unwrap(
     km: KeyManagement, enc: ContentEncryption, key: Key, header: Mapping[str, Any], ek: bytes
 ) -> bytes:
     """Recover the CEK for one recipient (RFC 7516 §5.2 steps 9-11)."""
-    if km.family == "AESKW" and ek:  # the common wrapped case first
+    family = km.family
+    if family == "AESKW" and ek:  # the common cases first: wrapped, then direct
         return _kw_unwrap(_secret_of(key), ek, enc)
     if km.direct:
         if ek:
             raise MalformedToken(f"{km.name} tokens have an empty encrypted key (RFC 7516 §5.2)")
-        if km.family == "dir":
+        if family == "dir":
             secret = _secret_of(key)
             if len(secret) != enc.key_size:
                 raise KeyMismatch(
@@ -544,6 +545,17 @@ def _as_text(token: Any, max_size: int) -> str:
     return str(token)
 
 
+#: Protected headers of compact tokens that parsed as strict JSON objects, by their exact
+#: segment text: senders repeat the same few headers, so most tokens skip the decode and the
+#: JSON parse. Bounded (cleared when full; short segments only), and only a successful parse
+#: is stored. The dicts are shared and read only: what callers get are copies (and a key
+#: resolver gets one too, :func:`jotkit.jws.resolve_key`). Every check of the header's
+#: contents (:func:`_joint_header`, :func:`_check_policy`) still runs on every token.
+_HEADER_CACHE_SIZE = 256
+_HEADER_CACHE_TEXT = 512
+_header_cache: dict[str, dict[str, Any]] = {}
+
+
 def _parse_compact(text: str) -> _Parsed:
     """Five segments of canonical base64url; the header, iv and tag non-empty (RFC 7516 §7.1)."""
     try:
@@ -563,8 +575,10 @@ def _parse_compact(text: str) -> _Parsed:
     # The alphabet is checked above (no '+', '/', '=' nor anything else), so decode_urlsafe's
     # own checks are what is left: no stray bits in the last character (RFC 4648 §3.5) and
     # no length of 1 (mod 4). One call per segment; an empty encrypted key (dir) is b"".
+    protected = _header_cache.get(protected_b64)  # a header already parsed: same text
     try:
-        header = decode_urlsafe(protected_b64)
+        if protected is None:
+            header = decode_urlsafe(protected_b64)
         encrypted_key = decode_urlsafe(ek) if ek else b""
         parts = decode_urlsafe(iv), decode_urlsafe(ct), decode_urlsafe(tag)
     except ValueError:
@@ -573,10 +587,15 @@ def _parse_compact(text: str) -> _Parsed:
                 raise MalformedToken(f"the {name} segment is not canonical base64url") from None
         # pragma: no cover - every refusal above is a tail or length a segment names
         raise MalformedToken("a JWE segment is not canonical base64url") from None
-    try:
-        protected = _json.loads_object(header)
-    except ValueError as exc:
-        raise MalformedToken(f"the protected header is not a JSON object: {exc}") from None
+    if protected is None:
+        try:
+            protected = _json.loads_object(header)
+        except ValueError as exc:
+            raise MalformedToken(f"the protected header is not a JSON object: {exc}") from None
+        if len(protected_b64) <= _HEADER_CACHE_TEXT:
+            if len(_header_cache) >= _HEADER_CACHE_SIZE:
+                _header_cache.clear()
+            _header_cache[protected_b64] = protected
     return _Parsed(
         protected_b64, protected, {}, (_Recipient({}, encrypted_key),), *parts, None
     )
@@ -762,7 +781,7 @@ def decrypt_complete(
     )
     return DecryptedToken(
         header=dict(joint),  # its own dict: the compact path shares the protected one
-        protected_header=parsed.protected,
+        protected_header=dict(parsed.protected),  # a copy: it may be a cached one
         plaintext=plaintext,
         key=chosen,
         recipient=index,

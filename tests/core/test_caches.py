@@ -168,3 +168,74 @@ def test_one_pass_base64url_decoder_accepts_exactly_the_canonical_texts(text):
 @given(st.binary(max_size=64))
 def test_one_pass_base64url_decoder_round_trips(data):
     assert decode_unpadded(_b64(data)) == data
+
+
+# --------------------------------------------------------------------------- JWE headers
+
+DIR = Key.generate("dir", kid="d", size=256)
+
+
+def test_jwe_header_cache_poisoning_by_changing_returned_headers_is_impossible():
+    """``decrypt_complete`` hands out copies of the (cached) protected header: a caller that
+    changes them (``alg``/``enc`` to values the allow-lists refuse, a ``zip`` that would be
+    inflated) changes nothing for the next token with the same header."""
+    token = jotkit.jwe.encrypt(b"secret", DIR, enc="A256GCM")
+    for _ in range(2):
+        got = jotkit.jwe.decrypt_complete(
+            token, DIR, algorithms=["dir"], encryptions=["A256GCM"]
+        )
+        assert got.plaintext == b"secret"
+        assert got.header == got.protected_header == {"alg": "dir", "enc": "A256GCM", "kid": "d"}
+        for header in (got.header, got.protected_header):
+            header.update(alg="RSA1_5", enc="A128CBC-HS256", zip="DEF")
+
+
+def test_jwe_header_cache_a_refused_header_is_refused_on_every_call():
+    """A cached header still meets the allow-lists of every later call: caching is of the
+    parse, never of a verdict."""
+    token = jotkit.jwe.encrypt(b"x", DIR, enc="A256GCM")
+    assert jotkit.jwe.decrypt(token, DIR, algorithms=["dir"], encryptions=["A256GCM"]) == b"x"
+    for _ in range(2):
+        with pytest.raises(jotkit.UnsupportedAlgorithm):
+            jotkit.jwe.decrypt(token, DIR, algorithms=["A256KW"], encryptions=["A256GCM"])
+        with pytest.raises(jotkit.UnsupportedAlgorithm):
+            jotkit.jwe.decrypt(token, DIR, algorithms=["dir"], encryptions=["A128GCM"])
+
+
+def test_jwe_header_cache_poisoning_a_non_canonical_twin_of_a_cached_header_is_refused():
+    """Keyed by the exact segment text: a twin of a cached header with stray trailing bits,
+    which decodes to the same bytes, is refused, and a header that failed to parse is never
+    stored."""
+    token = jotkit.jwe.encrypt(b"x", Key.generate("dir", size=256), enc="A256GCM")
+    head, rest = token.split(".", 1)
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    assert len(head) % 4 in (2, 3)  # stray bits in the last character to flip
+    twin = head[:-1] + alphabet[alphabet.index(head[-1]) + 1]
+    assert _decode_checked(twin) == _decode_checked(head)
+    key = Key.generate("dir", size=256)
+    with contextlib.suppress(jotkit.InvalidToken):
+        jotkit.jwe.decrypt(token, key, algorithms=["dir"], encryptions=["A256GCM"])
+    from jotkit import jwe as jwe_module
+
+    assert head in jwe_module._header_cache
+    with pytest.raises(jotkit.MalformedToken, match="protected header segment"):
+        jotkit.jwe.decrypt(f"{twin}.{rest}", key, algorithms=["dir"], encryptions=["A256GCM"])
+    assert twin not in jwe_module._header_cache
+    not_json = _b64(b'{"alg":"dir",')
+    with pytest.raises(jotkit.MalformedToken):
+        jotkit.jwe.decrypt(f"{not_json}.{rest}", key, algorithms=["dir"], encryptions=["A256GCM"])
+    assert not_json not in jwe_module._header_cache
+
+
+def test_jwe_header_cache_stays_bounded_and_skips_long_headers():
+    """A flood of distinct headers cannot grow the cache past its bound, and a long header
+    (up to the token size cap) is parsed per call rather than pinned in memory."""
+    from jotkit import jwe as jwe_module
+
+    for i in range(300):
+        token = jotkit.jwe.encrypt(b"x", DIR, enc="A256GCM", headers={"n": i})
+        assert jotkit.jwe.decrypt(token, DIR, algorithms=["dir"], encryptions=["A256GCM"]) == b"x"
+        assert len(jwe_module._header_cache) <= jwe_module._HEADER_CACHE_SIZE
+    long = jotkit.jwe.encrypt(b"x", DIR, enc="A256GCM", headers={"pad": "p" * 600})
+    assert jotkit.jwe.decrypt(long, DIR, algorithms=["dir"], encryptions=["A256GCM"]) == b"x"
+    assert long.split(".")[0] not in jwe_module._header_cache
