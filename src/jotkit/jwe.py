@@ -548,11 +548,15 @@ def _as_text(token: Any, max_size: int) -> str:
 #: Protected headers of compact tokens that parsed as strict JSON objects, by their exact
 #: segment text: senders repeat the same few headers, so most tokens skip the decode and the
 #: JSON parse. Bounded (cleared when full; short segments only), and only a successful parse
-#: is stored. The dicts are shared and read only: what callers get are copies (and a key
-#: resolver gets one too, :func:`jotkit.jws.resolve_key`). Every check of the header's
-#: contents (:func:`_joint_header`, :func:`_check_policy`) still runs on every token.
+#: is stored. A header with members made per token (an ECDH-ES ``epk``, a GCM key wrap's
+#: ``iv``/``tag``, a PBES2 salt) is never stored: it would only churn the cache, and a hit
+#: would tell whether that very token had been seen. The dicts are shared and read only:
+#: what callers get are copies (and a key resolver gets one too,
+#: :func:`jotkit.jws.resolve_key`). Every check of the header's contents
+#: (:func:`_joint_header`, :func:`_check_policy`) still runs on every token.
 _HEADER_CACHE_SIZE = 256
 _HEADER_CACHE_TEXT = 512
+_PER_TOKEN = frozenset(("epk", "iv", "tag", "p2s"))
 _header_cache: dict[str, dict[str, Any]] = {}
 
 
@@ -592,7 +596,7 @@ def _parse_compact(text: str) -> _Parsed:
             protected = _json.loads_object(header)
         except ValueError as exc:
             raise MalformedToken(f"the protected header is not a JSON object: {exc}") from None
-        if len(protected_b64) <= _HEADER_CACHE_TEXT:
+        if len(protected_b64) <= _HEADER_CACHE_TEXT and _PER_TOKEN.isdisjoint(protected):
             if len(_header_cache) >= _HEADER_CACHE_SIZE:
                 _header_cache.clear()
             _header_cache[protected_b64] = protected

@@ -239,3 +239,17 @@ def test_jwe_header_cache_stays_bounded_and_skips_long_headers():
     long = jotkit.jwe.encrypt(b"x", DIR, enc="A256GCM", headers={"pad": "p" * 600})
     assert jotkit.jwe.decrypt(long, DIR, algorithms=["dir"], encryptions=["A256GCM"]) == b"x"
     assert long.split(".")[0] not in jwe_module._header_cache
+
+
+def test_jwe_header_cache_never_stores_a_header_made_for_one_token():
+    """ECDH-ES headers carry a fresh ``epk`` and GCM key wrap a fresh ``iv``/``tag``: such a
+    header is unique to its token, so it is parsed per call, never cached (no churn, and no
+    timing signal of whether that very token was seen before)."""
+    from jotkit import jwe as jwe_module
+
+    for alg in ("ECDH-ES+A256KW", "A256GCMKW", "PBES2-HS256+A128KW"):
+        key = Key.generate(alg)
+        recipient = key if key.is_symmetric else key.public()
+        token = jotkit.jwe.encrypt(b"x", recipient, enc="A256GCM")
+        assert jotkit.jwe.decrypt(token, key, algorithms=[alg], encryptions=["A256GCM"]) == b"x"
+        assert token.split(".")[0] not in jwe_module._header_cache
