@@ -13,6 +13,7 @@ import json
 import os
 import queue
 import sqlite3
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -24,6 +25,9 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+if sys.platform != "win32":
+    import fcntl
 
 from ..migrations import upgrade_connection
 from . import rotation
@@ -578,11 +582,29 @@ _Job = tuple[Callable[..., Any], tuple[Any, ...], asyncio.AbstractEventLoop, "as
 _T = TypeVar("_T")
 
 
+def _open_writer_lock(path: str) -> int | None:
+    """The file beside the database that the writer threads of every process sharing it take
+    turns on (``flock``); None where there is none (Windows, a read-only directory)."""
+    if sys.platform == "win32":
+        return None
+    try:
+        return os.open(f"{path}-writer.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError:
+        return None
+
+
 class _SqliteThread:
     """One ``sqlite3`` connection owned by one thread (WAL, ``synchronous=NORMAL``): each job
     is a whole transaction, handed over once. Jobs that queue up while a transaction runs are
     committed together (group commit), each in its own savepoint, so one job's error rolls
-    back only that job; every job is answered only after the commit."""
+    back only that job; every job is answered only after the commit.
+
+    Several processes on one database (``jotkit serve --workers N``) each have such a thread.
+    They take turns on an exclusive ``flock`` of ``<database>-writer.lock`` around each
+    transaction: a waiting thread sleeps in the kernel and wakes as soon as the lock is free.
+    Without it they met only at SQLite's write lock, whose busy handler polls with sleeps of up
+    to 100 ms, and a thread that kept losing the race waited for seconds
+    (benchmarks/results-workers.md)."""
 
     def __init__(self, path: str) -> None:
         self._path = path
@@ -628,6 +650,7 @@ class _SqliteThread:
 
     def _main(self) -> None:
         conn: sqlite3.Connection | None = None
+        lock = _open_writer_lock(self._path)
         try:
             while True:
                 job = self._jobs.get()
@@ -648,7 +671,14 @@ class _SqliteThread:
                     try:
                         if conn is None:
                             conn = self._connect()
-                        answers = self._transaction(conn, batch)
+                        if lock is None:
+                            answers = self._transaction(conn, batch)
+                        else:
+                            fcntl.flock(lock, fcntl.LOCK_EX)
+                            try:
+                                answers = self._transaction(conn, batch)
+                            finally:
+                                fcntl.flock(lock, fcntl.LOCK_UN)
                     except BaseException as exc:  # the whole batch failed (BEGIN/COMMIT)
                         answers = [(False, exc)] * len(batch)
                     self._answer(batch, answers)
@@ -657,6 +687,8 @@ class _SqliteThread:
         finally:
             if conn is not None:
                 conn.close()
+            if lock is not None:
+                os.close(lock)
 
     @staticmethod
     def _transaction(
