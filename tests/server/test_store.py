@@ -545,3 +545,34 @@ def test_sqlite_writer_starvation_across_workers_is_prevented_by_taking_turns(tm
     assert asyncio.run(main()) == 7
     with sqlite3.connect(path) as conn:
         assert [r[0] for r in conn.execute("SELECT x FROM t")] == [7]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="flock: POSIX only")
+def test_sqlite_writer_without_flock_support_still_commits(tmp_path, monkeypatch):
+    """A filesystem that refuses ``flock`` (some network mounts) costs the turn-taking, not
+    the refresh: the writer thread goes on with SQLite's own lock alone."""
+    import fcntl
+    import sqlite3
+
+    from jotkit.server.store.sql import _SqliteThread
+
+    def no_flock(fd, op):
+        raise OSError(37, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_flock)
+    path = tmp_path / "nolock.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE t (x INTEGER PRIMARY KEY)")
+    worker = _SqliteThread(str(path))
+
+    def insert(conn, x):
+        conn.execute("INSERT INTO t VALUES (?)", (x,))
+        return x
+
+    async def main():
+        try:
+            return [await worker.run(insert, 1), await worker.run(insert, 2)]
+        finally:
+            await worker.close()
+
+    assert asyncio.run(main()) == [1, 2]

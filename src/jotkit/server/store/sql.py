@@ -671,10 +671,15 @@ class _SqliteThread:
                     try:
                         if conn is None:
                             conn = self._connect()
+                        if lock is not None:
+                            try:
+                                fcntl.flock(lock, fcntl.LOCK_EX)
+                            except OSError:  # a filesystem without flock: SQLite's lock alone
+                                os.close(lock)
+                                lock = None
                         if lock is None:
                             answers = self._transaction(conn, batch)
                         else:
-                            fcntl.flock(lock, fcntl.LOCK_EX)
                             try:
                                 answers = self._transaction(conn, batch)
                             finally:
