@@ -31,6 +31,7 @@ from .util import (
 )
 
 PROPAGATION_BOUND = 1.0  # issue 10 §3: a logout on one worker is enforced by all within 1 s
+METRICS_TOKEN = "metrics-" + "m" * 24
 
 
 class Worker:
@@ -134,6 +135,7 @@ def pool(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
         JOTKIT_REVOCATION_SYNC_INTERVAL="2",  # the default: the workers must tighten it
         JOTKIT_LOGIN_PAIR_LIMIT="3",
         JOTKIT_REUSE_GRACE="0",
+        JOTKIT_METRICS_TOKEN=METRICS_TOKEN,
     )
     service = ServiceProcess(env, tmp / "serve.log", args=("--workers", "2"))
     try:
@@ -179,6 +181,44 @@ def test_logout_on_one_worker_is_refused_by_the_other_within_1s(pool: Pool) -> N
             assert a.call("POST", "/auth/logout", token=access)[0] == 200
             delays.append(_refused_within(b, access, PROPAGATION_BOUND))
         print(f"\nworkers {a.pid}->{b.pid}: logout refused after max {max(delays) * 1000:.0f} ms")
+    finally:
+        a.close()
+        b.close()
+
+
+def _scrape(w: Worker) -> dict[str, float]:
+    """``/metrics`` as answered by ``w``'s worker: series -> value."""
+    w.conn.request("GET", "/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+    r = w.conn.getresponse()
+    text = r.read().decode()
+    assert r.status == 200, text
+    assert r.getheader("X-Jotkit-Worker") == w.pid
+    series = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            series[name] = float(value)
+    return series
+
+
+def test_metrics_on_any_worker_count_the_requests_of_every_worker(pool: Pool) -> None:
+    """A scrape reaches one worker; it must still count what the others answered (counters
+    summed through prometheus_client's multiprocess files) and show each live worker's gauges
+    under its ``pid``. Before, each worker showed only its own counters."""
+    a, b = pool.two_workers()
+    ok = 'jotkit_http_requests_total{status="2xx"}'
+    try:
+        before = _scrape(a)[ok]
+        for _ in range(5):
+            assert a.call("GET", "/healthz")[0] == 200
+        for _ in range(9):
+            assert b.call("GET", "/healthz")[0] == 200
+        seen_by_a, seen_by_b = _scrape(a), _scrape(b)
+        assert seen_by_a[ok] - before >= 5 + 9 + 1  # b's answers too (and a's first scrape)
+        assert seen_by_b[ok] >= seen_by_a[ok]
+        for series in (seen_by_a, seen_by_b):
+            for pid in (a.pid, b.pid):
+                assert f'jotkit_denylist_entries{{pid="{pid}"}}' in series
     finally:
         a.close()
         b.close()

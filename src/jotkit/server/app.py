@@ -385,6 +385,7 @@ def create_app(
             await feed_hub.aclose()
             await the_store.close()
             svc.close()
+            metrics.close()
 
     app = FastAPI(
         title="jotkit auth service",

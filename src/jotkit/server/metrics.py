@@ -1,18 +1,53 @@
-"""Prometheus metrics on a per-app :class:`CollectorRegistry` (no global registry)."""
+"""Prometheus metrics on a per-app :class:`CollectorRegistry` (no global registry).
+
+Under ``jotkit serve --workers N`` every worker writes its counters and gauges to files in
+one directory (prometheus_client's multiprocess mode, :data:`MULTIPROCESS_ENV`), and
+``/metrics`` on any worker answers for all of them: counters summed over the workers (those
+that have exited included, so totals never go back), gauges one series per live worker
+(``pid`` label). Values computed on demand (:meth:`Metrics.function_gauge`) are the answering
+worker's own.
+"""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
+import os
+from collections.abc import Callable, Iterator
 
-__all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest, multiprocess
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
+
+__all__ = ["CONTENT_TYPE_LATEST", "MULTIPROCESS_ENV", "Metrics"]
+
+#: prometheus_client's own variable: the directory of the workers' metric files. It must be
+#: set before prometheus_client is first imported in a worker (``jotkit serve --workers N``
+#: sets it in the parent, whose workers are fresh interpreters).
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+class _FunctionGauges(Collector):
+    """Gauges whose value is read when scraped (open streams, a backlog): per process."""
+
+    def __init__(self) -> None:
+        self.gauges: dict[str, tuple[str, Callable[[], float]]] = {}
+
+    def collect(self) -> Iterator[Metric]:
+        for name, (documentation, read) in self.gauges.items():
+            yield GaugeMetricFamily(name, documentation, value=read())
 
 
 class Metrics:
-    """The service's counters; one instance per app."""
+    """The service's counters; one instance per app.
 
-    def __init__(self) -> None:
+    ``multiprocess_dir`` (by default :data:`MULTIPROCESS_ENV` from the environment) makes
+    :meth:`render` answer for every process writing there (see the module doc)."""
+
+    def __init__(self, multiprocess_dir: str | None = None) -> None:
+        self.multiprocess_dir = multiprocess_dir or os.environ.get(MULTIPROCESS_ENV) or None
+        self._functions = _FunctionGauges()
         self.registry = CollectorRegistry(auto_describe=True)
+        self.registry.register(self._functions)
         self.http_requests = Counter(
             "jotkit_http_requests",
             "HTTP responses by status class.",
@@ -41,6 +76,7 @@ class Metrics:
             "jotkit_denylist_entries",
             "Deny-listed access tokens held in the in-process cache.",
             registry=self.registry,
+            multiprocess_mode="liveall",
         )
         self.login_shed = Counter(
             "jotkit_login_shed",
@@ -65,6 +101,20 @@ class Metrics:
         if child is not None:
             child.inc()
 
+    def function_gauge(self, name: str, documentation: str, read: Callable[[], float]) -> None:
+        """A gauge read by calling ``read`` at each scrape (this process's value)."""
+        self._functions.gauges[name] = (documentation, read)
+
     def render(self) -> bytes:
-        """The text exposition format (version 0.0.4)."""
-        return bytes(generate_latest(self.registry))
+        """The text exposition format (version 0.0.4), for every worker in multiprocess mode."""
+        if self.multiprocess_dir is None:
+            return bytes(generate_latest(self.registry))
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry, path=self.multiprocess_dir)  # type: ignore[no-untyped-call]
+        registry.register(self._functions)
+        return bytes(generate_latest(registry))
+
+    def close(self) -> None:
+        """This process stops: drop its live gauges from the shared files (multiprocess)."""
+        if self.multiprocess_dir is not None:
+            multiprocess.mark_process_dead(os.getpid(), self.multiprocess_dir)  # type: ignore[no-untyped-call]

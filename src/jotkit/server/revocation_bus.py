@@ -86,6 +86,7 @@ class RevocationBus:
             "jotkit_revocation_bus_connected",
             "1 while subscribed to the Redis revocation channel.",
             registry=registry,
+            multiprocess_mode="liveall",
         )
         self._m_messages = Counter(
             "jotkit_revocation_bus_messages", "Pub/sub messages applied.", registry=registry
@@ -95,12 +96,11 @@ class RevocationBus:
             "Times the subscription was lost.",
             registry=registry,
         )
-        pending = Gauge(
+        svc.metrics.function_gauge(
             "jotkit_revocation_pending",
             "Revocations written to the database journal but not yet to Redis.",
-            registry=registry,
+            lambda: float(store.pending),
         )
-        pending.set_function(lambda: float(store.pending))
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
         self._keys_task: asyncio.Task[None] | None = None

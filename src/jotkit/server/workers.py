@@ -17,12 +17,17 @@ argon2 pool and metrics; they agree through the database (and Redis when configu
   spent refresh token is the same for every worker.
 * **argon2**: unless ``JOTKIT_ARGON2_WORKERS`` is set, the core count is split between the
   workers, so a login flood still hashes at most about one password per core.
+* **metrics**: the workers write their counters to files in one directory (a temporary one the
+  parent creates and removes, unless ``PROMETHEUS_MULTIPROC_DIR`` names one), so ``/metrics``
+  on any worker answers for all of them (:mod:`.metrics`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import tempfile
 
 from .settings import Settings
 
@@ -57,12 +62,19 @@ def serve_workers(settings: Settings) -> None:
     """Prepare the database once, then run ``settings.workers`` uvicorn workers until stopped."""
     import uvicorn
 
+    from .metrics import MULTIPROCESS_ENV
     from .serving import uvicorn_options
 
     asyncio.run(_prepare(settings))
     os.environ[SETTINGS_ENV] = worker_settings(settings).to_json()
-    uvicorn.run(
-        "jotkit.server.asgi:worker_app",
-        factory=True,
-        **uvicorn_options(settings, workers=settings.workers),
-    )
+    with contextlib.ExitStack() as stack:
+        if not os.environ.get(MULTIPROCESS_ENV):  # the workers' metric files, fresh per run
+            os.environ[MULTIPROCESS_ENV] = stack.enter_context(
+                tempfile.TemporaryDirectory(prefix="jotkit-metrics-")
+            )
+            stack.callback(os.environ.pop, MULTIPROCESS_ENV, None)
+        uvicorn.run(
+            "jotkit.server.asgi:worker_app",
+            factory=True,
+            **uvicorn_options(settings, workers=settings.workers),
+        )

@@ -47,7 +47,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import StreamingResponse
-from prometheus_client import Gauge
 
 from ..deps import service
 from ..errors import ServiceError
@@ -112,12 +111,11 @@ class FeedHub:
         self.streams = 0
         self._event = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        gauge = Gauge(
+        svc.metrics.function_gauge(
             "jotkit_revocation_feed_streams",
             "Open revocation feed streams (/oauth/revocations).",
-            registry=svc.metrics.registry,
+            lambda: float(self.streams),
         )
-        gauge.set_function(lambda: float(self.streams))
 
     @property
     def feed(self) -> SqlRevocationFeed:
