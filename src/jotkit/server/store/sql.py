@@ -593,6 +593,15 @@ def _open_writer_lock(path: str) -> int | None:
         return None
 
 
+def _take_turn(lock: int) -> bool:
+    """Wait for the writer lock (:func:`_open_writer_lock`); False if flock is refused."""
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+    except OSError:
+        return False
+    return True
+
+
 class _SqliteThread:
     """One ``sqlite3`` connection owned by one thread (WAL, ``synchronous=NORMAL``): each job
     is a whole transaction, handed over once. Jobs that queue up while a transaction runs are
@@ -671,18 +680,13 @@ class _SqliteThread:
                     try:
                         if conn is None:
                             conn = self._connect()
-                        if lock is not None:
-                            try:
-                                fcntl.flock(lock, fcntl.LOCK_EX)
-                            except OSError:  # a filesystem without flock: SQLite's lock alone
-                                os.close(lock)
-                                lock = None
-                        if lock is None:
+                        if lock is not None and not _take_turn(lock):
+                            os.close(lock)  # a filesystem without flock: SQLite's lock alone
+                            lock = None
+                        try:
                             answers = self._transaction(conn, batch)
-                        else:
-                            try:
-                                answers = self._transaction(conn, batch)
-                            finally:
+                        finally:
+                            if lock is not None:
                                 fcntl.flock(lock, fcntl.LOCK_UN)
                     except BaseException as exc:  # the whole batch failed (BEGIN/COMMIT)
                         answers = [(False, exc)] * len(batch)
