@@ -470,20 +470,33 @@ def test_code_redemption_outcomes_are_the_same_on_every_shell(store_url, fast):
     run_with_store(store_url, body)
 
 
+def _writer_thread(path: Path):
+    """A SQLite database at ``path`` with one table ``t (x)``, and a writer thread on it."""
+    import sqlite3
+
+    from jotkit.server.store.sql import _SqliteThread
+
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE t (x INTEGER PRIMARY KEY)")
+    return _SqliteThread(str(path))
+
+
+def _insert(conn, x):
+    """A writer-thread job: insert ``x`` into ``t``."""
+    conn.execute("INSERT INTO t VALUES (?)", (x,))
+    return x
+
+
 def test_group_commit_rolls_back_only_the_failing_rotation(tmp_path):
     """Rotations queued together commit in one SQLite transaction, each in its own savepoint:
     one that fails leaves no row behind and the others are committed and answered."""
     import sqlite3
 
-    from jotkit.server.store.sql import _SqliteThread
-
     path = tmp_path / "group.db"
-    with sqlite3.connect(path) as conn:
-        conn.execute("CREATE TABLE t (x INTEGER PRIMARY KEY)")
-    worker = _SqliteThread(str(path))
+    worker = _writer_thread(path)
 
     def insert(conn, x):
-        conn.execute("INSERT INTO t VALUES (?)", (x,))
+        _insert(conn, x)
         if x == 3:
             raise ValueError("boom")
         return x
@@ -514,22 +527,14 @@ def test_sqlite_writer_starvation_across_workers_is_prevented_by_taking_turns(tm
     import os
     import sqlite3
 
-    from jotkit.server.store.sql import _SqliteThread
-
     path = tmp_path / "turns.db"
-    with sqlite3.connect(path) as conn:
-        conn.execute("CREATE TABLE t (x INTEGER PRIMARY KEY)")
-    worker = _SqliteThread(str(path))
+    worker = _writer_thread(path)
     other = os.open(f"{path}-writer.lock", os.O_RDWR | os.O_CREAT)  # another process's writer
     fcntl.flock(other, fcntl.LOCK_EX)
 
-    def insert(conn, x):
-        conn.execute("INSERT INTO t VALUES (?)", (x,))
-        return x
-
     async def main():
         try:
-            job = asyncio.ensure_future(worker.run(insert, 7))
+            job = asyncio.ensure_future(worker.run(_insert, 7))
             await asyncio.sleep(0.3)
             assert not job.done()  # waiting for its turn...
             probe = sqlite3.connect(path, timeout=0, isolation_level=None)
@@ -552,26 +557,16 @@ def test_sqlite_writer_without_flock_support_still_commits(tmp_path, monkeypatch
     """A filesystem that refuses ``flock`` (some network mounts) costs the turn-taking, not
     the refresh: the writer thread goes on with SQLite's own lock alone."""
     import fcntl
-    import sqlite3
-
-    from jotkit.server.store.sql import _SqliteThread
 
     def no_flock(fd, op):
         raise OSError(37, "No locks available")
 
     monkeypatch.setattr(fcntl, "flock", no_flock)
-    path = tmp_path / "nolock.db"
-    with sqlite3.connect(path) as conn:
-        conn.execute("CREATE TABLE t (x INTEGER PRIMARY KEY)")
-    worker = _SqliteThread(str(path))
-
-    def insert(conn, x):
-        conn.execute("INSERT INTO t VALUES (?)", (x,))
-        return x
+    worker = _writer_thread(tmp_path / "nolock.db")
 
     async def main():
         try:
-            return [await worker.run(insert, 1), await worker.run(insert, 2)]
+            return [await worker.run(_insert, 1), await worker.run(_insert, 2)]
         finally:
             await worker.close()
 
