@@ -127,6 +127,13 @@ def main() -> None:
     case("kid_sql", enc(_good(), headers={"kid": "x' UNION SELECT 'k"}), ["kid_sql"])
     case("kid_both", enc(_good(), headers={"kid": "/etc/passwd';--"}), ["kid_path", "kid_sql"])
     case("kid_plain", enc(_good(), headers={"kid": "2026-11-key_1.a"}), [])
+    # An RFC 7638 thumbprint is base64url: "--" or a word like "drop" inside one
+    # cannot leave a SQL literal, so it is not a finding (this false positive once
+    # failed the docs walkthrough on a random key).
+    thumb = "sR93rKYi6sxBhjH1u9-If52KjwRXYW8IhuHGS95---M"
+    case("kid_thumbprint_with_dashes", enc(_good(), headers={"kid": thumb}), [])
+    case("kid_base64url_keyword", enc(_good(), headers={"kid": "drop-2026"}), [])
+    case("kid_sql_comment", enc(_good(), headers={"kid": "7 --"}), ["kid_sql"])
     case("typ_missing", _raw({"alg": "ES256"}, _good(), es), ["typ_missing"])
     case("oversized", enc(_good(blob="z" * 9000)), ["token_oversized"])
     case(

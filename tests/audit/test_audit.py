@@ -281,3 +281,13 @@ def test_audit_reports_huge_integer_numericdate_instead_of_overflow_error(claim,
     details = {f.detail for f in findings if f.code == "claim_type"}
     assert details == {f"{claim} is a non-finite number"}
     assert "signature_invalid" not in {f.code for f in findings}  # the signature is good
+
+
+@settings(max_examples=300, deadline=None)
+@given(kid=st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"))
+def test_kid_sql_false_positive_on_a_base64url_thumbprint_kid_is_prevented(kid):
+    # A base64url kid (every RFC 7638 thumbprint) has no quote, space or comment
+    # opener, so it cannot leave a SQL literal: "--" or "drop" inside one is no finding.
+    # A random thumbprint with "---" once made the docs walkthrough fail as HIGH.
+    tok = _seg({"alg": "HS256", "typ": "JWT", "kid": kid}) + "." + _seg({"sub": "u"}) + ".AA"
+    assert "kid_sql" not in {f.code for f in audit(tok, now=NOW)}
