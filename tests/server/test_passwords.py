@@ -8,6 +8,8 @@ import unicodedata
 
 import pytest
 from argon2 import PasswordHasher, Type
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from jotkit.server import FrozenClock, Settings
 from jotkit.server.passwords import (
@@ -145,3 +147,67 @@ def test_weak_password_is_a_value_error_with_the_rule():
     with pytest.raises(WeakPassword, match="at least 8"):
         PasswordPolicy.check_new("short")
     assert PasswordPolicy.check_new("ﬁne-tulip-93") == "fine-tulip-93"  # NFKC: the ﬁ ligature
+
+
+# --- argon2id lanes on one thread (issue 10 §2): the same hashes, a core instead of p cores ---
+
+_CHEAP = {"time_cost": 1, "memory_cost": 256, "hash_len": 32, "salt_len": 16, "type": Type.ID}
+
+
+@pytest.mark.parametrize("parallelism", [1, 3, 4])
+def test_argon2id_on_one_thread_agrees_with_argon2_cffi_both_ways(parallelism):
+    """RFC 9106 §3.2: the lane count is a parameter, the thread count is not, so a hash made
+    with every lane on one thread verifies with argon2-cffi (p threads) and back."""
+    ours = PasswordPolicy(1, 256, parallelism, insecure_test_costs=True)
+    theirs = PasswordHasher(parallelism=parallelism, **_CHEAP)
+    made = ours.hash(NFC)
+    assert made.startswith(f"$argon2id$v=19$m=256,t=1,p={parallelism}$")
+    assert theirs.verify(made, NFC)
+    assert ours.verify(theirs.hash(NFC), NFC) == (True, False)
+    assert ours.verify(theirs.hash(NFC), NFC + "x") == (False, False)
+    assert ours.verify(made, "not the password") == (False, False)
+
+
+@settings(max_examples=25, deadline=None)
+@given(password=st.text(st.characters(exclude_categories=("Cs",)), max_size=40))
+def test_argon2id_on_one_thread_matches_argon2_cffi_on_any_password(password):
+    theirs = PasswordHasher(parallelism=2, **_CHEAP)
+    ours = PasswordPolicy(1, 256, 2, insecure_test_costs=True)
+    normalized = unicodedata.normalize("NFKC", password)
+    assert theirs.verify(ours.hash(password), normalized)
+    assert ours.verify(theirs.hash(normalized), password)[0]
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        "",
+        "garbage",
+        "$argon2id$v=19$m=256,t=1,p=2$AAAA$BBBB",  # salt and hash too short
+        "$argon2id$v=19$m=9999999999,t=1,p=2$c2FsdHNhbHRzYWx0c2FsdA$" + "A" * 43,  # > 2^32 KiB
+        "$argon2id$v=19$m=8,t=1,p=4$c2FsdHNhbHRzYWx0c2FsdA$" + "A" * 43,  # m < 8 p
+        "$argon2id$v=19$m=0256,t=1,p=2$c2FsdHNhbHRzYWx0c2FsdA$" + "A" * 43,  # not canonical
+        "$argon2id$v=19$m=256,t=1,p=2$c2FsdHNhbHRzYWx0c2FsdA$" + "A" * 43 + "\x00",
+        "$argon2id$v=19$m=256,t=1,p=2$c2FsdHNhbHRzYWx0c2FsdA$" + "é" * 43,
+    ],
+)
+def test_malformed_stored_hash_is_a_failed_login_not_a_crash(stored):
+    assert PasswordPolicy(1, 256, 2, insecure_test_costs=True).verify(stored, "pw") == (
+        False,
+        False,
+    )
+
+
+def test_argon2i_and_v1_0_hashes_still_verify_through_argon2_cffi():
+    """Only argon2id v1.3 takes the one-thread path; other stored forms keep working."""
+    ours = PasswordPolicy(1, 256, 2, insecure_test_costs=True)
+    for kind in (Type.I, Type.D):
+        old = PasswordHasher(1, 256, 2, 32, 16, type=kind).hash("tulip-orbit-93")
+        assert ours.verify(old, "tulip-orbit-93")[0]
+        assert not ours.verify(old, "tulip-orbit-94")[0]
+
+
+def test_lone_surrogate_password_is_a_failed_login_not_a_crash():
+    ours = PasswordPolicy(1, 256, 2, insecure_test_costs=True)
+    assert ours.verify(ours.hash("tulip-orbit-93"), "tulip-\ud800") == (False, False)
+    assert ours.verify(None, "\udfff") == (False, False)

@@ -33,11 +33,12 @@ RETRY_AFTER_SECONDS = 1
 
 HASH_NICENESS = 19
 """How much lower (``nice``) the pool threads run than the event loop, i.e. the lowest priority
-there is: on Linux niceness is per thread and inherited by argon2's lane threads, so token
-checks get the cores first while hashes use all the idle CPU. At +10 the lane threads of two
-hashes (2 x p=4, CFS weight 110 each) together still outweighed the loop (1024) on a 2-core
-host; at +19 (weight 15) they do not (benchmarks/results-service.md, the login flood). The
-price: when other work keeps every core busy, logins get little CPU and slow down."""
+there is (on Linux niceness is per thread), so token checks get the cores first while hashes
+use the idle CPU. Each hash runs its lanes on its pool thread alone (``passwords``), so the
+pool never has more than ``workers`` runnable threads. At +10 with argon2's own lane threads
+(2 hashes x p=4, CFS weight 110 each) the hashes still outweighed the loop (1024) on a 2-core
+host (benchmarks/results-service.md, the login flood). The price: when other work keeps every
+core busy, logins get little CPU and slow down."""
 
 
 def _lower_priority() -> None:

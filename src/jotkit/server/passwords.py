@@ -16,14 +16,24 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import functools
+import hmac
 import logging
+import re
 import secrets
 import unicodedata
 from types import MappingProxyType
 
 from argon2 import PasswordHasher, Type
-from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from argon2.exceptions import (
+    HashingError,
+    InvalidHashError,
+    VerificationError,
+    VerifyMismatchError,
+)
+from argon2.low_level import core, error_to_str, ffi, lib  # type: ignore[attr-defined]
 
 __all__ = [
     "ARGON2_FLOOR",
@@ -88,6 +98,75 @@ def _stem(text: str) -> str:
     return text[:end]
 
 
+_PHC_ARGON2ID = re.compile(
+    r"\$argon2id\$v=19\$m=([1-9][0-9]{0,9}),t=([1-9][0-9]{0,9}),p=([1-9][0-9]{0,2})"
+    r"\$([A-Za-z0-9+/]{11,86})\$([A-Za-z0-9+/]{22,86})"
+)
+"""An argon2id v1.3 hash in the PHC string format (salt and hash in unpadded standard base64,
+as the reference encoder writes them)."""
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii").rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+
+
+def _argon2id_raw(secret: bytes, salt: bytes, t: int, m: int, lanes: int, out_len: int) -> bytes:
+    """argon2id (RFC 9106 §3) of ``secret`` computed by argon2-cffi's bundled libargon2 with all
+    ``lanes`` on the calling thread: the same bytes as ``lanes`` threads give (the lane count,
+    not the thread count, is a parameter of the function), but one core instead of ``lanes``."""
+    out = ffi.new("uint8_t[]", out_len)
+    pwd = ffi.new("uint8_t[]", secret)
+    csalt = ffi.new("uint8_t[]", salt)
+    ctx = ffi.new(
+        "argon2_context *",
+        {
+            "out": out,
+            "outlen": out_len,
+            "pwd": pwd,
+            "pwdlen": len(secret),
+            "salt": csalt,
+            "saltlen": len(salt),
+            "secret": ffi.NULL,
+            "secretlen": 0,
+            "ad": ffi.NULL,
+            "adlen": 0,
+            "t_cost": t,
+            "m_cost": m,
+            "lanes": lanes,
+            "threads": 1,
+            "version": 0x13,
+            "allocate_cbk": ffi.NULL,
+            "free_cbk": ffi.NULL,
+            "flags": lib.ARGON2_DEFAULT_FLAGS,
+        },
+    )
+    rc = core(ctx, Type.ID.value)
+    if rc != lib.ARGON2_OK:
+        raise HashingError(error_to_str(rc))
+    return bytes(ffi.buffer(out, out_len))
+
+
+def _verify_one_thread(encoded: str, password: str) -> bool | None:
+    """Verify ``password`` against an argon2id v1.3 PHC hash on this thread alone; None when
+    the hash is not in that exact form (the caller then uses argon2-cffi's own verify)."""
+    match = _PHC_ARGON2ID.fullmatch(encoded)
+    if match is None:
+        return None
+    m, t, p = (int(match.group(i)) for i in (1, 2, 3))
+    try:
+        salt, digest = _unb64(match.group(4)), _unb64(match.group(5))
+    except (binascii.Error, ValueError):
+        return None
+    if m < 8 * p or m > 0xFFFFFFFF or t > 0xFFFFFFFF:
+        return None
+    computed = _argon2id_raw(password.encode("utf-8"), salt, t, m, p, len(digest))
+    return hmac.compare_digest(computed, digest)
+
+
 class PasswordPolicy:
     """Check new passwords, hash and verify. Unknown users are verified against a dummy hash
     so the login path costs the same whether or not the email exists."""
@@ -113,7 +192,7 @@ class PasswordPolicy:
             salt_len=16,
             type=Type.ID,
         )
-        self._dummy = self._hasher.hash(secrets.token_urlsafe(24))
+        self._dummy = self.hash(secrets.token_urlsafe(24))
 
     @staticmethod
     def check_new(password: str, email: str | None = None) -> str:
@@ -136,8 +215,35 @@ class PasswordPolicy:
         return normalized
 
     def hash(self, password: str) -> str:
-        """A fresh argon2id hash (PHC string format) of the NFKC form of ``password``."""
-        return self._hasher.hash(normalize_password(password))
+        """A fresh argon2id v1.3 hash (RFC 9106; PHC string format) of the NFKC form of
+        ``password``, its lanes computed on the calling thread (see :func:`_argon2id_raw`)."""
+        p = self._hasher
+        salt = secrets.token_bytes(p.salt_len)
+        digest = _argon2id_raw(
+            normalize_password(password).encode("utf-8"),
+            salt,
+            p.time_cost,
+            p.memory_cost,
+            p.parallelism,
+            p.hash_len,
+        )
+        return (
+            f"$argon2id$v=19$m={p.memory_cost},t={p.time_cost},p={p.parallelism}"
+            f"${_b64(salt)}${_b64(digest)}"
+        )
+
+    def _matches(self, encoded: str, password: str) -> bool:
+        """Whether ``password`` matches ``encoded``: on this thread alone for an argon2id v1.3
+        hash, else (argon2i, argon2d, v1.0, unusual encodings) through argon2-cffi."""
+        try:
+            ok = _verify_one_thread(encoded, password)
+            if ok is not None:
+                return ok
+            return self._hasher.verify(encoded, password)
+        except (VerifyMismatchError, VerificationError, InvalidHashError, HashingError):
+            return False
+        except UnicodeError:  # a non-ASCII stored hash, or a password with a lone surrogate
+            return False
 
     def verify(self, stored_hash: str | None, password: str) -> tuple[bool, bool]:
         """Return ``(ok, needs_rehash)``. ``stored_hash=None`` burns the same time and fails.
@@ -148,9 +254,7 @@ class PasswordPolicy:
         normalized = normalize_password(password)
         candidates = (normalized,) if normalized == password else (normalized, password)
         for index, candidate in enumerate(candidates):
-            try:
-                self._hasher.verify(target, candidate)
-            except (VerifyMismatchError, VerificationError, InvalidHashError):
+            if not self._matches(target, candidate):
                 continue
             if stored_hash is None:
                 return False, False
