@@ -8,6 +8,7 @@ import unicodedata
 
 import pytest
 from argon2 import PasswordHasher, Type
+from argon2.low_level import hash_secret
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -17,6 +18,7 @@ from jotkit.server.passwords import (
     MAX_PASSWORD_LENGTH,
     PasswordPolicy,
     WeakPassword,
+    _verify_one_thread,
 )
 from jotkit.server.settings import SettingsError
 
@@ -198,13 +200,41 @@ def test_malformed_stored_hash_is_a_failed_login_not_a_crash(stored):
     )
 
 
-def test_argon2i_and_v1_0_hashes_still_verify_through_argon2_cffi():
-    """Only argon2id v1.3 takes the one-thread path; other stored forms keep working."""
+@pytest.mark.parametrize("kind", [Type.ID, Type.I, Type.D])
+@pytest.mark.parametrize("version", [0x13, 0x10])
+def test_every_argon2_type_and_version_verifies_on_one_thread_and_is_upgraded(kind, version):
+    """argon2i, argon2d and v1.0 hashes (RFC 9106 §3.1; imported ones) take the same one-thread
+    path as the dummy of unknown users, so their cost does not tell which accounts exist; a
+    match that is not the current argon2id v1.3 cost asks for a rehash."""
     ours = PasswordPolicy(1, 256, 2, insecure_test_costs=True)
-    for kind in (Type.I, Type.D):
-        old = PasswordHasher(1, 256, 2, 32, 16, type=kind).hash("tulip-orbit-93")
-        assert ours.verify(old, "tulip-orbit-93")[0]
-        assert not ours.verify(old, "tulip-orbit-94")[0]
+    stored = hash_secret(b"tulip-orbit-93", b"saltsaltsaltsalt", 1, 256, 2, 32, kind, version)
+    text = stored.decode()
+    assert _verify_one_thread(text, "tulip-orbit-93") is True
+    assert _verify_one_thread(text, "tulip-orbit-94") is False
+    current = kind is Type.ID and version == 0x13
+    assert ours.verify(text, "tulip-orbit-93") == (True, not current)
+    assert ours.verify(text, "tulip-orbit-94") == (False, False)
+
+
+def test_noncanonical_base64_in_a_stored_hash_is_refused_as_argon2_cffi_refuses_it():
+    """A last base64 character with stray low bits decodes to the same bytes in Python but is
+    not the reference encoding: the hash has one spelling, as libargon2 requires."""
+    ours = PasswordPolicy(1, 256, 2, insecure_test_costs=True)
+    good = ours.hash("tulip-orbit-93")
+    head, salt, digest = good.rsplit("$", 2)
+    assert salt[-1] in "AQgw" and digest[-1] in "AEIMQUYcgkosw048"  # 16 and 32 bytes: spare bits
+    for stored in (f"{head}${salt[:-1]}{chr(ord(salt[-1]) + 1)}${digest}",
+                   f"{head}${salt}${digest[:-1]}{chr(ord(digest[-1]) + 1)}"):
+        assert _verify_one_thread(stored, "tulip-orbit-93") is None
+        assert ours.verify(stored, "tulip-orbit-93") == (False, False)
+
+
+def test_nul_truncated_stored_hash_is_a_failed_login_not_a_crash():
+    """libargon2 reads the stored hash as a C string, so ``valid\\0junk`` would verify and then
+    fail to parse for the rehash check (an exception, so a 500); it is a failed login."""
+    ours = PasswordPolicy(1, 256, 2, insecure_test_costs=True)
+    stored = ours.hash("tulip-orbit-93") + "\x00$junk"
+    assert ours.verify(stored, "tulip-orbit-93") == (False, False)
 
 
 def test_lone_surrogate_password_is_a_failed_login_not_a_crash():

@@ -98,24 +98,43 @@ def _stem(text: str) -> str:
     return text[:end]
 
 
-_PHC_ARGON2ID = re.compile(
-    r"\$argon2id\$v=19\$m=([1-9][0-9]{0,9}),t=([1-9][0-9]{0,9}),p=([1-9][0-9]{0,2})"
+_PHC_ARGON2 = re.compile(
+    r"\$argon2(id|i|d)(?:\$v=(19|16))?"
+    r"\$m=([1-9][0-9]{0,9}),t=([1-9][0-9]{0,9}),p=([1-9][0-9]{0,7})"
     r"\$([A-Za-z0-9+/]{11,86})\$([A-Za-z0-9+/]{22,86})"
 )
-"""An argon2id v1.3 hash in the PHC string format (salt and hash in unpadded standard base64,
-as the reference encoder writes them)."""
+"""An argon2 hash in the PHC string format as the reference encoder writes it (salt and hash in
+unpadded standard base64; no ``v=`` means version 1.0, RFC 9106 §3.1)."""
+
+_TYPES = {"id": Type.ID, "i": Type.I, "d": Type.D}
+_VERSIONS = {"19": 0x13, "16": 0x10, None: 0x10}
 
 
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii").rstrip("=")
 
 
-def _unb64(text: str) -> bytes:
-    return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+def _unb64(text: str) -> bytes | None:
+    """Unpadded standard base64, canonical only (no stray bits in the last character, as
+    libargon2's decoder requires); None otherwise."""
+    try:
+        data = base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return data if _b64(data) == text else None
 
 
-def _argon2id_raw(secret: bytes, salt: bytes, t: int, m: int, lanes: int, out_len: int) -> bytes:
-    """argon2id (RFC 9106 §3) of ``secret`` computed by argon2-cffi's bundled libargon2 with all
+def _argon2_raw(
+    secret: bytes,
+    salt: bytes,
+    t: int,
+    m: int,
+    lanes: int,
+    out_len: int,
+    kind: Type = Type.ID,
+    version: int = 0x13,
+) -> bytes:
+    """argon2 (RFC 9106 §3) of ``secret`` computed by argon2-cffi's bundled libargon2 with all
     ``lanes`` on the calling thread: the same bytes as ``lanes`` threads give (the lane count,
     not the thread count, is a parameter of the function), but one core instead of ``lanes``."""
     out = ffi.new("uint8_t[]", out_len)
@@ -138,32 +157,33 @@ def _argon2id_raw(secret: bytes, salt: bytes, t: int, m: int, lanes: int, out_le
             "m_cost": m,
             "lanes": lanes,
             "threads": 1,
-            "version": 0x13,
+            "version": version,
             "allocate_cbk": ffi.NULL,
             "free_cbk": ffi.NULL,
             "flags": lib.ARGON2_DEFAULT_FLAGS,
         },
     )
-    rc = core(ctx, Type.ID.value)
+    rc = core(ctx, kind.value)
     if rc != lib.ARGON2_OK:
         raise HashingError(error_to_str(rc))
     return bytes(ffi.buffer(out, out_len))
 
 
 def _verify_one_thread(encoded: str, password: str) -> bool | None:
-    """Verify ``password`` against an argon2id v1.3 PHC hash on this thread alone; None when
-    the hash is not in that exact form (the caller then uses argon2-cffi's own verify)."""
-    match = _PHC_ARGON2ID.fullmatch(encoded)
+    """Verify ``password`` against an argon2 PHC hash (any type and version) on this thread
+    alone, so every stored hash costs what the dummy of unknown users costs; None when the hash
+    is not in the reference encoder's exact form (the caller then asks argon2-cffi)."""
+    match = _PHC_ARGON2.fullmatch(encoded)
     if match is None:
         return None
-    m, t, p = (int(match.group(i)) for i in (1, 2, 3))
-    try:
-        salt, digest = _unb64(match.group(4)), _unb64(match.group(5))
-    except (binascii.Error, ValueError):
+    kind, version = _TYPES[match.group(1)], _VERSIONS[match.group(2)]
+    m, t, p = (int(match.group(i)) for i in (3, 4, 5))
+    salt, digest = _unb64(match.group(6)), _unb64(match.group(7))
+    if salt is None or digest is None:
         return None
-    if m < 8 * p or m > 0xFFFFFFFF or t > 0xFFFFFFFF:
+    if m < 8 * p or m > 0xFFFFFFFF or t > 0xFFFFFFFF or p > 0xFFFFFF:
         return None
-    computed = _argon2id_raw(password.encode("utf-8"), salt, t, m, p, len(digest))
+    computed = _argon2_raw(password.encode("utf-8"), salt, t, m, p, len(digest), kind, version)
     return hmac.compare_digest(computed, digest)
 
 
@@ -216,10 +236,10 @@ class PasswordPolicy:
 
     def hash(self, password: str) -> str:
         """A fresh argon2id v1.3 hash (RFC 9106; PHC string format) of the NFKC form of
-        ``password``, its lanes computed on the calling thread (see :func:`_argon2id_raw`)."""
+        ``password``, its lanes computed on the calling thread (see :func:`_argon2_raw`)."""
         p = self._hasher
         salt = secrets.token_bytes(p.salt_len)
-        digest = _argon2id_raw(
+        digest = _argon2_raw(
             normalize_password(password).encode("utf-8"),
             salt,
             p.time_cost,
@@ -233,8 +253,11 @@ class PasswordPolicy:
         )
 
     def _matches(self, encoded: str, password: str) -> bool:
-        """Whether ``password`` matches ``encoded``: on this thread alone for an argon2id v1.3
-        hash, else (argon2i, argon2d, v1.0, unusual encodings) through argon2-cffi."""
+        """Whether ``password`` matches ``encoded``: on this thread alone for a hash in the
+        reference encoding, else (other spellings argon2-cffi accepts) through argon2-cffi. A
+        NUL never matches: libargon2 would read a C string only up to it."""
+        if "\x00" in encoded:
+            return False
         try:
             ok = _verify_one_thread(encoded, password)
             if ok is not None:
@@ -258,5 +281,13 @@ class PasswordPolicy:
                 continue
             if stored_hash is None:
                 return False, False
-            return True, index > 0 or self._hasher.check_needs_rehash(stored_hash)
+            return True, index > 0 or self._needs_rehash(stored_hash)
         return False, False
+
+    def _needs_rehash(self, stored_hash: str) -> bool:
+        """Whether a hash that just matched should be made again with the current costs (also
+        when argon2-cffi cannot parse its parameters)."""
+        try:
+            return self._hasher.check_needs_rehash(stored_hash)
+        except (InvalidHashError, ValueError):
+            return True
