@@ -238,6 +238,8 @@ def test_nul_truncated_stored_hash_is_a_failed_login_not_a_crash():
 
 
 def test_lone_surrogate_password_is_a_failed_login_not_a_crash():
+    with pytest.raises(WeakPassword, match="valid Unicode"):
+        PasswordPolicy.check_new("tulip-orbit-\udc80")  # undecodable argv byte
     ours = PasswordPolicy(1, 256, 2, insecure_test_costs=True)
     assert ours.verify(ours.hash("tulip-orbit-93"), "tulip-\ud800") == (False, False)
     assert ours.verify(None, "\udfff") == (False, False)

@@ -221,6 +221,10 @@ class PasswordPolicy:
         if len(password) > MAX_PASSWORD_LENGTH:
             raise WeakPassword(f"the password must be at most {MAX_PASSWORD_LENGTH} characters")
         normalized = normalize_password(password)
+        try:
+            normalized.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate (e.g. undecodable bytes in argv)
+            raise WeakPassword("the password must be valid Unicode text") from None
         if len(normalized) < MIN_PASSWORD_LENGTH:
             raise WeakPassword(f"the password must be at least {MIN_PASSWORD_LENGTH} characters")
         folded = normalized.casefold()
