@@ -363,3 +363,49 @@ def test_hosted_form_smuggling_a_file_upload_is_a_400_never_a_500(server, ids, p
     with browser(server) as b:
         r = b.post(path, data=fields, files={"upload": ("a.txt", b"\x00" * 64, "text/plain")})
     assert r.status_code == 400, r.text
+
+
+@pytest.mark.parametrize("first_party", [False, True])
+def test_oauth_client_token_cannot_drive_the_users_account_api(server, first_party):
+    """A token an OAuth client got (aud = JOTKIT_AUDIENCE, scope openid) is not the user's
+    first-party session: it must not read /auth/me or /auth/sessions (IPs, user agents),
+    revoke another client's consent, or log the user out everywhere (RFC 6749 §3.3)."""
+    from oauth.sso_helpers import pkce
+
+    email = f"u{secrets.token_hex(4)}@example.com"
+    server.add_user(email)
+    client_id, other = "c" + secrets.token_hex(4), "c" + secrets.token_hex(4)
+    add_client(server, client_id, first_party=first_party)
+    add_client(server, other)
+    with browser(server) as b:
+        consent(b, sign_in(server, b, email, other))  # a consent the attacker would revoke
+        p = pkce()
+        page = b.get("/oauth/authorize", params=authz_params(
+            client_id, scope="openid", code_challenge=p.challenge))
+        if "Sign in" in page.text:
+            page = login(b, page, email)
+        if page.status_code == 200:
+            page = consent(b, page)
+        code = query_of(page.headers["location"])["code"]
+        tokens = b.post("/oauth/token", data={
+            "grant_type": "authorization_code", "code": code, "client_id": client_id,
+            "redirect_uri": CB, "code_verifier": p.verifier})
+        assert tokens.status_code == 200, tokens.text
+    stolen = {"Authorization": "Bearer " + tokens.json()["access_token"]}
+    with server.client() as api:
+        user = api.post("/auth/login", json={"email": email,
+                                             "password": "correct horse battery staple"})
+        mine = {"Authorization": "Bearer " + user.json()["access_token"]}
+        for method, path in [("GET", "/auth/me"), ("GET", "/auth/sessions"),
+                             ("GET", "/oauth/consents"), ("DELETE", f"/oauth/consents/{other}"),
+                             ("POST", "/auth/logout-all"), ("POST", "/auth/logout")]:
+            r = api.request(method, path, headers=stolen)
+            assert r.status_code == 401, (path, r.status_code, r.text)
+            assert r.json()["reason"] == "wrong_client"
+            assert 'error="invalid_token"' in r.headers["www-authenticate"]
+        # nothing happened: the consent is still there and the user's own token still works
+        listed = {c["client_id"] for c in api.get("/oauth/consents", headers=mine).json()}
+        assert other in listed
+        assert api.get("/auth/me", headers=mine).status_code == 200
+        # the client's token is still good where it belongs
+        assert api.get("/oauth/userinfo", headers=stolen).status_code == 200

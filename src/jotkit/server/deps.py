@@ -10,7 +10,7 @@ from fastapi import Request
 
 from .csrf import CookieNames, CsrfSigner, cookie_names
 from .errors import ServiceError
-from .sessions import AuthService, ClientInfo
+from .sessions import CLIENT_ID, AuthService, ClientInfo
 
 __all__ = [
     "CSRF_HEADER",
@@ -98,13 +98,27 @@ async def authenticate(
         claims = await svc.authenticate(token)
         if "cnf" in claims:  # RFC 9449 §7.2: a DPoP-bound token is no bearer token
             raise ServiceError("dpop_invalid_token", "A DPoP-bound token is not accepted here.")
-        return claims
+        return _first_party(claims)
     if svc.settings.cookie_mode:
         req = request()
         cookie = req.cookies.get(cookie_names(svc.settings.cookie_secure).access)
         if cookie:
-            claims = await svc.authenticate(cookie)
+            claims = _first_party(await svc.authenticate(cookie))
             if req.method not in SAFE_METHODS:
                 check_csrf(req, str(claims["sid"]))
             return claims
     raise ServiceError("missing_token")
+
+
+def _first_party(claims: dict[str, Any]) -> dict[str, Any]:
+    """The account API (``/auth/*``, ``/oauth/consents``) is the first-party login's: a token
+    an OAuth client obtained for the same audience (``client_id`` other than the login's) would
+    otherwise read the user's profile and sessions, revoke other clients' consents and log the
+    user out everywhere, beyond what the user consented to (RFC 6749 §3.3, RFC 9068 §4)."""
+    if claims.get("client_id") != CLIENT_ID:
+        raise ServiceError(
+            "wrong_client",
+            "This API takes the first-party login's tokens only; an OAuth client's token "
+            "goes to /oauth/userinfo or to a resource server.",
+        )
+    return claims

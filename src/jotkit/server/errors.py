@@ -113,6 +113,7 @@ ERRORS: dict[str, ErrorSpec] = {
     "invalid_audience": _TOKEN,
     "invalid_subject": _TOKEN,
     "revoked": _TOKEN,
+    "wrong_client": _TOKEN,  # an OAuth client's token at the first-party account API
     "invalid_token": _TOKEN,
     # DPoP (RFC 9449): at the token endpoint a 400 (§5); at a protected resource a 401 with a
     # DPoP challenge (§7.1); the nonce errors carry a DPoP-Nonce header (§8, §9)
