@@ -71,6 +71,12 @@ _b2a = binascii.b2a_base64
 _same = hmac.compare_digest
 
 MIN_RSA_BITS = 2048
+#: The largest RSA modulus accepted (OpenSSL's own limit): a verify with a larger one would
+#: cost a caller who imports an untrusted JWK or JWKS far more than a signature should.
+MAX_RSA_BITS = 16384
+#: The largest modulus of a private RSA JWK without its CRT members, whose primes are then
+#: recovered from ``d``: a mismatched 8192-bit ``n``/``d`` pair takes about a second to refuse.
+_MAX_RSA_RECOVERY_BITS = 4096
 _HASHES: Mapping[str, Callable[[], hashes.HashAlgorithm]] = {
     "sha256": hashes.SHA256,
     "sha384": hashes.SHA384,
@@ -202,14 +208,33 @@ def _check_jwe_material(alg: KeyManagement, material: PrivateKey | PublicKey | b
         if alg.family == "PBES2" and not material:
             raise InvalidKey("a PBES2 password must not be empty", code="weak_key")
         return
-    if (
-        isinstance(material, (rsa.RSAPrivateKey, rsa.RSAPublicKey))
-        and material.key_size < MIN_RSA_BITS
-    ):
+    if isinstance(material, (rsa.RSAPrivateKey, rsa.RSAPublicKey)):
+        _check_rsa(material)
+
+
+def _check_rsa_numbers(n: int, e: int) -> None:
+    """Refuse RSA public numbers that no real key has (RFC 8017 §3.1: ``n`` is a product of odd
+    primes, ``e`` odd and at least 3) or whose size would make each operation expensive."""
+    if n.bit_length() > MAX_RSA_BITS:
+        raise InvalidKey(f"RSA keys must have at most {MAX_RSA_BITS} bits, got {n.bit_length()}")
+    if n % 2 == 0:
+        raise InvalidKey("RSA modulus 'n' is even (RFC 8017 §3.1)")
+    if e < 3 or e % 2 == 0 or e.bit_length() > 32:
+        raise InvalidKey("RSA public exponent 'e' must be odd, at least 3 and below 2**32")
+
+
+def _check_rsa(material: rsa.RSAPrivateKey | rsa.RSAPublicKey) -> None:
+    if material.key_size < MIN_RSA_BITS:
         raise InvalidKey(
             f"RSA keys must have at least {MIN_RSA_BITS} bits, got {material.key_size}",
             code="weak_key",
         )
+    numbers = (
+        material.public_numbers()
+        if isinstance(material, rsa.RSAPublicKey)
+        else material.private_numbers().public_numbers
+    )
+    _check_rsa_numbers(numbers.n, numbers.e)
 
 
 def _check_material(
@@ -236,11 +261,7 @@ def _check_material(
             )
         return
     if isinstance(material, (rsa.RSAPrivateKey, rsa.RSAPublicKey)):
-        if material.key_size < MIN_RSA_BITS:
-            raise InvalidKey(
-                f"RSA keys must have at least {MIN_RSA_BITS} bits, got {material.key_size}",
-                code="weak_key",
-            )
+        _check_rsa(material)
         return
     crv = _crv_of(material)
     if crv not in alg.curves:
@@ -882,15 +903,23 @@ def _material_from_jwk(jwk: Mapping[str, Any], kty: str) -> PrivateKey | PublicK
         if "oth" in jwk:
             raise InvalidKey("multi-prime RSA keys ('oth') are not supported")
         pub = rsa.RSAPublicNumbers(_uint(jwk, "e"), _uint(jwk, "n"))
+        _check_rsa_numbers(pub.n, pub.e)  # before any arithmetic on untrusted numbers
         if "d" not in jwk:
             return pub.public_key()
         d = _uint(jwk, "d")
+        if not 1 < d < pub.n:
+            raise InvalidKey("RSA private exponent 'd' must be between 1 and 'n'")
         if all(name in jwk for name in ("p", "q", "dp", "dq", "qi")):
             p, q = _uint(jwk, "p"), _uint(jwk, "q")
             dp, dq, qi = _uint(jwk, "dp"), _uint(jwk, "dq"), _uint(jwk, "qi")
         elif any(name in jwk for name in ("p", "q", "dp", "dq", "qi")):
             raise InvalidKey("RSA JWK has some but not all CRT members (RFC 7518 §6.3.2)")
         else:
+            if pub.n.bit_length() > _MAX_RSA_RECOVERY_BITS:
+                raise InvalidKey(
+                    f"an RSA JWK over {_MAX_RSA_RECOVERY_BITS} bits needs its CRT members "
+                    "'p', 'q', 'dp', 'dq', 'qi' (RFC 7518 §6.3.2)"
+                )
             p, q = rsa.rsa_recover_prime_factors(pub.n, pub.e, d)
             dp, dq, qi = rsa.rsa_crt_dmp1(d, p), rsa.rsa_crt_dmq1(d, q), rsa.rsa_crt_iqmp(p, q)
         return rsa.RSAPrivateNumbers(p, q, d, dp, dq, qi, pub).private_key()

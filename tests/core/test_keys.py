@@ -611,3 +611,62 @@ def test_from_jwks_of_any_json_raises_only_jwks_error(doc):
         except jotkit.JWKSError as exc:  # the one documented error; anything else fails
             codes.append(exc.code)
         assert codes in ([], ["jwks_invalid"])
+
+
+# --- hostile RSA numbers in an untrusted JWK (RFC 8017 §3.1; CPU exhaustion) ---------------
+
+
+def _i2b(x: int) -> str:
+    from jotkit._b64 import b64encode
+
+    return b64encode(x.to_bytes((x.bit_length() + 7) // 8, "big"))
+
+
+def _no_recovery(monkeypatch):
+    def refuse(*_a):
+        raise AssertionError("recovered primes from untrusted numbers")
+
+    monkeypatch.setattr(rsa, "rsa_recover_prime_factors", refuse)
+
+
+def test_rsa_jwk_cpu_exhaustion_by_a_huge_d_is_refused_before_any_arithmetic(monkeypatch):
+    """A mismatched ``d`` far longer than ``n`` made prime recovery run for seconds."""
+    _no_recovery(monkeypatch)
+    n = (1 << 4095) | 12345677
+    doc = {"kty": "RSA", "alg": "RS256", "n": _i2b(n), "e": "AQAB", "d": _i2b((1 << 15999) | 1)}
+    with pytest.raises(InvalidKey, match="'d' must be between"):
+        Key.from_jwk(doc)
+    assert KeySet.from_jwks({"keys": [doc]}).skipped
+
+
+def test_rsa_jwk_cpu_exhaustion_by_a_large_d_only_key_is_refused(monkeypatch):
+    """Without CRT members, a mismatched 8192-bit pair took about a second to refuse."""
+    _no_recovery(monkeypatch)
+    n = (1 << 8191) | 12345677
+    with pytest.raises(InvalidKey, match="needs its CRT members"):
+        Key.from_jwk({"kty": "RSA", "alg": "RS256", "n": _i2b(n), "e": "AQAB", "d": _i2b(n - 2)})
+
+
+@pytest.mark.parametrize(
+    ("n", "e", "why"),
+    [
+        ((1 << 16384) | 1, 65537, "at most 16384 bits"),  # verify cost grows with n squared
+        (1 << 2047, 65537, "even"),  # no product of odd primes
+        ((1 << 2047) | 1, 65536, "odd"),
+        ((1 << 2047) | 1, 1, "odd"),
+        ((1 << 2047) | 1, (1 << 2040) | 1, "below 2\\*\\*32"),  # each verify ~100x dearer
+    ],
+    ids=["n-over-16384-bits", "n-even", "e-even", "e-one", "e-2041-bits"],
+)
+def test_rsa_public_jwk_with_impossible_or_costly_numbers_is_refused(n, e, why):
+    with pytest.raises(InvalidKey, match=why):
+        Key.from_jwk({"kty": "RSA", "alg": "RS256", "n": _i2b(n), "e": _i2b(e)})
+
+
+def test_rsa_pem_with_a_huge_exponent_is_refused():
+    numbers = rsa.RSAPublicNumbers((1 << 2040) | 1, rsa.generate_private_key(65537, 2048)
+                                   .public_key().public_numbers().n)
+    pem = numbers.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    with pytest.raises(InvalidKey, match="below 2\\*\\*32"):
+        Key.from_pem(pem, "RS256")
