@@ -266,6 +266,40 @@ def _check_material(
     crv = _crv_of(material)
     if crv not in alg.curves:
         raise InvalidKey(f"{alg.name} needs curve {' or '.join(alg.curves)}, got {crv}")
+    if isinstance(material, (ed25519.Ed25519PublicKey, ed448.Ed448PublicKey)):
+        _check_eddsa_public(material)
+
+
+#: The ``y`` coordinates of the small-order points (RFC 8032 §5.1: Ed25519's cofactor is 8;
+#: §5.2: Ed448's is 4). A public key there verifies forged signatures: with the identity, one
+#: fixed signature (R the identity, S = 0) verifies every message.
+_ED25519_P = 2**255 - 19
+_ED25519_SMALL_ORDER_Y = frozenset(
+    int.from_bytes(bytes.fromhex(h), "little")
+    for h in (
+        "0000000000000000000000000000000000000000000000000000000000000000",  # order 4
+        "0100000000000000000000000000000000000000000000000000000000000000",  # order 1
+        "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",  # order 2
+        "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",  # order 8
+        "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",  # order 8
+    )
+)
+_ED448_P = 2**448 - 2**224 - 1
+_ED448_SMALL_ORDER_Y = frozenset({0, 1, _ED448_P - 1})  # orders 4, 1, 2
+
+
+def _check_eddsa_public(material: ed25519.Ed25519PublicKey | ed448.Ed448PublicKey) -> None:
+    """Refuse a small-order EdDSA public key, in any encoding (RFC 8032 §5.1.3: ``y`` is read
+    modulo p here, so the non-canonical spellings of these points are refused too)."""
+    raw = material.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    if isinstance(material, ed25519.Ed25519PublicKey):
+        y = (int.from_bytes(raw, "little") & ((1 << 255) - 1)) % _ED25519_P
+        small = y in _ED25519_SMALL_ORDER_Y
+    else:
+        y = int.from_bytes(raw[:56], "little") % _ED448_P
+        small = y in _ED448_SMALL_ORDER_Y
+    if small:
+        raise InvalidKey("EdDSA public key is a small-order point (RFC 8032 §5)")
 
 
 def _never_verifies(msg: bytes, sig: bytes) -> bool:

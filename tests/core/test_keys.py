@@ -670,3 +670,51 @@ def test_rsa_pem_with_a_huge_exponent_is_refused():
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     with pytest.raises(InvalidKey, match="below 2\\*\\*32"):
         Key.from_pem(pem, "RS256")
+
+
+# --- small-order EdDSA public keys (RFC 8032 §5): one signature for every message -----------
+
+_ED25519_SMALL = [
+    "0100000000000000000000000000000000000000000000000000000000000000",  # identity
+    "0100000000000000000000000000000000000000000000000000000000000080",  # identity, x sign set
+    "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",  # order 2
+    "0000000000000000000000000000000000000000000000000000000000000000",  # order 4
+    "0000000000000000000000000000000000000000000000000000000000000080",  # order 4
+    "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",  # order 8
+    "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc85",  # order 8
+    "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",  # order 8
+    "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa",  # order 8
+    "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",  # y = p (0), non-canonical
+    "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",  # y = p + 1 (1)
+]
+
+
+@pytest.mark.parametrize("x", _ED25519_SMALL)
+def test_ed25519_small_order_key_signature_forgery_is_prevented(x):
+    """With the identity as the key, R = identity and S = 0 verify any claims (found by a
+    fuzzing pass): such keys are refused when imported, from a JWK, a JWKS or raw bytes."""
+    from jotkit._b64 import b64encode
+
+    jwk = {"kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "x": b64encode(bytes.fromhex(x))}
+    with pytest.raises(InvalidKey, match="small-order"):
+        Key.from_jwk(jwk)
+    assert KeySet.from_jwks({"keys": [jwk]}).skipped
+    with contextlib.suppress(ValueError):  # cryptography may refuse some encodings itself
+        from cryptography.hazmat.primitives.asymmetric import ed25519
+
+        raw = ed25519.Ed25519PublicKey.from_public_bytes(bytes.fromhex(x))
+        with pytest.raises(InvalidKey):
+            Key("EdDSA", raw)
+
+
+@pytest.mark.parametrize(
+    "y",
+    [0, 1, 2**448 - 2**224 - 2, 2**448 - 2**224 - 1, 2**448 - 2**224],
+    ids=["order-4", "identity", "order-2", "y-p-noncanonical-0", "y-p-plus-1-noncanonical-1"],
+)
+def test_ed448_small_order_key_is_refused(y):
+    from jotkit._b64 import b64encode
+
+    x = b64encode(y.to_bytes(56, "little") + b"\x00")
+    with pytest.raises(InvalidKey):
+        Key.from_jwk({"kty": "OKP", "crv": "Ed448", "alg": "EdDSA", "x": x})

@@ -62,7 +62,12 @@ def _small_exponent(path: str, group_index: int) -> bool:
 @pytest.mark.parametrize(("path", "alg", "group_index", "tc"), _primitive_cases())
 def test_wycheproof_primitive_verify(path: str, alg: str, group_index: int, tc: dict) -> None:
     key = _primitive_key(path, alg, group_index)
-    # Every key of these files imports, the e = 3 RSA keys included (see the test below).
+    if isinstance(key, jotkit.InvalidKey) and "small-order" in str(key):
+        # Ed25519 groups whose public key is a small-order point (RFC 8032 §5): jotkit refuses
+        # such keys at import (test_keys.py); Wycheproof marks their cases "acceptable".
+        assert tc["result"] == "acceptable", tc["comment"]
+        return
+    # Every other key of these files imports, the e = 3 RSA keys included (see below).
     assert isinstance(key, jotkit.Key), f"key rejected: {key!r}"
     assert not key.is_private
     msg = bytes.fromhex(tc["msg"])
