@@ -71,6 +71,8 @@ _b2a = binascii.b2a_base64
 _same = hmac.compare_digest
 
 MIN_RSA_BITS = 2048
+#: JWK members that only a private key has (RFC 7518 §6.2.2, §6.3.2; RFC 8037 §2).
+_PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth"})
 #: The largest RSA modulus accepted (OpenSSL's own limit): a verify with a larger one would
 #: cost a caller who imports an untrusted JWK or JWKS far more than a signature should.
 MAX_RSA_BITS = 16384
@@ -1154,6 +1156,7 @@ class KeySet:
         *,
         algorithms: Sequence[str] | None = None,
         allow_symmetric: bool = False,
+        allow_private: bool = False,
     ) -> KeySet:
         """Import a JWK Set from untrusted input (RFC 7517 §5).
 
@@ -1165,7 +1168,10 @@ class KeySet:
 
         Symmetric (``oct``) keys are skipped unless ``allow_symmetric=True``: a secret
         published in a key set is no secret, and anyone could sign HS256 tokens with it.
-        Pass it only for a private file of your own.
+        Likewise entries with private members (``d``, ``p``, ``q``, ...) are skipped unless
+        ``allow_private=True``: a published private key signs for anyone, and checking an
+        untrusted one costs OpenSSL seconds (an 8192-bit RSA key about 5 s). Pass either only
+        for a private file of your own.
         """
         if isinstance(data, (str, bytes)):
             raw = data.encode("utf-8") if isinstance(data, str) else data
@@ -1191,6 +1197,9 @@ class KeySet:
                 label += f" (kid {entry['kid']!r})"
             if entry.get("kty") == "oct" and not allow_symmetric:
                 skipped.append(f"{label}: symmetric key skipped (allow_symmetric=False)")
+                continue
+            if not allow_private and entry.get("kty") != "oct" and _PRIVATE_MEMBERS & entry.keys():
+                skipped.append(f"{label}: private key skipped (allow_private=False)")
                 continue
             jwk_alg = entry.get("alg")
             if jwk_alg is not None:

@@ -450,8 +450,21 @@ def test_to_jwks_public_only_leaves_out_secrets():
     assert all("d" not in k for k in public["keys"])
     private = keys.to_jwks(private=True)
     assert {k["kid"] for k in private["keys"]} == {"h", "e"}
-    assert len(KeySet.from_jwks(private, allow_symmetric=True)) == 2
+    assert len(KeySet.from_jwks(private, allow_symmetric=True, allow_private=True)) == 2
     assert len(keys.public()) == 1
+
+
+def test_private_key_in_an_untrusted_jwks_is_skipped_unless_allowed():
+    """A published private key signs for anyone, and OpenSSL's check of an untrusted 8192-bit
+    RSA key took about 5 s (CPU exhaustion per JWKS fetch): skipped, and said so."""
+    es, ed = Key.generate("ES256", kid="es"), Key.generate("EdDSA", kid="ed")
+    pub = Key.generate("ES256", kid="pub").public()
+    doc = {"keys": [es.to_jwk(private=True), ed.to_jwk(private=True), pub.to_jwk()]}
+    ks = KeySet.from_jwks(doc)
+    assert [k.kid for k in ks] == ["pub"] and not any(k.is_private for k in ks)
+    assert [s.split(":")[1].strip() for s in ks.skipped] == [
+        "private key skipped (allow_private=False)"] * 2
+    assert len(KeySet.from_jwks(doc, allow_private=True)) == 3
 
 
 def test_from_jwks_skips_unusable_entries_and_says_why():

@@ -207,13 +207,14 @@ def keyset_from_jwks(
 
     With explicit ``algs`` only keys for them are kept. Otherwise keys carry their own
     ``alg`` (or the one their curve implies); when none of them is for the token's
-    ``alg``, keys without ``alg`` (typically RSA) are bound to it instead. Symmetric keys
-    count only with ``allow_symmetric`` (a local file of the user's, never a URL).
+    ``alg``, keys without ``alg`` (typically RSA) are bound to it instead. Symmetric and
+    private keys count only with ``allow_symmetric`` (a local file of the user's, never a URL).
     """
-    ks = jotkit.KeySet.from_jwks(data, algorithms=algs, allow_symmetric=allow_symmetric)
+    own = allow_symmetric  # a local file of the user's: its secrets and private keys count
+    ks = jotkit.KeySet.from_jwks(data, algorithms=algs, allow_symmetric=own, allow_private=own)
     if algs is None and token_alg and not any(k.alg == token_alg for k in ks):
         bound = jotkit.KeySet.from_jwks(
-            data, algorithms=[token_alg], allow_symmetric=allow_symmetric
+            data, algorithms=[token_alg], allow_symmetric=own, allow_private=own
         )
         if len(bound):
             ks = bound

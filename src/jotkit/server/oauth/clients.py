@@ -162,7 +162,7 @@ def _check_scope(scope: str) -> str:
 def _check_jwks(jwks: dict[str, Any]) -> dict[str, Any]:
     import jotkit
 
-    keyset = jotkit.KeySet.from_jwks(json.dumps(jwks))
+    keyset = jotkit.KeySet.from_jwks(json.dumps(jwks), allow_private=True)  # to refuse them
     if any(k.is_private for k in keyset):
         raise ValueError("the client's JWKS must hold public keys only")
     return jwks
