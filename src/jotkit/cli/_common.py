@@ -201,21 +201,19 @@ def keyset_from_jwks(
     token_alg: str | None,
     where: str,
     *,
-    allow_symmetric: bool = False,
+    own_file: bool = False,
 ) -> jotkit.KeySet:
     """A key set from JWKS data (RFC 7517 §5).
 
     With explicit ``algs`` only keys for them are kept. Otherwise keys carry their own
     ``alg`` (or the one their curve implies); when none of them is for the token's
     ``alg``, keys without ``alg`` (typically RSA) are bound to it instead. Symmetric and
-    private keys count only with ``allow_symmetric`` (a local file of the user's, never a URL).
+    private keys count only with ``own_file`` (a local file of the user's, never a URL).
     """
-    own = allow_symmetric  # a local file of the user's: its secrets and private keys count
-    ks = jotkit.KeySet.from_jwks(data, algorithms=algs, allow_symmetric=own, allow_private=own)
+    trust = {"allow_symmetric": own_file, "allow_private": own_file}
+    ks = jotkit.KeySet.from_jwks(data, algorithms=algs, **trust)
     if algs is None and token_alg and not any(k.alg == token_alg for k in ks):
-        bound = jotkit.KeySet.from_jwks(
-            data, algorithms=[token_alg], allow_symmetric=own, allow_private=own
-        )
+        bound = jotkit.KeySet.from_jwks(data, algorithms=[token_alg], **trust)
         if len(bound):
             ks = bound
     if len(ks) == 0:
@@ -240,7 +238,7 @@ def load_key_file(
             fail(f"{path}: not valid JSON: {exc}")
         if isinstance(obj, dict) and "keys" in obj:
             return keyset_from_jwks(
-                obj, [alg] if alg else None, token_alg, str(path), allow_symmetric=True
+                obj, [alg] if alg else None, token_alg, str(path), own_file=True
             )
         if not isinstance(obj, dict):
             fail(f"{path}: a JWK must be a JSON object")
